@@ -1,0 +1,188 @@
+"""Every exception net-relay raises, in one tree rooted at :class:`RelayError`.
+
+::
+
+    RelayError
+    ├── ConfigError (ValueError)            bad config file, key, value or option
+    │   └── InvalidAddress                  a URL that is not SCHEME://HOST:PORT[/ACTOR]
+    ├── PluginError
+    │   ├── PluginConflict                  two plugins claim one name
+    │   └── UnknownPlugin (LookupError)     no installed plugin has that name
+    ├── CodecError
+    │   ├── EncodeError (TypeError)         the object is outside the data model
+    │   └── DecodeError (ValueError)        the bytes are not a valid encoding
+    ├── CompressionError
+    │   └── DecompressionError (ValueError) corrupt input
+    │       └── DecompressionLimitExceeded  output would pass max_output_size
+    ├── MalformedFrame (ValueError)         bytes that are not a wire-format packet
+    │   └── UnsupportedVersion              a packet of a wire version we do not speak
+    ├── MessageTooLarge (ValueError)        the encoded message exceeds a limit
+    ├── TransportError (OSError)            a transport could not do what was asked
+    ├── ActorError
+    │   ├── MailboxFull                     try_send on a full mailbox
+    │   ├── ActorStopped                    the actor (or its node) is gone
+    │   └── ActorExists                     spawn() with a name already taken
+    └── RpcError
+        ├── RpcTimeout (TimeoutError)       no reply before the deadline
+        ├── RpcCancelled                    the remote side gave the request up
+        ├── RemoteError                     the handler raised; carries type and message
+        ├── UnknownActor (LookupError)      no actor of that name at the target node
+        ├── UnsupportedCodec                the target node lacks the frame's codec
+        └── Overloaded                      the target actor's mailbox was full
+
+Each error mixes in the builtin it resembles, so ``except ValueError`` keeps
+working for callers that do not know this library. Errors raised by msgpack,
+cbor2, zstandard, aioquic or the socket layer are converted at the edge of the
+plugin that called them: users never have to catch another library's exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActorError",
+    "ActorExists",
+    "ActorStopped",
+    "CodecError",
+    "CompressionError",
+    "ConfigError",
+    "DecodeError",
+    "DecompressionError",
+    "DecompressionLimitExceeded",
+    "EncodeError",
+    "InvalidAddress",
+    "MailboxFull",
+    "MalformedFrame",
+    "MessageTooLarge",
+    "Overloaded",
+    "PluginConflict",
+    "PluginError",
+    "RelayError",
+    "RemoteError",
+    "RpcCancelled",
+    "RpcError",
+    "RpcTimeout",
+    "TransportError",
+    "UnknownActor",
+    "UnknownPlugin",
+    "UnsupportedCodec",
+    "UnsupportedVersion",
+]
+
+
+class RelayError(Exception):
+    """Base of every exception raised by net-relay."""
+
+
+class ConfigError(RelayError, ValueError):
+    """A configuration key, value or plugin option is not acceptable."""
+
+
+class InvalidAddress(ConfigError):
+    """An address that does not parse as ``SCHEME://HOST:PORT[/ACTOR]``."""
+
+
+class PluginError(RelayError):
+    """A plugin could not be loaded, registered or found."""
+
+
+class PluginConflict(PluginError):
+    """Two plugins register a codec, compressor or transport under one name."""
+
+
+class UnknownPlugin(PluginError, LookupError):
+    """No installed plugin provides the codec, compressor or transport asked for."""
+
+
+class CodecError(RelayError):
+    """A codec could not encode or decode a message."""
+
+
+class EncodeError(CodecError, TypeError):
+    """The object holds a value the codec's data model does not allow."""
+
+
+class DecodeError(CodecError, ValueError):
+    """The bytes are not a valid encoding for the codec."""
+
+
+class CompressionError(RelayError):
+    """A compressor could not compress or decompress."""
+
+
+class DecompressionError(CompressionError, ValueError):
+    """The compressed input is corrupt or uses a dictionary we do not have."""
+
+
+class DecompressionLimitExceeded(DecompressionError):
+    """Decompressing would produce more than the allowed number of bytes."""
+
+
+class MalformedFrame(RelayError, ValueError):
+    """Bytes that do not parse as a wire-format packet or frame."""
+
+
+class UnsupportedVersion(MalformedFrame):
+    """A packet of a wire-format version this node does not speak."""
+
+
+class MessageTooLarge(RelayError, ValueError):
+    """An encoded message is larger than the transport or the node allows."""
+
+    def __init__(self, size: int, limit: int, hint: str = "") -> None:
+        self.size = size
+        self.limit = limit
+        text = f"message of {size} bytes exceeds the limit of {limit} bytes"
+        super().__init__(f"{text}; {hint}" if hint else text)
+
+
+class TransportError(RelayError, OSError):
+    """A transport could not bind, connect or send."""
+
+
+class ActorError(RelayError):
+    """An actor could not take a message."""
+
+
+class MailboxFull(ActorError):
+    """``try_send`` found the mailbox full."""
+
+
+class ActorStopped(ActorError):
+    """The actor, or the node it lived on, has stopped."""
+
+
+class ActorExists(ActorError, ValueError):
+    """An actor with that name is already registered on the node."""
+
+
+class RpcError(RelayError):
+    """An RPC did not produce a reply."""
+
+
+class RpcTimeout(RpcError, TimeoutError):
+    """No reply arrived before the deadline."""
+
+
+class RpcCancelled(RpcError):
+    """The request was cancelled before a reply was produced."""
+
+
+class RemoteError(RpcError):
+    """The remote handler failed; ``remote_type`` names its exception type."""
+
+    def __init__(self, remote_type: str, remote_message: str) -> None:
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        super().__init__(f"{remote_type}: {remote_message}")
+
+
+class UnknownActor(RpcError, LookupError):
+    """The target node has no actor (and no router) for the name."""
+
+
+class UnsupportedCodec(RpcError):
+    """The target node has no plugin for the codec or compressor the frame named."""
+
+
+class Overloaded(RpcError):
+    """The target actor's mailbox was full, so the request was not queued."""

@@ -1,0 +1,123 @@
+"""The three things a plugin can provide: a Codec, a Compressor, a Transport.
+
+They are deliberately small, because third parties implement them:
+
+- a **Codec** turns a message (the data model in docs/protocol.md) into bytes
+  and back. It is pure: no I/O, no state between calls.
+- a **Compressor** shrinks payloads and restores them, never producing more
+  than the caller allows.
+- a **Transport** moves opaque packets for one URL scheme. It knows nothing of
+  actors, codecs or the wire format; the node hands it whole packets and it
+  hands received packets back through :class:`TransportEvents`.
+
+Every plugin class has a class attribute naming it (``name`` for codecs and
+compressors, ``scheme`` for transports), unique across installed plugins, and a
+constructor that takes its options as keyword arguments (the matching config
+table, for example ``[compressors.zstd]``).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Protocol
+
+__all__ = ["Codec", "Compressor", "HostPort", "Transport", "TransportEvents"]
+
+HostPort = tuple[str, int]
+"""A numeric host (IPv4 or IPv6 literal, no brackets) and a port."""
+
+
+class Codec(abc.ABC):
+    """Encodes messages to bytes and decodes them back.
+
+    The data model every codec must carry: None, bool, int (signed and unsigned
+    64-bit), float, str, bytes, list (tuples arrive as lists), dict with str
+    keys, and message types registered with :func:`relay_core.message`.
+    """
+
+    name: ClassVar[str]
+    """Short ASCII name written into every frame, for example ``"msgpack"``."""
+
+    @abc.abstractmethod
+    def encode(self, obj: object) -> bytes:
+        """Return the encoding of ``obj``; raise ``EncodeError`` for values outside the model."""
+
+    @abc.abstractmethod
+    def decode(self, data: bytes) -> object:
+        """Return the object ``data`` encodes; raise ``DecodeError`` for anything invalid."""
+
+
+class Compressor(abc.ABC):
+    """Compresses frame payloads."""
+
+    name: ClassVar[str]
+    """Short ASCII name written into every compressed frame, for example ``"zstd"``."""
+
+    @abc.abstractmethod
+    def compress(self, data: bytes) -> bytes | None:
+        """Return the compressed form, or None when ``data`` should travel uncompressed
+        (too small to gain, or no gain)."""
+
+    @abc.abstractmethod
+    def decompress(self, data: bytes, max_output_size: int) -> bytes:
+        """Return the original bytes.
+
+        Raise ``DecompressionLimitExceeded`` rather than produce more than
+        ``max_output_size`` bytes, and ``DecompressionError`` for corrupt input.
+        """
+
+
+class TransportEvents(Protocol):
+    """What a transport reports to its node."""
+
+    def packet_received(self, packet: bytes, source: HostPort) -> None:
+        """A whole packet arrived. ``source`` is accepted by ``send`` for the reply."""
+
+    def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
+        """A send failed after ``send`` returned (ICMP unreachable, full buffer, reset)."""
+
+
+class Transport(abc.ABC):
+    """Moves packets for one URL scheme.
+
+    A node creates one instance per scheme it uses, calls :meth:`listen` for
+    each configured listener, :meth:`prepare` before the first send to a new
+    destination, and :meth:`send` for every packet. Received packets go to
+    ``events.packet_received`` on the event loop thread.
+    """
+
+    scheme: ClassVar[str]
+    """URL scheme this transport serves, for example ``"udp"``."""
+
+    reliable: ClassVar[bool]
+    """True for stream transports (ordered, no loss, no duplication)."""
+
+    max_packet_size: int
+    """The largest packet :meth:`send` accepts."""
+
+    batch_size: int
+    """The node coalesces frames to one destination into packets up to this size."""
+
+    def __init__(self, events: TransportEvents) -> None:
+        self.events = events
+
+    @abc.abstractmethod
+    async def listen(self, host: str, port: int) -> HostPort:
+        """Start receiving on host:port (port 0 picks one); return what was bound."""
+
+    @abc.abstractmethod
+    async def prepare(self, host: str, port: int) -> HostPort:
+        """Get ready to send to host:port (resolve names, open a socket or a
+        connection) and return the destination to pass to :meth:`send`."""
+
+    @abc.abstractmethod
+    def send(self, destination: HostPort, packet: bytes) -> None:
+        """Send one packet without blocking.
+
+        Raise ``MessageTooLarge`` or ``TransportError`` for what is known at once;
+        report later failures through ``events.send_failed``.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop listening, flush what can be flushed, and release every resource."""
