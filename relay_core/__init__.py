@@ -1,22 +1,106 @@
 """net-relay: actor messages between processes and machines.
 
 The public surface is exactly ``__all__``; everything else lives in private
-``_name`` modules and may change without notice.
+``_name`` modules and may change without notice (tests/test_public_api.py
+keeps the two in step).
 """
 
 from __future__ import annotations
 
-from ._errors import *  # noqa: F403
-from ._errors import __all__ as _error_names
+from ._actors import ActorContext, ActorRef
+from ._address import Address, parse_address
+from ._config import ListenConfig, NodeConfig, PeerConfig
+from ._errors import (
+    ActorError,
+    ActorExists,
+    ActorStopped,
+    ChecksumMismatch,
+    CodecError,
+    CompressionError,
+    ConfigError,
+    DecodeError,
+    DecompressionError,
+    DecompressionLimitExceeded,
+    EncodeError,
+    InvalidAddress,
+    MailboxFull,
+    MalformedFrame,
+    MessageTooLarge,
+    Overloaded,
+    PluginConflict,
+    PluginError,
+    RelayError,
+    RemoteError,
+    RpcCancelled,
+    RpcError,
+    RpcTimeout,
+    TransportError,
+    UnknownActor,
+    UnknownPlugin,
+    UnsupportedCodec,
+    UnsupportedVersion,
+)
 from ._interfaces import Codec, Compressor, HostPort, Transport, TransportEvents
+from ._messages import MessageTypes, UnknownMessage, message, message_types
+from ._node import Node, Router
+from ._registry import PluginFailure, PluginInfo, PluginRegistry
+from ._rpc import RequestIdFilter, Rpc, current_request_id
+from ._stats import NodeStats
 from .hookspecs import hookimpl
 
 __all__ = [
-    *_error_names,
+    "ActorContext",
+    "ActorError",
+    "ActorExists",
+    "ActorRef",
+    "ActorStopped",
+    "Address",
+    "ChecksumMismatch",
     "Codec",
+    "CodecError",
+    "CompressionError",
     "Compressor",
+    "ConfigError",
+    "DecodeError",
+    "DecompressionError",
+    "DecompressionLimitExceeded",
+    "EncodeError",
     "HostPort",
+    "InvalidAddress",
+    "ListenConfig",
+    "MailboxFull",
+    "MalformedFrame",
+    "MessageTooLarge",
+    "MessageTypes",
+    "Node",
+    "NodeConfig",
+    "NodeStats",
+    "Overloaded",
+    "PeerConfig",
+    "PluginConflict",
+    "PluginError",
+    "PluginFailure",
+    "PluginInfo",
+    "PluginRegistry",
+    "RelayError",
+    "RemoteError",
+    "RequestIdFilter",
+    "Router",
+    "Rpc",
+    "RpcCancelled",
+    "RpcError",
+    "RpcTimeout",
     "Transport",
+    "TransportError",
     "TransportEvents",
+    "UnknownActor",
+    "UnknownMessage",
+    "UnknownPlugin",
+    "UnsupportedCodec",
+    "UnsupportedVersion",
+    "current_request_id",
     "hookimpl",
+    "message",
+    "message_types",
+    "parse_address",
 ]

@@ -15,7 +15,8 @@
     │   └── DecompressionError (ValueError) corrupt input
     │       └── DecompressionLimitExceeded  output would pass max_output_size
     ├── MalformedFrame (ValueError)         bytes that are not a wire-format packet
-    │   └── UnsupportedVersion              a packet of a wire version we do not speak
+    │   ├── UnsupportedVersion              a packet of a wire version we do not speak
+    │   └── ChecksumMismatch                a packet damaged in transit
     ├── MessageTooLarge (ValueError)        the encoded message exceeds a limit
     ├── TransportError (OSError)            a transport could not do what was asked
     ├── ActorError
@@ -42,6 +43,7 @@ __all__ = [
     "ActorError",
     "ActorExists",
     "ActorStopped",
+    "ChecksumMismatch",
     "CodecError",
     "CompressionError",
     "ConfigError",
@@ -123,6 +125,10 @@ class MalformedFrame(RelayError, ValueError):
 
 class UnsupportedVersion(MalformedFrame):
     """A packet of a wire-format version this node does not speak."""
+
+
+class ChecksumMismatch(MalformedFrame):
+    """A packet whose checksum does not match its bytes: damaged on the way."""
 
 
 class MessageTooLarge(RelayError, ValueError):

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Set up net-relay in a local virtual environment, then run something in it.
+
+    python3 dev.py demo              two nodes exchange messages on loopback
+    python3 dev.py test [ARGS...]    the test suite (ARGS go to pytest)
+    python3 dev.py net-relay ARGS    any net-relay command
+
+Needs only python3 with venv and pip. The environment (.venv) is created on
+first use and brought up to date whenever a pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".net-relay-installed"
+EXAMPLE_PLUGINS = sorted(p.parent for p in (ROOT / "examples").glob("*/pyproject.toml"))
+PYTEST_NO_TESTS = 5
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def wanted_stamp() -> str:
+    digest = hashlib.sha256()
+    for pyproject in [ROOT / "pyproject.toml", *(p / "pyproject.toml" for p in EXAMPLE_PLUGINS)]:
+        digest.update(pyproject.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> Path:
+    python = venv_python()
+    if not python.exists():
+        print(f"creating {VENV} ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    stamp = wanted_stamp()
+    if not STAMP.exists() or STAMP.read_text() != stamp:
+        print("installing net-relay and its test tools into .venv ...", flush=True)
+        packages = ["-e", f"{ROOT}[test]"]
+        for plugin in EXAMPLE_PLUGINS:
+            packages += ["-e", str(plugin)]
+        subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        *packages], check=True)
+        STAMP.write_text(stamp)
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("test", "demo", "net-relay"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    python = ensure_environment()
+    command, rest = argv[0], argv[1:]
+    if command == "test":
+        code = subprocess.run([python, "-m", "pytest", *rest], cwd=ROOT).returncode
+        if code == PYTEST_NO_TESTS:
+            print("dev.py: pytest collected no tests; that is a failure here", file=sys.stderr)
+            return 1
+        return code
+    cli = [python, "-m", "relay_core._cli"]
+    args = ["demo", *rest] if command == "demo" else rest
+    return subprocess.run([*cli, *args], cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except subprocess.CalledProcessError as exc:
+        print(f"dev.py: {exc}", file=sys.stderr)
+        sys.exit(1)

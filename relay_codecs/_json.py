@@ -1,0 +1,237 @@
+"""The JSON codec (RFC 8259): compact UTF-8, with markers for what JSON lacks.
+
+JSON has no bytes, no NaN or infinities and no tagged values, so those travel
+as *markers*: objects with exactly one member whose name starts with ``$``.
+
+- ``{"$bytes": "<base64, RFC 4648, padded>"}`` for bytes;
+- ``{"$float": "nan" | "inf" | "-inf"}`` for non-finite floats;
+- ``{"$message": [type_name, {field: value}]}`` for a message; the field map is
+  taken literally (never read as a marker), its values are not;
+- ``{"$dict": {...}}`` escapes a dict that would otherwise read as a marker
+  (exactly one key, starting with ``$``); its keys are taken literally.
+
+Every other object is a plain dict, so every dict round-trips. Keys must be str.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import math
+from typing import Any
+
+from relay_core._errors import DecodeError, EncodeError
+from relay_core._interfaces import Codec
+from relay_core._messages import MessageTypes, message_types
+from relay_core.hookspecs import hookimpl
+
+from ._model import (
+    INT_MAX,
+    INT_MIN,
+    MAX_DEPTH,
+    MessageToBuild,
+    Slot,
+    int_range_error,
+    key_error,
+    split_pair,
+    too_deep,
+    unencodable_text,
+    unsupported,
+)
+
+__all__ = ["JsonCodec"]
+
+_Task = tuple[object, int, Any, Slot]  # value, its level, its container, its slot there
+_PLAIN = frozenset({str, bool, type(None)})
+_FLOAT_NAMES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+# Checked in this order, so bool is not taken for int.
+_BASES: tuple[type, ...] = (bool, int, float, str, bytes, list, tuple, dict)
+
+
+def _refuse_constant(name: str) -> object:
+    raise DecodeError(f"{name} is not JSON; non-finite floats travel as {{\"$float\": ...}}")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+class JsonCodec(Codec):
+    """JSON (https://www.json.org), with str keys only."""
+
+    name = "json"
+
+    def __init__(self, *, types: MessageTypes | None = None) -> None:
+        self._types = message_types if types is None else types
+
+    def encode(self, obj: object) -> bytes:
+        text = _ENCODER.encode(self._to_json(obj))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise unencodable_text(exc) from exc
+
+    # Both walks keep their own stack of (value, level, container, slot) tasks and
+    # write each converted value into its slot, so depth never meets Python's
+    # recursion limit.
+
+    def _to_json(self, obj: object) -> object:
+        root: list[object] = [None]
+        tasks: list[_Task] = [(obj, 1, root, 0)]
+        while tasks:
+            value, level, parent, slot = tasks.pop()
+            kind = type(value)
+            if kind in _PLAIN:
+                parent[slot] = value
+            elif kind is int:
+                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
+                    raise int_range_error(value, EncodeError)  # type: ignore[arg-type]
+                parent[slot] = value
+            elif kind is float:
+                parent[slot] = value if math.isfinite(value) else {"$float": str(value)}  # type: ignore[arg-type]
+            elif kind is list or kind is tuple:
+                parent[slot] = _push_items(list(value), level, tasks, EncodeError)  # type: ignore[call-overload]
+            elif kind is dict:
+                plain = _push_fields(_str_keys(value), level, tasks, EncodeError)  # type: ignore[arg-type]
+                parent[slot] = {"$dict": plain} if _looks_like_marker(plain) else plain
+            else:
+                self._other_to_json(value, level, parent, slot, tasks)
+        return root[0]
+
+    def _other_to_json(
+        self, obj: object, level: int, parent: Any, slot: Slot, tasks: list[_Task]
+    ) -> None:
+        if isinstance(obj, _BYTES_TYPES):
+            parent[slot] = {"$bytes": binascii.b2a_base64(obj, newline=False).decode("ascii")}
+            return
+        pair = self._types.describe(obj)
+        if pair is not None:
+            fields = _push_fields(_str_keys(pair[1]), level + 1, tasks, EncodeError)  # type: ignore[arg-type]
+            parent[slot] = {"$message": [pair[0], fields]}
+            return
+        base = next((base for base in _BASES if isinstance(obj, base)), None)
+        if base is None:
+            raise unsupported(obj)
+        # str(member) of a str-mixin Enum is its qualified name, not its value.
+        tasks.append((str.__str__(obj) if base is str else base(obj), level, parent, slot))
+
+    def decode(self, data: bytes) -> object:
+        try:
+            text = str(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"JSON payload is not valid UTF-8: {exc}") from exc
+        try:
+            raw = _DECODER.decode(text)
+        except DecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            raise DecodeError(f"not valid JSON: {exc}") from exc
+        return self._from_json(raw)
+
+    def _from_json(self, obj: object) -> object:
+        root = [obj]
+        tasks: list[_Task] = [(obj, 1, root, 0)]
+        while tasks:
+            value, level, parent, slot = tasks.pop()
+            kind = type(value)
+            if kind is int:
+                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
+                    raise int_range_error(value, DecodeError)  # type: ignore[arg-type]
+            elif kind is list:
+                _push_items(value, level, tasks, DecodeError)  # type: ignore[arg-type]
+            elif kind is dict:
+                if _looks_like_marker(value):  # type: ignore[arg-type]
+                    ((key, inner),) = value.items()  # type: ignore[attr-defined]
+                    self._marker(key, inner, level, parent, slot, tasks)
+                else:
+                    _push_fields(value, level, tasks, DecodeError)  # type: ignore[arg-type]
+            elif kind is MessageToBuild:
+                parent[slot] = self._types.build(value.type_name, value.fields)  # type: ignore[attr-defined]
+        return root[0]
+
+    def _marker(
+        self, key: str, value: object, level: int, parent: Any, slot: Slot, tasks: list[_Task]
+    ) -> None:
+        if key == "$dict":
+            parent[slot] = _push_fields(_object(key, value), level, tasks, DecodeError)
+        elif key == "$message":
+            type_name, fields = split_pair(value)
+            tasks.append((MessageToBuild(type_name, fields), level, parent, slot))
+            _push_fields(fields, level + 1, tasks, DecodeError)  # type: ignore[arg-type]
+        elif key == "$bytes":
+            parent[slot] = _read_bytes(value)
+        elif key == "$float":
+            parent[slot] = _read_float(value)
+        else:
+            raise DecodeError(
+                f"unknown JSON marker {key!r}: known are $bytes, $float, $message and $dict;"
+                " an object with one key starting with '$' must be one of them"
+            )
+
+
+def _looks_like_marker(mapping: dict[str, object]) -> bool:
+    return len(mapping) == 1 and next(iter(mapping)).startswith("$")
+
+
+def _push_items(
+    items: list[object], level: int, tasks: list[_Task], error: type[Exception]
+) -> list[object]:
+    if level > MAX_DEPTH:
+        raise too_deep(error)
+    for index, item in enumerate(items):
+        if type(item) not in _PLAIN:
+            tasks.append((item, level + 1, items, index))
+    return items
+
+
+def _push_fields(
+    mapping: dict[str, object], level: int, tasks: list[_Task], error: type[Exception]
+) -> dict[str, object]:
+    if level > MAX_DEPTH:
+        raise too_deep(error)
+    for key, value in mapping.items():
+        if type(value) not in _PLAIN:
+            tasks.append((value, level + 1, mapping, key))
+    return mapping
+
+
+def _str_keys(mapping: dict[object, object]) -> dict[str, object]:
+    return {_str_key(key): value for key, value in mapping.items()}
+
+
+def _object(marker: str, value: object) -> dict[str, object]:
+    if type(value) is not dict:
+        raise DecodeError(f"{{{marker!r}: ...}} must hold an object, got {type(value).__qualname__}")
+    return value
+
+
+def _str_key(key: object) -> str:
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        return str.__str__(key)
+    raise key_error(key, False, EncodeError)
+
+
+def _read_bytes(value: object) -> bytes:
+    if type(value) is not str:
+        raise DecodeError(f'{{"$bytes": ...}} must hold a base64 str, got {type(value).__qualname__}')
+    try:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise DecodeError(f'{{"$bytes": ...}} holds invalid base64: {exc}') from exc
+
+
+def _read_float(value: object) -> float:
+    number = _FLOAT_NAMES.get(value) if type(value) is str else None
+    if number is None:
+        raise DecodeError(f'{{"$float": ...}} must be "nan", "inf" or "-inf", got {value!r}')
+    return number
+
+
+@hookimpl
+def net_relay_codecs() -> list[type[Codec]]:
+    return [JsonCodec]

@@ -1,0 +1,274 @@
+"""The data model every codec carries, checked the same way by all of them.
+
+The C encoders (msgpack, cbor2) accept more than the model (sets, datetimes,
+bytes keys, big ints...) and their decoders can produce more than it (msgpack
+timestamps, CBOR simple values, tuple keys...). The walks here hold both ends to
+the model, so a value that encodes on one codec behaves the same on the others
+and anything a decoder returns can be encoded again.
+
+Rules (docs/codecs.md is the user-facing version):
+
+- scalars: None, bool, int in [-2**63, 2**64 - 1], float, str, bytes
+  (bytearray and memoryview encode as bytes);
+- containers: list (tuples encode as lists), dict with str keys (int keys too
+  where the codec allows them); subclasses encode as their base type;
+- registered messages and :class:`UnknownMessage`, carried as the pair
+  ``[type_name, {field: value}]``;
+- nesting: at most :data:`MAX_DEPTH` levels; each list or dict counts one, a
+  message two (its pair and its field map, as on the wire). Encoders enforce it
+  exactly; decoders at least within each message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from relay_core._errors import DecodeError, EncodeError
+from relay_core._messages import MessageTypes
+
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+MAX_DEPTH = 256
+ALLOWED = (
+    "None, bool, int, float, str, bytes, bytearray, memoryview, list, tuple, dict,"
+    " a registered @message dataclass or UnknownMessage"
+)
+
+class MemoryviewFound(Exception):
+    """Raised by an :class:`EncodeChecker` built with ``memoryview_ok=False`` so
+    that its codec can take a slower path that copies memoryviews to bytes."""
+
+
+_LEAVES = frozenset({str, bytes, float, bool, type(None)})
+# Checked in this order, so bool is not taken for int.
+_BASES: tuple[type, ...] = (bool, int, float, str, bytes, bytearray, list, tuple, dict)
+
+
+def int_range_error(value: int, error: Callable[[str], Exception]) -> Exception:
+    bits = abs(value).bit_length()
+    # A decoded bignum may have millions of digits: show its size, not its value.
+    shown = str(value) if bits <= 128 else f"{'-' if value < 0 else ''}2**{bits - 1} or more"
+    return error(f"int {shown} is outside the range -2**63 .. 2**64-1 that every codec carries")
+
+
+def too_deep(error: Callable[[str], Exception]) -> Exception:
+    return error(
+        f"value nests deeper than {MAX_DEPTH} levels (each list or dict counts one,"
+        " each message two), or contains itself"
+    )
+
+
+def unsupported(obj: object) -> EncodeError:
+    return EncodeError(f"cannot encode {type(obj).__qualname__} value: allowed are {ALLOWED}")
+
+
+def unencodable_text(exc: UnicodeEncodeError) -> EncodeError:
+    bad = exc.object[exc.start : exc.end]
+    return EncodeError(
+        f"a str holds {bad!r}, which UTF-8 cannot encode (a lone surrogate);"
+        " str values must be valid Unicode text"
+    )
+
+
+def key_error(key: object, int_keys: bool, error: Callable[[str], Exception]) -> Exception:
+    allowed = "str or int" if int_keys else "str (msgpack and cbor take int keys too)"
+    return error(f"dict key {key!r} of type {type(key).__qualname__} is not allowed: use {allowed}")
+
+
+class EncodeChecker:
+    """Walks a value before a C encoder sees it, raising ``EncodeError`` for
+    anything outside the model. It returns nothing: the encoder does the work.
+
+    The walk keeps its own stack rather than recursing, so a deep value never
+    meets Python's recursion limit here, whatever the caller's stack depth.
+    """
+
+    def __init__(self, types: MessageTypes, *, int_keys: bool, memoryview_ok: bool) -> None:
+        self._types = types
+        self._int_keys = int_keys
+        self._leaves = _LEAVES | {memoryview, bytearray} if memoryview_ok else _LEAVES | {bytearray}
+
+    def check(self, obj: object) -> None:
+        leaves = self._leaves
+        pending: list[tuple[object, int]] = [(obj, 1)]
+        while pending:
+            value, level = pending.pop()
+            kind = type(value)
+            if kind is int:
+                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
+                    raise int_range_error(value, EncodeError)  # type: ignore[arg-type]
+            elif kind is list or kind is tuple:
+                if level > MAX_DEPTH:
+                    raise too_deep(EncodeError)
+                pending.extend((item, level + 1) for item in value if type(item) not in leaves)  # type: ignore[attr-defined]
+            elif kind is dict:
+                self._push_dict(value, level, pending)  # type: ignore[arg-type]
+            elif kind not in leaves:
+                self._push_other(value, level, pending)
+
+    def _push_dict(
+        self, mapping: dict[object, object], level: int, pending: list[tuple[object, int]]
+    ) -> None:
+        if level > MAX_DEPTH:
+            raise too_deep(EncodeError)
+        leaves = self._leaves
+        for key, value in mapping.items():
+            if type(key) is not str:
+                self._check_key(key)
+            if type(value) not in leaves:
+                pending.append((value, level + 1))
+
+    def _check_key(self, key: object) -> None:
+        if isinstance(key, str):
+            return
+        if not self._int_keys or not isinstance(key, int) or isinstance(key, bool):
+            raise key_error(key, self._int_keys, EncodeError)
+        if not INT_MIN <= key <= INT_MAX:
+            raise int_range_error(key, EncodeError)
+
+    def _push_other(self, obj: object, level: int, pending: list[tuple[object, int]]) -> None:
+        pair = self._types.describe(obj)
+        if pair is not None:
+            _check_field_names(*pair)
+            # A message is two levels, as on the wire: its pair and its field map.
+            self._push_dict(pair[1], level + 1, pending)  # type: ignore[arg-type]
+            return
+        if isinstance(obj, memoryview):
+            raise MemoryviewFound
+        base = next((base for base in _BASES if isinstance(obj, base)), None)
+        if base is None:
+            raise unsupported(obj)
+        pending.append((base(obj), level))
+
+
+def _check_field_names(type_name: str, fields: dict[str, object]) -> None:
+    for name in fields:
+        if type(name) is not str:
+            raise EncodeError(
+                f"message {type_name!r} has a field named {name!r}; field names must be str"
+            )
+
+
+class Deferred:
+    """A message a C decoder met but did not decode: its still-encoded pair.
+
+    Decoding a nested message from inside the C decoder's hook would nest C
+    decoder calls, each with a large C stack frame (msgpack's is over 30 KiB), so
+    hostile input could overflow the stack. :class:`DecodeChecker` decodes
+    deferred messages in its own loop instead.
+    """
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    def __repr__(self) -> str:
+        return "<message>"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageToBuild:
+    """A walk step: build the message once the walk has finished its fields."""
+
+    type_name: str
+    fields: dict[object, object]
+
+
+Slot = Any  # a list index or a dict key
+_Task = tuple[object, int, Any, Slot]  # value, its level, its container, its slot there
+
+
+class DecodeChecker:
+    """Walks what a C decoder returned, raising ``DecodeError`` for anything
+    outside the model and building :class:`Deferred` messages with ``unpack``.
+
+    Messages already built are leaves: their fields were checked when the codec
+    built them. The walk keeps its own stack, so depth never meets Python's
+    recursion limit, and it replaces values in the freshly decoded containers.
+    """
+
+    def __init__(
+        self,
+        types: MessageTypes,
+        *,
+        int_keys: bool,
+        unpack: Callable[[bytes], object] | None = None,
+    ) -> None:
+        self._types = types
+        self._int_keys = int_keys
+        self._unpack = unpack
+
+    def check(self, obj: object) -> object:
+        """Return ``obj``, with any deferred messages built."""
+        root = [obj]
+        tasks: list[_Task] = [(obj, 1, root, 0)]
+        while tasks:
+            value, level, parent, slot = tasks.pop()
+            kind = type(value)
+            if kind is int:
+                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
+                    raise int_range_error(value, DecodeError)  # type: ignore[arg-type]
+            elif kind is list:
+                _push_items(value, level, tasks)  # type: ignore[arg-type]
+            elif kind is dict:
+                self._push_dict(value, level, tasks)  # type: ignore[arg-type]
+            elif kind is Deferred:
+                self._expand(value, level, parent, slot, tasks)  # type: ignore[arg-type]
+            elif kind is MessageToBuild:
+                parent[slot] = self._types.build(value.type_name, value.fields)  # type: ignore[attr-defined]
+            elif kind not in _LEAVES and not self._types.is_message(value):
+                raise DecodeError(
+                    f"decoded a {kind.__qualname__}, which is outside the data model: allowed"
+                    " are None, bool, int, float, str, bytes, list, dict and messages"
+                )
+        return root[0]
+
+    def _push_dict(self, mapping: dict[object, object], level: int, tasks: list[_Task]) -> None:
+        if level > MAX_DEPTH:
+            raise too_deep(DecodeError)
+        int_keys = self._int_keys
+        for key, value in mapping.items():
+            if type(key) is not str and not (int_keys and type(key) is int):
+                raise key_error(key, int_keys, DecodeError)
+            if type(value) not in _LEAVES:
+                tasks.append((value, level + 1, mapping, key))
+
+    def _expand(
+        self, deferred: Deferred, level: int, parent: Any, slot: Slot, tasks: list[_Task]
+    ) -> None:
+        assert self._unpack is not None, "only a codec that defers makes Deferred values"
+        type_name, fields = split_pair(self._unpack(deferred.payload))
+        tasks.append((MessageToBuild(type_name, fields), level, parent, slot))
+        tasks.append((fields, level + 1, None, None))
+
+
+def _push_items(items: list[object], level: int, tasks: list[_Task]) -> None:
+    if level > MAX_DEPTH:
+        raise too_deep(DecodeError)
+    for index, item in enumerate(items):
+        if type(item) not in _LEAVES:
+            tasks.append((item, level + 1, items, index))
+
+
+def build_message(types: MessageTypes, checker: DecodeChecker, pair: object) -> object:
+    """Turn a decoded ``[type_name, {field: value}]`` pair into a message."""
+    type_name, fields = split_pair(pair)
+    checker.check(fields)  # no Deferred here: only msgpack defers, and it builds in its walk
+    return types.build(type_name, fields)
+
+
+def split_pair(pair: object) -> tuple[str, dict[object, object]]:
+    """Check the shape of a message's ``[type_name, {field: value}]`` pair."""
+    if type(pair) is not list or len(pair) != 2:
+        _bad_pair(f"a {type(pair).__qualname__}")
+    type_name, fields = pair
+    if type(type_name) is not str or type(fields) is not dict:
+        _bad_pair(f"[{type(type_name).__qualname__}, {type(fields).__qualname__}]")
+    return type_name, fields
+
+
+def _bad_pair(what: str) -> NoReturn:
+    raise DecodeError(f"a message must be the pair [type_name: str, fields: dict], got {what}")

@@ -1,0 +1,83 @@
+"""The MessagePack codec: msgpack's C packer and unpacker, held to the data model.
+
+A message is msgpack extension type :data:`EXT_MESSAGE` (1) whose payload is the
+msgpack encoding of ``[type_name, {field: value}]``. msgpack itself enforces the
+int range both ways; the shared walks in ``_model`` check the rest, and build
+messages after unpacking rather than from inside msgpack's hook (see
+:class:`~relay_codecs._model.Deferred`).
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+from relay_core._errors import DecodeError
+from relay_core._interfaces import Codec
+from relay_core._messages import MessageTypes, message_types
+from relay_core.hookspecs import hookimpl
+
+from ._model import DecodeChecker, Deferred, EncodeChecker, unencodable_text, unsupported
+
+__all__ = ["EXT_MESSAGE", "MsgpackCodec"]
+
+EXT_MESSAGE = 1
+"""The msgpack extension type code of a message."""
+
+_DECODE_ERRORS = (ValueError, TypeError, RecursionError, msgpack.UnpackException)
+
+
+class MsgpackCodec(Codec):
+    """MessagePack (https://msgpack.org), with str and int dict keys."""
+
+    name = "msgpack"
+
+    def __init__(self, *, types: MessageTypes | None = None) -> None:
+        self._types = message_types if types is None else types
+        self._encode_checker = EncodeChecker(self._types, int_keys=True, memoryview_ok=True)
+        self._decode_checker = DecodeChecker(self._types, int_keys=True, unpack=_unpack)
+
+    def encode(self, obj: object) -> bytes:
+        self._encode_checker.check(obj)
+        try:
+            return self._pack(obj)
+        except UnicodeEncodeError as exc:
+            raise unencodable_text(exc) from exc
+
+    def _pack(self, obj: object) -> bytes:
+        return msgpack.packb(obj, default=self._default, use_bin_type=True)  # type: ignore[no-any-return]
+
+    def _default(self, obj: object) -> msgpack.ExtType:
+        pair = self._types.describe(obj)
+        if pair is None:  # the checker lets nothing else through; kept as a guard
+            raise unsupported(obj)
+        return msgpack.ExtType(EXT_MESSAGE, self._pack(list(pair)))
+
+    def decode(self, data: bytes) -> object:
+        return self._decode_checker.check(_unpack(data))
+
+
+def _unpack(data: bytes) -> object:
+    try:
+        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+    except DecodeError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise DecodeError(
+            f"{len(exc.extra)} bytes follow the msgpack value; a payload holds exactly one"
+        ) from exc
+    except _DECODE_ERRORS as exc:
+        raise DecodeError(f"not a valid msgpack encoding: {str(exc) or type(exc).__name__}") from exc
+
+
+def _ext_hook(code: int, data: bytes) -> object:
+    if code != EXT_MESSAGE:
+        raise DecodeError(
+            f"msgpack extension type {code} is outside the data model;"
+            f" only {EXT_MESSAGE} (a message) is allowed"
+        )
+    return Deferred(data)
+
+
+@hookimpl
+def net_relay_codecs() -> list[type[Codec]]:
+    return [MsgpackCodec]

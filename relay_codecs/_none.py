@@ -1,0 +1,30 @@
+"""The "none" compressor: payloads travel as they are, within the size limit."""
+
+from __future__ import annotations
+
+from relay_core._errors import DecompressionLimitExceeded
+from relay_core._interfaces import Compressor
+from relay_core.hookspecs import hookimpl
+
+__all__ = ["NoCompressor"]
+
+
+class NoCompressor(Compressor):
+    """Never compresses; still refuses payloads larger than the caller allows."""
+
+    name = "none"
+
+    def compress(self, data: bytes) -> bytes | None:
+        return None
+
+    def decompress(self, data: bytes, max_output_size: int) -> bytes:
+        if len(data) > max_output_size:
+            raise DecompressionLimitExceeded(
+                f"payload of {len(data)} bytes exceeds the limit of {max_output_size} bytes"
+            )
+        return bytes(data)
+
+
+@hookimpl
+def net_relay_compressors() -> list[type[Compressor]]:
+    return [NoCompressor]

@@ -1,0 +1,299 @@
+"""Actors: async functions with a bounded mailbox, and the refs that reach them.
+
+An actor is ``async def actor(ctx)`` reading ``async for msg in ctx``. It gets
+plain messages and :class:`Rpc` objects. A :class:`LocalRef` and a
+:class:`RemoteRef` have the same interface, so code that holds a ref does not
+care where the actor lives.
+
+Lifecycle (the rules this module keeps):
+- an actor that returns ends normally; one that raises is logged and, with
+  ``restart="on-error"``, started again on the same mailbox, at most
+  ``max_restarts`` times within ``restart_window`` seconds;
+- a request the actor was handling when it raised, still unanswered, fails
+  with that exception, so its caller gets ``RemoteError`` rather than a timeout;
+- stopping closes the mailbox: no new messages get in, queued ones are still
+  delivered (``async for`` ends when the mailbox is empty), and after the grace
+  period the actor's task is cancelled; whatever is still queued then is
+  discarded and queued requests fail with ``ActorStopped``.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal
+
+from ._address import Address
+from ._dispatcher import Dispatcher
+from ._errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
+from ._links import PeerLink
+from ._mailbox import Mailbox
+from ._rpc import Rpc, current_request_id, new_request_id, set_current_request_id
+
+if TYPE_CHECKING:
+    from ._node import Node
+
+__all__ = ["ActorContext", "ActorRef", "LocalRef", "RemoteRef", "RestartPolicy", "Supervisor"]
+
+logger = logging.getLogger("relay_core.actors")
+
+RestartPolicy = Literal["never", "on-error"]
+ActorFunction = Callable[["ActorContext"], Awaitable[None]]
+DEFAULT_RPC_TIMEOUT = 5.0
+
+
+def _check_timeout(timeout: float) -> None:
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+
+
+class ActorRef(abc.ABC):
+    """A handle for sending to an actor, wherever it runs."""
+
+    @property
+    @abc.abstractmethod
+    def address(self) -> str:
+        """The actor's URL, or its bare name for a local actor."""
+
+    @abc.abstractmethod
+    async def send(self, message: object) -> None:
+        """Deliver ``message`` (local: waits while the mailbox is full)."""
+
+    @abc.abstractmethod
+    def try_send(self, message: object) -> None:
+        """Deliver ``message`` without waiting; ``MailboxFull`` if it cannot be queued now."""
+
+    @abc.abstractmethod
+    async def rpc(
+        self,
+        request: object,
+        *,
+        timeout: float = DEFAULT_RPC_TIMEOUT,
+        request_id: str | None = None,
+    ) -> object:
+        """Send a request and return the reply, or raise an ``RpcError``.
+
+        ``request_id`` defaults to the id of the request being handled (so nested
+        calls share it) or a new random one.
+        """
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address}>"
+
+
+class LocalRef(ActorRef):
+    __slots__ = ("_mailbox", "_name")
+
+    def __init__(self, name: str, mailbox: Mailbox) -> None:
+        self._name = name
+        self._mailbox = mailbox
+
+    @property
+    def address(self) -> str:
+        return self._name
+
+    async def send(self, message: object) -> None:
+        await self._mailbox.put(message)
+
+    def try_send(self, message: object) -> None:
+        if not self._mailbox.put_nowait(message):
+            raise MailboxFull(
+                f"the mailbox of {self._name!r} is full ({self._mailbox.capacity} messages)"
+            )
+
+    async def rpc(
+        self,
+        request: object,
+        *,
+        timeout: float = DEFAULT_RPC_TIMEOUT,
+        request_id: str | None = None,
+    ) -> object:
+        _check_timeout(timeout)
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[object] = loop.create_future()
+        request_id = request_id or current_request_id() or new_request_id()
+
+        def answer(value: object, error: BaseException | None) -> None:
+            if reply.done():
+                return
+            if error is None:
+                reply.set_result(value)
+            else:
+                remote = RemoteError(type(error).__name__, str(error))
+                remote.__cause__ = error
+                reply.set_exception(remote)
+
+        rpc = Rpc(request, request_id, loop.time() + timeout, answer)
+        try:
+            async with asyncio.timeout(timeout):
+                await self._mailbox.put(rpc)
+                return await reply
+        except TimeoutError:
+            raise RpcTimeout(
+                f"no reply from {self._name!r} within {timeout:g} s (request id {request_id})"
+            ) from None
+        finally:
+            rpc.cancel()
+
+
+class RemoteRef(ActorRef):
+    """An actor on another node, reached through the dispatcher."""
+
+    __slots__ = ("_dispatcher", "_link", "_target")
+
+    def __init__(self, dispatcher: Dispatcher, address: Address, peer: str | None) -> None:
+        self._target = address
+        self._dispatcher = dispatcher
+        self._link: PeerLink = dispatcher.link(address, peer)
+
+    @property
+    def address(self) -> str:
+        return str(self._target)
+
+    async def send(self, message: object) -> None:
+        self._dispatcher.send(self._current_link(), self._target.actor, message)
+
+    def try_send(self, message: object) -> None:
+        self._dispatcher.send(self._current_link(), self._target.actor, message)
+
+    async def rpc(
+        self,
+        request: object,
+        *,
+        timeout: float = DEFAULT_RPC_TIMEOUT,
+        request_id: str | None = None,
+    ) -> object:
+        _check_timeout(timeout)
+        request_id = request_id or current_request_id() or new_request_id()
+        return await self._dispatcher.call(
+            self._current_link(), self._target.actor, request, timeout, request_id
+        )
+
+    def _current_link(self) -> PeerLink:
+        # A link whose destination failed to resolve is replaced, so a later
+        # send retries instead of failing forever.
+        if self._link.error is not None:
+            self._link = self._dispatcher.link(self._target)
+        return self._link
+
+
+class ActorContext:
+    """What an actor function gets: its name, ref and node, and its messages."""
+
+    def __init__(self, name: str, ref: LocalRef, node: Node, mailbox: Mailbox) -> None:
+        self.name = name
+        self.ref = ref
+        self.node = node
+        self._mailbox = mailbox
+        self.current: object = None
+        """The message most recently received."""
+
+    def __aiter__(self) -> ActorContext:
+        return self
+
+    async def __anext__(self) -> object:
+        try:
+            return await self.receive()
+        except ActorStopped:
+            raise StopAsyncIteration from None
+
+    async def receive(self) -> object:
+        """The next message; ``ActorStopped`` once the actor is stopping and nothing is left."""
+        while True:
+            message = await self._mailbox.get()
+            if isinstance(message, Rpc):
+                if message.cancelled:
+                    continue  # its caller gave up while it waited in the mailbox
+                set_current_request_id(message.request_id)
+            else:
+                set_current_request_id(None)
+            self.current = message
+            return message
+
+
+class Supervisor:
+    """Runs one actor function, restarts it by policy, and cleans up after it."""
+
+    def __init__(
+        self,
+        node: Node,
+        function: ActorFunction,
+        name: str,
+        mailbox: Mailbox,
+        restart: RestartPolicy,
+        max_restarts: int,
+        restart_window: float,
+        on_exit: Callable[[str], None],
+    ) -> None:
+        if restart not in ("never", "on-error"):
+            raise ValueError(f"restart must be 'never' or 'on-error', got {restart!r}")
+        self.name = name
+        self.mailbox = mailbox
+        self.ref = LocalRef(name, mailbox)
+        self._node = node
+        self._function = function
+        self._restart = restart
+        self._max_restarts = max_restarts
+        self._restart_window = restart_window
+        self._on_exit = on_exit
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"actor:{name}")
+
+    async def stop(self, grace: float) -> None:
+        """Close the mailbox, let the actor finish within ``grace`` seconds, then cancel it."""
+        self.mailbox.close()
+        if self.task.done():
+            return
+        done, _ = await asyncio.wait({self.task}, timeout=grace)
+        if not done:
+            logger.warning("actor %r did not stop within %g s; cancelling it", self.name, grace)
+            self.task.cancel()
+            await asyncio.wait({self.task})
+
+    async def _run(self) -> None:
+        failures: deque[float] = deque()
+        try:
+            while await self._run_once() and self._may_restart(failures):
+                logger.info("restarting actor %r", self.name)
+        finally:
+            self._finish()
+
+    async def _run_once(self) -> bool:
+        """Run the function once; True if it failed."""
+        context = ActorContext(self.name, self.ref, self._node, self.mailbox)
+        try:
+            await self._function(context)
+        except Exception as exc:
+            logger.exception("actor %r failed", self.name)
+            current = context.current
+            if isinstance(current, Rpc) and not current.answered:
+                current.fail(exc)
+            return True
+        return False
+
+    def _may_restart(self, failures: deque[float]) -> bool:
+        if self._restart != "on-error" or self.mailbox.closed:
+            return False
+        now = time.monotonic()
+        failures.append(now)
+        while failures and failures[0] < now - self._restart_window:
+            failures.popleft()
+        if len(failures) > self._max_restarts:
+            logger.error(
+                "actor %r failed %d times within %g s; not restarting it",
+                self.name,
+                len(failures),
+                self._restart_window,
+            )
+            return False
+        return True
+
+    def _finish(self) -> None:
+        self.mailbox.close()
+        for message in self.mailbox.drain():
+            if isinstance(message, Rpc) and not message.answered:
+                message.fail(ActorStopped(f"actor {self.name!r} stopped"))
+        self._on_exit(self.name)

@@ -1,0 +1,202 @@
+"""The ``net-relay`` command line.
+
+Each subcommand is a small function; errors from the library become one line
+on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import dataclasses
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from ._config import ListenConfig, NodeConfig
+from ._demo import run_demo, spawn_demo_actors
+from ._errors import RelayError
+from ._messages import UnknownMessage, message_types
+from ._node import Node
+from ._registry import PluginRegistry
+from ._rpc import RequestIdFilter, new_request_id
+
+__all__ = ["main"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+
+
+def _setup_logging(verbosity: int) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(
+        logging.DEBUG if verbosity > 1 else logging.INFO if verbosity else logging.WARNING
+    )
+
+
+def _to_json(value: object) -> object:
+    """json.dumps ``default``: the data model's non-JSON values, made readable."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, UnknownMessage):
+        return {"$type": value.type_name, "fields": value.fields}
+    described = message_types.describe(value)
+    if described is not None:
+        return {"$type": described[0], "fields": described[1]}
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _parse_json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RelayError(f"the message is not valid JSON: {exc}") from None
+
+
+def _client_config(args: argparse.Namespace) -> NodeConfig:
+    if args.config:
+        return NodeConfig.from_file(args.config)
+    host = "::1" if "[" in args.address else "127.0.0.1"
+    scheme = args.address.partition("://")[0]
+    return NodeConfig(name="net-relay-cli", listen={scheme: ListenConfig(host, 0)})
+
+
+async def _cmd_send(args: argparse.Namespace) -> int:
+    message = _parse_json(args.message)
+    async with Node(_client_config(args)) as node:
+        await node.ref(args.address).send(message)
+    return 0
+
+
+async def _cmd_rpc(args: argparse.Namespace) -> int:
+    request = _parse_json(args.request)
+    request_id = args.request_id or new_request_id()
+    if args.verbose:
+        print(f"request id: {request_id}", file=sys.stderr)
+    async with Node(_client_config(args)) as node:
+        reply = await node.ref(args.address).rpc(
+            request, timeout=args.timeout, request_id=request_id
+        )
+    print(json.dumps(reply, default=_to_json, ensure_ascii=False))
+    return 0
+
+
+async def _cmd_node(args: argparse.Namespace) -> int:
+    config = NodeConfig.from_file(args.config) if args.config else NodeConfig()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Node(config) as node:
+        spawn_demo_actors(node)
+        for scheme in config.listen:
+            print(f"node {node.name!r} listening on {node.address(scheme)}", flush=True)
+        await stop.wait()
+        logging.getLogger("relay_core.node").info("shutting down")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    registry = PluginRegistry.load()
+    rows = [(p.kind, p.name, p.distribution, p.version, "ok") for p in registry.plugins()]
+    rows += [
+        ("?", f.plugin, f.distribution, f.version, f"unavailable: {f.error}")
+        for f in registry.failures
+    ]
+    _print_table(("kind", "name", "distribution", "version", "status"), rows)
+    return 0
+
+
+async def _cmd_demo(args: argparse.Namespace) -> int:
+    print(
+        f"two nodes on loopback; {args.messages} messages and {args.rpcs} RPCs "
+        "per transport and codec",
+        flush=True,
+    )
+    rows = await run_demo(args.messages, args.rpcs)
+    table = [
+        (
+            r.transport,
+            r.codec,
+            str(r.sent),
+            str(r.received),
+            str(r.rpcs),
+            f"{r.rtt_p50_ms:.3f}",
+            f"{r.rtt_p99_ms:.3f}",
+            r.error,
+        )
+        for r in rows
+    ]
+    _print_table(
+        ("transport", "codec", "sent", "received", "rpcs", "rtt p50 ms", "rtt p99 ms", "error"),
+        table,
+    )
+    return EXIT_ERROR if any(r.error for r in rows) else 0
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="net-relay", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("plugins", help="list every transport, codec and compressor")
+    node = commands.add_parser("node", help="run a node hosting the echo and counter actors")
+    node.add_argument("--config", help="TOML config file (default: udp on 127.0.0.1, any port)")
+    send = commands.add_parser("send", help="send one JSON message to an actor")
+    send.add_argument("address", help="SCHEME://HOST:PORT/ACTOR")
+    send.add_argument("message", help="the message, as JSON")
+    send.add_argument("--config", help="TOML config for the sending node")
+    rpc = commands.add_parser("rpc", help="send a JSON request and print the reply")
+    rpc.add_argument("address", help="SCHEME://HOST:PORT/ACTOR")
+    rpc.add_argument("request", help="the request, as JSON")
+    rpc.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    rpc.add_argument("--request-id", help="use this request id instead of a random one")
+    rpc.add_argument("--config", help="TOML config for the calling node")
+    demo = commands.add_parser("demo", help="two loopback nodes over every transport and codec")
+    demo.add_argument("--messages", type=int, default=1000)
+    demo.add_argument("--rpcs", type=int, default=200)
+    for sub in (node, send, rpc, demo):
+        sub.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=argparse.SUPPRESS,
+            help="log more (-v: info, -vv: debug)",
+        )
+    return parser
+
+
+_ASYNC_COMMANDS = {"send": _cmd_send, "rpc": _cmd_rpc, "node": _cmd_node, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        if args.command == "plugins":
+            return _cmd_plugins(args)
+        return asyncio.run(_ASYNC_COMMANDS[args.command](args))
+    except RelayError as exc:
+        print(f"net-relay {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,606 @@
+"""The dispatcher: messages to frames to packets, and back to mailboxes.
+
+Outbound, a message is encoded at once (so ``send`` raises for what the sender
+can know), framed, and queued on its link; once per event-loop turn every link
+with queued frames is flushed, its frames coalesced into as few packets as the
+transport allows. Inbound, a packet is parsed, checked against the duplicate
+window, and each frame is decoded and delivered to a mailbox, a pending call,
+or the router. Nothing a peer sends can raise out of ``packet_received``: bad
+input is dropped, counted and logged (rate-limited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+from ._address import Address, format_host_port
+from ._config import NodeConfig
+from ._errors import (
+    ActorStopped,
+    ChecksumMismatch,
+    CodecError,
+    CompressionError,
+    MalformedFrame,
+    MessageTooLarge,
+    RelayError,
+    RpcTimeout,
+    TransportError,
+    UnknownPlugin,
+)
+from ._error_payload import ErrorCode, error_from_payload, error_payload
+from ._interfaces import Codec, Compressor, HostPort, Transport
+from ._links import LinkKey, LinkTable, PeerLink
+from ._mailbox import Mailbox
+from ._ratelog import RateLimitedLog
+from ._registry import PluginRegistry
+from ._rpc import Rpc, new_request_id
+from ._stats import Counters, StatsTable
+from ._wire import NO_DEADLINE, Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from ._window import DuplicateFilter, Verdict
+
+__all__ = ["Dispatcher", "LocalActors"]
+
+logger = logging.getLogger("relay_core.node")
+
+MAX_TRANSIENT_LINKS = 4096
+MAX_DEADLINE_MS = NO_DEADLINE - 1
+_FAILED = object()
+
+
+class LocalActors(Protocol):
+    """What the dispatcher needs from the node's actor table."""
+
+    def mailbox(self, name: str) -> Mailbox | None:
+        """The mailbox of the local actor ``name``, or None."""
+
+    def deliver_unrouted(self, message: object, source: str) -> bool:
+        """Offer a message for an unknown name to the router; False if there is none."""
+
+
+class _Inbound:
+    """The events of one transport, tagged with its scheme."""
+
+    __slots__ = ("_dispatcher", "_scheme")
+
+    def __init__(self, dispatcher: Dispatcher, scheme: str) -> None:
+        self._dispatcher = dispatcher
+        self._scheme = scheme
+
+    def packet_received(self, packet: bytes, source: HostPort) -> None:
+        self._dispatcher.packet_received(self._scheme, packet, source)
+
+    def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
+        self._dispatcher.send_failed(self._scheme, destination, error)
+
+
+class Dispatcher:
+    def __init__(self, config: NodeConfig, registry: PluginRegistry, actors: LocalActors) -> None:
+        self._config = config
+        self._registry = registry
+        self._actors = actors
+        self.incarnation = int.from_bytes(os.urandom(8), "big") or 1
+        self._sequence = 0
+        self._transports: dict[str, Transport] = {}
+        self._bound: dict[str, list[HostPort]] = {}
+        self._links = LinkTable(MAX_TRANSIENT_LINKS)
+        self._dirty: list[PeerLink] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._pending: dict[int, asyncio.Future[object]] = {}
+        self._next_call_id = 1
+        self._inbound_calls: dict[tuple[int, int], tuple[Rpc, asyncio.TimerHandle]] = {}
+        self._duplicates = DuplicateFilter(config.duplicate_window, config.max_senders)
+        self._codecs: dict[str, Codec] = {}
+        self._compressors: dict[str, Compressor] = {}
+        self._source_counters: dict[LinkKey, Counters] = {}
+        self._peer_names: dict[LinkKey, str] = {
+            (peer.parsed.scheme, peer.parsed.host, peer.parsed.port): name
+            for name, peer in config.peers.items()
+        }
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = StatsTable()
+        self._log = RateLimitedLog(logger)
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        for scheme, listen in self._config.listen.items():
+            bound = await self.transport(scheme).listen(listen.host, listen.port)
+            self._bound.setdefault(scheme, []).append(bound)
+            logger.info("listening on %s://%s", scheme, format_host_port(*bound))
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Flush what is queued, fail pending calls, close every transport.
+
+        Destinations still being prepared get up to ``grace`` seconds, so a
+        message sent just before closing still goes out.
+        """
+        if self._closed:
+            return
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        self._flush()
+        self._closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ActorStopped("the node closed before a reply came"))
+        for rpc, timer in self._inbound_calls.values():
+            timer.cancel()
+            rpc.cancel()
+        self._inbound_calls.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for transport in self._transports.values():
+            await transport.close()
+
+    def address(self, scheme: str) -> str:
+        bound = self._bound.get(scheme)
+        if not bound:
+            listening = ", ".join(sorted(self._bound)) or "none"
+            raise TransportError(
+                f"this node is not listening on {scheme!r} (listening: {listening})"
+            )
+        return f"{scheme}://{format_host_port(*bound[0])}"
+
+    def transport(self, scheme: str) -> Transport:
+        transport = self._transports.get(scheme)
+        if transport is None:
+            cls = self._registry.transport_class(scheme)
+            listen = self._config.listen.get(scheme)
+            options = dict(listen.options) if listen is not None else {}
+            self._registry.check_options(cls, options, f"listen.{scheme}")
+            transport = self._transports[scheme] = cls(_Inbound(self, scheme), **options)
+        return transport
+
+    # -- plugins -----------------------------------------------------------
+
+    def codec(self, name: str) -> Codec:
+        codec = self._codecs.get(name)
+        if codec is None:
+            options = self._config.codec_options.get(name, {})
+            codec = self._codecs[name] = self._registry.codec(name, **options)
+        return codec
+
+    def compressor(self, name: str) -> Compressor | None:
+        """The compressor to send with: None for "none" (frames then name no compressor)."""
+        return None if name in ("", "none") else self.decompressor(name)
+
+    def decompressor(self, name: str) -> Compressor:
+        compressor = self._compressors.get(name)
+        if compressor is None:
+            options = self._config.compressor_options.get(name, {})
+            compressor = self._compressors[name] = self._registry.compressor(name, **options)
+        return compressor
+
+    # -- outbound ----------------------------------------------------------
+
+    def link(self, address: Address, peer: str | None = None) -> PeerLink:
+        """The link to ``address``, made (and its destination prepared) on first use."""
+        key = (address.scheme, address.host, address.port)
+        link = self._links.get(key)
+        if link is None or link.error is not None:
+            link = self._new_link(key, address.node_url(), peer, pinned=True)
+            self._start_task(self._prepare(key, link, address))
+        else:
+            self._links.pin(link)
+        return link
+
+    def _new_link(self, key: LinkKey, url: str, peer: str | None, *, pinned: bool) -> PeerLink:
+        if peer is None:
+            peer = self._peer_names.get(key)
+        codec = self._config.peer_codec(peer) if peer else self._config.codec
+        compressor = self._config.peer_compressor(peer) if peer else self._config.compressor
+        link = PeerLink(
+            transport=self.transport(key[0]),
+            label=peer or url,
+            codec=self.codec(codec),
+            compressor=self.compressor(compressor),
+            counters=self.stats.peer(peer or url),
+            pinned=pinned,
+        )
+        self._links.discard(key)
+        self._links.add(key, link)
+        return link
+
+    async def _prepare(self, key: LinkKey, link: PeerLink, address: Address) -> None:
+        try:
+            link.destination = await link.transport.prepare(address.host, address.port)
+        except RelayError as exc:
+            link.error = exc
+            dropped = sum(len(group) for group in link.coalescer.drain())
+            link.counters.send_errors += dropped
+            logger.warning(
+                "cannot reach %s: %s (%d queued frames dropped)", link.label, exc, dropped
+            )
+            return
+        if link.coalescer:
+            self._mark_dirty(link)
+
+    def send(self, link: PeerLink, target: str, message: object) -> None:
+        """Encode ``message`` for ``target`` and queue it; raise for what is known now."""
+        if link.error is not None:
+            raise TransportError(f"cannot reach {link.label}: {link.error}")
+        payload, compressor = self._encode(link.codec, link.compressor, message)
+        frame = Frame(FrameKind.MESSAGE, link.codec.name, payload, compressor, target)
+        self._queue(link, encode_frame(frame))
+        link.counters.messages_sent += 1
+
+    async def call(
+        self, link: PeerLink, target: str, request: object, timeout: float, request_id: str
+    ) -> object:
+        """Send a request and wait for its reply, at most ``timeout`` seconds."""
+        if link.error is not None:
+            raise TransportError(f"cannot reach {link.label}: {link.error}")
+        call_id = self._next_call_id
+        self._next_call_id += 1
+        payload, compressor = self._encode(link.codec, link.compressor, request)
+        deadline_ms = min(max(int(timeout * 1000), 1), MAX_DEADLINE_MS)
+        frame = Frame(
+            FrameKind.REQUEST,
+            link.codec.name,
+            payload,
+            compressor,
+            target,
+            call_id=call_id,
+            deadline_ms=deadline_ms,
+            request_id=request_id,
+        )
+        self._queue(link, encode_frame(frame))
+        link.counters.messages_sent += 1
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise RpcTimeout(
+                f"no reply from {link.label}/{target} within {timeout:g} s "
+                f"(request id {request_id})"
+            ) from None
+        finally:
+            if self._pending.pop(call_id, None) is not None and not future.done():
+                self._send_cancel(link, call_id)
+
+    def _send_cancel(self, link: PeerLink, call_id: int) -> None:
+        if not self._closed and link.error is None:
+            self._queue(link, encode_frame(Frame(FrameKind.CANCEL, "", b"", call_id=call_id)))
+
+    def _encode(
+        self, codec: Codec, compressor: Compressor | None, value: object
+    ) -> tuple[bytes, str]:
+        payload = codec.encode(value)
+        limit = self._config.max_message_size
+        if len(payload) > limit:
+            raise MessageTooLarge(len(payload), limit, "raise [node] max_message_size to allow it")
+        if compressor is not None:
+            packed = compressor.compress(payload)
+            if packed is not None:
+                return packed, compressor.name
+        return payload, ""
+
+    def _queue(self, link: PeerLink, frame: bytes) -> None:
+        try:
+            link.coalescer.add(frame)
+        except MessageTooLarge as exc:
+            link.counters.oversize += 1
+            hint = (
+                ""
+                if link.transport.reliable
+                else ("use a stream transport (tcp:// or quic://) for large messages")
+            )
+            raise MessageTooLarge(exc.size, exc.limit, hint) from None
+        link.counters.frames_sent += 1
+        self._mark_dirty(link)
+
+    def _mark_dirty(self, link: PeerLink) -> None:
+        if link.dirty or link.destination is None:
+            return
+        link.dirty = True
+        self._dirty.append(link)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, []
+        for link in dirty:
+            link.dirty = False
+            for group in link.coalescer.drain():
+                self._sequence += 1
+                packet = encode_packet(self.incarnation, self._sequence, group)
+                self._send_packet(link, packet)
+
+    def _send_packet(self, link: PeerLink, packet: bytes) -> None:
+        assert link.destination is not None
+        counters = link.counters
+        try:
+            link.transport.send(link.destination, packet)
+        except RelayError as exc:
+            counters.send_errors += 1
+            self._log.warning("send_error", "send to %s failed: %s", link.label, exc)
+            return
+        counters.packets_sent += 1
+        counters.bytes_sent += len(packet)
+
+    # -- inbound -----------------------------------------------------------
+
+    def send_failed(self, scheme: str, destination: HostPort | None, error: BaseException) -> None:
+        if destination is None:
+            counters = self.stats.local
+            where = f"{scheme} socket"
+        else:
+            counters = self._counters_for(scheme, destination)
+            where = f"{scheme}://{format_host_port(*destination)}"
+        counters.send_errors += 1
+        self._log.warning("send_error", "send to %s failed: %s", where, error)
+
+    def packet_received(self, scheme: str, data: bytes, source: HostPort) -> None:
+        counters = self._counters_for(scheme, source)
+        counters.packets_received += 1
+        counters.bytes_received += len(data)
+        try:
+            packet = decode_packet(data)
+        except ChecksumMismatch as exc:
+            counters.corrupt += 1
+            self._log.warning("corrupt", "dropped a damaged packet from %s://%s: %s",
+                              scheme, format_host_port(*source), exc)
+            return
+        except MalformedFrame as exc:
+            counters.malformed += 1
+            self._log.warning("malformed", "dropped a malformed packet from %s://%s: %s",
+                              scheme, format_host_port(*source), exc)
+            return
+        verdict = self._duplicates.check(packet.incarnation, packet.sequence)
+        if verdict is not Verdict.ACCEPTED:
+            if verdict is Verdict.DUPLICATE:
+                counters.duplicates += 1
+            else:
+                counters.too_old += 1
+            return
+        for frame in packet.frames:
+            counters.frames_received += 1
+            self._handlers[frame.kind](self, frame, scheme, source, counters, packet.incarnation)
+
+    def _counters_for(self, scheme: str, source: HostPort) -> Counters:
+        key = (scheme, source[0], source[1])
+        link = self._links.get(key)
+        if link is not None:
+            return link.counters
+        counters = self._source_counters.get(key)
+        if counters is None:
+            counters = self.stats.peer(f"{scheme}://{format_host_port(*source)}")
+            if len(self._source_counters) < MAX_TRANSIENT_LINKS:
+                self._source_counters[key] = counters
+        return counters
+
+    def _decode(self, frame: Frame, counters: Counters, origin: str) -> object:
+        """The frame's payload as an object, or _FAILED (counted and logged)."""
+        try:
+            codec = self.codec(frame.codec)
+            payload = frame.payload
+            if frame.compressor:
+                decompressor = self.decompressor(frame.compressor)
+                payload = decompressor.decompress(payload, self._config.max_message_size)
+            elif len(payload) > self._config.max_message_size:
+                counters.oversize += 1
+                return _FAILED
+            return codec.decode(payload)
+        except UnknownPlugin as exc:
+            counters.unsupported_codec += 1
+            self._log.warning("unsupported_codec", "dropped a frame from %s: %s", origin, exc)
+        except (CodecError, CompressionError) as exc:
+            counters.undecodable += 1
+            self._log.warning(
+                "undecodable", "dropped an undecodable frame from %s: %s", origin, exc
+            )
+        return _FAILED
+
+    def _on_message(
+        self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
+    ) -> None:
+        origin = f"{scheme}://{format_host_port(*source)}"
+        message = self._decode(frame, counters, origin)
+        if message is _FAILED:
+            return
+        counters.messages_received += 1
+        mailbox = self._actors.mailbox(frame.target)
+        if mailbox is None or mailbox.closed:
+            if not self._actors.deliver_unrouted(message, origin):
+                counters.unknown_actor += 1
+                self._log.warning(
+                    "unknown_actor",
+                    "dropped a message from %s for unknown actor %r",
+                    origin,
+                    frame.target,
+                )
+        elif not mailbox.put_nowait(message):
+            counters.mailbox_full += 1
+            self._log.warning(
+                "mailbox_full",
+                "dropped a message from %s: mailbox of %r is full",
+                origin,
+                frame.target,
+            )
+
+    def _on_request(
+        self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
+    ) -> None:
+        origin = f"{scheme}://{format_host_port(*source)}"
+        link = self._reply_link(scheme, source, counters)
+        request = self._decode(frame, counters, origin)
+        if request is _FAILED:
+            self._reject(link, frame, counters)
+            return
+        counters.messages_received += 1
+        key = (incarnation, frame.call_id)
+        request_id = frame.request_id or new_request_id()
+        loop = asyncio.get_running_loop()
+        seconds = 86400.0 if frame.deadline_ms is None else frame.deadline_ms / 1000
+        deadline = loop.time() + seconds
+        rpc = Rpc(
+            request,
+            request_id,
+            deadline,
+            lambda value, error: self._answer(link, frame, key, value, error),
+        )
+        mailbox = self._actors.mailbox(frame.target)
+        if mailbox is None or mailbox.closed:
+            if not self._actors.deliver_unrouted(rpc, origin):
+                counters.unknown_actor += 1
+                self._reply_error(
+                    link,
+                    frame,
+                    ErrorCode.UNKNOWN_ACTOR,
+                    "UnknownActor",
+                    f"no actor named {frame.target!r}",
+                )
+                return
+        elif not mailbox.put_nowait(rpc):
+            counters.mailbox_full += 1
+            self._reply_error(
+                link,
+                frame,
+                ErrorCode.OVERLOADED,
+                "Overloaded",
+                f"the mailbox of {frame.target!r} is full",
+            )
+            return
+        timer = loop.call_at(deadline, self._expire, key)
+        self._inbound_calls[key] = (rpc, timer)
+
+    def _reject(self, link: PeerLink, frame: Frame, counters: Counters) -> None:
+        """Tell the caller why its request could not be decoded."""
+        if frame.codec not in self._registry.codec_names() or (
+            frame.compressor and frame.compressor not in self._registry.compressor_names()
+        ):
+            self._reply_error(
+                link,
+                frame,
+                ErrorCode.UNSUPPORTED_CODEC,
+                "UnsupportedCodec",
+                f"codec {frame.codec!r} / compressor {frame.compressor or 'none'!r}"
+                " is not installed here",
+                codec="json",
+            )
+        else:
+            self._reply_error(
+                link,
+                frame,
+                ErrorCode.UNDECODABLE,
+                "DecodeError",
+                "the request payload could not be decoded",
+            )
+
+    def _expire(self, key: tuple[int, int]) -> None:
+        entry = self._inbound_calls.pop(key, None)
+        if entry is not None:
+            entry[0].cancel()
+
+    def _on_cancel(
+        self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
+    ) -> None:
+        entry = self._inbound_calls.pop((incarnation, frame.call_id), None)
+        if entry is not None:
+            rpc, timer = entry
+            timer.cancel()
+            rpc.cancel()
+
+    def _on_reply(
+        self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
+    ) -> None:
+        future = self._pending.pop(frame.call_id, None)
+        if future is None or future.done():
+            counters.late_replies += 1
+            return
+        origin = f"{scheme}://{format_host_port(*source)}"
+        value = self._decode(frame, counters, origin)
+        if value is _FAILED:
+            future.set_exception(RelayError(f"the reply from {origin} could not be decoded"))
+        elif frame.kind is FrameKind.ERROR:
+            future.set_exception(error_from_payload(value, origin))
+        else:
+            counters.messages_received += 1
+            future.set_result(value)
+
+    _handlers: dict[FrameKind, Callable[[Dispatcher, Frame, str, HostPort, Counters, int], None]]
+
+    # -- replies -----------------------------------------------------------
+
+    def _reply_link(self, scheme: str, source: HostPort, counters: Counters) -> PeerLink:
+        key = (scheme, source[0], source[1])
+        link = self._links.get(key)
+        if link is None:
+            link = self._new_link(
+                key, f"{scheme}://{format_host_port(*source)}", None, pinned=False
+            )
+            link.destination = source
+            link.counters = counters
+        return link
+
+    def _answer(
+        self,
+        link: PeerLink,
+        request: Frame,
+        key: tuple[int, int],
+        value: object,
+        error: BaseException | None,
+    ) -> None:
+        entry = self._inbound_calls.pop(key, None)
+        if entry is not None:
+            entry[1].cancel()
+        if self._closed:
+            return
+        if error is not None:
+            self._reply_error(
+                link, request, ErrorCode.REMOTE_ERROR, type(error).__name__, str(error)
+            )
+            return
+        try:
+            codec = self.codec(request.codec)
+            payload, compressor = self._encode(codec, self.compressor(request.compressor), value)
+            frame = Frame(
+                FrameKind.RESPONSE, codec.name, payload, compressor, call_id=request.call_id, request_id=request.request_id
+            )
+            self._queue(link, encode_frame(frame))
+        except RelayError as exc:
+            logger.warning(
+                "reply to request %s cannot be sent: %s",
+                request.request_id,
+                exc,
+                extra={"request_id": request.request_id},
+            )
+            self._reply_error(link, request, ErrorCode.REMOTE_ERROR, type(exc).__name__, str(exc))
+            return
+        link.counters.messages_sent += 1
+
+    def _reply_error(
+        self,
+        link: PeerLink,
+        request: Frame,
+        code: str,
+        error_type: str,
+        message: str,
+        codec: str | None = None,
+    ) -> None:
+        encoder = self.codec(codec or request.codec)
+        payload = encoder.encode(error_payload(code, error_type, message))
+        frame = Frame(FrameKind.ERROR, encoder.name, payload, call_id=request.call_id, request_id=request.request_id)
+        self._queue(link, encode_frame(frame))
+
+    def _start_task(self, coroutine: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+Dispatcher._handlers = {
+    FrameKind.MESSAGE: Dispatcher._on_message,
+    FrameKind.REQUEST: Dispatcher._on_request,
+    FrameKind.RESPONSE: Dispatcher._on_reply,
+    FrameKind.ERROR: Dispatcher._on_reply,
+    FrameKind.CANCEL: Dispatcher._on_cancel,
+}

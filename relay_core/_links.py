@@ -1,0 +1,96 @@
+"""Outbound links: what a node needs to send to one destination.
+
+A :class:`PeerLink` holds the transport, the resolved destination, the codec
+and compressor chosen for that peer, the frames waiting to be coalesced, and
+the peer's counters. The :class:`LinkTable` keeps them, bounded: links made
+only to answer requests (whose sources anyone can forge) are evicted oldest
+first; links to configured peers and to refs the program made are kept.
+"""
+
+from __future__ import annotations
+
+from ._coalesce import Coalescer
+from ._interfaces import Codec, Compressor, HostPort, Transport
+from ._stats import Counters
+
+__all__ = ["LinkKey", "LinkTable", "PeerLink"]
+
+LinkKey = tuple[str, str, int]
+"""(scheme, host, port) as the program or the packet source named it."""
+
+
+class PeerLink:
+    __slots__ = (
+        "codec",
+        "coalescer",
+        "compressor",
+        "counters",
+        "destination",
+        "dirty",
+        "error",
+        "label",
+        "pinned",
+        "transport",
+    )
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        label: str,
+        codec: Codec,
+        compressor: Compressor | None,
+        counters: Counters,
+        pinned: bool,
+    ) -> None:
+        self.transport = transport
+        self.label = label
+        """Peer name from the config, or the peer's node URL."""
+        self.codec = codec
+        self.compressor = compressor
+        self.counters = counters
+        self.coalescer = Coalescer(transport.batch_size, transport.max_packet_size)
+        self.destination: HostPort | None = None
+        """None until the transport has resolved and prepared it."""
+        self.error: BaseException | None = None
+        """Why the destination could not be prepared, if it could not."""
+        self.dirty = False
+        """True while the link waits in the dispatcher's flush list."""
+        self.pinned = pinned
+        """Kept in the table for good (configured peer or a ref the program holds)."""
+
+
+class LinkTable:
+    def __init__(self, max_transient: int) -> None:
+        self._links: dict[LinkKey, PeerLink] = {}
+        self._max_transient = max_transient
+        self._transient = 0
+
+    def get(self, key: LinkKey) -> PeerLink | None:
+        return self._links.get(key)
+
+    def add(self, key: LinkKey, link: PeerLink) -> None:
+        if not link.pinned:
+            if self._transient >= self._max_transient:
+                self._evict_one()
+            self._transient += 1
+        self._links[key] = link
+
+    def pin(self, link: PeerLink) -> None:
+        if not link.pinned:
+            link.pinned = True
+            self._transient -= 1
+
+    def discard(self, key: LinkKey) -> None:
+        link = self._links.pop(key, None)
+        if link is not None and not link.pinned:
+            self._transient -= 1
+
+    def values(self) -> list[PeerLink]:
+        return list(self._links.values())
+
+    def _evict_one(self) -> None:
+        for key, link in self._links.items():
+            if not link.pinned and not link.dirty:
+                self.discard(key)
+                return

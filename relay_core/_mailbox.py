@@ -1,0 +1,104 @@
+"""A bounded, single-consumer FIFO: an actor's mailbox.
+
+Invariants:
+- at most ``capacity`` items are queued;
+- ``put`` waits while full; ``put_nowait`` never waits and reports a full box;
+- once closed, nothing new gets in (``ActorStopped``), but what is queued can
+  still be taken until the box is empty; then ``get`` raises ``ActorStopped``.
+
+asyncio.Queue would do most of this, but it has no close() before Python 3.13
+and costs an exception per full put on the network path, where a full mailbox
+is an ordinary, counted event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from ._errors import ActorStopped
+
+__all__ = ["Mailbox"]
+
+
+class Mailbox:
+    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putters")
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"mailbox capacity must be >= 1, got {capacity}")
+        self._capacity = capacity
+        self._items: deque[object] = deque()
+        self._getter: asyncio.Future[None] | None = None
+        self._putters: deque[asyncio.Future[None]] = deque()
+        self._closed = False
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: object) -> bool:
+        """Queue ``item`` if there is room; return False when the box is full."""
+        if self._closed:
+            raise ActorStopped("the actor has stopped and takes no more messages")
+        if len(self._items) >= self._capacity:
+            return False
+        self._items.append(item)
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+        return True
+
+    async def put(self, item: object) -> None:
+        """Queue ``item``, waiting while the box is full."""
+        while not self.put_nowait(item):
+            waiter = asyncio.get_running_loop().create_future()
+            self._putters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._putters:
+                    self._putters.remove(waiter)
+
+    async def get(self) -> object:
+        """Take the oldest item, waiting for one; ``ActorStopped`` once closed and empty."""
+        while not self._items:
+            if self._closed:
+                raise ActorStopped("the mailbox is closed")
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        item = self._items.popleft()
+        self._wake_one_putter()
+        return item
+
+    def close(self) -> None:
+        """Refuse new items; wake everyone who waits so they can see it."""
+        self._closed = True
+        if self._getter is not None and not self._getter.done():
+            self._getter.set_result(None)
+        for waiter in self._putters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def drain(self) -> list[object]:
+        """Remove and return everything still queued."""
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    def _wake_one_putter(self) -> None:
+        while self._putters:
+            waiter = self._putters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

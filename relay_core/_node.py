@@ -1,0 +1,199 @@
+"""The Node: what a program holds to host actors and reach other nodes.
+
+It ties the layers together: the plugin registry and config (validated at
+construction), the dispatcher (transports, links, frames), and the local
+actors with their supervisors. Every Node has its own registry; nothing is
+global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from ._actors import ActorFunction, ActorRef, RemoteRef, RestartPolicy, Supervisor
+from ._address import parse_address
+from ._config import NodeConfig
+from ._dispatcher import Dispatcher
+from ._errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
+from ._mailbox import Mailbox
+from ._registry import PluginRegistry
+from ._stats import NodeStats
+
+__all__ = ["Node", "Router"]
+
+logger = logging.getLogger("relay_core.node")
+
+Router = Callable[[object, str], object]
+"""Called with (message, source URL) for names with no local actor; may be async."""
+
+
+class Node:
+    """A process's place in the relay: ``async with Node(config) as node: ...``."""
+
+    def __init__(
+        self, config: NodeConfig | None = None, *, registry: PluginRegistry | None = None
+    ) -> None:
+        self.config = config if config is not None else NodeConfig()
+        self.registry = registry if registry is not None else PluginRegistry.load()
+        self.config.validate_plugins(
+            codecs=self.registry.codec_names(),
+            compressors=self.registry.compressor_names(),
+            transports=self.registry.transport_schemes(),
+        )
+        self._dispatcher = Dispatcher(self.config, self.registry, self)
+        for scheme in self.config.listen:
+            self._dispatcher.transport(scheme)  # checks the listener's options now
+        self._actors: dict[str, Supervisor] = {}
+        self._router: Router | None = None
+        self._router_tasks: set[asyncio.Future[object]] = set()
+        self._anonymous = itertools.count(1)
+        self._started = False
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def incarnation(self) -> int:
+        """Random per Node instance; peers use it to tell a restart from a replay."""
+        return self._dispatcher.incarnation
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the configured listeners."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self._dispatcher.start()
+        except BaseException:
+            await self._dispatcher.close()
+            raise
+        logger.info("node %r started (incarnation %016x)", self.name, self.incarnation)
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop every actor (each gets ``grace`` seconds to drain), flush, close transports."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*(actor.stop(grace) for actor in list(self._actors.values())))
+        for task in self._router_tasks:
+            task.cancel()
+        await self._dispatcher.close(grace)
+        logger.info("node %r closed", self.name)
+
+    def spawn(
+        self,
+        function: ActorFunction,
+        *,
+        name: str | None = None,
+        mailbox_size: int | None = None,
+        restart: RestartPolicy = "never",
+        max_restarts: int = 3,
+        restart_window: float = 60.0,
+    ) -> ActorRef:
+        """Start ``function`` as an actor and return its ref."""
+        if self._closed:
+            raise ActorStopped("the node is closed")
+        name = name if name is not None else f"${next(self._anonymous)}"
+        if name in self._actors:
+            raise ActorExists(f"an actor named {name!r} already runs on node {self.name!r}")
+        capacity = mailbox_size if mailbox_size is not None else self.config.mailbox_size
+        if capacity < 1:
+            raise ValueError(f"mailbox_size must be >= 1, got {capacity}")
+        supervisor = Supervisor(
+            self,
+            function,
+            name,
+            Mailbox(capacity),
+            restart,
+            max_restarts,
+            restart_window,
+            self._actor_exited,
+        )
+        self._actors[name] = supervisor
+        return supervisor.ref
+
+    async def stop(self, name: str, grace: float = 5.0) -> None:
+        """Stop the local actor ``name`` (see the lifecycle rules in the actors module)."""
+        supervisor = self._actors.get(name)
+        if supervisor is not None:
+            await supervisor.stop(grace)
+
+    def ref(self, target: str) -> ActorRef:
+        """A ref from a URL (``udp://host:port/actor``), ``peer/actor``, or a local name."""
+        if "://" in target:
+            return RemoteRef(self._dispatcher, parse_address(target, require_actor=True), None)
+        peer_name, slash, actor = target.partition("/")
+        if slash:
+            peer = self.config.peers.get(peer_name)
+            if peer is None:
+                known = ", ".join(sorted(self.config.peers)) or "none configured"
+                raise InvalidAddress(f"{target!r}: no peer named {peer_name!r} (peers: {known})")
+            address = parse_address(f"{peer.address}/{actor}", require_actor=True)
+            return RemoteRef(self._dispatcher, address, peer_name)
+        supervisor = self._actors.get(target)
+        if supervisor is None:
+            raise ConfigError(
+                f"no local actor named {target!r}; use SCHEME://HOST:PORT/ACTOR "
+                "or PEER/ACTOR for a remote one"
+            )
+        return supervisor.ref
+
+    def route(self, router: Router | None) -> None:
+        """Install (or with None remove) the fallback for names with no local actor."""
+        self._router = router
+
+    def address(self, scheme: str = "udp") -> str:
+        """The URL a listener actually bound, e.g. ``udp://127.0.0.1:40123``."""
+        return self._dispatcher.address(scheme)
+
+    def stats(self) -> NodeStats:
+        return self._dispatcher.stats.snapshot()
+
+    # -- what the dispatcher asks of us (LocalActors) --------------------
+
+    def mailbox(self, name: str) -> Mailbox | None:
+        supervisor = self._actors.get(name)
+        return supervisor.mailbox if supervisor is not None else None
+
+    def deliver_unrouted(self, message: object, source: str) -> bool:
+        router = self._router
+        if router is None:
+            return False
+        try:
+            result = router(message, source)
+        except Exception:
+            logger.exception("the router failed on a message from %s", source)
+            return True
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._router_tasks.add(task)
+            task.add_done_callback(self._router_done)
+        return True
+
+    def _router_done(self, task: asyncio.Future[object]) -> None:
+        self._router_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("the router failed", exc_info=task.exception())
+
+    def _actor_exited(self, name: str) -> None:
+        self._actors.pop(name, None)

@@ -1,0 +1,34 @@
+"""Rate-limited logging for events that an attacker or a broken peer can repeat.
+
+A flood of garbage must not become a flood of log lines: each kind of event
+logs at most once per ``interval`` seconds, and the next line says how many
+were suppressed in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+__all__ = ["RateLimitedLog"]
+
+
+class RateLimitedLog:
+    def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
+        self._logger = logger
+        self._interval = interval
+        self._next_allowed: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        """Log ``message`` under ``kind`` unless that kind logged too recently."""
+        now = time.monotonic()
+        if now < self._next_allowed.get(kind, 0.0):
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return
+        self._next_allowed[kind] = now + self._interval
+        suppressed = self._suppressed.pop(kind, 0)
+        if suppressed:
+            message += " (%d similar events suppressed)"
+            args = (*args, suppressed)
+        self._logger.warning(message, *args, extra={"event": kind})

@@ -1,0 +1,134 @@
+"""The request side of an RPC as a handler sees it, and the ambient request id.
+
+An :class:`Rpc` is what an actor receives for ``ref.rpc(...)``: the request,
+its id, its deadline, and ``respond``/``fail`` to answer exactly once. Where
+the answer goes (a local future or a reply frame) is the ``_answer`` callback
+given by whoever created it, so local and remote requests look the same.
+
+The request id of the request being handled lives in a context variable: the
+actor runtime sets it when it hands an Rpc to a handler, new requests made
+from there inherit it, and :class:`RequestIdFilter` puts it on log records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+from collections.abc import Callable
+
+from ._errors import RpcError
+
+__all__ = ["RequestIdFilter", "Rpc", "current_request_id", "new_request_id"]
+
+_current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "net_relay_request_id", default=None
+)
+
+Answer = Callable[[object, BaseException | None], None]
+"""Delivers ``(value, None)`` for a reply or ``(None, error)`` for a failure."""
+
+
+def new_request_id() -> str:
+    """A fresh random request id: 16 lowercase hex digits."""
+    return os.urandom(8).hex()
+
+
+def current_request_id() -> str | None:
+    """The id of the request being handled in this context, if any."""
+    return _current_request_id.get()
+
+
+def set_current_request_id(request_id: str | None) -> None:
+    _current_request_id.set(request_id)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` (the ambient id or "-") to every record.
+
+    Attach it to a handler and use ``%(request_id)s`` in the format string.
+    A record that already carries ``request_id`` (passed with ``extra=``) keeps it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = _current_request_id.get() or "-"
+        return True
+
+
+class Rpc:
+    """A request waiting for its answer.
+
+    ``deadline`` is the event-loop time (``loop.time()``) after which the caller
+    no longer waits; ``time_left`` is what remains of it. ``cancelled`` turns
+    true when the deadline passes or the caller cancels; an answer given after
+    that is dropped.
+    """
+
+    __slots__ = (
+        "_answer",
+        "_answered",
+        "_cancel_callbacks",
+        "_cancelled",
+        "deadline",
+        "request",
+        "request_id",
+    )
+
+    def __init__(self, request: object, request_id: str, deadline: float, answer: Answer) -> None:
+        self.request = request
+        self.request_id = request_id
+        self.deadline = deadline
+        self._answer = answer
+        self._answered = False
+        self._cancelled = False
+        self._cancel_callbacks: list[Callable[[], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Rpc request_id={self.request_id} request={self.request!r}>"
+
+    @property
+    def answered(self) -> bool:
+        return self._answered
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def time_left(self) -> float:
+        """Seconds until the deadline (negative once it has passed)."""
+        return self.deadline - asyncio.get_running_loop().time()
+
+    def respond(self, value: object) -> None:
+        """Send ``value`` as the reply."""
+        self._settle(value, None)
+
+    def fail(self, error: BaseException) -> None:
+        """Answer with an error: the caller gets ``RemoteError`` (remote) or ``error`` (local)."""
+        self._settle(None, error)
+
+    def add_cancel_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the request is cancelled (at once if it already is)."""
+        if self._cancelled:
+            callback()
+        else:
+            self._cancel_callbacks.append(callback)
+
+    def cancel(self) -> None:
+        """Mark the request given up by its caller (deadline passed or cancel received)."""
+        if self._cancelled or self._answered:
+            return
+        self._cancelled = True
+        callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def _settle(self, value: object, error: BaseException | None) -> None:
+        if self._answered:
+            raise RpcError(f"request {self.request_id} was already answered")
+        self._answered = True
+        self._cancel_callbacks.clear()
+        if not self._cancelled:
+            self._answer(value, error)

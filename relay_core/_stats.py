@@ -1,0 +1,98 @@
+"""Per-peer counters and the node-wide totals derived from them.
+
+Only per-peer counters are incremented on the hot path; totals are summed when
+someone asks. The peer table is bounded: past ``max_peers`` distinct peers
+(for example under a flood of forged source addresses), new sources share one
+``"(other)"`` bucket, so memory stays bounded while totals stay exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["COUNTER_NAMES", "Counters", "NodeStats", "StatsTable"]
+
+
+class Counters:
+    """What happened with one peer. Every field is a plain int for speed."""
+
+    __slots__ = (
+        "messages_sent",
+        "messages_received",
+        "frames_sent",
+        "frames_received",
+        "packets_sent",
+        "packets_received",
+        "bytes_sent",
+        "bytes_received",
+        "duplicates",
+        "corrupt",
+        "too_old",
+        "malformed",
+        "undecodable",
+        "unsupported_codec",
+        "unknown_actor",
+        "mailbox_full",
+        "oversize",
+        "send_errors",
+        "late_replies",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+COUNTER_NAMES: tuple[str, ...] = Counters.__slots__
+"""Every counter name, in a stable order.
+
+- messages: frames that carry a user payload (message, request, response)
+- frames / packets / bytes: everything, as it crosses the transport
+- duplicates / too_old: packets the duplicate window rejected
+- corrupt: packets whose checksum did not match (damaged in transit)
+- malformed: packets that did not parse; undecodable: payloads that did not decode
+- unsupported_codec: frames naming a codec or compressor not installed here
+- unknown_actor: frames for a name with no actor and no router
+- mailbox_full: inbound messages dropped because the mailbox was full
+- oversize: frames over the node's message size limit, either way
+- send_errors: transport failures reported after a send
+- late_replies: replies that arrived after the caller stopped waiting
+"""
+
+OTHER_PEERS = "(other)"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStats:
+    """A snapshot: totals over all peers, and the counters of each peer."""
+
+    total: dict[str, int]
+    peers: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class StatsTable:
+    """Counters keyed by peer name (or peer URL when the peer has no name)."""
+
+    def __init__(self, max_peers: int = 1024) -> None:
+        self._max_peers = max_peers
+        self._peers: dict[str, Counters] = {}
+        self.local = self.peer("(local)")
+
+    def peer(self, key: str) -> Counters:
+        """The counters for ``key``, created on first use while there is room."""
+        counters = self._peers.get(key)
+        if counters is None:
+            if len(self._peers) >= self._max_peers:
+                key = OTHER_PEERS
+                counters = self._peers.get(key)
+            if counters is None:
+                counters = self._peers[key] = Counters()
+        return counters
+
+    def snapshot(self) -> NodeStats:
+        peers = {key: counters.as_dict() for key, counters in self._peers.items()}
+        total = {name: sum(p[name] for p in peers.values()) for name in COUNTER_NAMES}
+        return NodeStats(total=total, peers=peers)

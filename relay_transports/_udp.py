@@ -1,0 +1,410 @@
+"""The ``udp`` transport: packets as datagrams over non-blocking sockets.
+
+Rules this module keeps:
+
+- At most one *sending* socket per address family (IPv4, IPv6): the first one
+  bound for that family, by :meth:`UdpTransport.listen` or else by
+  :meth:`UdpTransport.prepare` (an ephemeral one on the wildcard address). Every
+  packet to a destination of that family leaves from it, so the receiver can
+  reply to the source address it saw. Further listeners of a family only receive.
+- A source handed to ``events.packet_received`` is a ``(host, port)`` pair that
+  :meth:`UdpTransport.send` accepts as is. A scoped IPv6 host keeps its ``%zone``
+  suffix, which the send path turns back into a scope id.
+- Nothing raises out of an event-loop callback and no socket error closes a
+  socket: failures found after ``send`` returned go to ``events.send_failed``.
+- The send backlog (packets the kernel would not take yet) is bounded; a packet
+  that would pass the bound is dropped and reported, never queued.
+
+Sockets are driven with ``loop.add_reader`` rather than asyncio's datagram
+transport: one wakeup reads many datagrams instead of one, and an unconnected
+socket learns of ICMP errors only through the Linux error queue (``IP_RECVERR``),
+which asyncio never reads. This needs a selector event loop (the default on
+POSIX, and uvloop); the Windows proactor loop has no ``add_reader``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import struct
+import sys
+from collections import deque
+from collections.abc import Callable
+
+from relay_core import (
+    ConfigError,
+    HostPort,
+    MessageTooLarge,
+    Transport,
+    TransportError,
+    TransportEvents,
+    hookimpl,
+)
+
+__all__ = ["SEND_BACKLOG_LIMIT", "UdpTransport"]
+
+logger = logging.getLogger(__name__)
+
+SEND_BACKLOG_LIMIT = 1 << 20
+"""Bytes of packets a socket may hold back, beyond which new packets are dropped."""
+
+_MAX_DATAGRAM = 65507  # the largest UDP payload an IPv4 datagram can carry
+_RECEIVE_SIZE = 65535  # above any UDP payload, so no datagram is ever truncated
+_READS_PER_WAKEUP = 128  # bounds one reader callback, so a flood cannot starve the loop
+_MAX_BUFFER = 2**31 - 1  # setsockopt takes a C int
+_TOO_LARGE_HINT = "use a stream transport (tcp:// or quic://) for large messages"
+_WOULD_BLOCK = (BlockingIOError, InterruptedError)
+_WILDCARD = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+
+# Linux reports ICMP errors to an unconnected UDP socket only with IP_RECVERR set,
+# and then through its error queue. Python 3.11 lacks the constants; these are
+# the values of <linux/in.h> and <linux/in6.h>.
+_USE_ERROR_QUEUE = sys.platform == "linux"
+_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
+_ANCILLARY_SIZE = 512
+_EXTENDED_ERRNO = struct.Struct("=I")  # ee_errno, the first field of struct sock_extended_err
+
+Deliver = Callable[[bytes, HostPort], None]
+SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+
+def _display(host: str, port: object) -> str:
+    """``host:port`` as a user writes it, with brackets around an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _send_error(destination: HostPort, error: OSError) -> TransportError:
+    reason = error.strerror or str(error)
+    return TransportError(error.errno, f"udp send to {_display(*destination)} failed: {reason}")
+
+
+def _option(name: str, value: object, low: int, high: int, allowed: str) -> int:
+    """Return a ``[listen.udp]`` option that is an int in low..high, or raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"[listen.udp] {name} = {value!r} is not allowed: {allowed}")
+    return value
+
+
+class _Endpoint:
+    """One bound, non-blocking datagram socket, its reader and its send backlog."""
+
+    __slots__ = ("_events", "_loop", "backlog", "backlog_bytes", "local", "sendto", "sock")
+
+    def __init__(
+        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, events: TransportEvents
+    ) -> None:
+        self.sock = sock
+        self.sendto = sock.sendto
+        self.local: HostPort = sock.getsockname()[:2]
+        self.backlog: deque[tuple[HostPort, bytes]] = deque()
+        self.backlog_bytes = 0
+        self._loop = loop
+        self._events = events
+        v6 = sock.family == socket.AF_INET6
+        loop.add_reader(sock.fileno(), self._on_readable, events.packet_received, v6)
+
+    def send(self, destination: HostPort, packet: bytes) -> None:
+        """Hand ``packet`` to the kernel, or to the backlog while the socket is full."""
+        if self.backlog_bytes:
+            self._enqueue(destination, packet)
+            return
+        try:
+            self.sendto(packet, destination)
+        except OSError as exc:
+            self._send_failed_at_once(destination, packet, exc)
+
+    def _send_failed_at_once(self, destination: HostPort, packet: bytes, first: OSError) -> None:
+        error = first if isinstance(first, _WOULD_BLOCK) else self._send_again(destination, packet)
+        if error is None:
+            return
+        if isinstance(error, _WOULD_BLOCK):
+            self._enqueue(destination, packet)
+        elif error.errno == errno.ENOBUFS:  # a full device queue: transient, like a lost packet
+            self._events.send_failed(destination, _send_error(destination, error))
+        else:
+            raise _send_error(destination, error) from error
+
+    def _send_again(self, destination: HostPort, packet: bytes) -> OSError | None:
+        """Retry once after an error that may not be this packet's own.
+
+        A pending ICMP error about an earlier packet fails the next sendto once
+        (the error queue still reports it), and a scoped IPv6 host needs its
+        scope id, which a ``(host, port)`` pair cannot carry.
+        """
+        try:
+            self.sendto(packet, self._sockaddr(destination))
+        except OSError as exc:
+            return exc
+        return None
+
+    def _sockaddr(self, destination: HostPort) -> SockAddr:
+        host, port = destination
+        if "%" not in host:
+            return destination
+        try:
+            infos = socket.getaddrinfo(host, port, self.sock.family, 0, 0, socket.AI_NUMERICHOST)
+        except OSError:
+            return destination  # sendto reports the address as it stands
+        sockaddr = infos[0][4]
+        return (host, port, 0, sockaddr[3]) if len(sockaddr) == 4 else destination
+
+    def _enqueue(self, destination: HostPort, packet: bytes) -> None:
+        if self.backlog_bytes + len(packet) > SEND_BACKLOG_LIMIT:
+            text = f"send buffer full ({self.backlog_bytes} bytes waiting); packet dropped"
+            self._events.send_failed(destination, TransportError(errno.ENOBUFS, text))
+            return
+        if not self.backlog:
+            self._loop.add_writer(self.sock.fileno(), self._on_writable)
+        self.backlog.append((destination, packet))
+        self.backlog_bytes += len(packet) or 1  # an empty datagram waits too
+
+    def _on_writable(self) -> None:
+        while self.backlog:
+            destination, packet = self.backlog[0]
+            error = self._flush_one(destination, packet)
+            if isinstance(error, _WOULD_BLOCK):
+                return
+            self.backlog.popleft()
+            self.backlog_bytes -= len(packet) or 1
+            if error is not None:
+                self._events.send_failed(destination, _send_error(destination, error))
+        self._loop.remove_writer(self.sock.fileno())
+
+    def _flush_one(self, destination: HostPort, packet: bytes) -> OSError | None:
+        """Send a held-back packet; return the error that kept it from leaving."""
+        try:
+            self.sendto(packet, destination)
+        except _WOULD_BLOCK as exc:
+            return exc
+        except OSError:
+            return self._send_again(destination, packet)
+        return None
+
+    def _on_readable(self, deliver: Deliver, v6: bool) -> None:
+        recvfrom = self.sock.recvfrom
+        for count in range(_READS_PER_WAKEUP):
+            try:
+                packet, source = recvfrom(_RECEIVE_SIZE)
+            except _WOULD_BLOCK:
+                if count == 0:  # woken with nothing to read: only the error queue can have woken us
+                    self._drain_error_queue()
+                return
+            except OSError as exc:
+                self._socket_error(exc)
+                continue
+            deliver(packet, (source[0], source[1]) if v6 else source)
+
+    def _socket_error(self, error: OSError) -> None:
+        """Report an error the socket raised on receive, about some earlier send."""
+        if self._drain_error_queue() == 0:
+            reason = error.strerror or str(error)
+            text = f"udp socket {_display(*self.local)}: {reason}"
+            self._events.send_failed(None, TransportError(error.errno, text))
+
+    def _drain_error_queue(self) -> int:
+        """Report each queued ICMP or local error against its packet's destination."""
+        if not _USE_ERROR_QUEUE:
+            return 0
+        reported = 0
+        while True:
+            try:
+                _, ancillary, _, address = self.sock.recvmsg(
+                    0, _ANCILLARY_SIZE, socket.MSG_ERRQUEUE
+                )
+            except OSError:
+                return reported
+            destination = (address[0], address[1])
+            code = _extended_errno(ancillary)
+            error = OSError(code, os.strerror(code))
+            self._events.send_failed(destination, _send_error(destination, error))
+            reported += 1
+
+    def close(self) -> int:
+        """Flush what the kernel takes at once, close the socket, return the packets lost."""
+        fd = self.sock.fileno()
+        self._loop.remove_reader(fd)
+        self._loop.remove_writer(fd)
+        while self.backlog and self._flush_one(*self.backlog[0]) is None:
+            self.backlog.popleft()
+        self.sock.close()
+        return len(self.backlog)
+
+
+def _extended_errno(ancillary: list[tuple[int, int, bytes]]) -> int:
+    for _, _, data in ancillary:
+        if len(data) >= _EXTENDED_ERRNO.size:
+            return int(_EXTENDED_ERRNO.unpack_from(data)[0])
+    return errno.EIO
+
+
+class UdpTransport(Transport):
+    """Packets over UDP: unordered, may be lost or duplicated, each at most one datagram."""
+
+    scheme = "udp"
+    reliable = False
+
+    def __init__(
+        self,
+        events: TransportEvents,
+        *,
+        max_datagram_size: int = _MAX_DATAGRAM,
+        batch_size: int = 1400,
+        receive_buffer: int = 4 * 1024 * 1024,
+        send_buffer: int = 4 * 1024 * 1024,
+    ) -> None:
+        super().__init__(events)
+        allowed = f"an integer from 64 to {_MAX_DATAGRAM}"
+        size = _option("max_datagram_size", max_datagram_size, 64, _MAX_DATAGRAM, allowed)
+        self.max_packet_size = size
+        self.batch_size = _option(
+            "batch_size", batch_size, 64, size, f"an integer from 64 to max_datagram_size ({size})"
+        )
+        buffer = f"an integer from 0 (the OS default) to {_MAX_BUFFER}"
+        self._buffers = {
+            socket.SO_RCVBUF: _option("receive_buffer", receive_buffer, 0, _MAX_BUFFER, buffer),
+            socket.SO_SNDBUF: _option("send_buffer", send_buffer, 0, _MAX_BUFFER, buffer),
+        }
+        self._endpoints: list[_Endpoint] = []
+        self._v4: _Endpoint | None = None
+        self._v6: _Endpoint | None = None
+        self._closed = False
+
+    async def listen(self, host: str, port: int) -> HostPort:
+        """Receive on host:port (port 0 picks a free port); return the address bound."""
+        family, sockaddr = await self._resolve(host, port, socket.AI_PASSIVE)
+        return self._open(family, sockaddr, host, port).local
+
+    async def prepare(self, host: str, port: int) -> HostPort:
+        """Resolve host:port to a numeric destination and make sure a socket can send to it.
+
+        With no socket of the destination's family yet, this binds an ephemeral
+        one on the wildcard address; it sends, and receives the replies.
+        """
+        family, sockaddr = await self._resolve(host, port, 0)
+        if self._sender(family) is None:
+            self._open(family, (_WILDCARD[family], 0), _WILDCARD[family], 0)
+        return sockaddr
+
+    def send(self, destination: HostPort, packet: bytes) -> None:
+        """Send one datagram, from the socket of the destination's address family."""
+        if len(packet) > self.max_packet_size:
+            raise MessageTooLarge(len(packet), self.max_packet_size, hint=_TOO_LARGE_HINT)
+        endpoint = self._v6 if ":" in destination[0] else self._v4
+        if endpoint is None:
+            raise self._cannot_send(destination)
+        endpoint.send(destination, packet)
+
+    async def close(self) -> None:
+        """Close every socket; packets still held back are reported as lost."""
+        if self._closed:
+            return
+        self._closed = True
+        self._v4 = self._v6 = None
+        lost = sum(endpoint.close() for endpoint in self._endpoints)
+        self._endpoints.clear()
+        if lost:
+            text = f"udp transport closed with {lost} packets unsent"
+            self.events.send_failed(None, TransportError(errno.ESHUTDOWN, text))
+
+    def _sender(self, family: int) -> _Endpoint | None:
+        return self._v6 if family == socket.AF_INET6 else self._v4
+
+    def _cannot_send(self, destination: HostPort) -> TransportError:
+        where = _display(*destination)
+        if self._closed:
+            return TransportError(f"cannot send to udp {where}: the transport is closed")
+        return TransportError(
+            f"cannot send to udp {where}: no socket of its address family;"
+            " call prepare() for a destination before sending to it"
+        )
+
+    async def _resolve(
+        self, host: str, port: int, flags: int
+    ) -> tuple[socket.AddressFamily, HostPort]:
+        """Return a family and numeric address for host:port, preferring a family we can send from."""
+        if self._closed:
+            raise TransportError(f"udp {_display(host, port)}: the transport is closed")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise TransportError(f"udp {_display(host, port)}: port must be from 0 to 65535")
+        found = await _getaddrinfo(host, port, flags)
+        if not found:
+            raise TransportError(f"cannot resolve udp {_display(host, port)}: no IP address")
+        return next((item for item in found if self._sender(item[0])), found[0])
+
+    def _open(
+        self, family: socket.AddressFamily, sockaddr: HostPort, host: str, port: int
+    ) -> _Endpoint:
+        sock = _bind(family, sockaddr, _display(host, port), self._buffers)
+        endpoint = _Endpoint(sock, asyncio.get_running_loop(), self.events)
+        self._endpoints.append(endpoint)
+        if self._sender(family) is None:
+            if family == socket.AF_INET6:
+                self._v6 = endpoint
+            else:
+                self._v4 = endpoint
+        return endpoint
+
+
+async def _getaddrinfo(
+    host: str, port: int, flags: int
+) -> list[tuple[socket.AddressFamily, HostPort]]:
+    """Resolve numeric hosts at once, and names with the loop's resolver; IPv4 and IPv6 only."""
+    try:
+        infos = socket.getaddrinfo(
+            host, port, 0, socket.SOCK_DGRAM, 0, flags | socket.AI_NUMERICHOST
+        )
+    except (OSError, UnicodeError):
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_DGRAM, flags=flags
+            )
+        except (OSError, UnicodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise TransportError(f"cannot resolve udp {_display(host, port)}: {reason}") from exc
+    return [(info[0], (str(info[4][0]), int(info[4][1]))) for info in infos if info[0] in _WILDCARD]
+
+
+def _bind(
+    family: socket.AddressFamily, sockaddr: HostPort, where: str, buffers: dict[int, int]
+) -> socket.socket:
+    """Return a non-blocking socket bound to ``sockaddr``; errors name ``where`` the user asked for."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        if family == socket.AF_INET6:  # so a v4 and a v6 listener can share a port
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if _USE_ERROR_QUEUE:
+            sock.setsockopt(*_RECVERR[family], 1)
+        for option, size in buffers.items():
+            _request_buffer(sock, option, size)
+        sock.bind(sockaddr)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise TransportError(exc.errno, f"cannot listen on udp {where}: {reason}") from exc
+    return sock
+
+
+def _request_buffer(sock: socket.socket, option: int, size: int) -> None:
+    """Ask for a socket buffer size; the kernel may grant less (Linux caps it at net.core.*mem_max)."""
+    name = "receive" if option == socket.SO_RCVBUF else "send"
+    if size == 0:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, option, size)
+    except OSError as exc:
+        logger.debug(
+            "udp %s buffer: the OS refused %d bytes (%s); kept its default", name, size, exc
+        )
+        return
+    granted = sock.getsockopt(socket.SOL_SOCKET, option)
+    logger.debug("udp %s buffer: requested %d bytes, the OS reports %d", name, size, granted)
+
+
+@hookimpl
+def net_relay_transports() -> list[type[Transport]]:
+    """The UDP transport, for the scheme ``udp``."""
+    return [UdpTransport]

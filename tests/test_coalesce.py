@@ -1,0 +1,101 @@
+"""Coalescing: frames for one destination leave in order, in packets that fit."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from relay_core import ConfigError, MessageTooLarge
+from relay_core._coalesce import Coalescer
+from relay_core._wire import PACKET_HEADER_SIZE, encode_packet
+
+RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HEADER = PACKET_HEADER_SIZE
+
+
+def frame(size: int, tag: int = 0) -> bytes:
+    return bytes([tag % 256]) * size
+
+
+def test_nothing_is_pending_until_a_frame_is_added() -> None:
+    coalescer = Coalescer(100, 200)
+    assert not coalescer
+    assert coalescer.drain() == []
+    coalescer.add(frame(10))
+    assert coalescer
+
+
+def test_draining_hands_over_the_frames_and_forgets_them() -> None:
+    coalescer = Coalescer(100, 200)
+    coalescer.add(frame(10, 1))
+    coalescer.add(frame(10, 2))
+    assert coalescer.drain() == [[frame(10, 1), frame(10, 2)]]
+    assert not coalescer
+    assert coalescer.drain() == []
+
+
+def test_frames_share_a_packet_up_to_exactly_the_batch_size() -> None:
+    coalescer = Coalescer(HEADER + 100, 1000)
+    for tag in range(4):
+        coalescer.add(frame(25, tag))
+    coalescer.add(frame(1, 4))
+    assert coalescer.drain() == [[frame(25, t) for t in range(4)], [frame(1, 4)]]
+
+
+def test_a_frame_too_big_for_a_batch_travels_alone_in_order() -> None:
+    coalescer = Coalescer(HEADER + 50, HEADER + 500)
+    coalescer.add(frame(10, 1))
+    coalescer.add(frame(400, 2))
+    coalescer.add(frame(10, 3))
+    assert coalescer.drain() == [[frame(10, 1)], [frame(400, 2)], [frame(10, 3)]]
+
+
+def test_a_frame_no_packet_could_carry_is_refused_at_once() -> None:
+    coalescer = Coalescer(HEADER + 50, HEADER + 500)
+    coalescer.add(frame(10))
+    coalescer.add(frame(500))  # exactly the largest packet
+    with pytest.raises(MessageTooLarge, match="exceeds the limit of 520 bytes") as caught:
+        coalescer.add(frame(501))
+    assert (caught.value.size, caught.value.limit) == (HEADER + 501, HEADER + 500)
+    assert coalescer.drain() == [[frame(10)], [frame(500)]]
+
+
+@pytest.mark.parametrize(("batch_size", "max_packet_size"), [(HEADER, 100), (0, 100), (101, 100)])
+def test_a_batch_size_must_fit_a_header_and_the_largest_packet(
+    batch_size: int, max_packet_size: int
+) -> None:
+    with pytest.raises(ConfigError, match=f"batch_size {batch_size} must be above"):
+        Coalescer(batch_size, max_packet_size)
+
+
+@RELAXED
+@given(
+    st.integers(HEADER + 1, 600),
+    st.integers(0, 600),
+    st.lists(st.lists(st.integers(0, 700), max_size=30), max_size=4),
+)
+def test_any_frames_leave_in_order_in_fitting_greedy_packets(
+    batch_size: int, extra: int, rounds: list[list[int]]
+) -> None:
+    max_packet_size = batch_size + extra
+    coalescer = Coalescer(batch_size, max_packet_size)
+    for sizes in rounds:  # one list per event-loop turn
+        sent = []
+        for tag, size in enumerate(sizes):
+            if HEADER + size <= max_packet_size:
+                sent.append(frame(size, tag))
+                coalescer.add(sent[-1])
+            else:
+                with pytest.raises(MessageTooLarge):
+                    coalescer.add(frame(size, tag))
+        groups = coalescer.drain()
+        assert [f for group in groups for f in group] == sent
+        for group in groups:
+            packet = encode_packet(1, 1, group)
+            assert len(packet) <= batch_size or (len(group) == 1 and len(packet) <= max_packet_size)
+        for group, following in itertools.pairwise(groups):
+            # Greedy: a packet is closed only when the next frame would not fit in it.
+            assert HEADER + sum(map(len, group)) + len(following[0]) > batch_size

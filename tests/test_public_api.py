@@ -1,0 +1,36 @@
+"""The public API changes only on purpose: __all__ is the contract."""
+
+from __future__ import annotations
+
+import relay_core
+from relay_core import RelayError
+
+EXPECTED_PUBLIC_NAMES = {
+    "ActorContext", "ActorError", "ActorExists", "ActorRef", "ActorStopped", "Address", "ChecksumMismatch", "Codec",
+    "CodecError", "CompressionError", "Compressor", "ConfigError", "DecodeError",
+    "DecompressionError", "DecompressionLimitExceeded", "EncodeError", "HostPort",
+    "InvalidAddress", "ListenConfig", "MailboxFull", "MalformedFrame", "MessageTooLarge",
+    "MessageTypes", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
+    "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",
+    "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
+    "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor",
+    "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
+    "current_request_id", "hookimpl", "message", "message_types", "parse_address",
+}
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    assert set(relay_core.__all__) == EXPECTED_PUBLIC_NAMES
+
+
+def test_every_public_name_exists() -> None:
+    missing = [name for name in relay_core.__all__ if not hasattr(relay_core, name)]
+    assert missing == []
+
+
+def test_every_public_exception_derives_from_relay_error() -> None:
+    exceptions = [getattr(relay_core, name) for name in relay_core.__all__
+                  if isinstance(getattr(relay_core, name), type)
+                  and issubclass(getattr(relay_core, name), BaseException)]
+    assert len(exceptions) > 20
+    assert all(issubclass(exc, RelayError) for exc in exceptions)

@@ -1,0 +1,117 @@
+"""Two OS processes over UDP loopback: the `net-relay` command line end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from nodes import WAIT_LIMIT, udp_config, wait_for
+from relay_core import Node
+
+CLI = [sys.executable, "-m", "relay_core._cli"]
+
+
+@asynccontextmanager
+async def node_process(tmp_path: Path, *, codec: str = "msgpack") -> AsyncIterator[str]:
+    """Run `net-relay node` in a child process; yield its UDP URL; stop it with SIGTERM."""
+    config = tmp_path / "beta.toml"
+    config.write_text(f'[node]\nname = "beta"\ncodec = "{codec}"\n\n'
+                      '[listen.udp]\nhost = "127.0.0.1"\nport = 0\n')
+    process = await asyncio.create_subprocess_exec(
+        *CLI, "node", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(WAIT_LIMIT):
+            line = (await process.stdout.readline()).decode()
+        assert "listening on udp://" in line, line
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT_LIMIT):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+
+
+async def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    process = await asyncio.create_subprocess_exec(
+        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(WAIT_LIMIT):
+        stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(args, process.returncode, stdout.decode(), stderr.decode())
+
+
+async def test_a_node_in_another_process_answers_sends_and_rpcs(tmp_path: Path) -> None:
+    async with node_process(tmp_path) as beta, Node(udp_config("alpha")) as alpha:
+        for index in range(25):
+            await alpha.ref(f"{beta}/counter").send({"n": index})
+        await wait_for(lambda: alpha.stats().total["packets_sent"] > 0, "sent")
+        assert await alpha.ref(f"{beta}/echo").rpc([1, "two", b"3"], timeout=5.0) == [1, "two", b"3"]
+        count = 0
+        async with asyncio.timeout(WAIT_LIMIT):
+            while count < 25:
+                count = await alpha.ref(f"{beta}/counter").rpc("count?", timeout=5.0)  # type: ignore[assignment]
+        assert count == 25
+
+
+async def test_the_cli_sends_and_calls_and_prints_json(tmp_path: Path) -> None:
+    async with node_process(tmp_path) as beta:
+        sent = await run_cli("send", f"{beta}/counter", '{"hello": "world"}')
+        assert sent.returncode == 0, sent.stderr
+        reply = await run_cli("rpc", f"{beta}/echo", '{"name": "ada", "n": [1, 2]}')
+        assert reply.returncode == 0, reply.stderr
+        assert json.loads(reply.stdout) == {"name": "ada", "n": [1, 2]}
+        counted = await run_cli("rpc", f"{beta}/counter", "null")
+        assert json.loads(counted.stdout) == 1
+
+
+async def test_a_cli_rpc_to_an_unknown_actor_prints_one_line_and_fails(tmp_path: Path) -> None:
+    async with node_process(tmp_path) as beta:
+        result = await run_cli("rpc", f"{beta}/nobody", "{}")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().count("\n") == 0
+    assert "UnknownActor" in result.stderr
+
+
+async def test_a_cli_rpc_that_gets_no_reply_times_out_cleanly(tmp_path: Path) -> None:
+    result = await run_cli("rpc", "udp://127.0.0.1:9/echo", "{}", "--timeout", "0.2")
+    assert result.returncode == 1
+    assert "RpcTimeout" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_the_cli_rejects_bad_json_and_bad_addresses_in_one_line() -> None:
+    bad_json = await run_cli("send", "udp://127.0.0.1:9/echo", "{nope")
+    bad_address = await run_cli("send", "udp://127.0.0.1/echo", "{}")
+    for result in (bad_json, bad_address):
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().count("\n") == 0
+    assert "JSON" in bad_json.stderr
+    assert "SCHEME://HOST:PORT" in bad_address.stderr
+
+
+async def test_plugins_lists_every_built_in_with_its_distribution() -> None:
+    result = await run_cli("plugins")
+    assert result.returncode == 0, result.stderr
+    rows = {tuple(line.split()[:3]) for line in result.stdout.splitlines()[1:]}
+    for kind, name in [("codec", "msgpack"), ("codec", "cbor"), ("codec", "json"),
+                       ("compressor", "zstd"), ("compressor", "none"), ("transport", "udp")]:
+        assert (kind, name, "net-relay") in rows, result.stdout
+
+
+async def test_demo_runs_over_every_transport_and_codec() -> None:
+    result = await run_cli("demo", "--messages", "50", "--rpcs", "10")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for codec in ("msgpack", "cbor", "json"):
+        assert any(line.split()[:4] == ["udp", codec, "50", "50"] for line in lines), result.stdout
