@@ -119,10 +119,9 @@ class CborCodec(Codec):
     def decode(self, data: bytes) -> object:
         stream = io.BytesIO(data)
         obj = self._load(stream)
-        if stream.tell() != len(data):
-            raise DecodeError(
-                f"{len(data) - stream.tell()} bytes follow the CBOR value; a payload holds exactly one"
-            )
+        extra = len(data) - stream.tell()
+        if extra:
+            raise DecodeError(f"{extra} bytes follow the CBOR value; a payload holds exactly one")
         self._decode_checker.check(obj)
         return obj
 

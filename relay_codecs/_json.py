@@ -41,7 +41,7 @@ from ._model import (
 
 __all__ = ["JsonCodec"]
 
-_Task = tuple[object, int, Any, Slot]  # value, its level, its container, its slot there
+_Task = tuple[Any, int, Any, Slot]  # value (any data), level, container, slot
 _PLAIN = frozenset({str, bool, type(None)})
 _FLOAT_NAMES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _BYTES_TYPES = (bytes, bytearray, memoryview)
@@ -87,15 +87,15 @@ class JsonCodec(Codec):
             if kind in _PLAIN:
                 parent[slot] = value
             elif kind is int:
-                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
-                    raise int_range_error(value, EncodeError)  # type: ignore[arg-type]
+                if not INT_MIN <= value <= INT_MAX:
+                    raise int_range_error(value, EncodeError)
                 parent[slot] = value
             elif kind is float:
-                parent[slot] = value if math.isfinite(value) else {"$float": str(value)}  # type: ignore[arg-type]
+                parent[slot] = value if math.isfinite(value) else {"$float": str(value)}
             elif kind is list or kind is tuple:
-                parent[slot] = _push_items(list(value), level, tasks, EncodeError)  # type: ignore[call-overload]
+                parent[slot] = _push_items(list(value), level, tasks, EncodeError)
             elif kind is dict:
-                plain = _push_fields(_str_keys(value), level, tasks, EncodeError)  # type: ignore[arg-type]
+                plain = _push_fields(_str_keys(value), level, tasks, EncodeError)
                 parent[slot] = {"$dict": plain} if _looks_like_marker(plain) else plain
             else:
                 self._other_to_json(value, level, parent, slot, tasks)
@@ -109,7 +109,7 @@ class JsonCodec(Codec):
             return
         pair = self._types.describe(obj)
         if pair is not None:
-            fields = _push_fields(_str_keys(pair[1]), level + 1, tasks, EncodeError)  # type: ignore[arg-type]
+            fields = _push_fields(_str_keys(pair[1]), level + 1, tasks, EncodeError)
             parent[slot] = {"$message": [pair[0], fields]}
             return
         base = next((base for base in _BASES if isinstance(obj, base)), None)
@@ -138,18 +138,18 @@ class JsonCodec(Codec):
             value, level, parent, slot = tasks.pop()
             kind = type(value)
             if kind is int:
-                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
-                    raise int_range_error(value, DecodeError)  # type: ignore[arg-type]
+                if not INT_MIN <= value <= INT_MAX:
+                    raise int_range_error(value, DecodeError)
             elif kind is list:
-                _push_items(value, level, tasks, DecodeError)  # type: ignore[arg-type]
+                _push_items(value, level, tasks, DecodeError)
             elif kind is dict:
-                if _looks_like_marker(value):  # type: ignore[arg-type]
-                    ((key, inner),) = value.items()  # type: ignore[attr-defined]
+                if _looks_like_marker(value):
+                    ((key, inner),) = value.items()
                     self._marker(key, inner, level, parent, slot, tasks)
                 else:
-                    _push_fields(value, level, tasks, DecodeError)  # type: ignore[arg-type]
+                    _push_fields(value, level, tasks, DecodeError)
             elif kind is MessageToBuild:
-                parent[slot] = self._types.build(value.type_name, value.fields)  # type: ignore[attr-defined]
+                parent[slot] = self._types.build(value.type_name, value.fields)
         return root[0]
 
     def _marker(
@@ -198,13 +198,15 @@ def _push_fields(
     return mapping
 
 
-def _str_keys(mapping: dict[object, object]) -> dict[str, object]:
+def _str_keys(mapping: dict[Any, object]) -> dict[str, object]:
     return {_str_key(key): value for key, value in mapping.items()}
 
 
 def _object(marker: str, value: object) -> dict[str, object]:
     if type(value) is not dict:
-        raise DecodeError(f"{{{marker!r}: ...}} must hold an object, got {type(value).__qualname__}")
+        raise DecodeError(
+            f"{{{marker!r}: ...}} must hold an object, got {type(value).__qualname__}"
+        )
     return value
 
 
@@ -218,7 +220,9 @@ def _str_key(key: object) -> str:
 
 def _read_bytes(value: object) -> bytes:
     if type(value) is not str:
-        raise DecodeError(f'{{"$bytes": ...}} must hold a base64 str, got {type(value).__qualname__}')
+        raise DecodeError(
+            f'{{"$bytes": ...}} must hold a base64 str, got {type(value).__qualname__}'
+        )
     try:
         return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError) as exc:

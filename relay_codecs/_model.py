@@ -92,24 +92,24 @@ class EncodeChecker:
 
     def check(self, obj: object) -> None:
         leaves = self._leaves
-        pending: list[tuple[object, int]] = [(obj, 1)]
+        pending: list[tuple[Any, int]] = [(obj, 1)]
         while pending:
             value, level = pending.pop()
             kind = type(value)
             if kind is int:
-                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
-                    raise int_range_error(value, EncodeError)  # type: ignore[arg-type]
+                if not INT_MIN <= value <= INT_MAX:
+                    raise int_range_error(value, EncodeError)
             elif kind is list or kind is tuple:
                 if level > MAX_DEPTH:
                     raise too_deep(EncodeError)
-                pending.extend((item, level + 1) for item in value if type(item) not in leaves)  # type: ignore[attr-defined]
+                pending.extend((item, level + 1) for item in value if type(item) not in leaves)
             elif kind is dict:
-                self._push_dict(value, level, pending)  # type: ignore[arg-type]
+                self._push_dict(value, level, pending)
             elif kind not in leaves:
                 self._push_other(value, level, pending)
 
     def _push_dict(
-        self, mapping: dict[object, object], level: int, pending: list[tuple[object, int]]
+        self, mapping: dict[object, object], level: int, pending: list[tuple[Any, int]]
     ) -> None:
         if level > MAX_DEPTH:
             raise too_deep(EncodeError)
@@ -128,7 +128,7 @@ class EncodeChecker:
         if not INT_MIN <= key <= INT_MAX:
             raise int_range_error(key, EncodeError)
 
-    def _push_other(self, obj: object, level: int, pending: list[tuple[object, int]]) -> None:
+    def _push_other(self, obj: object, level: int, pending: list[tuple[Any, int]]) -> None:
         pair = self._types.describe(obj)
         if pair is not None:
             _check_field_names(*pair)
@@ -178,7 +178,7 @@ class MessageToBuild:
 
 
 Slot = Any  # a list index or a dict key
-_Task = tuple[object, int, Any, Slot]  # value, its level, its container, its slot there
+_Task = tuple[Any, int, Any, Slot]  # value (any decoded data), level, container, slot
 
 
 class DecodeChecker:
@@ -209,16 +209,16 @@ class DecodeChecker:
             value, level, parent, slot = tasks.pop()
             kind = type(value)
             if kind is int:
-                if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
-                    raise int_range_error(value, DecodeError)  # type: ignore[arg-type]
+                if not INT_MIN <= value <= INT_MAX:
+                    raise int_range_error(value, DecodeError)
             elif kind is list:
-                _push_items(value, level, tasks)  # type: ignore[arg-type]
+                _push_items(value, level, tasks)
             elif kind is dict:
-                self._push_dict(value, level, tasks)  # type: ignore[arg-type]
+                self._push_dict(value, level, tasks)
             elif kind is Deferred:
-                self._expand(value, level, parent, slot, tasks)  # type: ignore[arg-type]
+                self._expand(value, level, parent, slot, tasks)
             elif kind is MessageToBuild:
-                parent[slot] = self._types.build(value.type_name, value.fields)  # type: ignore[attr-defined]
+                parent[slot] = self._types.build(value.type_name, value.fields)
             elif kind not in _LEAVES and not self._types.is_message(value):
                 raise DecodeError(
                     f"decoded a {kind.__qualname__}, which is outside the data model: allowed"

@@ -35,6 +35,7 @@ class MsgpackCodec(Codec):
         self._types = message_types if types is None else types
         self._encode_checker = EncodeChecker(self._types, int_keys=True, memoryview_ok=True)
         self._decode_checker = DecodeChecker(self._types, int_keys=True, unpack=_unpack)
+        self._packers: list[msgpack.Packer] = []
 
     def encode(self, obj: object) -> bytes:
         self._encode_checker.check(obj)
@@ -44,7 +45,19 @@ class MsgpackCodec(Codec):
             raise unencodable_text(exc) from exc
 
     def _pack(self, obj: object) -> bytes:
-        return msgpack.packb(obj, default=self._default, use_bin_type=True)  # type: ignore[no-any-return]
+        # msgpack.packb builds a Packer with a 256 KiB buffer per call, which costs
+        # more than packing a small message. Packers are reused from a pool instead:
+        # list.pop and list.append are atomic, so concurrent calls (threads) and
+        # nested ones (a message inside a message) never share a packer.
+        packers = self._packers
+        packer = packers.pop() if packers else self._new_packer()
+        try:
+            return packer.pack(obj)  # type: ignore[no-any-return]
+        finally:
+            packers.append(packer)
+
+    def _new_packer(self) -> msgpack.Packer:
+        return msgpack.Packer(default=self._default, use_bin_type=True, buf_size=4096)
 
     def _default(self, obj: object) -> msgpack.ExtType:
         pair = self._types.describe(obj)
@@ -66,7 +79,8 @@ def _unpack(data: bytes) -> object:
             f"{len(exc.extra)} bytes follow the msgpack value; a payload holds exactly one"
         ) from exc
     except _DECODE_ERRORS as exc:
-        raise DecodeError(f"not a valid msgpack encoding: {str(exc) or type(exc).__name__}") from exc
+        reason = str(exc) or type(exc).__name__
+        raise DecodeError(f"not a valid msgpack encoding: {reason}") from exc
 
 
 def _ext_hook(code: int, data: bytes) -> object:

@@ -46,9 +46,11 @@ ActorFunction = Callable[["ActorContext"], Awaitable[None]]
 DEFAULT_RPC_TIMEOUT = 5.0
 
 
-def _check_timeout(timeout: float) -> None:
+def _check_call(timeout: float, retries: int) -> None:
     if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries!r}")
 
 
 class ActorRef(abc.ABC):
@@ -74,11 +76,15 @@ class ActorRef(abc.ABC):
         *,
         timeout: float = DEFAULT_RPC_TIMEOUT,
         request_id: str | None = None,
+        retries: int = 0,
     ) -> object:
         """Send a request and return the reply, or raise an ``RpcError``.
 
         ``request_id`` defaults to the id of the request being handled (so nested
-        calls share it) or a new random one.
+        calls share it) or a new random one. ``retries`` resends the request
+        (same id) when a share of the timeout passes without a reply; the remote
+        node runs it at most once. Local delivery cannot be lost, so a local
+        ref ignores ``retries``.
         """
 
     def __repr__(self) -> str:
@@ -111,8 +117,9 @@ class LocalRef(ActorRef):
         *,
         timeout: float = DEFAULT_RPC_TIMEOUT,
         request_id: str | None = None,
+        retries: int = 0,
     ) -> object:
-        _check_timeout(timeout)
+        _check_call(timeout, retries)
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[object] = loop.create_future()
         request_id = request_id or current_request_id() or new_request_id()
@@ -166,11 +173,12 @@ class RemoteRef(ActorRef):
         *,
         timeout: float = DEFAULT_RPC_TIMEOUT,
         request_id: str | None = None,
+        retries: int = 0,
     ) -> object:
-        _check_timeout(timeout)
+        _check_call(timeout, retries)
         request_id = request_id or current_request_id() or new_request_id()
         return await self._dispatcher.call(
-            self._current_link(), self._target.actor, request, timeout, request_id
+            self._current_link(), self._target.actor, request, timeout, request_id, retries
         )
 
     def _current_link(self) -> PeerLink:

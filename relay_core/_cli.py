@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import dataclasses
 import json
 import logging
 import signal
@@ -106,7 +105,8 @@ async def _cmd_node(args: argparse.Namespace) -> int:
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     registry = PluginRegistry.load()
-    rows = [(p.kind, p.name, p.distribution, p.version, "ok") for p in registry.plugins()]
+    rows: list[tuple[str, ...]] = [
+        (p.kind, p.name, p.distribution, p.version, "ok") for p in registry.plugins()]
     rows += [
         ("?", f.plugin, f.distribution, f.version, f"unavailable: {f.error}")
         for f in registry.failures

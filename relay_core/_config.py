@@ -72,6 +72,11 @@ def _integer(low: int, high: int | None = None) -> Check:
     return check
 
 
+def _boolean(where: str, key: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise _reject(where, key, value, f"must be true or false, not {_kind(value)}")
+
+
 def _text(pattern: re.Pattern[str], rule: str, *, optional: bool = False) -> Check:
     def check(where: str, key: str, value: object) -> None:
         if optional and value is None:
@@ -120,6 +125,7 @@ _NODE_KEYS: Mapping[str, Check] = {
     "mailbox_size": _integer(1),
     "duplicate_window": _integer(64, 2**20),
     "max_senders": _integer(1),
+    "send_tracebacks": _boolean,
 }
 _LISTEN_KEYS: Mapping[str, Check] = {"host": _host, "port": _integer(0, 65535)}
 _PEER_KEYS: Mapping[str, Check] = {
@@ -200,6 +206,8 @@ class NodeConfig:
     """Sequence numbers remembered per sender incarnation, to drop duplicates."""
     max_senders: int = 4096
     """Sender incarnations remembered; the least recently seen is forgotten first."""
+    send_tracebacks: bool = False
+    """Send a failing handler's formatted traceback to the caller (``RemoteError.remote_traceback``)."""
     listen: Mapping[str, ListenConfig] = field(default_factory=_default_listen, hash=False)
     """Listeners by URL scheme; by default UDP on 127.0.0.1, any free port."""
     peers: Mapping[str, PeerConfig] = field(default_factory=dict, hash=False)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Coroutine
 from typing import Protocol
 
 from ._address import Address, format_host_port
+from ._calls import ActiveRequests, CallKey, PendingCalls
 from ._config import NodeConfig
+from ._error_payload import ErrorCode, error_from_payload, error_payload
 from ._errors import (
     ActorStopped,
     ChecksumMismatch,
@@ -31,16 +34,16 @@ from ._errors import (
     TransportError,
     UnknownPlugin,
 )
-from ._error_payload import ErrorCode, error_from_payload, error_payload
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._links import LinkKey, LinkTable, PeerLink
 from ._mailbox import Mailbox
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
+from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters, StatsTable
-from ._wire import NO_DEADLINE, Frame, FrameKind, decode_packet, encode_frame, encode_packet
 from ._window import DuplicateFilter, Verdict
+from ._wire import NO_DEADLINE, Frame, FrameKind, decode_packet, encode_frame, encode_packet
 
 __all__ = ["Dispatcher", "LocalActors"]
 
@@ -49,6 +52,17 @@ logger = logging.getLogger("relay_core.node")
 MAX_TRANSIENT_LINKS = 4096
 MAX_DEADLINE_MS = NO_DEADLINE - 1
 _FAILED = object()
+
+
+def _milliseconds(seconds: float) -> int:
+    """A deadline for the wire: at least 1 ms (0 would mean already expired)."""
+    return min(max(int(seconds * 1000), 1), MAX_DEADLINE_MS)
+
+
+def _traceback_of(error: BaseException, config: NodeConfig) -> str:
+    if not config.send_tracebacks:
+        return ""
+    return "".join(traceback.format_exception(error))
 
 
 class LocalActors(Protocol):
@@ -89,9 +103,8 @@ class Dispatcher:
         self._links = LinkTable(MAX_TRANSIENT_LINKS)
         self._dirty: list[PeerLink] = []
         self._flush_handle: asyncio.Handle | None = None
-        self._pending: dict[int, asyncio.Future[object]] = {}
-        self._next_call_id = 1
-        self._inbound_calls: dict[tuple[int, int], tuple[Rpc, asyncio.TimerHandle]] = {}
+        self._calls = PendingCalls()
+        self._requests = ActiveRequests(ReplyCache())
         self._duplicates = DuplicateFilter(config.duplicate_window, config.max_senders)
         self._codecs: dict[str, Codec] = {}
         self._compressors: dict[str, Compressor] = {}
@@ -125,13 +138,8 @@ class Dispatcher:
             await asyncio.wait(set(self._tasks), timeout=grace)
         self._flush()
         self._closed = True
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(ActorStopped("the node closed before a reply came"))
-        for rpc, timer in self._inbound_calls.values():
-            timer.cancel()
-            rpc.cancel()
-        self._inbound_calls.clear()
+        self._calls.fail_all(ActorStopped("the node closed before a reply came"))
+        self._requests.cancel_all()
         for task in list(self._tasks):
             task.cancel()
         for transport in self._transports.values():
@@ -229,40 +237,34 @@ class Dispatcher:
         self._queue(link, encode_frame(frame))
         link.counters.messages_sent += 1
 
-    async def call(
-        self, link: PeerLink, target: str, request: object, timeout: float, request_id: str
-    ) -> object:
-        """Send a request and wait for its reply, at most ``timeout`` seconds."""
+    async def call(self, link: PeerLink, target: str, request: object, timeout: float,
+                   request_id: str, retries: int = 0) -> object:
+        """Send a request and wait for its reply, at most ``timeout`` seconds in all.
+
+        With ``retries``, the same request (same call id) is sent again when a
+        share of the time passes without a reply; the other node runs it once.
+        """
         if link.error is not None:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
-        call_id = self._next_call_id
-        self._next_call_id += 1
         payload, compressor = self._encode(link.codec, link.compressor, request)
-        deadline_ms = min(max(int(timeout * 1000), 1), MAX_DEADLINE_MS)
-        frame = Frame(
-            FrameKind.REQUEST,
-            link.codec.name,
-            payload,
-            compressor,
-            target,
-            call_id=call_id,
-            deadline_ms=deadline_ms,
-            request_id=request_id,
-        )
-        self._queue(link, encode_frame(frame))
-        link.counters.messages_sent += 1
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = future
+        call_id, future = self._calls.open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            raise RpcTimeout(
-                f"no reply from {link.label}/{target} within {timeout:g} s "
-                f"(request id {request_id})"
-            ) from None
+            for attempt in range(retries + 1):
+                remaining = deadline - loop.time()
+                frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
+                              call_id=call_id, deadline_ms=_milliseconds(remaining),
+                              request_id=request_id)
+                self._queue(link, encode_frame(frame))
+                link.counters.messages_sent += 1
+                done, _ = await asyncio.wait({future}, timeout=remaining / (retries + 1 - attempt))
+                if done:
+                    return future.result()
+            raise RpcTimeout(f"no reply from {link.label}/{target} within {timeout:g} s "
+                             f"(request id {request_id})")
         finally:
-            if self._pending.pop(call_id, None) is not None and not future.done():
+            if self._calls.close(call_id):
                 self._send_cancel(link, call_id)
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
@@ -431,12 +433,14 @@ class Dispatcher:
     ) -> None:
         origin = f"{scheme}://{format_host_port(*source)}"
         link = self._reply_link(scheme, source, counters)
+        key = (incarnation, frame.call_id)
+        if self._is_retry(key, link, counters):
+            return
         request = self._decode(frame, counters, origin)
         if request is _FAILED:
             self._reject(link, frame, counters)
             return
         counters.messages_received += 1
-        key = (incarnation, frame.call_id)
         request_id = frame.request_id or new_request_id()
         loop = asyncio.get_running_loop()
         seconds = 86400.0 if frame.deadline_ms is None else frame.deadline_ms / 1000
@@ -447,30 +451,31 @@ class Dispatcher:
             deadline,
             lambda value, error: self._answer(link, frame, key, value, error),
         )
+        self._requests.start(key, rpc)
         mailbox = self._actors.mailbox(frame.target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(rpc, origin):
+                self._requests.cancel(key)
                 counters.unknown_actor += 1
-                self._reply_error(
-                    link,
-                    frame,
-                    ErrorCode.UNKNOWN_ACTOR,
-                    "UnknownActor",
-                    f"no actor named {frame.target!r}",
-                )
-                return
+                self._reply_error(link, frame, ErrorCode.UNKNOWN_ACTOR, "UnknownActor",
+                                  f"no actor named {frame.target!r}")
         elif not mailbox.put_nowait(rpc):
+            self._requests.cancel(key)
             counters.mailbox_full += 1
-            self._reply_error(
-                link,
-                frame,
-                ErrorCode.OVERLOADED,
-                "Overloaded",
-                f"the mailbox of {frame.target!r} is full",
-            )
-            return
-        timer = loop.call_at(deadline, self._expire, key)
-        self._inbound_calls[key] = (rpc, timer)
+            self._reply_error(link, frame, ErrorCode.OVERLOADED, "Overloaded",
+                              f"the mailbox of {frame.target!r} is full")
+
+    def _is_retry(self, key: CallKey, link: PeerLink, counters: Counters) -> bool:
+        """True for a request already running or answered: it must not run again."""
+        if key in self._requests:
+            counters.duplicates += 1
+            return True
+        reply = self._requests.replies.get(key)
+        if reply is None:
+            return False
+        counters.duplicates += 1
+        self._queue(link, reply)
+        return True
 
     def _reject(self, link: PeerLink, frame: Frame, counters: Counters) -> None:
         """Tell the caller why its request could not be decoded."""
@@ -495,25 +500,16 @@ class Dispatcher:
                 "the request payload could not be decoded",
             )
 
-    def _expire(self, key: tuple[int, int]) -> None:
-        entry = self._inbound_calls.pop(key, None)
-        if entry is not None:
-            entry[0].cancel()
-
     def _on_cancel(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
     ) -> None:
-        entry = self._inbound_calls.pop((incarnation, frame.call_id), None)
-        if entry is not None:
-            rpc, timer = entry
-            timer.cancel()
-            rpc.cancel()
+        self._requests.cancel((incarnation, frame.call_id))
 
     def _on_reply(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
     ) -> None:
-        future = self._pending.pop(frame.call_id, None)
-        if future is None or future.done():
+        future = self._calls.take(frame.call_id)
+        if future is None:
             counters.late_replies += 1
             return
         origin = f"{scheme}://{format_host_port(*source)}"
@@ -541,58 +537,47 @@ class Dispatcher:
             link.counters = counters
         return link
 
-    def _answer(
-        self,
-        link: PeerLink,
-        request: Frame,
-        key: tuple[int, int],
-        value: object,
-        error: BaseException | None,
-    ) -> None:
-        entry = self._inbound_calls.pop(key, None)
-        if entry is not None:
-            entry[1].cancel()
+    def _answer(self, link: PeerLink, request: Frame, key: CallKey, value: object,
+                error: BaseException | None) -> None:
+        """Send the handler's answer, and remember it for retries."""
         if self._closed:
             return
         if error is not None:
-            self._reply_error(
-                link, request, ErrorCode.REMOTE_ERROR, type(error).__name__, str(error)
-            )
-            return
-        try:
-            codec = self.codec(request.codec)
-            payload, compressor = self._encode(codec, self.compressor(request.compressor), value)
-            frame = Frame(
-                FrameKind.RESPONSE, codec.name, payload, compressor, call_id=request.call_id, request_id=request.request_id
-            )
-            self._queue(link, encode_frame(frame))
-        except RelayError as exc:
-            logger.warning(
-                "reply to request %s cannot be sent: %s",
-                request.request_id,
-                exc,
-                extra={"request_id": request.request_id},
-            )
-            self._reply_error(link, request, ErrorCode.REMOTE_ERROR, type(exc).__name__, str(exc))
-            return
-        link.counters.messages_sent += 1
+            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(error).__name__,
+                                      str(error), _traceback_of(error, self._config))
+        else:
+            try:
+                reply = self._response_frame(request, value)
+            except RelayError as exc:
+                logger.warning("the reply to request %s cannot be sent: %s", request.request_id,
+                               exc, extra={"request_id": request.request_id})
+                reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
+                                          str(exc))
+        self._requests.finish(key, reply)
+        self._queue(link, reply)
 
-    def _reply_error(
-        self,
-        link: PeerLink,
-        request: Frame,
-        code: str,
-        error_type: str,
-        message: str,
-        codec: str | None = None,
-    ) -> None:
+    def _response_frame(self, request: Frame, value: object) -> bytes:
+        codec = self.codec(request.codec)
+        payload, compressor = self._encode(codec, self.compressor(request.compressor), value)
+        frame = Frame(FrameKind.RESPONSE, codec.name, payload, compressor,
+                      call_id=request.call_id, request_id=request.request_id)
+        return encode_frame(frame)
+
+    def _error_frame(self, request: Frame, code: str, error_type: str, message: str,
+                     traceback: str = "", codec: str | None = None) -> bytes:
         encoder = self.codec(codec or request.codec)
-        payload = encoder.encode(error_payload(code, error_type, message))
-        frame = Frame(FrameKind.ERROR, encoder.name, payload, call_id=request.call_id, request_id=request.request_id)
-        self._queue(link, encode_frame(frame))
+        payload = encoder.encode(error_payload(code, error_type, message, traceback))
+        frame = Frame(FrameKind.ERROR, encoder.name, payload, call_id=request.call_id,
+                      request_id=request.request_id)
+        return encode_frame(frame)
 
-    def _start_task(self, coroutine: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _reply_error(self, link: PeerLink, request: Frame, code: str, error_type: str,
+                     message: str, codec: str | None = None) -> None:
+        """Refuse a request that never reached a handler (not cached: a retry may succeed)."""
+        self._queue(link, self._error_frame(request, code, error_type, message, codec=codec))
+
+    def _start_task(self, coroutine: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -1,7 +1,7 @@
 """ERROR frame payloads: the map that carries a failure back to the caller.
 
 The payload is the codec's encoding of ``{"code": str, "type": str,
-"message": str}`` (docs/protocol.md). Codes a node does not know are kept as
+"message": str}`` (plus ``"traceback"`` when the answering node sends them) (docs/protocol.md). Codes a node does not know are kept as
 ``RemoteError`` so that newer peers can add codes without breaking older ones.
 """
 
@@ -31,8 +31,13 @@ class ErrorCode:
     EXPIRED: Final = "expired"
 
 
-def error_payload(code: str, error_type: str, message: str) -> dict[str, str]:
-    return {"code": code, "type": error_type, "message": message}
+def error_payload(code: str, error_type: str, message: str,
+                  traceback: str = "") -> dict[str, str]:
+    """The map for an ERROR frame; ``traceback`` only when the node is configured to send it."""
+    payload = {"code": code, "type": error_type, "message": message}
+    if traceback:
+        payload["traceback"] = traceback
+    return payload
 
 
 _BY_CODE: dict[str, Callable[[str], RpcError]] = {
@@ -51,4 +56,6 @@ def error_from_payload(payload: object, origin: str) -> RpcError:
     make = _BY_CODE.get(code)
     if make is not None:
         return make(f"{origin}: {message}")
-    return RemoteError(error_type or code or "RemoteError", message)
+    traceback = payload.get("traceback")
+    return RemoteError(error_type or code or "RemoteError", message,
+                       traceback if isinstance(traceback, str) else None)

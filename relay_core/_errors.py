@@ -174,11 +174,17 @@ class RpcCancelled(RpcError):
 
 
 class RemoteError(RpcError):
-    """The remote handler failed; ``remote_type`` names its exception type."""
+    """The remote handler failed; ``remote_type`` names its exception type.
 
-    def __init__(self, remote_type: str, remote_message: str) -> None:
+    ``remote_traceback`` is the formatted remote traceback when the remote node
+    is configured to send it (``[node] send_tracebacks = true``), else None.
+    """
+
+    def __init__(self, remote_type: str, remote_message: str,
+                 remote_traceback: str | None = None) -> None:
         self.remote_type = remote_type
         self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
         super().__init__(f"{remote_type}: {remote_message}")
 
 

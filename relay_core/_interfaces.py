@@ -19,7 +19,10 @@ table, for example ``[compressors.zstd]``).
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import ClassVar, Protocol
+
+from ._errors import ConfigError
 
 __all__ = ["Codec", "Compressor", "HostPort", "Transport", "TransportEvents"]
 
@@ -105,10 +108,27 @@ class Transport(abc.ABC):
     async def listen(self, host: str, port: int) -> HostPort:
         """Start receiving on host:port (port 0 picks one); return what was bound."""
 
+    @classmethod
+    def check_peer_options(cls, options: Mapping[str, object], where: str) -> None:
+        """Raise ``ConfigError`` unless ``options`` (the extra keys of a ``[peers.NAME]``
+        table whose address has this scheme; ``where`` names that table) are acceptable.
+
+        The default accepts none; a transport with per-peer settings (TLS trust,
+        QUIC mode) overrides this.
+        """
+        if options:
+            raise ConfigError(f"[{where}]: unknown key(s) {', '.join(sorted(options))}; "
+                              f"{cls.scheme} peers take only address, codec and compressor")
+
     @abc.abstractmethod
-    async def prepare(self, host: str, port: int) -> HostPort:
+    async def prepare(self, host: str, port: int,
+                      options: Mapping[str, object] | None = None) -> HostPort:
         """Get ready to send to host:port (resolve names, open a socket or a
-        connection) and return the destination to pass to :meth:`send`."""
+        connection) and return the destination to pass to :meth:`send`.
+
+        ``options`` are the peer's transport options, already checked by
+        :meth:`check_peer_options`.
+        """
 
     @abc.abstractmethod
     def send(self, destination: HostPort, packet: bytes) -> None:

@@ -21,8 +21,8 @@ LinkKey = tuple[str, str, int]
 
 class PeerLink:
     __slots__ = (
-        "codec",
         "coalescer",
+        "codec",
         "compressor",
         "counters",
         "destination",

@@ -16,9 +16,9 @@ import asyncio
 import contextvars
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from ._errors import RpcError
+from ._errors import RpcCancelled, RpcError
 
 __all__ = ["RequestIdFilter", "Rpc", "current_request_id", "new_request_id"]
 
@@ -83,7 +83,7 @@ class Rpc:
         self._answer = answer
         self._answered = False
         self._cancelled = False
-        self._cancel_callbacks: list[Callable[[], None]] = []
+        self._cancel_callbacks: list[Callable[[], object]] = []
 
     def __repr__(self) -> str:
         return f"<Rpc request_id={self.request_id} request={self.request!r}>"
@@ -109,7 +109,34 @@ class Rpc:
         """Answer with an error: the caller gets ``RemoteError`` (remote) or ``error`` (local)."""
         self._settle(None, error)
 
-    def add_cancel_callback(self, callback: Callable[[], None]) -> None:
+    async def handle(self, work: Callable[[object], Awaitable[object]]) -> None:
+        """Run ``work(request)`` in its own task and answer with what it returns or raises.
+
+        This is how a handler observes cancellation: when the deadline passes
+        or the caller cancels, the task gets ``asyncio.CancelledError`` and no
+        reply is sent. ``handle`` itself returns once the work has ended either
+        way, so the actor's own loop carries on. If the actor is cancelled
+        while waiting, the work is cancelled too.
+        """
+        task = asyncio.ensure_future(work(self.request))
+        self.add_cancel_callback(task.cancel)
+        try:
+            value = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():  # the actor itself is being cancelled
+                task.cancel()
+                raise
+            if not self._cancelled:
+                self.fail(RpcCancelled("the handler's work was cancelled"))
+            return
+        except Exception as error:
+            if not self._answered:
+                self.fail(error)
+            return
+        if not self._answered:
+            self.respond(value)
+
+    def add_cancel_callback(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` when the request is cancelled (at once if it already is)."""
         if self._cancelled:
             callback()

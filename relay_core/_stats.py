@@ -17,26 +17,46 @@ class Counters:
     """What happened with one peer. Every field is a plain int for speed."""
 
     __slots__ = (
-        "messages_sent",
-        "messages_received",
-        "frames_sent",
-        "frames_received",
-        "packets_sent",
-        "packets_received",
-        "bytes_sent",
         "bytes_received",
-        "duplicates",
+        "bytes_sent",
         "corrupt",
-        "too_old",
-        "malformed",
-        "undecodable",
-        "unsupported_codec",
-        "unknown_actor",
-        "mailbox_full",
-        "oversize",
-        "send_errors",
+        "duplicates",
+        "frames_received",
+        "frames_sent",
         "late_replies",
+        "mailbox_full",
+        "malformed",
+        "messages_received",
+        "messages_sent",
+        "oversize",
+        "packets_received",
+        "packets_sent",
+        "send_errors",
+        "too_old",
+        "undecodable",
+        "unknown_actor",
+        "unsupported_codec",
     )
+
+    messages_sent: int
+    messages_received: int
+    frames_sent: int
+    frames_received: int
+    packets_sent: int
+    packets_received: int
+    bytes_sent: int
+    bytes_received: int
+    duplicates: int
+    corrupt: int
+    too_old: int
+    malformed: int
+    undecodable: int
+    unsupported_codec: int
+    unknown_actor: int
+    mailbox_full: int
+    oversize: int
+    send_errors: int
+    late_replies: int
 
     def __init__(self) -> None:
         for name in self.__slots__:

@@ -32,7 +32,7 @@ import socket
 import struct
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from relay_core import (
     ConfigError,
@@ -97,7 +97,7 @@ class _Endpoint:
         self, sock: socket.socket, loop: asyncio.AbstractEventLoop, events: TransportEvents
     ) -> None:
         self.sock = sock
-        self.sendto = sock.sendto
+        self.sendto: Callable[[bytes, SockAddr], int] = sock.sendto
         self.local: HostPort = sock.getsockname()[:2]
         self.backlog: deque[tuple[HostPort, bytes]] = deque()
         self.backlog_bytes = 0
@@ -106,22 +106,13 @@ class _Endpoint:
         v6 = sock.family == socket.AF_INET6
         loop.add_reader(sock.fileno(), self._on_readable, events.packet_received, v6)
 
-    def send(self, destination: HostPort, packet: bytes) -> None:
-        """Hand ``packet`` to the kernel, or to the backlog while the socket is full."""
-        if self.backlog_bytes:
-            self._enqueue(destination, packet)
-            return
-        try:
-            self.sendto(packet, destination)
-        except OSError as exc:
-            self._send_failed_at_once(destination, packet, exc)
-
-    def _send_failed_at_once(self, destination: HostPort, packet: bytes, first: OSError) -> None:
+    def send_failed_at_once(self, destination: HostPort, packet: bytes, first: OSError) -> None:
+        """Handle a sendto that raised: hold the packet back, report it, or raise."""
         error = first if isinstance(first, _WOULD_BLOCK) else self._send_again(destination, packet)
         if error is None:
             return
         if isinstance(error, _WOULD_BLOCK):
-            self._enqueue(destination, packet)
+            self.enqueue(destination, packet)
         elif error.errno == errno.ENOBUFS:  # a full device queue: transient, like a lost packet
             self._events.send_failed(destination, _send_error(destination, error))
         else:
@@ -151,7 +142,8 @@ class _Endpoint:
         sockaddr = infos[0][4]
         return (host, port, 0, sockaddr[3]) if len(sockaddr) == 4 else destination
 
-    def _enqueue(self, destination: HostPort, packet: bytes) -> None:
+    def enqueue(self, destination: HostPort, packet: bytes) -> None:
+        """Hold ``packet`` back until the socket is writable, unless the backlog is full."""
         if self.backlog_bytes + len(packet) > SEND_BACKLOG_LIMIT:
             text = f"send buffer full ({self.backlog_bytes} bytes waiting); packet dropped"
             self._events.send_failed(destination, TransportError(errno.ENOBUFS, text))
@@ -277,11 +269,14 @@ class UdpTransport(Transport):
         family, sockaddr = await self._resolve(host, port, socket.AI_PASSIVE)
         return self._open(family, sockaddr, host, port).local
 
-    async def prepare(self, host: str, port: int) -> HostPort:
+    async def prepare(
+        self, host: str, port: int, options: Mapping[str, object] | None = None
+    ) -> HostPort:
         """Resolve host:port to a numeric destination and make sure a socket can send to it.
 
         With no socket of the destination's family yet, this binds an ephemeral
-        one on the wildcard address; it sends, and receives the replies.
+        one on the wildcard address; it sends, and receives the replies. UDP
+        peers take no ``options`` (the inherited ``check_peer_options`` refuses any).
         """
         family, sockaddr = await self._resolve(host, port, 0)
         if self._sender(family) is None:
@@ -295,7 +290,13 @@ class UdpTransport(Transport):
         endpoint = self._v6 if ":" in destination[0] else self._v4
         if endpoint is None:
             raise self._cannot_send(destination)
-        endpoint.send(destination, packet)
+        if endpoint.backlog_bytes:  # keeps packets in order behind those held back
+            endpoint.enqueue(destination, packet)
+            return
+        try:
+            endpoint.sendto(packet, destination)
+        except OSError as exc:
+            endpoint.send_failed_at_once(destination, packet, exc)
 
     async def close(self) -> None:
         """Close every socket; packets still held back are reported as lost."""
@@ -356,12 +357,12 @@ async def _getaddrinfo(
         infos = socket.getaddrinfo(
             host, port, 0, socket.SOCK_DGRAM, 0, flags | socket.AI_NUMERICHOST
         )
-    except (OSError, UnicodeError):
+    except (OSError, ValueError):
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_DGRAM, flags=flags
             )
-        except (OSError, UnicodeError) as exc:
+        except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise TransportError(f"cannot resolve udp {_display(host, port)}: {reason}") from exc
     return [(info[0], (str(info[4][0]), int(info[4][1]))) for info in infos if info[0] in _WILDCARD]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from relay_core import ListenConfig, NodeConfig, PeerConfig
 
@@ -43,9 +43,56 @@ class RawUdp:
             data, source = await loop.sock_recvfrom(self.sock, 65535)
         return data, source
 
+    async def receive_forever(self) -> tuple[bytes, tuple[str, int]]:
+        loop = asyncio.get_running_loop()
+        data, source = await loop.sock_recvfrom(self.sock, 65535)
+        return data, source
+
     def send_to(self, data: bytes, address: str) -> None:
         host, _, port = address.removeprefix("udp://").rpartition(":")
         self.sock.sendto(data, (host, int(port)))
 
     def close(self) -> None:
         self.sock.close()
+
+
+class LossyRelay:
+    """A loopback UDP relay between one client and one server that drops chosen datagrams.
+
+    The client sends to ``relay.url``; the relay forwards to the server and
+    sends the server's answers back to the client. ``drop_to_server`` and
+    ``drop_to_client`` are the 1-based indexes of datagrams to lose.
+    """
+
+    def __init__(self, server_url: str, *, drop_to_server: Collection[int] = (),
+                 drop_to_client: Collection[int] = ()) -> None:
+        self.socket = RawUdp()
+        self.url = self.socket.url
+        self._server = server_url
+        self._drop = {"server": set(drop_to_server), "client": set(drop_to_client)}
+        self.forwarded = {"server": 0, "client": 0}
+        self._client: tuple[str, int] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LossyRelay:
+        self._task = asyncio.ensure_future(self._run())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self.socket.close()
+
+    async def _run(self) -> None:
+        server_host, _, server_port = self._server.removeprefix("udp://").rpartition(":")
+        server = (server_host, int(server_port))
+        while True:
+            data, source = await self.socket.receive_forever()
+            direction = "client" if source == server else "server"
+            if direction == "server":
+                self._client = source
+            self.forwarded[direction] += 1
+            if self.forwarded[direction] in self._drop[direction]:
+                continue
+            self.socket.sock.sendto(data, server if direction == "server" else self._client)

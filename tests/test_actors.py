@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import pytest
+from nodes import wait_for
 
 from relay_core import (
     ActorExists,
@@ -18,7 +19,6 @@ from relay_core import (
     Rpc,
     RpcTimeout,
 )
-from nodes import wait_for
 from relay_core._actors import ActorContext
 
 

@@ -54,12 +54,13 @@ def test_a_frame_too_big_for_a_batch_travels_alone_in_order() -> None:
 
 
 def test_a_frame_no_packet_could_carry_is_refused_at_once() -> None:
-    coalescer = Coalescer(HEADER + 50, HEADER + 500)
+    largest = HEADER + 500
+    coalescer = Coalescer(HEADER + 50, largest)
     coalescer.add(frame(10))
     coalescer.add(frame(500))  # exactly the largest packet
-    with pytest.raises(MessageTooLarge, match="exceeds the limit of 520 bytes") as caught:
+    with pytest.raises(MessageTooLarge, match=f"exceeds the limit of {largest} bytes") as caught:
         coalescer.add(frame(501))
-    assert (caught.value.size, caught.value.limit) == (HEADER + 501, HEADER + 500)
+    assert (caught.value.size, caught.value.limit) == (largest + 1, largest)
     assert coalescer.drain() == [[frame(10)], [frame(500)]]
 
 

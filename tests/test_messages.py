@@ -6,8 +6,15 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from relay_core import ConfigError, DecodeError, EncodeError
-from relay_core import MessageTypes, UnknownMessage, message, message_types
+from relay_core import (
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    MessageTypes,
+    UnknownMessage,
+    message,
+    message_types,
+)
 
 
 @message("test_messages.Greeting")

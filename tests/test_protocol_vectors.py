@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,22 @@ import pytest
 import zstandard
 
 import relay_core
-from relay_core._wire import Frame, FrameKind, Packet, decode_packet, encode_frame, encode_packet
+from relay_core._wire import (
+    PACKET_HEADER_SIZE,
+    Frame,
+    FrameKind,
+    Packet,
+    decode_packet,
+    encode_frame,
+    encode_packet,
+)
 
 PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 BLOCK = re.compile(r"^```text\n(vector:.*?)^```", re.DOTALL | re.MULTILINE)
+HEADER_SECTION = re.compile(
+    r"^## 2\. Packet header \((\d+) bytes\)\n\n(.*?)\n\n", re.DOTALL | re.MULTILINE
+)
+TABLE_ROW = re.compile(r"^\| (\d+) +\| (\d+) +\| ([^|]+?) *\|$", re.MULTILINE)
 STRING_FIELDS = {"codec", "compressor", "target", "request_id", "traceparent"}
 FRAME_FIELDS = {field.name for field in dataclasses.fields(Frame)}
 
@@ -97,7 +110,8 @@ def build(top: dict[str, str], frames: list[dict[str, Any]], data: bytes) -> Vec
     return Vector(name, data, packet)
 
 
-VECTORS = [parse(block) for block in BLOCK.findall(PROTOCOL.read_text(encoding="utf-8"))]
+PAGE = PROTOCOL.read_text(encoding="utf-8")
+VECTORS = [parse(block) for block in BLOCK.findall(PAGE)]
 ACCEPTED = [pytest.param(v, id=v.name) for v in VECTORS if v.packet is not None]
 REJECTED = [pytest.param(v, id=v.name) for v in VECTORS if v.rejected]
 
@@ -115,6 +129,7 @@ def test_the_page_has_the_vectors_an_implementer_needs() -> None:
     assert any(f.request_id and f.deadline_ms is not None for f in frames)
     assert any(f.compressor for f in frames)
     assert len(REJECTED) >= 3
+    assert "ChecksumMismatch" in {v.rejected for v in VECTORS}
     assert len({v.name for v in VECTORS}) == len(VECTORS), "vector names must be unique"
 
 
@@ -154,3 +169,32 @@ def test_the_documented_payloads_are_real_encodings(vector: Vector) -> None:
         assert isinstance(message, dict)
         if frame.kind is FrameKind.ERROR:
             assert message.keys() == {"code", "type", "message"}
+
+
+def header_table() -> tuple[int, list[tuple[int, int, str]]]:
+    """The packet header's documented size and its (offset, size, field) rows."""
+    match = HEADER_SECTION.search(PAGE)
+    assert match, "section 2 of the page must be the packet header table"
+    rows = [(int(off), int(size), field) for off, size, field in TABLE_ROW.findall(match[2])]
+    return int(match[1]), rows
+
+
+def test_the_documented_header_table_has_the_codes_header_size() -> None:
+    size, rows = header_table()
+    assert size == PACKET_HEADER_SIZE
+    ends = [0] + [offset + length for offset, length, _ in rows]
+    assert [offset for offset, _, _ in rows] == ends[:-1], "the rows must follow each other"
+    assert ends[-1] == PACKET_HEADER_SIZE
+
+
+def documented_checksum_of(data: bytes) -> tuple[int, int]:
+    """The checksum a packet states, and the one the table's rule computes for it."""
+    (offset, size) = next((o, s) for o, s, field in header_table()[1] if "checksum" in field)
+    stated = int.from_bytes(data[offset : offset + size], "big")
+    return stated, zlib.crc32(data[:offset] + data[offset + size :])
+
+
+@pytest.mark.parametrize("vector", [pytest.param(v, id=v.name) for v in VECTORS])
+def test_only_the_vector_about_damage_carries_a_wrong_checksum(vector: Vector) -> None:
+    stated, computed = documented_checksum_of(vector.data)
+    assert (stated != computed) == (vector.rejected == "ChecksumMismatch")

@@ -1,0 +1,47 @@
+"""Length-prefixed packets on a stream: any chunking gives back the same packets."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relay_core import MalformedFrame
+from relay_core._framing import StreamDeframer, frame_for_stream
+
+packets_strategy = st.lists(st.binary(min_size=1, max_size=300), max_size=20)
+
+
+@given(packets_strategy, st.lists(st.integers(min_value=1, max_value=50), min_size=1))
+def test_any_chunking_of_the_stream_yields_the_packets_in_order(
+        packets: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(frame_for_stream(packet) for packet in packets)
+    deframer = StreamDeframer(max_packet_size=1000)
+    out: list[bytes] = []
+    position, index = 0, 0
+    while position < len(stream):
+        size = cuts[index % len(cuts)]
+        out += deframer.feed(stream[position:position + size])
+        position += size
+        index += 1
+    assert out == packets
+    assert deframer.buffered == 0
+
+
+def test_a_declared_length_over_the_limit_is_rejected_before_buffering() -> None:
+    deframer = StreamDeframer(max_packet_size=100)
+    with pytest.raises(MalformedFrame, match="declares 101 bytes"):
+        deframer.feed((101).to_bytes(4, "big") + b"x")
+
+
+def test_a_zero_length_packet_is_rejected() -> None:
+    with pytest.raises(MalformedFrame):
+        StreamDeframer(max_packet_size=100).feed(b"\x00\x00\x00\x00")
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_give_packets_or_malformed_frame_only(data: bytes) -> None:
+    try:
+        StreamDeframer(max_packet_size=64).feed(data)
+    except MalformedFrame:
+        pass
