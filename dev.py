@@ -60,14 +60,14 @@ def main(argv: list[str]) -> int:
     python = ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "test":
-        code = subprocess.run([python, "-m", "pytest", *rest], cwd=ROOT).returncode
+        code = subprocess.run([python, "-m", "pytest", *rest], cwd=ROOT, check=False).returncode
         if code == PYTEST_NO_TESTS:
             print("dev.py: pytest collected no tests; that is a failure here", file=sys.stderr)
             return 1
         return code
     cli = [python, "-m", "relay_core._cli"]
     args = ["demo", *rest] if command == "demo" else rest
-    return subprocess.run([*cli, *args], cwd=ROOT).returncode
+    return subprocess.run([*cli, *args], cwd=ROOT, check=False).returncode
 
 
 if __name__ == "__main__":

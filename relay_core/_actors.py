@@ -33,6 +33,7 @@ from ._errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
 from ._links import PeerLink
 from ._mailbox import Mailbox
 from ._rpc import Rpc, current_request_id, new_request_id, set_current_request_id
+from ._tracing import enter_traceparent, outgoing_traceparent
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -134,7 +135,7 @@ class LocalRef(ActorRef):
                 remote.__cause__ = error
                 reply.set_exception(remote)
 
-        rpc = Rpc(request, request_id, loop.time() + timeout, answer)
+        rpc = Rpc(request, request_id, loop.time() + timeout, answer, outgoing_traceparent())
         try:
             async with asyncio.timeout(timeout):
                 await self._mailbox.put(rpc)
@@ -217,8 +218,10 @@ class ActorContext:
                 if message.cancelled:
                     continue  # its caller gave up while it waited in the mailbox
                 set_current_request_id(message.request_id)
+                enter_traceparent(message.traceparent)
             else:
                 set_current_request_id(None)
+                enter_traceparent("")
             self.current = message
             return message
 

@@ -42,6 +42,7 @@ from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters, StatsTable
+from ._tracing import outgoing_traceparent
 from ._window import DuplicateFilter, Verdict
 from ._wire import NO_DEADLINE, Frame, FrameKind, decode_packet, encode_frame, encode_packet
 
@@ -248,6 +249,7 @@ class Dispatcher:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
         payload, compressor = self._encode(link.codec, link.compressor, request)
         call_id, future = self._calls.open()
+        traceparent = outgoing_traceparent()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -255,7 +257,7 @@ class Dispatcher:
                 remaining = deadline - loop.time()
                 frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
                               call_id=call_id, deadline_ms=_milliseconds(remaining),
-                              request_id=request_id)
+                              request_id=request_id, traceparent=traceparent)
                 self._queue(link, encode_frame(frame))
                 link.counters.messages_sent += 1
                 done, _ = await asyncio.wait({future}, timeout=remaining / (retries + 1 - attempt))
@@ -445,12 +447,9 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         seconds = 86400.0 if frame.deadline_ms is None else frame.deadline_ms / 1000
         deadline = loop.time() + seconds
-        rpc = Rpc(
-            request,
-            request_id,
-            deadline,
-            lambda value, error: self._answer(link, frame, key, value, error),
-        )
+        rpc = Rpc(request, request_id, deadline,
+                  lambda value, error: self._answer(link, frame, key, value, error),
+                  frame.traceparent)
         self._requests.start(key, rpc)
         mailbox = self._actors.mailbox(frame.target)
         if mailbox is None or mailbox.closed:

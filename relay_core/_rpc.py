@@ -74,11 +74,15 @@ class Rpc:
         "deadline",
         "request",
         "request_id",
+        "traceparent",
     )
 
-    def __init__(self, request: object, request_id: str, deadline: float, answer: Answer) -> None:
+    def __init__(self, request: object, request_id: str, deadline: float, answer: Answer,
+                 traceparent: str = "") -> None:
         self.request = request
         self.request_id = request_id
+        self.traceparent = traceparent
+        """The W3C traceparent the request came with ("" for none)."""
         self.deadline = deadline
         self._answer = answer
         self._answered = False
@@ -129,7 +133,7 @@ class Rpc:
             if not self._cancelled:
                 self.fail(RpcCancelled("the handler's work was cancelled"))
             return
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure of the work is the answer
             if not self._answered:
                 self.fail(error)
             return

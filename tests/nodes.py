@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import socket
 from collections.abc import Callable, Collection
+from typing import Self
 
 from relay_core import ListenConfig, NodeConfig, PeerConfig
 
@@ -74,7 +75,7 @@ class LossyRelay:
         self._client: tuple[str, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> LossyRelay:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.ensure_future(self._run())
         return self
 

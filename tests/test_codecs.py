@@ -557,7 +557,11 @@ def test_a_missing_zstandard_leaves_the_codecs_importable() -> None:
         "try:\n    relay_codecs.ZstdCompressor\nexcept ImportError:\n    print('unavailable')\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
     )
     assert result.stdout.strip() == "unavailable"
 

@@ -1,0 +1,46 @@
+"""W3C trace context across nodes.
+
+A request frame may carry a ``traceparent`` (W3C Trace Context). The handler's
+context remembers the one its request came with, so requests it makes in turn
+carry it on. When ``opentelemetry-api`` is installed (the ``otel`` extra), the
+current OpenTelemetry span is what gets sent, and a received traceparent
+becomes the handler's current remote parent, so spans started by the handler
+join the caller's trace. Without it, nothing here needs any extra package.
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+except ImportError:  # the optional extra is not installed
+    otel_context = None  # type: ignore[assignment]
+    propagate = None  # type: ignore[assignment]
+
+__all__ = ["enter_traceparent", "outgoing_traceparent"]
+
+_current_traceparent: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "net_relay_traceparent", default=""
+)
+
+
+def outgoing_traceparent() -> str:
+    """The traceparent a request sent from this context should carry ("" for none)."""
+    if propagate is not None:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if carrier.get("traceparent"):
+            return carrier["traceparent"]
+    return _current_traceparent.get()
+
+
+def enter_traceparent(traceparent: str) -> None:
+    """Make ``traceparent`` (from a received request) current in this context."""
+    if _current_traceparent.get() == traceparent:
+        return
+    _current_traceparent.set(traceparent)
+    if propagate is not None and otel_context is not None:
+        carrier = {"traceparent": traceparent} if traceparent else {}
+        otel_context.attach(propagate.extract(carrier))
