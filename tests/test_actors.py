@@ -7,8 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import pytest
-from nodes import wait_for
 
+from nodes import wait_for
 from relay_core import (
     ActorExists,
     ActorStopped,

@@ -7,8 +7,8 @@ import random
 from dataclasses import dataclass
 
 import pytest
-from nodes import RawUdp, udp_config, wait_for, with_peers
 
+from nodes import RawUdp, udp_config, wait_for, with_peers
 from relay_core import (
     ActorContext,
     MessageTooLarge,

@@ -7,8 +7,8 @@ import dataclasses
 import logging
 
 import pytest
-from nodes import LossyRelay, RawUdp, udp_config, wait_for
 
+from nodes import LossyRelay, RawUdp, udp_config, wait_for
 from relay_core import (
     ActorContext,
     Node,

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from nodes import RawUdp, udp_config
-from relay_core import ActorContext, Node, Rpc
-from relay_core import _tracing
+from relay_core import ActorContext, Node, Rpc, _tracing
 from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
 
 otel_trace = pytest.importorskip("opentelemetry.trace", reason="opentelemetry-api not installed")
-from opentelemetry import context as otel_context  # noqa: E402
+from opentelemetry import context as otel_context
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN_ID = 0x00F067AA0BA902B7

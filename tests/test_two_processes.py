@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from nodes import WAIT_LIMIT, udp_config, wait_for
-
 from relay_core import Node
 
 CLI = [sys.executable, "-m", "relay_core._cli"]
