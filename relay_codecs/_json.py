@@ -18,6 +18,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from relay_core._errors import DecodeError, EncodeError
@@ -43,6 +44,7 @@ __all__ = ["JsonCodec"]
 
 _Task = tuple[Any, int, Any, Slot]  # value (any data), level, container, slot
 _PLAIN = frozenset({str, bool, type(None)})
+_DECODED_PLAIN = _PLAIN | {float}  # json.loads never returns NaN (we refuse the literals)
 _FLOAT_NAMES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 # Checked in this order, so bool is not taken for int.
@@ -93,9 +95,11 @@ class JsonCodec(Codec):
             elif kind is float:
                 parent[slot] = value if math.isfinite(value) else {"$float": str(value)}
             elif kind is list or kind is tuple:
-                parent[slot] = _push_items(list(value), level, tasks, EncodeError)
+                items = list(value)
+                parent[slot] = _push(items, enumerate(items), level, tasks, EncodeError)
             elif kind is dict:
-                plain = _push_fields(_str_keys(value), level, tasks, EncodeError)
+                fields = _str_keys(value)
+                plain = _push(fields, fields.items(), level, tasks, EncodeError)
                 parent[slot] = {"$dict": plain} if _looks_like_marker(plain) else plain
             else:
                 self._other_to_json(value, level, parent, slot, tasks)
@@ -109,7 +113,8 @@ class JsonCodec(Codec):
             return
         pair = self._types.describe(obj)
         if pair is not None:
-            fields = _push_fields(_str_keys(pair[1]), level + 1, tasks, EncodeError)
+            fields = _str_keys(pair[1])
+            _push(fields, fields.items(), level + 1, tasks, EncodeError)
             parent[slot] = {"$message": [pair[0], fields]}
             return
         base = next((base for base in _BASES if isinstance(obj, base)), None)
@@ -141,13 +146,13 @@ class JsonCodec(Codec):
                 if not INT_MIN <= value <= INT_MAX:
                     raise int_range_error(value, DecodeError)
             elif kind is list:
-                _push_items(value, level, tasks, DecodeError)
+                _push(value, enumerate(value), level, tasks, DecodeError)
             elif kind is dict:
                 if _looks_like_marker(value):
                     ((key, inner),) = value.items()
                     self._marker(key, inner, level, parent, slot, tasks)
                 else:
-                    _push_fields(value, level, tasks, DecodeError)
+                    _push(value, value.items(), level, tasks, DecodeError)
             elif kind is MessageToBuild:
                 parent[slot] = self._types.build(value.type_name, value.fields)
         return root[0]
@@ -156,11 +161,12 @@ class JsonCodec(Codec):
         self, key: str, value: object, level: int, parent: Any, slot: Slot, tasks: list[_Task]
     ) -> None:
         if key == "$dict":
-            parent[slot] = _push_fields(_object(key, value), level, tasks, DecodeError)
+            mapping = _object(key, value)
+            parent[slot] = _push(mapping, mapping.items(), level, tasks, DecodeError)
         elif key == "$message":
             type_name, fields = split_pair(value)
             tasks.append((MessageToBuild(type_name, fields), level, parent, slot))
-            _push_fields(fields, level + 1, tasks, DecodeError)  # type: ignore[arg-type]
+            _push(fields, fields.items(), level + 1, tasks, DecodeError)
         elif key == "$bytes":
             parent[slot] = _read_bytes(value)
         elif key == "$float":
@@ -176,26 +182,34 @@ def _looks_like_marker(mapping: dict[str, object]) -> bool:
     return len(mapping) == 1 and next(iter(mapping)).startswith("$")
 
 
-def _push_items(
-    items: list[object], level: int, tasks: list[_Task], error: type[Exception]
-) -> list[object]:
+def _push(
+    container: Any,
+    entries: Iterable[tuple[Slot, Any]],
+    level: int,
+    tasks: list[_Task],
+    error: type[Exception],
+) -> Any:
+    """Queue the entries of a list or dict that need work; settle the rest in place.
+
+    Ints and floats are settled here rather than queued, because they are most
+    of the data and a task each would double the cost of a walk.
+    """
     if level > MAX_DEPTH:
         raise too_deep(error)
-    for index, item in enumerate(items):
-        if type(item) not in _PLAIN:
-            tasks.append((item, level + 1, items, index))
-    return items
-
-
-def _push_fields(
-    mapping: dict[str, object], level: int, tasks: list[_Task], error: type[Exception]
-) -> dict[str, object]:
-    if level > MAX_DEPTH:
-        raise too_deep(error)
-    for key, value in mapping.items():
-        if type(value) not in _PLAIN:
-            tasks.append((value, level + 1, mapping, key))
-    return mapping
+    plain = _PLAIN if error is EncodeError else _DECODED_PLAIN
+    for slot, value in entries:
+        kind = type(value)
+        if kind in plain:
+            continue
+        if kind is int:
+            if not INT_MIN <= value <= INT_MAX:
+                raise int_range_error(value, error)
+        elif kind is float:  # only when encoding: JSON has no NaN or infinities
+            if not math.isfinite(value):
+                container[slot] = {"$float": str(value)}
+        else:
+            tasks.append((value, level + 1, container, slot))
+    return container
 
 
 def _str_keys(mapping: dict[Any, object]) -> dict[str, object]:

@@ -53,6 +53,18 @@ def int_range_error(value: int, error: Callable[[str], Exception]) -> Exception:
     return error(f"int {shown} is outside the range -2**63 .. 2**64-1 that every codec carries")
 
 
+def _is_int_in_range(value: object, error: Callable[[str], Exception]) -> bool:
+    """True for an int in range, False for a non-int (the walk queues it); raises otherwise.
+
+    Ints are settled as they are met rather than queued: they are much of the data.
+    """
+    if type(value) is not int:
+        return False
+    if INT_MIN <= value <= INT_MAX:
+        return True
+    raise int_range_error(value, error)
+
+
 def too_deep(error: Callable[[str], Exception]) -> Exception:
     return error(
         f"value nests deeper than {MAX_DEPTH} levels (each list or dict counts one,"
@@ -102,7 +114,9 @@ class EncodeChecker:
             elif kind is list or kind is tuple:
                 if level > MAX_DEPTH:
                     raise too_deep(EncodeError)
-                pending.extend((item, level + 1) for item in value if type(item) not in leaves)
+                for item in value:
+                    if type(item) not in leaves and not _is_int_in_range(item, EncodeError):
+                        pending.append((item, level + 1))
             elif kind is dict:
                 self._push_dict(value, level, pending)
             elif kind not in leaves:
@@ -117,7 +131,7 @@ class EncodeChecker:
         for key, value in mapping.items():
             if type(key) is not str:
                 self._check_key(key)
-            if type(value) not in leaves:
+            if type(value) not in leaves and not _is_int_in_range(value, EncodeError):
                 pending.append((value, level + 1))
 
     def _check_key(self, key: object) -> None:
@@ -233,7 +247,7 @@ class DecodeChecker:
         for key, value in mapping.items():
             if type(key) is not str and not (int_keys and type(key) is int):
                 raise key_error(key, int_keys, DecodeError)
-            if type(value) not in _LEAVES:
+            if type(value) not in _LEAVES and not _is_int_in_range(value, DecodeError):
                 tasks.append((value, level + 1, mapping, key))
 
     def _expand(
@@ -249,7 +263,7 @@ def _push_items(items: list[object], level: int, tasks: list[_Task]) -> None:
     if level > MAX_DEPTH:
         raise too_deep(DecodeError)
     for index, item in enumerate(items):
-        if type(item) not in _LEAVES:
+        if type(item) not in _LEAVES and not _is_int_in_range(item, DecodeError):
             tasks.append((item, level + 1, items, index))
 
 

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Protocol
 
 from ._address import Address, format_host_port
@@ -192,8 +192,10 @@ class Dispatcher:
         key = (address.scheme, address.host, address.port)
         link = self._links.get(key)
         if link is None or link.error is not None:
+            peer = peer or self._peer_names.get(key)
             link = self._new_link(key, address.node_url(), peer, pinned=True)
-            self._start_task(self._prepare(key, link, address))
+            options = self._config.peers[peer].options if peer else {}
+            self._start_task(self._prepare(link, address, options))
         else:
             self._links.pin(link)
         return link
@@ -215,9 +217,10 @@ class Dispatcher:
         self._links.add(key, link)
         return link
 
-    async def _prepare(self, key: LinkKey, link: PeerLink, address: Address) -> None:
+    async def _prepare(self, link: PeerLink, address: Address,
+                       options: Mapping[str, object]) -> None:
         try:
-            link.destination = await link.transport.prepare(address.host, address.port)
+            link.destination = await link.transport.prepare(address.host, address.port, options)
         except RelayError as exc:
             link.error = exc
             dropped = sum(len(group) for group in link.coalescer.drain())

@@ -47,14 +47,21 @@ class Node:
             transports=self.registry.transport_schemes(),
         )
         self._dispatcher = Dispatcher(self.config, self.registry, self)
-        for scheme in self.config.listen:
-            self._dispatcher.transport(scheme)  # checks the listener's options now
+        self._check_transport_options()
         self._actors: dict[str, Supervisor] = {}
         self._router: Router | None = None
         self._router_tasks: set[asyncio.Future[object]] = set()
         self._anonymous = itertools.count(1)
         self._started = False
         self._closed = False
+
+    def _check_transport_options(self) -> None:
+        """Listener and peer transport options are checked now, not at first use."""
+        for scheme in self.config.listen:
+            self._dispatcher.transport(scheme)
+        for name, peer in self.config.peers.items():
+            transport = self.registry.transport_class(peer.parsed.scheme)
+            transport.check_peer_options(peer.options, f"peers.{name}")
 
     @property
     def name(self) -> str:

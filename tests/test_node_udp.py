@@ -11,6 +11,7 @@ import pytest
 from nodes import RawUdp, udp_config, wait_for, with_peers
 from relay_core import (
     ActorContext,
+    ConfigError,
     MessageTooLarge,
     Node,
     PeerConfig,
@@ -222,3 +223,10 @@ async def test_stats_count_per_peer_and_in_total() -> None:
     assert stats.peers["beta"]["messages_received"] == 3
     assert stats.total["packets_sent"] >= 3
     assert stats.total["bytes_received"] > 0
+
+
+def test_unknown_peer_options_for_a_transport_are_refused_when_the_node_is_made() -> None:
+    config = with_peers(udp_config("alpha"),
+                        beta=PeerConfig(address="udp://127.0.0.1:9", options={"tls": True}))
+    with pytest.raises(ConfigError, match=r"peers\.beta.*tls"):
+        Node(config)

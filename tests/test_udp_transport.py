@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import importlib.metadata
+import logging
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -346,11 +347,16 @@ async def test_buffer_sizes_of_zero_keep_the_os_defaults_and_work() -> None:
         assert (await events.packet())[0] == b"defaults"
 
 
-async def test_buffer_sizes_beyond_what_the_kernel_allows_are_capped_not_refused() -> None:
+async def test_buffer_sizes_beyond_what_the_kernel_allows_are_capped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger=_udp.__name__)
     big = 2**31 - 1
     async with udp(receive_buffer=big, send_buffer=big) as (sender, _), udp() as (receiver, events):
         sender.send(await sender.prepare(*await receiver.listen("127.0.0.1", 0)), b"capped")
         assert (await events.packet())[0] == b"capped"
+    for kind in ("receive", "send"):
+        assert f"udp {kind} buffer: requested {big} bytes, the OS reports" in caplog.text
 
 
 # --- closing --------------------------------------------------------------------------------
