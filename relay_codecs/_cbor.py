@@ -42,7 +42,8 @@ TAG_MESSAGE = 27
 _SELF_DESCRIBED = 55799
 # Tags cbor2 6 decodes by itself; each must be overridden to be refused.
 _CBOR2_TAGS = (0, 1, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 43000)
-# A message's pair adds two CBOR containers (array, map) to one model level.
+# A guard on cbor2's own nesting count, which includes tags: a message is three
+# there (tag, array, map) for two model levels. Our walks then check the model.
 _CBOR_DEPTH = 2 * MAX_DEPTH + 2
 _MEMORYVIEW_AS_BYTES: dict[type, cbor2.EncoderHook] = {
     memoryview: lambda encoder, view: encoder.encode_bytes(bytes(view))

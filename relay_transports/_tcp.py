@@ -36,6 +36,7 @@ import asyncio
 import errno
 import logging
 import math
+import os
 import random
 import socket
 import ssl
@@ -66,6 +67,7 @@ logger = logging.getLogger(__name__)
 _KIB = 1024
 _MIB = 1024 * _KIB
 _MAX_PACKET = 0xFFFFFFFF  # the length prefix is a u32
+_BATCH_SIZE = 256 * _KIB  # the default, unless max_packet_size is smaller
 _MAX_SECONDS = 86400.0
 _CLOSE_GRACE = 1.0  # seconds close() gives connections to flush their write buffers
 _KEEPALIVE_PROBES = 3
@@ -79,9 +81,12 @@ def _display(host: str, port: object) -> str:
 
 
 def _reason(error: BaseException) -> str:
+    """Why ``error`` happened, in words (asyncio puts addresses, not reasons, in strerror)."""
     if isinstance(error, ssl.SSLError):
         return describe_tls_error(error)
-    return getattr(error, "strerror", None) or str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)
+    return str(error) or type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +397,8 @@ class TcpTransport(Transport):
 
     ``max_packet_size`` must cover the node's ``max_message_size`` plus framing
     overhead, or the largest messages cannot travel; the default (64 MiB + 64
-    KiB) covers the node's default with room to spare.
+    KiB) covers the node's default with room to spare. ``batch_size`` defaults
+    to 256 KiB, or ``max_packet_size`` if that is smaller.
     """
 
     scheme = "tcp"
@@ -403,7 +409,7 @@ class TcpTransport(Transport):
         events: TransportEvents,
         *,
         max_packet_size: int = 64 * _MIB + 64 * _KIB,
-        batch_size: int = 256 * _KIB,
+        batch_size: int | None = None,
         queue_limit: int = 16 * _MIB,
         connect_timeout: float = 5.0,
         backoff_initial: float = 0.05,
@@ -457,9 +463,9 @@ class TcpTransport(Transport):
             if name in options:
                 check_pem_path(where, name, options[name])
         _both_or_neither(where, options, "client_certificate", "client_key")
-        name = options.get("server_name")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ConfigError(f"[{where}] server_name = {name!r} is not allowed: "
+        server_name = options.get("server_name")
+        if server_name is not None and (not isinstance(server_name, str) or not server_name):
+            raise ConfigError(f"[{where}] server_name = {server_name!r} is not allowed: "
                               "a host name or IP address (string)")
 
     async def listen(self, host: str, port: int) -> HostPort:
@@ -595,7 +601,7 @@ class TcpTransport(Transport):
                 self.forget(route)
         if tls is None or stream.dead:
             return
-        stream.ready(cast(asyncio.Transport, tls))
+        stream.ready(tls)
         route.attach(stream)
 
     async def _close_streams(self) -> None:
@@ -653,7 +659,9 @@ def _settings(
                           f"at least backoff_initial ({backoff_initial!r})")
     return _Settings(
         max_packet_size=size,
-        batch_size=_integer("batch_size", batch_size, 64, size),
+        batch_size=_integer(
+            "batch_size", min(_BATCH_SIZE, size) if batch_size is None else batch_size, 64, size
+        ),
         queue_limit=_integer("queue_limit", queue_limit, 0, 1 << 40),
         connect_timeout=_seconds("connect_timeout", connect_timeout),
         backoff_initial=initial,

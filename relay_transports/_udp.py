@@ -232,6 +232,9 @@ def _extended_errno(ancillary: list[tuple[int, int, bytes]]) -> int:
     return errno.EIO
 
 
+DEFAULT_BATCH_SIZE = 1400
+
+
 class UdpTransport(Transport):
     """Packets over UDP: unordered, may be lost or duplicated, each at most one datagram."""
 
@@ -243,7 +246,7 @@ class UdpTransport(Transport):
         events: TransportEvents,
         *,
         max_datagram_size: int = _MAX_DATAGRAM,
-        batch_size: int = 1400,
+        batch_size: int | None = None,
         receive_buffer: int = 4 * 1024 * 1024,
         send_buffer: int = 4 * 1024 * 1024,
     ) -> None:
@@ -251,8 +254,10 @@ class UdpTransport(Transport):
         allowed = f"an integer from 64 to {_MAX_DATAGRAM}"
         size = _option("max_datagram_size", max_datagram_size, 64, _MAX_DATAGRAM, allowed)
         self.max_packet_size = size
+        # 1400 bytes fits a 1500-byte Ethernet MTU after IP and UDP headers.
+        wanted = min(DEFAULT_BATCH_SIZE, size) if batch_size is None else batch_size
         self.batch_size = _option(
-            "batch_size", batch_size, 64, size, f"an integer from 64 to max_datagram_size ({size})"
+            "batch_size", wanted, 64, size, f"an integer from 64 to max_datagram_size ({size})"
         )
         buffer = f"an integer from 0 (the OS default) to {_MAX_BUFFER}"
         self._buffers = {

@@ -468,7 +468,11 @@ def test_our_magic_with_another_version_is_unsupported_whatever_its_checksum(
             peek_header(data)
 
 
-@pytest.mark.parametrize("data", [b"NR", b"NR\x02", pack_header(version=2)[:23]])
+@pytest.mark.parametrize(
+    "data",
+    [b"NR", b"NR\x02", pack_header(version=2)[:23]],
+    ids=["magic", "magic-version-2", "version-2-header-less-a-byte"],
+)
 def test_a_packet_shorter_than_the_header_is_malformed_whatever_its_version(data: bytes) -> None:
     for judge in (decode_packet, peek_header):
         with pytest.raises(MalformedFrame, match="shorter than its 24-byte header") as caught:

@@ -1,0 +1,354 @@
+"""The tcp transport on loopback: packets, replies, reconnection, bounded queues, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from relay_core import ConfigError, HostPort, MessageTooLarge, TransportError
+from relay_core._framing import frame_for_stream
+from relay_transports._tcp import TcpTransport
+
+WAIT_LIMIT = 20.0
+QUICK_BACKOFF = {"backoff_initial": 0.01, "backoff_max": 0.1}
+
+
+class Recorder:
+    """TransportEvents that keep everything reported, and let a test wait for a condition."""
+
+    def __init__(self) -> None:
+        self.packets: list[tuple[bytes, HostPort]] = []
+        self.failures: list[tuple[HostPort | None, BaseException]] = []
+        self._changed = asyncio.Event()
+
+    def packet_received(self, packet: bytes, source: HostPort) -> None:
+        self.packets.append((packet, source))
+        self._changed.set()
+
+    def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
+        self.failures.append((destination, error))
+        self._changed.set()
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return [packet for packet, _ in self.packets]
+
+    def failed_with(self, text: str) -> list[str]:
+        return [str(error) for _, error in self.failures if text in str(error)]
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Wait for ``condition``, woken by each event; fail (not hang) after a limit."""
+        async with asyncio.timeout(WAIT_LIMIT):
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def tcp(events: Recorder, **options: Any) -> AsyncIterator[TcpTransport]:
+    transport = TcpTransport(events, **options)
+    try:
+        yield transport
+    finally:
+        await transport.close()
+
+
+def numbered(count: int, start: int = 0) -> list[bytes]:
+    return [b"packet %d" % number for number in range(start, start + count)]
+
+
+@pytest.fixture
+def refusing() -> Iterator[socket.socket]:
+    """A loopback socket bound but not listening: connecting to its port is refused.
+
+    Closing it frees the port for a listener (both use SO_REUSEADDR).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        yield sock
+
+
+# -- packets and replies -------------------------------------------------------
+
+
+async def test_packets_arrive_in_order_with_the_senders_address() -> None:
+    server_events, client_events = Recorder(), Recorder()
+    async with tcp(server_events) as server, tcp(client_events) as client:
+        host, port = await server.listen("127.0.0.1", 0)
+        destination = await client.prepare(host, port)
+        for packet in numbered(100):
+            client.send(destination, packet)
+        await server_events.until(lambda: len(server_events.packets) == 100)
+    assert server_events.payloads == numbered(100)
+    assert {source[0] for _, source in server_events.packets} == {"127.0.0.1"}
+    assert client_events.failures == []
+
+
+async def test_a_reply_goes_back_over_the_connection_to_a_client_without_a_listener() -> None:
+    server_events, client_events = Recorder(), Recorder()
+    async with tcp(server_events) as server, tcp(client_events) as client:
+        destination = await client.prepare(*await server.listen("127.0.0.1", 0))
+        client.send(destination, b"request")
+        await server_events.until(lambda: len(server_events.packets) == 1)
+        _, source = server_events.packets[0]
+        server.send(source, b"reply")
+        await client_events.until(lambda: len(client_events.packets) == 1)
+    assert client_events.packets == [(b"reply", destination)]
+
+
+async def test_both_sides_can_listen_on_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    server_events, client_events = Recorder(), Recorder()
+    async with tcp(server_events) as server, tcp(client_events) as client:
+        try:
+            host, port = await server.listen("::1", 0)
+        except TransportError as exc:
+            pytest.skip(f"no IPv6 loopback: {exc}")
+        destination = await client.prepare("::1", port)
+        client.send(destination, b"over v6")
+        await server_events.until(lambda: len(server_events.packets) == 1)
+    assert (host, destination) == ("::1", ("::1", port))
+    assert server_events.packets[0][1][0] == "::1"
+
+
+async def test_a_ten_mebibyte_packet_arrives_intact() -> None:
+    big = bytes(range(256)) * (10 * 1024 * 1024 // 256)
+    server_events = Recorder()
+    async with tcp(server_events) as server, tcp(Recorder()) as client:
+        destination = await client.prepare(*await server.listen("127.0.0.1", 0))
+        client.send(destination, big)
+        client.send(destination, b"after")
+        await server_events.until(lambda: len(server_events.packets) == 2)
+    assert server_events.payloads == [big, b"after"]
+
+
+async def test_a_packet_over_max_packet_size_is_refused_at_once() -> None:
+    async with tcp(Recorder(), max_packet_size=4096) as client:
+        with pytest.raises(MessageTooLarge, match="4097 bytes exceeds the limit of 4096"):
+            client.send(("127.0.0.1", 9), b"x" * 4097)
+
+
+async def test_sending_to_an_unknown_destination_is_an_error() -> None:
+    async with tcp(Recorder()) as client:
+        with pytest.raises(TransportError, match="call prepare"):
+            client.send(("127.0.0.1", 9), b"hello")
+
+
+async def test_an_empty_packet_is_refused(refusing: socket.socket) -> None:
+    async with tcp(Recorder()) as client:
+        destination = await client.prepare(*refusing.getsockname())
+        with pytest.raises(TransportError, match="empty packet"):
+            client.send(destination, b"")
+
+
+# -- reconnection --------------------------------------------------------------
+
+
+async def test_a_client_reconnects_to_a_restarted_server_and_sends_nothing_twice() -> None:
+    first_events, second_events, client_events = Recorder(), Recorder(), Recorder()
+    async with tcp(client_events, **QUICK_BACKOFF) as client:
+        async with tcp(first_events) as first:
+            host, port = await first.listen("127.0.0.1", 0)
+            destination = await client.prepare(host, port)
+            for packet in numbered(10):
+                client.send(destination, packet)
+            await first_events.until(lambda: len(first_events.packets) == 10)
+        await client_events.until(lambda: bool(client_events.failed_with("lost")))
+        for packet in numbered(10, start=10):  # queued while there is no server
+            client.send(destination, packet)
+        async with tcp(second_events) as second:
+            await second.listen(host, port)
+            await second_events.until(lambda: len(second_events.packets) == 10)
+            client.send(destination, b"later")
+            await second_events.until(lambda: len(second_events.packets) == 11)
+    assert first_events.payloads == numbered(10)
+    assert second_events.payloads == [*numbered(10, start=10), b"later"]
+
+
+async def test_packets_queued_before_the_first_connection_go_out_once_it_is_up(refusing: socket.socket) -> None:
+    host, port = refusing.getsockname()
+    server_events, client_events = Recorder(), Recorder()
+    async with tcp(client_events, **QUICK_BACKOFF) as client:
+        destination = await client.prepare(host, port)
+        for packet in numbered(5):
+            client.send(destination, packet)
+        await client_events.until(lambda: bool(client_events.failed_with("refused")))
+        refusing.close()
+        async with tcp(server_events) as server:
+            await server.listen(host, port)
+            await server_events.until(lambda: len(server_events.packets) == 5)
+    assert server_events.payloads == numbered(5)
+
+
+async def test_the_queue_is_bounded_and_overflow_is_reported(refusing: socket.socket) -> None:
+    host, port = refusing.getsockname()
+    server_events, client_events = Recorder(), Recorder()
+    frame_size = len(frame_for_stream(numbered(1)[0]))
+    async with tcp(client_events, queue_limit=3 * frame_size, **QUICK_BACKOFF) as client:
+        destination = await client.prepare(host, port)
+        for packet in numbered(10):
+            client.send(destination, packet)
+        assert len(client_events.failed_with("queue")) == 7
+        refusing.close()
+        async with tcp(server_events) as server:
+            await server.listen(host, port)
+            await server_events.until(lambda: len(server_events.packets) == 3)
+            client.send(destination, b"after the queue drained")
+            await server_events.until(lambda: len(server_events.packets) == 4)
+    assert server_events.payloads == [*numbered(3), b"after the queue drained"]
+    assert all(destination == failed for failed, _ in client_events.failures)
+
+
+async def test_an_empty_queue_takes_one_packet_larger_than_its_limit(refusing: socket.socket) -> None:
+    events = Recorder()
+    async with tcp(events, queue_limit=0) as client:
+        destination = await client.prepare(*refusing.getsockname())
+        client.send(destination, b"x" * 1000)
+        client.send(destination, b"y")
+        assert len(events.failed_with("queue")) == 1
+
+
+async def test_a_listener_closes_idle_connections_and_the_client_reconnects() -> None:
+    server_events, client_events = Recorder(), Recorder()
+    async with tcp(server_events, idle_timeout=0.05) as server, tcp(client_events) as client:
+        destination = await client.prepare(*await server.listen("127.0.0.1", 0))
+        client.send(destination, b"first")
+        await server_events.until(lambda: len(server_events.packets) == 1)
+        await client_events.until(lambda: bool(client_events.failed_with("lost")))
+        client.send(destination, b"second")
+        await server_events.until(lambda: len(server_events.packets) == 2)
+    assert server_events.payloads == [b"first", b"second"]
+
+
+# -- bad input and closing ------------------------------------------------------
+
+
+async def test_a_declared_length_over_the_limit_closes_only_that_connection() -> None:
+    server_events, client_events = Recorder(), Recorder()
+    async with tcp(server_events, max_packet_size=1024) as server, tcp(client_events) as client:
+        host, port = await server.listen("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write((1025).to_bytes(4, "big") + b"x" * 100)
+        async with asyncio.timeout(WAIT_LIMIT):
+            assert await reader.read() == b""
+        writer.close()
+        destination = await client.prepare(host, port)
+        client.send(destination, b"still served")
+        await server_events.until(lambda: len(server_events.packets) == 1)
+    assert server_events.payloads == [b"still served"]
+
+
+async def test_sending_after_close_is_an_error_and_close_is_idempotent() -> None:
+    server_events = Recorder()
+    async with tcp(server_events) as server:
+        client = TcpTransport(Recorder())
+        destination = await client.prepare(*await server.listen("127.0.0.1", 0))
+        await client.close()
+        await client.close()
+        with pytest.raises(TransportError, match="closed"):
+            client.send(destination, b"too late")
+        with pytest.raises(TransportError, match="closed"):
+            await client.prepare(*destination)
+
+
+async def test_close_flushes_what_was_written() -> None:
+    server_events = Recorder()
+    async with tcp(server_events) as server:
+        async with tcp(Recorder()) as client:
+            destination = await client.prepare(*await server.listen("127.0.0.1", 0))
+            client.send(destination, b"first")
+            await server_events.until(lambda: len(server_events.packets) == 1)
+            client.send(destination, b"written just before close")
+        await server_events.until(lambda: len(server_events.packets) == 2)
+    assert server_events.payloads == [b"first", b"written just before close"]
+
+
+async def test_close_reports_packets_that_never_left_the_queue(refusing: socket.socket) -> None:
+    events = Recorder()
+    async with tcp(events) as client:
+        destination = await client.prepare(*refusing.getsockname())
+        client.send(destination, b"never sent")
+    assert events.failed_with("closed with 1 packets unsent")
+
+
+async def test_listening_on_a_port_in_use_is_a_transport_error() -> None:
+    async with tcp(Recorder()) as first, tcp(Recorder()) as second:
+        host, port = await first.listen("127.0.0.1", 0)
+        with pytest.raises(TransportError, match=f"cannot listen on tcp 127.0.0.1:{port}"):
+            await second.listen(host, port)
+
+
+async def test_an_unresolvable_name_is_a_transport_error() -> None:
+    async with tcp(Recorder()) as client:
+        with pytest.raises(TransportError, match="cannot resolve tcp"):
+            await client.prepare("no-such-host.invalid", 7000)
+
+
+# -- options ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("max_packet_size", 10, "an integer from 1024 to 4294967295"),
+        ("max_packet_size", 2**32, "an integer from 1024 to 4294967295"),
+        ("batch_size", 2**27, "an integer from 64 to 67174400"),
+        ("batch_size", True, "an integer"),
+        ("queue_limit", -1, "an integer from 0"),
+        ("connect_timeout", 0, "a number of seconds above 0"),
+        ("connect_timeout", float("nan"), "a number of seconds above 0"),
+        ("backoff_initial", "fast", "a number of seconds above 0"),
+        ("backoff_max", 0.01, "at least backoff_initial"),
+        ("keepalive", -1, "from 0 \\(off\\)"),
+        ("idle_timeout", 0, "a number of seconds above 0"),
+    ],
+)
+def test_a_bad_option_names_itself_its_value_and_what_is_allowed(
+    option: str, value: object, allowed: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"\\[listen.tcp\\] {option} = .*{allowed}"):
+        TcpTransport(Recorder(), **{option: value})
+
+
+def test_the_defaults_are_valid() -> None:
+    transport = TcpTransport(Recorder())
+    assert transport.max_packet_size >= 16 * 1024 * 1024 + 1024
+    assert transport.batch_size == 256 * 1024
+    assert (TcpTransport.scheme, TcpTransport.reliable) == ("tcp", True)
+
+
+def test_peer_options_reject_unknown_keys_listing_the_allowed_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) colour; tcp peers take .*server_name"):
+        TcpTransport.check_peer_options({"colour": "red"}, "peers.beta")
+
+
+def test_peer_options_offer_no_way_to_skip_verification() -> None:
+    with pytest.raises(ConfigError, match="cannot be turned off"):
+        TcpTransport.check_peer_options({"tls": True, "insecure_skip_verify": True}, "peers.beta")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tls": "yes"}, "tls = 'yes' is not allowed: true or false"),
+        ({"server_name": "example.org"}, "server_name only apply to TLS: add tls = true"),
+        ({"tls": True, "ca": "/no/such/ca.pem"}, "ca = '/no/such/ca.pem': no readable file"),
+        ({"tls": True, "ca": 7}, "ca = 7 is not allowed: a path"),
+        ({"tls": True, "server_name": ""}, "server_name = '' is not allowed"),
+    ],
+)
+def test_peer_options_are_checked(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=f"\\[peers.beta\\] {message}"):
+        TcpTransport.check_peer_options(options, "peers.beta")
+
+
+def test_plain_peers_need_no_options() -> None:
+    TcpTransport.check_peer_options({}, "peers.beta")
+    TcpTransport.check_peer_options({"tls": False}, "peers.beta")
