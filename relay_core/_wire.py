@@ -7,8 +7,8 @@ docs/protocol.md describes every byte. The rules this module keeps:
 - decoding accepts a packet whole or rejects it whole, and on any input raises
   nothing but :class:`MalformedFrame` (:class:`UnsupportedVersion` for a packet
   of another wire version, :class:`ChecksumMismatch` for a damaged one);
-- the checksum is verified before any field it covers is trusted, so a damaged
-  sequence number never reaches the duplicate window;
+- the checksum is verified before the incarnation, the sequence number or any
+  frame is read, so a damaged sequence number never reaches the duplicate window;
 - encoding and decoding check the per-kind rules against one shared table, so
   whatever :func:`encode_frame` accepts, :func:`decode_packet` returns equal,
   and the encoding is canonical: every accepted packet re-encodes to itself;
@@ -54,7 +54,7 @@ _PACKET_HEADER: Final = struct.Struct("!2sBBIQQ")
 _IDENTITY: Final = struct.Struct("!QQ")  # incarnation and sequence, the header's last 16 bytes
 _CHECKSUM: Final = struct.Struct("!I")
 _CHECKSUM_END: Final = 8  # the checksum covers every byte but 4 to 7, where it sits
-# The checksum's first 4 bytes are always magic, version 1 and flags 0, so their
+# The first 4 covered bytes are always magic, version 1 and flags 0, so their
 # CRC is a constant: encoding and verifying start from it.
 _HEAD: Final = MAGIC + bytes([WIRE_VERSION, 0])
 _HEAD_CRC: Final = zlib.crc32(_HEAD)

@@ -38,13 +38,13 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
-from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
+from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.events import (
     ConnectionTerminated,
@@ -89,7 +89,7 @@ _FLOW_WINDOW = 8 * 1024 * 1024  # per stream and per connection: a few batches i
 _MAX_CONNECTION_ID = 20  # RFC 9000 section 17.2: a peer's connection IDs are at most this long
 _AEAD_TAG_SIZE = 16  # every TLS 1.3 cipher suite QUIC uses
 _SHORT_HEADER_MAX = 1 + _MAX_CONNECTION_ID + PACKET_NUMBER_SEND_SIZE
-_FIRST_RETRY = 0.1  # seconds before the second handshake attempt
+_FIRST_RETRY = 0.1  # seconds between the first failed handshake and the next attempt
 _LAST_RETRY = 5.0  # the cap on the backoff between handshake attempts
 _PATH_ERRORS = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
 _DATAGRAM_HINT = 'use mode = "stream" for this peer to send larger packets'
@@ -97,7 +97,7 @@ _STREAM_ERROR = QuicErrorCode.PROTOCOL_VIOLATION
 _BAD_CERTIFICATE = QuicErrorCode.CRYPTO_ERROR + AlertDescription.bad_certificate
 
 
-class Mode(enum.Enum):
+class _Mode(enum.Enum):
     STREAM = "stream"
     DATAGRAM = "datagram"
 
@@ -208,7 +208,7 @@ def _chain(where: str, options: Mapping[str, object], names: tuple[str, str]
 class _PeerTls:
     """What one peer's ``[peers.NAME]`` table says about its mode and TLS."""
 
-    mode: Mode
+    mode: _Mode
     trust: bytes | None
     """PEM CA certificates that must have signed the server's; None: the transport default."""
     server_name: str | None
@@ -223,8 +223,8 @@ def _peer_tls(options: Mapping[str, object], where: str) -> _PeerTls:
     if unknown:
         raise ConfigError(f"[{where}]: unknown key(s) {', '.join(unknown)}; quic peers take "
                           f"address, codec, compressor and {', '.join(_PEER_KEYS)}")
-    mode = options.get("mode", Mode.STREAM.value)
-    if mode not in (Mode.STREAM.value, Mode.DATAGRAM.value):
+    mode = options.get("mode", _Mode.STREAM.value)
+    if mode not in (_Mode.STREAM.value, _Mode.DATAGRAM.value):
         raise ConfigError(f'[{where}] mode = {mode!r} is not allowed: "stream" or "datagram"')
     server_name = options.get("server_name")
     if server_name is not None and (not isinstance(server_name, str) or not server_name):
@@ -239,7 +239,7 @@ def _peer_tls(options: Mapping[str, object], where: str) -> _PeerTls:
                           "drop insecure_skip_verify to verify the server against ca")
     ca = options.get("ca")
     return _PeerTls(
-        mode=Mode(mode),
+        mode=_Mode(mode),
         trust=None if ca is None else load_trust_anchors(where, "ca", ca),
         server_name=server_name,
         chain=_chain(where, options, ("client_certificate", "client_key")),
@@ -266,7 +266,7 @@ class _Connection(QuicConnectionProtocol):
     """
 
     def __init__(self, quic: QuicConnection, owner: _Owner, events: TransportEvents,
-                 max_packet_size: int, mode: Mode) -> None:
+                 max_packet_size: int, mode: _Mode) -> None:
         super().__init__(quic)
         self.owner = owner
         self.events = events
@@ -291,11 +291,14 @@ class _Connection(QuicConnectionProtocol):
     def accept(self) -> None:
         self.is_open = self.established = True
 
+    def client_certificates(self) -> tuple[x509.Certificate, list[x509.Certificate]] | None:
+        return _client_certificates(self._quic)
+
     # -- outbound
 
     def send_packet(self, packet: bytes) -> None:
         """Hand one packet to aioquic and transmit within this turn of the loop."""
-        if self.mode is Mode.DATAGRAM:
+        if self.mode is _Mode.DATAGRAM:
             if len(packet) > self.datagram_limit:
                 raise MessageTooLarge(len(packet), self.datagram_limit, _DATAGRAM_HINT)
             self._quic.send_datagram_frame(packet)
@@ -374,8 +377,7 @@ class _Connection(QuicConnectionProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if isinstance(transport, asyncio.DatagramTransport):
-            self._udp = transport
+        self._udp = cast(asyncio.DatagramTransport, transport)  # asyncio's is not a subclass
 
     def datagram_received(self, data: bytes | str, addr: tuple[object, ...]) -> None:
         if self.remote is None:
@@ -383,9 +385,11 @@ class _Connection(QuicConnectionProtocol):
         if not self._ended:
             super().datagram_received(data, addr)
 
-    def error_received(self, exc: OSError) -> None:
+    def error_received(self, exc: Exception) -> None:
         """A client's connected socket learns from ICMP that nobody listens there."""
-        if self.is_client and not self._ended and exc.errno in _PATH_ERRORS:
+        if self._ended or not self.is_client or not isinstance(exc, OSError):
+            return
+        if exc.errno in _PATH_ERRORS:
             self.abort(exc.strerror or str(exc))
 
     def quic_event_received(self, event: QuicEvent) -> None:
@@ -415,14 +419,14 @@ class _Connection(QuicConnectionProtocol):
             self.fail(str(exc))
             return
         if not self.is_client:
-            self.mode = Mode.STREAM  # replies go the way requests came
+            self.mode = _Mode.STREAM  # replies go the way requests came
         for packet in packets:
             self.events.packet_received(packet, self.remote)
 
     def _datagram(self, packet: bytes) -> None:
         if self.is_open and self.remote is not None:
             if not self.is_client:
-                self.mode = Mode.DATAGRAM
+                self.mode = _Mode.DATAGRAM
             self.events.packet_received(packet, self.remote)
 
 
@@ -433,8 +437,9 @@ class _Peer:
     """A destination this transport connects to: its connection and the packets waiting for it."""
 
     def __init__(self, transport: QuicTransport, destination: HostPort, server_name: str,
-                 tls: _PeerTls) -> None:
+                 tls: _PeerTls, options: dict[str, object]) -> None:
         self.transport = transport
+        self.options = options
         self.destination = destination
         self.server_name = tls.server_name or server_name
         self.tls = tls
@@ -451,7 +456,7 @@ class _Peer:
         if connection is not None and connection.is_open:
             connection.send_packet(packet)
             return
-        if self.tls.mode is Mode.DATAGRAM:
+        if self.tls.mode is _Mode.DATAGRAM:
             limit = self.transport.path_datagram_limit
             if len(packet) > limit:
                 raise MessageTooLarge(len(packet), limit, _DATAGRAM_HINT)
@@ -505,13 +510,13 @@ class _Peer:
         self.connection = None
         if connection.established:
             text = f"quic connection to {self.label} lost: {reason}"
-            self.transport.log.warning("connection_lost", "%s", text)
+            self.transport.warnings.warning("connection_lost", "%s", text)
         else:
             self._failures += 1
             backoff = min(_FIRST_RETRY * 2 ** (self._failures - 1), _LAST_RETRY)
             self._not_before = asyncio.get_running_loop().time() + backoff
             text = f"quic handshake with {self.label} failed: {reason}"
-            self.transport.log.warning("handshake_failed", "%s", text)
+            self.transport.warnings.warning("handshake_failed", "%s", text)
         self.transport.events.send_failed(self.destination, TransportError(text))
         self._drop_backlog(text)
 
@@ -528,3 +533,303 @@ class _Peer:
             self.connection.shut()
             self.connection = None
         self._drop_backlog("the transport closed")
+
+
+# -- the server side ----------------------------------------------------------------
+
+
+class _Listener:
+    """One listening socket and the connections that clients opened to it."""
+
+    def __init__(self, transport: QuicTransport) -> None:
+        self.transport = transport
+        self.server: QuicServer | None = None
+        self.connections: set[_Connection] = set()
+
+    def make_connection(self, quic: QuicConnection, stream_handler: object = None) -> _Connection:
+        """Called by aioquic's server for each new client, as its ``create_protocol``."""
+        transport = self.transport
+        if transport.client_ca is not None:
+            _ask_for_client_certificate(quic)
+        connection = _Connection(quic, self, transport.events, transport.max_packet_size,
+                                 _Mode.STREAM)
+        self.connections.add(connection)
+        return connection
+
+    def connection_ready(self, connection: _Connection) -> None:
+        problem = self.transport.check_client(connection)
+        if problem is not None:
+            self.transport.warnings.warning("client_rejected", "quic client %s rejected: %s",
+                                       connection.label, problem)
+            connection.fail(f"client certificate rejected: {problem}", _BAD_CERTIFICATE)
+            return
+        assert connection.remote is not None  # known since its first datagram
+        connection.accept()
+        self.transport.routes[connection.remote] = connection
+
+    def connection_ended(self, connection: _Connection, reason: str) -> None:
+        self.connections.discard(connection)
+        routes = self.transport.routes
+        if connection.remote is not None and routes.get(connection.remote) is connection:
+            del routes[connection.remote]
+        logger.debug("quic connection from %s ended: %s", connection.label, reason)
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.shut()
+        self.connections.clear()
+        if self.server is not None:
+            self.server.close()
+
+
+# -- the transport ----------------------------------------------------------------
+
+
+class QuicTransport(Transport):
+    """Packets over QUIC: on one stream per connection (reliable), or as datagrams (like UDP).
+
+    Listener options (``[listen.quic]``) are keyword arguments; ``ca``,
+    ``client_certificate`` and ``client_key`` here are defaults for every peer.
+    Per-peer options (``[peers.NAME]``) are checked by :meth:`check_peer_options`
+    and passed to :meth:`prepare`.
+    """
+
+    scheme = "quic"
+    reliable = True  # true of the default stream mode; a datagram-mode peer is like UDP
+
+    def __init__(
+        self,
+        events: TransportEvents,
+        *,
+        certificate: str | None = None,
+        private_key: str | None = None,
+        client_ca: str | None = None,
+        max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        batch_size: int = 256 * 1024,
+        idle_timeout: float = 30.0,
+        max_datagram_frame_size: int = 65536,
+        queue_limit: int = 16 * 1024 * 1024,
+        ca: str | None = None,
+        client_certificate: str | None = None,
+        client_key: str | None = None,
+    ) -> None:
+        super().__init__(events)
+        where = "listen.quic"
+        self.max_packet_size = _integer(where, "max_packet_size", max_packet_size, 1024,
+                                        0xFFFFFFFF)
+        self.batch_size = _integer(where, "batch_size", batch_size, 64, self.max_packet_size)
+        self.queue_limit = _integer(where, "queue_limit", queue_limit, 0, 1 << 40)
+        self._idle_timeout = _seconds(where, "idle_timeout", idle_timeout)
+        self.keepalive_interval = self._idle_timeout / 3
+        self._max_datagram_frame_size = _integer(
+            where, "max_datagram_frame_size", max_datagram_frame_size, 0, 65536)
+        files = {"certificate": certificate, "private_key": private_key,
+                 "client_certificate": client_certificate, "client_key": client_key}
+        server_chain = _chain(where, files, ("certificate", "private_key"))
+        self._client_chain = _chain(where, files, ("client_certificate", "client_key"))
+        self.client_ca = None if client_ca is None else load_trust_anchors(where, "client_ca",
+                                                                           client_ca)
+        self._trust = None if ca is None else load_trust_anchors(where, "ca", ca)
+        self._server_configuration = (
+            None if server_chain is None else self._configuration(False, server_chain))
+        self.path_datagram_limit = _path_datagram_limit(self._configuration(True, None))
+        self.warnings = RateLimitedLog(logger)
+        self.routes: dict[HostPort, _Connection] = {}
+        """Connections clients opened to us, by the client's address."""
+        self._peers: dict[HostPort, _Peer] = {}
+        self._listeners: list[_Listener] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @classmethod
+    def check_peer_options(cls, options: Mapping[str, object], where: str) -> None:
+        """Accept ``mode``, ``ca``, ``server_name``, ``client_certificate`` with
+        ``client_key``, and ``insecure_skip_verify``; load the files they name."""
+        _peer_tls(options, where)
+
+    async def listen(self, host: str, port: int) -> HostPort:
+        """Accept QUIC connections on host:port (port 0 picks one); return the address bound."""
+        where = _display(host, port)
+        self._check_open(where)
+        configuration = self._server_configuration
+        if configuration is None:
+            raise ConfigError("[listen.quic] certificate and private_key are required to listen "
+                              "(PEM files; `net-relay gen-cert` makes a development pair)")
+        listener = _Listener(self)
+        try:
+            udp, server = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: QuicServer(configuration=configuration,
+                                   create_protocol=listener.make_connection),
+                local_addr=(host, port),
+            )
+        except (OSError, OverflowError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise TransportError(f"cannot listen on quic {where}: {reason}") from exc
+        listener.server = server
+        self._listeners.append(listener)
+        bound = udp.get_extra_info("sockname")
+        return str(bound[0]), int(bound[1])
+
+    async def prepare(
+        self, host: str, port: int, options: Mapping[str, object] | None = None
+    ) -> HostPort:
+        """Resolve host:port and start connecting to it, without waiting for the handshake.
+
+        Packets sent meanwhile wait in a queue of at most ``queue_limit`` bytes.
+        One connection serves each destination, so preparing it again with other
+        ``options`` is a ConfigError.
+        """
+        options = dict(options or {})
+        where = f"peer quic://{_display(host, port)}"
+        tls = _peer_tls(options, where)
+        destination = await self._resolve(host, port)
+        peer = self._peers.get(destination)
+        if peer is not None:
+            if peer.options != options:
+                raise ConfigError(f"[{where}]: {peer.label} is already prepared with options "
+                                  f"{peer.options}; one connection serves a destination")
+            return destination
+        peer = self._peers[destination] = _Peer(self, destination, host, tls, options)
+        try:
+            await peer.connect()
+        except TransportError:
+            del self._peers[destination]
+            raise
+        return destination
+
+    def send(self, destination: HostPort, packet: bytes) -> None:
+        """Send one packet over the connection to (or from) ``destination``."""
+        if len(packet) > self.max_packet_size:
+            raise MessageTooLarge(len(packet), self.max_packet_size,
+                                  "raise [listen.quic] max_packet_size to allow it")
+        peer = self._peers.get(destination)
+        if peer is not None:
+            peer.send(packet)
+            return
+        connection = self.routes.get(destination)
+        if connection is None or not connection.is_open:
+            self._check_open(_display(*destination))
+            raise TransportError(f"cannot send to quic {_display(*destination)}: no connection; "
+                                 "call prepare() for a destination before sending to it")
+        connection.send_packet(packet)
+
+    async def close(self) -> None:
+        """Close every connection (telling each peer) and every listener; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for peer in self._peers.values():
+            peer.close()
+        for listener in self._listeners:
+            listener.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._peers.clear()
+        self._listeners.clear()
+        self.routes.clear()
+        await asyncio.sleep(0)  # the closed sockets are released on the next turn of the loop
+
+    # -- for _Peer and _Listener
+
+    def spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def open_connection(self, peer: _Peer) -> _Connection:
+        """A new connection to ``peer``, its handshake started, on a socket of its own."""
+        self._check_open(peer.label)
+        quic = QuicConnection(configuration=self._client_configuration(peer))
+        try:
+            udp, connection = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _Connection(quic, peer, self.events, self.max_packet_size, peer.tls.mode),
+                remote_addr=peer.destination,
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise TransportError(exc.errno, f"cannot connect to {peer.label}: {reason}") from exc
+        connection.remote = peer.destination
+        if self._closed:
+            connection.shut()
+            self._check_open(peer.label)
+        connection.connect(udp.get_extra_info("peername"))
+        return connection
+
+    def check_client(self, connection: _Connection) -> str | None:
+        """Why the client of ``connection`` is not acceptable, or None if it is."""
+        if self.client_ca is None:
+            return None
+        presented = connection.client_certificates()
+        if presented is None:
+            return "it presented no certificate, and client_ca requires one"
+        try:
+            verify_certificate(certificate=presented[0], chain=presented[1],
+                               cadata=self.client_ca)
+        except (Alert, ValueError) as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
+    # -- helpers
+
+    def _configuration(self, is_client: bool, chain: CertificateChain | None
+                       ) -> QuicConfiguration:
+        configuration = QuicConfiguration(
+            is_client=is_client,
+            alpn_protocols=[ALPN],
+            idle_timeout=self._idle_timeout,
+            max_datagram_frame_size=self._max_datagram_frame_size or None,
+            max_data=_FLOW_WINDOW,
+            max_stream_data=_FLOW_WINDOW,
+        )
+        if chain is not None:
+            # aioquic's public loader takes file paths and parses them at every
+            # connection; these fields take the objects loaded and checked once.
+            configuration.certificate = chain.certificate
+            configuration.certificate_chain = list(chain.intermediates)
+            configuration.private_key = chain.private_key
+        return configuration
+
+    def _client_configuration(self, peer: _Peer) -> QuicConfiguration:
+        tls = peer.tls
+        configuration = self._configuration(True, tls.chain or self._client_chain)
+        configuration.server_name = peer.server_name
+        configuration.verify_mode = ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED
+        trust = tls.trust or self._trust
+        if trust is not None:  # else aioquic trusts certifi's CA bundle
+            configuration.load_verify_locations(cadata=trust)
+        return configuration
+
+    def _check_open(self, where: str) -> None:
+        if self._closed:
+            raise TransportError(f"quic {where}: the transport is closed")
+
+    async def _resolve(self, host: str, port: int) -> HostPort:
+        where = _display(host, port)
+        self._check_open(where)
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise TransportError(f"quic {where}: port must be from 1 to 65535")
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM, 0,
+                                       socket.AI_NUMERICHOST)
+        except (OSError, UnicodeError):
+            infos = await _lookup(host, port)
+        for family, _, _, _, sockaddr in infos:
+            if family in (socket.AF_INET, socket.AF_INET6):
+                return str(sockaddr[0]), int(sockaddr[1])
+        raise TransportError(f"cannot resolve quic {where}: no IP address")
+
+
+async def _lookup(host: str, port: int) -> list[tuple[Any, ...]]:
+    try:
+        return list(await asyncio.get_running_loop().getaddrinfo(host, port,
+                                                                 type=socket.SOCK_DGRAM))
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise TransportError(f"cannot resolve quic {_display(host, port)}: {reason}") from exc
+
+
+@hookimpl
+def net_relay_transports() -> list[type[Transport]]:
+    """The QUIC transport, for the scheme ``quic``."""
+    return [QuicTransport]

@@ -86,7 +86,14 @@ def _reason(error: BaseException) -> str:
         return describe_tls_error(error)
     if isinstance(error, OSError) and error.errno:
         return os.strerror(error.errno)
+    if isinstance(error, ConnectionResetError):
+        return "connection reset by the peer"
     return str(error) or type(error).__name__
+
+
+def _error(code: int | None, text: str) -> TransportError:
+    """A TransportError that carries ``code`` as its errno when there is one."""
+    return TransportError(text) if code is None else TransportError(code, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +175,7 @@ class _Stream(asyncio.Protocol):
         self.dead = False
         self.idle = False  # closed by the idle timer rather than by a failure
         self.active = True
+        self.received = False  # whether a byte ever arrived
         self._failed = False
         self._deframer = StreamDeframer(owner.settings.max_packet_size)
         self._deliver = owner.events.packet_received
@@ -192,7 +200,7 @@ class _Stream(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._failed:
             return
-        self.active = True
+        self.active = self.received = True
         try:
             packets = self._deframer.feed(data)
         except MalformedFrame as exc:
@@ -338,6 +346,8 @@ class _Outbound(_Route):
         uptime = asyncio.get_running_loop().time() - self._connected_at
         self._attempts = 1 if uptime >= self.owner.settings.backoff_max else self._attempts + 1
         reason = _reason(error) if error is not None else "closed by the peer"
+        if self.tls and not stream.received:
+            reason += "; a TLS server that wants a client certificate closes like this"
         text = (f"tcp connection to {_display(*self.destination)} lost ({reason}); packets "
                 "written to it may not have arrived; reconnecting")
         self.owner.events.send_failed(self.destination, TransportError(text))
@@ -387,8 +397,11 @@ class _Outbound(_Route):
                                  f"within connect_timeout ({settings.connect_timeout:g} s)") from None
         except ssl.SSLError as exc:
             raise TransportError(f"tls handshake with tcp {where} failed: {_reason(exc)}") from None
+        except ConnectionResetError as exc:
+            hint = " (is it listening with TLS?)" if self.tls else ""
+            raise _error(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}{hint}") from None
         except OSError as exc:
-            raise TransportError(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}") from None
+            raise _error(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}") from None
         return stream
 
 
@@ -479,7 +492,7 @@ class TcpTransport(Transport):
                 lambda: _Stream(self, None, ("", 0)), host, port, backlog=1024, reuse_address=True
             )
         except OSError as exc:
-            raise TransportError(exc.errno, f"cannot listen on tcp {where}: {_reason(exc)}") from None
+            raise _error(exc.errno, f"cannot listen on tcp {where}: {_reason(exc)}") from None
         self._servers.append(server)
         sockname = server.sockets[0].getsockname()
         return (str(sockname[0]), int(sockname[1]))
