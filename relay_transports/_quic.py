@@ -83,6 +83,7 @@ ALPN = "net-relay/1"
 DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024 + 64 * 1024
 """64 MiB of frames plus room for the packet and frame headers."""
 
+_DEFAULT_BATCH_SIZE = 256 * 1024
 _PEER_KEYS = ("mode", "ca", "server_name", "client_certificate", "client_key",
               "insecure_skip_verify")
 _FLOW_WINDOW = 8 * 1024 * 1024  # per stream and per connection: a few batches in flight
@@ -605,7 +606,7 @@ class QuicTransport(Transport):
         private_key: str | None = None,
         client_ca: str | None = None,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
-        batch_size: int = 256 * 1024,
+        batch_size: int | None = None,
         idle_timeout: float = 30.0,
         max_datagram_frame_size: int = 65536,
         queue_limit: int = 16 * 1024 * 1024,
@@ -617,6 +618,8 @@ class QuicTransport(Transport):
         where = "listen.quic"
         self.max_packet_size = _integer(where, "max_packet_size", max_packet_size, 1024,
                                         0xFFFFFFFF)
+        if batch_size is None:
+            batch_size = min(_DEFAULT_BATCH_SIZE, self.max_packet_size)
         self.batch_size = _integer(where, "batch_size", batch_size, 64, self.max_packet_size)
         self.queue_limit = _integer(where, "queue_limit", queue_limit, 0, 1 << 40)
         self._idle_timeout = _seconds(where, "idle_timeout", idle_timeout)

@@ -230,3 +230,30 @@ def test_unknown_peer_options_for_a_transport_are_refused_when_the_node_is_made(
                         beta=PeerConfig(address="udp://127.0.0.1:9", options={"tls": True}))
     with pytest.raises(ConfigError, match=r"peers\.beta.*tls"):
         Node(config)
+
+
+async def test_a_third_party_compressor_carries_messages_between_nodes() -> None:
+    pytest.importorskip("net_relay_zlib", reason="examples/net-relay-zlib is not installed")
+    received: list[object] = []
+    sink_socket = RawUdp()
+
+    async def sink(ctx: ActorContext) -> None:
+        async for item in ctx:
+            received.append(item)
+
+    text = "a compressible message " * 40
+    try:
+        async with Node(udp_config("beta")) as beta:
+            beta.spawn(sink, name="sink")
+            peers = {"beta": PeerConfig(address=beta.address("udp"), compressor="zlib"),
+                     "tap": PeerConfig(address=sink_socket.url, compressor="zlib")}
+            async with Node(with_peers(udp_config("alpha"), **peers)) as alpha:
+                await alpha.ref("beta/sink").send(text)
+                await alpha.ref("tap/sink").send(text)
+                frame = decode_packet((await sink_socket.receive())[0]).frames[0]
+                await wait_for(lambda: bool(received), "delivery")
+    finally:
+        sink_socket.close()
+    assert received == [text]
+    assert frame.compressor == "zlib"
+    assert len(frame.payload) < len(text) // 4
