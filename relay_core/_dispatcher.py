@@ -55,6 +55,10 @@ MAX_DEADLINE_MS = NO_DEADLINE - 1
 _FAILED = object()
 
 
+def _url(scheme: str, source: HostPort) -> str:
+    return f"{scheme}://{format_host_port(*source)}"
+
+
 def _milliseconds(seconds: float) -> int:
     """A deadline for the wire: at least 1 ms (0 would mean already expired)."""
     return min(max(int(seconds * 1000), 1), MAX_DEADLINE_MS)
@@ -237,8 +241,10 @@ class Dispatcher:
         if link.error is not None:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
         payload, compressor = self._encode(link.codec, link.compressor, message)
-        frame = Frame(FrameKind.MESSAGE, link.codec.name, payload, compressor, target)
-        self._queue(link, encode_frame(frame))
+        encode = link.frame_encoders.get((target, compressor))
+        if encode is None:
+            encode = link.frame_encoder(target, compressor)
+        self._queue(link, encode(payload))
         link.counters.messages_sent += 1
 
     async def call(self, link: PeerLink, target: str, request: object, timeout: float,
@@ -384,10 +390,10 @@ class Dispatcher:
                 self._source_counters[key] = counters
         return counters
 
-    def _decode(self, frame: Frame, counters: Counters, origin: str) -> object:
+    def _decode(self, frame: Frame, counters: Counters, scheme: str, source: HostPort) -> object:
         """The frame's payload as an object, or _FAILED (counted and logged)."""
         try:
-            codec = self.codec(frame.codec)
+            codec = self._codecs.get(frame.codec) or self.codec(frame.codec)
             payload = frame.payload
             if frame.compressor:
                 decompressor = self.decompressor(frame.compressor)
@@ -398,40 +404,30 @@ class Dispatcher:
             return codec.decode(payload)
         except UnknownPlugin as exc:
             counters.unsupported_codec += 1
-            self._log.warning("unsupported_codec", "dropped a frame from %s: %s", origin, exc)
+            self._log.warning("unsupported_codec", "dropped a frame from %s: %s",
+                              _url(scheme, source), exc)
         except (CodecError, CompressionError) as exc:
             counters.undecodable += 1
-            self._log.warning(
-                "undecodable", "dropped an undecodable frame from %s: %s", origin, exc
-            )
+            self._log.warning("undecodable", "dropped an undecodable frame from %s: %s",
+                              _url(scheme, source), exc)
         return _FAILED
 
-    def _on_message(
-        self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
-    ) -> None:
-        origin = f"{scheme}://{format_host_port(*source)}"
-        message = self._decode(frame, counters, origin)
+    def _on_message(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
+                    incarnation: int) -> None:
+        message = self._decode(frame, counters, scheme, source)
         if message is _FAILED:
             return
         counters.messages_received += 1
         mailbox = self._actors.mailbox(frame.target)
         if mailbox is None or mailbox.closed:
-            if not self._actors.deliver_unrouted(message, origin):
+            if not self._actors.deliver_unrouted(message, _url(scheme, source)):
                 counters.unknown_actor += 1
-                self._log.warning(
-                    "unknown_actor",
-                    "dropped a message from %s for unknown actor %r",
-                    origin,
-                    frame.target,
-                )
+                self._log.warning("unknown_actor", "dropped a message from %s for unknown actor %r",
+                                  _url(scheme, source), frame.target)
         elif not mailbox.put_nowait(message):
             counters.mailbox_full += 1
-            self._log.warning(
-                "mailbox_full",
-                "dropped a message from %s: mailbox of %r is full",
-                origin,
-                frame.target,
-            )
+            self._log.warning("mailbox_full", "dropped a message from %s: mailbox of %r is full",
+                              _url(scheme, source), frame.target)
 
     def _on_request(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
@@ -441,7 +437,7 @@ class Dispatcher:
         key = (incarnation, frame.call_id)
         if self._is_retry(key, link, counters):
             return
-        request = self._decode(frame, counters, origin)
+        request = self._decode(frame, counters, scheme, source)
         if request is _FAILED:
             self._reject(link, frame, counters)
             return
@@ -515,7 +511,7 @@ class Dispatcher:
             counters.late_replies += 1
             return
         origin = f"{scheme}://{format_host_port(*source)}"
-        value = self._decode(frame, counters, origin)
+        value = self._decode(frame, counters, scheme, source)
         if value is _FAILED:
             future.set_exception(RelayError(f"the reply from {origin} could not be decoded"))
         elif frame.kind is FrameKind.ERROR:

@@ -9,11 +9,16 @@ first; links to configured peers and to refs the program made are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._coalesce import Coalescer
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._stats import Counters
+from ._wire import message_frame_encoder
 
 __all__ = ["LinkKey", "LinkTable", "PeerLink"]
+
+MAX_FRAME_ENCODERS = 256
 
 LinkKey = tuple[str, str, int]
 """(scheme, host, port) as the program or the packet source named it."""
@@ -28,6 +33,7 @@ class PeerLink:
         "destination",
         "dirty",
         "error",
+        "frame_encoders",
         "label",
         "pinned",
         "transport",
@@ -58,6 +64,15 @@ class PeerLink:
         """True while the link waits in the dispatcher's flush list."""
         self.pinned = pinned
         """Kept in the table for good (configured peer or a ref the program holds)."""
+        self.frame_encoders: dict[tuple[str, str], Callable[[bytes], bytes]] = {}
+        """MESSAGE frame encoders by (target, compressor name): a frame costs one join."""
+
+    def frame_encoder(self, target: str, compressor: str) -> Callable[[bytes], bytes]:
+        """The encoder for MESSAGE frames to ``target``, cached while there is room."""
+        encode = message_frame_encoder(self.codec.name, compressor, target)
+        if len(self.frame_encoders) < MAX_FRAME_ENCODERS:
+            self.frame_encoders[(target, compressor)] = encode
+        return encode
 
 
 class LinkTable:

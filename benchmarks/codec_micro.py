@@ -1,0 +1,176 @@
+"""Each codec's encode and decode against the raw library call doing the same job.
+
+Run ``python benchmarks/codec_micro.py [--seconds S]``. The ratio column is what
+the codec's model checks cost on top of the C library: compare rows of one run,
+not runs on different machines.
+
+"Raw" is what a user would write without net-relay: ``msgpack.packb`` and
+``unpackb``, ``cbor2.dumps`` and ``loads``, ``json.dumps`` and ``loads`` with the
+same output options. For a registered message, raw gets the plainest hook that
+writes the same bytes (msgpack ext type 1, CBOR tag 27, the JSON ``$message``
+marker) and builds the class back with ``cls(**fields)``; it checks nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import timeit
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+import msgpack
+
+from relay_codecs import CborCodec, JsonCodec, MsgpackCodec
+from relay_core import Codec, message
+
+Call = Callable[[], object]
+
+
+@message("micro.Greeting")
+@dataclass(frozen=True)
+class Greeting:
+    name: str
+    lang: str = "en"
+    request_id: int = 0
+    tags: list[str] = field(default_factory=list)
+
+
+@message("micro.Inventory")
+@dataclass(frozen=True)
+class Inventory:
+    warehouse: str
+    items: list[dict[str, object]]
+
+
+def small_dict() -> object:
+    return {"n": 0, "text": "hello world, a small message", "values": [1, 2, 3], "ok": True}
+
+
+def small_message() -> object:
+    return Greeting("ada lovelace", "en", 1234567890, ["greeting", "demo"])
+
+
+def nested_message() -> object:
+    """About 4 KiB in msgpack: a message holding a list of small records."""
+    items = [
+        {
+            "sku": f"SKU-{index:06d}",
+            "count": index * 7,
+            "price": index * 1.25,
+            "ok": index % 3 == 0,
+            "dims": [index, index + 1, index + 2],
+            "meta": {"zone": "a", "shelf": index % 11},
+        }
+        for index in range(50)
+    ]
+    return Inventory("eu-west-1/warehouse-07", items)
+
+
+# --- raw baselines: the library call, with the plainest hook for messages -------------------
+
+_CLASSES = {"micro.Greeting": Greeting, "micro.Inventory": Inventory}
+
+
+def _pair(obj: Any) -> list[object]:
+    type_name = next(name for name, cls in _CLASSES.items() if cls is type(obj))
+    return [type_name, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}]
+
+
+def _build(pair: list[Any]) -> object:
+    return _CLASSES[pair[0]](**pair[1])
+
+
+def raw_msgpack(value: object) -> tuple[Call, Call]:
+    def default(obj: object) -> msgpack.ExtType:
+        return msgpack.ExtType(1, msgpack.packb(_pair(obj), use_bin_type=True))
+
+    def ext_hook(code: int, data: bytes) -> object:
+        return _build(msgpack.unpackb(data, raw=False, strict_map_key=False))
+
+    payload = msgpack.packb(value, default=default, use_bin_type=True)
+    return (
+        lambda: msgpack.packb(value, default=default, use_bin_type=True),
+        lambda: msgpack.unpackb(payload, ext_hook=ext_hook, raw=False, strict_map_key=False),
+    )
+
+
+def raw_cbor(value: object) -> tuple[Call, Call]:
+    def default(encoder: cbor2.CBOREncoder, obj: object) -> None:
+        encoder.encode(cbor2.CBORTag(27, _pair(obj)))
+
+    def tag_hook(decoder: cbor2.CBORDecoder, tag: cbor2.CBORTag) -> object:
+        return _build(tag.value) if tag.tag == 27 else tag
+
+    payload = cbor2.dumps(value, default=default)
+    return (
+        lambda: cbor2.dumps(value, default=default),
+        lambda: cbor2.loads(payload, tag_hook=tag_hook),
+    )
+
+
+def raw_json(value: object) -> tuple[Call, Call]:
+    def default(obj: object) -> object:
+        return {"$message": _pair(obj)}
+
+    def object_hook(obj: dict[str, Any]) -> object:
+        return _build(obj["$message"]) if "$message" in obj else obj
+
+    def dumps() -> bytes:
+        text = json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8")
+
+    payload = dumps()
+    return dumps, lambda: json.loads(payload, object_hook=object_hook)
+
+
+RAW = {"msgpack": raw_msgpack, "cbor": raw_cbor, "json": raw_json}
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def microseconds(call: Call, seconds: float) -> float:
+    """Best time per call over repeated runs: the least disturbed by other load."""
+    timer = timeit.Timer(call)
+    count, elapsed = timer.autorange()
+    rounds = max(3, int(seconds / max(elapsed, 1e-9)))
+    return min(timer.repeat(repeat=rounds, number=count)) / count * 1e6
+
+
+def rows(codec: Codec, label: str, value: object, seconds: float) -> list[str]:
+    raw_encode, raw_decode = RAW[codec.name](value)
+    payload = codec.encode(value)
+    assert payload == raw_encode(), f"{codec.name} and raw write different bytes for {label}"
+    assert codec.decode(payload) == value == raw_decode(), f"{codec.name} changed {label}"
+    lines = []
+    for op, ours, raw in (
+        ("encode", lambda: codec.encode(value), raw_encode),
+        ("decode", lambda: codec.decode(payload), raw_decode),
+    ):
+        raw_us, our_us = microseconds(raw, seconds), microseconds(ours, seconds)
+        lines.append(
+            f"{label:<10} {codec.name:<8} {op:<7} {len(payload):>6} "
+            f"{raw_us:>9.2f} {our_us:>9.2f} {our_us / raw_us:>6.2f}x"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=0.5, help="time per cell (default 0.5)")
+    seconds = parser.parse_args().seconds
+    print(f"{'message':<10} {'codec':<8} {'op':<7} {'bytes':>6} {'raw us':>9} {'codec us':>9}"
+          f" {'ratio':>7}")
+    values = (("dict", small_dict()), ("message", small_message()), ("4KiB", nested_message()))
+    for codec in (MsgpackCodec(), CborCodec(), JsonCodec()):
+        for label, value in values:
+            for line in rows(codec, label, value, seconds):
+                print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""Sealed packets: whole-packet AEAD with a pre-shared key, without any I/O.
+
+A sealed packet keeps the 24-byte header of a plain one, with flag bit 0 set
+and the key id where the checksum was, followed by the ChaCha20-Poly1305
+ciphertext of the frames and its 16-byte tag; docs/protocol.md section 9 gives
+the layout, the key schedule and test vectors. The rules this module keeps:
+
+- each sender incarnation seals under its own key, HKDF-SHA256 of the
+  pre-shared key with the incarnation as info, and uses its sequence number as
+  the nonce; sequence numbers never repeat within an incarnation, so no nonce
+  is ever used twice under one key, as long as the caller never seals two
+  bodies under one (incarnation, sequence);
+- opening reads nothing but the magic, version, flags, key id, incarnation and
+  sequence (to pick the key and the nonce) before the tag verifies; every
+  failure to authenticate raises :class:`Unauthenticated`, and the returned
+  incarnation and sequence are authenticated, safe to show the duplicate window;
+- derived keys live in a bounded LRU, and only a packet that authenticated
+  adds one, so forged packets cost one HKDF each but cannot evict genuine keys
+  or grow memory;
+- no secret appears in a repr or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import struct
+from collections import OrderedDict
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ._errors import ConfigError, MalformedFrame, MessageTooLarge, UnsupportedVersion
+from ._wire import MAGIC, MAX_SEQUENCE, PACKET_HEADER_SIZE, WIRE_VERSION
+
+__all__ = [
+    "KEY_SIZE",
+    "SEALED",
+    "TAG_SIZE",
+    "KeyRing",
+    "Sealer",
+    "Unauthenticated",
+    "is_sealed",
+    "parse_key",
+]
+
+KEY_SIZE: Final = 32
+TAG_SIZE: Final = 16
+SEALED: Final = 0x01
+"""Packet flag bit 0: the packet is sealed."""
+MAX_KEY_ID: Final = 0xFFFFFFFF
+HKDF_SALT: Final = b"net-relay v1 sealed"
+_HEADER: Final = struct.Struct("!2sBBIQQ")  # magic, version, flags, key id, incarnation, sequence
+_PREFIX: Final = MAGIC + bytes([WIRE_VERSION])
+_NONCE_PREFIX: Final = bytes(4)
+_MIN_SIZE: Final = PACKET_HEADER_SIZE + TAG_SIZE
+_MAX_BODY: Final = 2**31 - 1 - TAG_SIZE  # what the AEAD library accepts in one call
+_KEY_RULE: Final = (
+    f"a pre-shared key is {KEY_SIZE} random bytes written as 64 hexadecimal digits "
+    "or as standard base64 (44 characters ending in '='), "
+    "for example from `openssl rand -hex 32`"
+)
+
+
+class Unauthenticated(MalformedFrame):
+    """A sealed packet that does not verify: forged, damaged, or under a key we lack."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The pre-shared keys a node holds for one peer (or group), by key id.
+
+    Several keys let both ends rotate without a gap: add the new key on both
+    ends, then switch ``send_key_id`` to it, then drop the old one.
+    """
+
+    keys: Mapping[int, bytes] = dataclasses.field(repr=False)
+    """Key id (u32) -> 32-byte pre-shared key; every one of them opens packets."""
+    send_key_id: int
+    """The id of the key that :meth:`Sealer.seal` uses."""
+
+    def __post_init__(self) -> None:
+        for key_id, key in self.keys.items():
+            _check_key_id(key_id)
+            if not isinstance(key, bytes) or len(key) != KEY_SIZE:
+                raise ConfigError(f"key id {key_id}: {_KEY_RULE}")
+        if self.send_key_id not in self.keys:
+            raise ConfigError(f"send_key_id {self.send_key_id} names none of the keys in the "
+                              f"ring (key ids {_id_list(self.keys)})")
+        # A private copy: a caller's later change to its dict cannot swap keys under us.
+        object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
+
+
+def _check_key_id(key_id: int) -> None:
+    if not isinstance(key_id, int) or not 0 <= key_id <= MAX_KEY_ID:
+        raise ConfigError(f"key id {key_id!r} is not an integer from 0 to {MAX_KEY_ID} (u32)")
+
+
+def _id_list(keys: Mapping[int, bytes]) -> str:
+    return ", ".join(str(key_id) for key_id in sorted(keys)) or "none"
+
+
+def parse_key(text: str, where: str) -> bytes:
+    """Return the 32-byte key ``text`` writes as 64 hex digits or base64.
+
+    Raise :class:`ConfigError` naming ``where`` (a config table and key) and
+    what is allowed; the message never repeats the text, which may be secret.
+    """
+    text = text.strip()
+    if len(text) == 2 * KEY_SIZE:
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError(f"{where}: 64 characters but not all hexadecimal; "
+                              f"{_KEY_RULE}") from None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ConfigError(f"{where}: {len(text)} characters that are neither 64 hexadecimal "
+                          f"digits nor base64; {_KEY_RULE}") from None
+    if len(key) != KEY_SIZE:
+        raise ConfigError(f"{where}: base64 of {len(key)} bytes, not {KEY_SIZE}; {_KEY_RULE}")
+    return key
+
+
+def is_sealed(packet: bytes) -> bool:
+    """Tell whether ``packet`` claims to be sealed (magic, version 1, flag bit 0); no crypto."""
+    return len(packet) > 3 and packet[:3] == _PREFIX and bool(packet[3] & SEALED)
+
+
+def _derive_key(psk: bytes, incarnation: int) -> ChaCha20Poly1305:
+    """The AEAD of one sender incarnation: HKDF-SHA256(psk, salt, info=incarnation)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=HKDF_SALT,
+                info=incarnation.to_bytes(8, "big"))
+    return ChaCha20Poly1305(hkdf.derive(psk))
+
+
+def _nonce(sequence: int) -> bytes:
+    return _NONCE_PREFIX + sequence.to_bytes(8, "big")
+
+
+class Sealer:
+    """Seals and opens packets with the keys of one :class:`KeyRing`.
+
+    To change the ring (rotate keys), build a new Sealer; derived keys are
+    cheap to derive again.
+    """
+
+    __slots__ = ("_cache", "_max_cached", "_ring")
+
+    def __init__(self, ring: KeyRing, max_cached_incarnations: int = 4096) -> None:
+        if max_cached_incarnations < 1:
+            raise ConfigError(f"max_cached_incarnations is {max_cached_incarnations}; "
+                              "it must be at least 1")
+        self._ring = ring
+        self._max_cached = max_cached_incarnations
+        self._cache: OrderedDict[tuple[int, int], ChaCha20Poly1305] = OrderedDict()
+
+    @property
+    def cached_keys(self) -> int:
+        """How many derived keys are held now (never above ``max_cached_incarnations``)."""
+        return len(self._cache)
+
+    def seal(self, incarnation: int, sequence: int, body: bytes) -> bytes:
+        """Return the sealed packet carrying ``body`` (the frames, joined).
+
+        Raise :class:`MalformedFrame` for an incarnation or sequence outside
+        1 to 2**64-1 or an empty body, :class:`MessageTooLarge` for a body the
+        AEAD cannot take in one piece.
+        """
+        if not 0 < incarnation <= MAX_SEQUENCE:
+            raise MalformedFrame(f"incarnation {incarnation} is outside 1 to 2**64-1")
+        if not 0 < sequence <= MAX_SEQUENCE:
+            raise MalformedFrame(f"sequence number {sequence} is outside 1 to 2**64-1")
+        if not body:
+            raise MalformedFrame("a packet carries at least one frame; the body is empty")
+        if len(body) > _MAX_BODY:
+            raise MessageTooLarge(len(body), _MAX_BODY, "the most one sealed packet can carry")
+        key_id = self._ring.send_key_id
+        header = _HEADER.pack(MAGIC, WIRE_VERSION, SEALED, key_id, incarnation, sequence)
+        aead = self._cached(key_id, incarnation)
+        if aead is None:
+            aead = self._remember(key_id, incarnation, self._derive(key_id, incarnation))
+        return header + aead.encrypt(_nonce(sequence), body, header)
+
+    def open(self, packet: bytes) -> tuple[int, int, bytes]:
+        """Return ``(incarnation, sequence, body)`` of a sealed packet, all authenticated.
+
+        Raise :class:`Unauthenticated` for a sealed packet that is too short,
+        names a key id the ring lacks, or fails its tag; :class:`MalformedFrame`
+        (:class:`UnsupportedVersion` for another version) for bytes that are not
+        a sealed packet, and for an authenticated one that breaks a header rule.
+        """
+        _check_sealed(packet)
+        if len(packet) < _MIN_SIZE:
+            raise Unauthenticated(f"sealed packet of {len(packet)} bytes is shorter than its "
+                                  f"{PACKET_HEADER_SIZE}-byte header and {TAG_SIZE}-byte tag")
+        _, _, flags, key_id, incarnation, sequence = _HEADER.unpack_from(packet)
+        view = memoryview(packet)
+        aead = self._cached(key_id, incarnation)
+        fresh = aead is None
+        if aead is None:
+            aead = self._derive(key_id, incarnation)
+        try:
+            body = aead.decrypt(_nonce(sequence), view[PACKET_HEADER_SIZE:],
+                                view[:PACKET_HEADER_SIZE])
+        except InvalidTag:
+            raise Unauthenticated(f"sealed packet fails authentication under key id {key_id}: "
+                                  "forged, damaged, or sealed with another key") from None
+        if fresh:
+            self._remember(key_id, incarnation, aead)
+        _check_opened(flags, incarnation, sequence, body)
+        return incarnation, sequence, body
+
+    def _cached(self, key_id: int, incarnation: int) -> ChaCha20Poly1305 | None:
+        aead = self._cache.get((key_id, incarnation))
+        if aead is not None:
+            self._cache.move_to_end((key_id, incarnation))
+        return aead
+
+    def _derive(self, key_id: int, incarnation: int) -> ChaCha20Poly1305:
+        psk = self._ring.keys.get(key_id)
+        if psk is None:
+            raise Unauthenticated(f"sealed packet names key id {key_id}, which this node does "
+                                  f"not hold (it holds key ids {_id_list(self._ring.keys)})")
+        return _derive_key(psk, incarnation)
+
+    def _remember(self, key_id: int, incarnation: int,
+                  aead: ChaCha20Poly1305) -> ChaCha20Poly1305:
+        if len(self._cache) >= self._max_cached:
+            self._cache.popitem(last=False)
+        self._cache[key_id, incarnation] = aead
+        return aead
+
+
+def _check_sealed(packet: bytes) -> None:
+    """Raise :class:`MalformedFrame` unless ``packet`` claims to be a sealed v1 packet."""
+    if is_sealed(packet):
+        return
+    if packet[:2] != MAGIC:
+        raise MalformedFrame(f"not a net-relay packet: it starts {bytes(packet[:2]).hex()!r}, "
+                             "not the magic 4e52 ('NR')")
+    if len(packet) > 2 and packet[2] != WIRE_VERSION:
+        raise UnsupportedVersion(f"packet is wire version {packet[2]}; "
+                                 f"this node speaks {WIRE_VERSION}")
+    raise MalformedFrame("packet is not sealed (flag bit 0 is clear, or the header is cut "
+                         "short); only sealed packets can be opened")
+
+
+def _check_opened(flags: int, incarnation: int, sequence: int, body: bytes) -> None:
+    """The header rules of a packet that did authenticate: what only a key holder can break."""
+    if flags != SEALED:
+        raise MalformedFrame(f"sealed packet flags are {flags:#04x}; bits 1 to 7 are reserved "
+                             "and must be 0")
+    if not incarnation:
+        raise MalformedFrame("sender incarnation 0 is not allowed")
+    if not sequence:
+        raise MalformedFrame("sequence number 0 is not allowed; sequences start at 1")
+    if not body:
+        raise MalformedFrame("sealed packet has a header and a tag but no frame")
