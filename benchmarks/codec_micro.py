@@ -85,8 +85,13 @@ def _build(pair: list[Any]) -> object:
 
 
 def raw_msgpack(value: object) -> tuple[Call, Call]:
+    # The hook packs with a reused Packer: packb inside packb allocates two
+    # 256 KiB buffers at once, which glibc's malloc makes ~10x slower than
+    # packing, and a baseline that slow would flatter the codec.
+    inner = msgpack.Packer(use_bin_type=True)
+
     def default(obj: object) -> msgpack.ExtType:
-        return msgpack.ExtType(1, msgpack.packb(_pair(obj), use_bin_type=True))
+        return msgpack.ExtType(1, inner.pack(_pair(obj)))
 
     def ext_hook(code: int, data: bytes) -> object:
         return _build(msgpack.unpackb(data, raw=False, strict_map_key=False))
@@ -102,13 +107,12 @@ def raw_cbor(value: object) -> tuple[Call, Call]:
     def default(encoder: cbor2.CBOREncoder, obj: object) -> None:
         encoder.encode(cbor2.CBORTag(27, _pair(obj)))
 
-    def tag_hook(decoder: cbor2.CBORDecoder, tag: cbor2.CBORTag) -> object:
-        return _build(tag.value) if tag.tag == 27 else tag
-
+    # A semantic decoder, not a tag_hook: cbor2 hands a tag_hook tuples and frozendicts.
+    decoders = {27: lambda pair, immutable: _build(pair)}
     payload = cbor2.dumps(value, default=default)
     return (
         lambda: cbor2.dumps(value, default=default),
-        lambda: cbor2.loads(payload, tag_hook=tag_hook),
+        lambda: cbor2.loads(payload, semantic_decoders=decoders),
     )
 
 
@@ -133,12 +137,16 @@ RAW = {"msgpack": raw_msgpack, "cbor": raw_cbor, "json": raw_json}
 # --- timing ---------------------------------------------------------------------------------
 
 
-def microseconds(call: Call, seconds: float) -> float:
-    """Best time per call over repeated runs: the least disturbed by other load."""
-    timer = timeit.Timer(call)
-    count, elapsed = timer.autorange()
-    rounds = max(3, int(seconds / max(elapsed, 1e-9)))
-    return min(timer.repeat(repeat=rounds, number=count)) / count * 1e6
+def microseconds(raw: Call, ours: Call, seconds: float) -> tuple[float, float]:
+    """Best time per call of each, timed in alternation so that load from other
+    processes falls on both alike."""
+    timers = timeit.Timer(raw), timeit.Timer(ours)
+    count, elapsed = timers[1].autorange()
+    rounds = max(5, int(seconds / 2 / max(elapsed, 1e-9)))
+    best = [min(timer.timeit(count) for _ in range(3)) for timer in timers]
+    for _ in range(rounds):
+        best = [min(old, timer.timeit(count)) for old, timer in zip(best, timers, strict=True)]
+    return best[0] / count * 1e6, best[1] / count * 1e6
 
 
 def rows(codec: Codec, label: str, value: object, seconds: float) -> list[str]:
@@ -147,11 +155,11 @@ def rows(codec: Codec, label: str, value: object, seconds: float) -> list[str]:
     assert payload == raw_encode(), f"{codec.name} and raw write different bytes for {label}"
     assert codec.decode(payload) == value == raw_decode(), f"{codec.name} changed {label}"
     lines = []
-    for op, ours, raw in (
-        ("encode", lambda: codec.encode(value), raw_encode),
-        ("decode", lambda: codec.decode(payload), raw_decode),
+    for op, raw, ours in (
+        ("encode", raw_encode, lambda: codec.encode(value)),
+        ("decode", raw_decode, lambda: codec.decode(payload)),
     ):
-        raw_us, our_us = microseconds(raw, seconds), microseconds(ours, seconds)
+        raw_us, our_us = microseconds(raw, ours, seconds)
         lines.append(
             f"{label:<10} {codec.name:<8} {op:<7} {len(payload):>6} "
             f"{raw_us:>9.2f} {our_us:>9.2f} {our_us / raw_us:>6.2f}x"

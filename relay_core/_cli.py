@@ -15,6 +15,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from ._bench import add_arguments as add_bench_arguments
+from ._bench import run_command as run_bench_command
 from ._config import ListenConfig, NodeConfig
 from ._demo import run_demo, spawn_demo_actors
 from ._errors import RelayError
@@ -142,6 +144,10 @@ async def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_ERROR if any(r.error for r in rows) else 0
 
 
+async def _cmd_bench(args: argparse.Namespace) -> int:
+    return await run_bench_command(args)
+
+
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     for row in (header, *rows):
@@ -170,7 +176,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="two loopback nodes over every transport and codec")
     demo.add_argument("--messages", type=int, default=1000)
     demo.add_argument("--rpcs", type=int, default=200)
-    for sub in (node, send, rpc, demo):
+    bench = commands.add_parser(
+        "bench", help="net-relay side by side with raw asyncio sockets and pyzmq"
+    )
+    add_bench_arguments(bench)
+    for sub in (node, send, rpc, demo, bench):
         sub.add_argument(
             "-v",
             "--verbose",
@@ -181,7 +191,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ASYNC_COMMANDS = {"send": _cmd_send, "rpc": _cmd_rpc, "node": _cmd_node, "demo": _cmd_demo}
+_ASYNC_COMMANDS = {
+    "send": _cmd_send,
+    "rpc": _cmd_rpc,
+    "node": _cmd_node,
+    "demo": _cmd_demo,
+    "bench": _cmd_bench,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from ._errors import (
     RelayError,
     RpcTimeout,
     TransportError,
+    Unauthenticated,
     UnknownPlugin,
 )
 from ._interfaces import Codec, Compressor, HostPort, Transport
@@ -41,10 +42,20 @@ from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
+from ._seal import Sealer, is_sealed, sealed_key_id
+from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
 from ._stats import Counters, StatsTable
 from ._tracing import outgoing_traceparent
 from ._window import DuplicateFilter, Verdict
-from ._wire import NO_DEADLINE, Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from ._wire import (
+    NO_DEADLINE,
+    Frame,
+    FrameKind,
+    decode_frames,
+    decode_packet,
+    encode_frame,
+    encode_packet,
+)
 
 __all__ = ["Dispatcher", "LocalActors"]
 
@@ -119,6 +130,9 @@ class Dispatcher:
             for name, peer in config.peers.items()
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self._security = SecurityPolicy(config)
+        self._receiving_key_id: int | None = None
+        """Key id of the sealed packet being handled, so replies are sealed alike."""
         self.stats = StatsTable()
         self._log = RateLimitedLog(logger)
         self._closed = False
@@ -164,7 +178,7 @@ class Dispatcher:
         if transport is None:
             cls = self._registry.transport_class(scheme)
             listen = self._config.listen.get(scheme)
-            options = dict(listen.options) if listen is not None else {}
+            options = transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {}
             self._registry.check_options(cls, options, f"listen.{scheme}")
             transport = self._transports[scheme] = cls(_Inbound(self, scheme), **options)
         return transport
@@ -198,13 +212,15 @@ class Dispatcher:
         if link is None or link.error is not None:
             peer = peer or self._peer_names.get(key)
             link = self._new_link(key, address.node_url(), peer, pinned=True)
-            options = self._config.peers[peer].options if peer else {}
+            options = (transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
+                       if peer else {})
             self._start_task(self._prepare(link, address, options))
         else:
             self._links.pin(link)
         return link
 
-    def _new_link(self, key: LinkKey, url: str, peer: str | None, *, pinned: bool) -> PeerLink:
+    def _new_link(self, key: LinkKey, url: str, peer: str | None, *, pinned: bool,
+                  sealer: Sealer | None = None) -> PeerLink:
         if peer is None:
             peer = self._peer_names.get(key)
         codec = self._config.peer_codec(peer) if peer else self._config.codec
@@ -216,6 +232,7 @@ class Dispatcher:
             compressor=self.compressor(compressor),
             counters=self.stats.peer(peer or url),
             pinned=pinned,
+            sealer=sealer or self._security.sealer_for(peer),
         )
         self._links.discard(key)
         self._links.add(key, link)
@@ -322,9 +339,13 @@ class Dispatcher:
         dirty, self._dirty = self._dirty, []
         for link in dirty:
             link.dirty = False
+            sealer = link.sealer
             for group in link.coalescer.drain():
                 self._sequence += 1
-                packet = encode_packet(self.incarnation, self._sequence, group)
+                if sealer is None:
+                    packet = encode_packet(self.incarnation, self._sequence, group)
+                else:
+                    packet = sealer.seal(self.incarnation, self._sequence, b"".join(group))
                 self._send_packet(link, packet)
 
     def _send_packet(self, link: PeerLink, packet: bytes) -> None:
@@ -355,28 +376,57 @@ class Dispatcher:
         counters = self._counters_for(scheme, source)
         counters.packets_received += 1
         counters.bytes_received += len(data)
+        security = self._security
+        if not security.allows(scheme, source[0]):
+            counters.not_allowed += 1
+            self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
+                              _url(scheme, source))
+            return
         try:
-            packet = decode_packet(data)
-        except ChecksumMismatch as exc:
-            counters.corrupt += 1
-            self._log.warning("corrupt", "dropped a damaged packet from %s://%s: %s",
-                              scheme, format_host_port(*source), exc)
-            return
+            if is_sealed(data):
+                incarnation, sequence, frames = self._open(data)
+            elif security.requires_sealed(scheme):
+                raise Unauthenticated(f"{scheme} packets must be sealed here; this one is not")
+            else:
+                packet = decode_packet(data)
+                incarnation, sequence, frames = packet.incarnation, packet.sequence, packet.frames
+                self._receiving_key_id = None
         except MalformedFrame as exc:
-            counters.malformed += 1
-            self._log.warning("malformed", "dropped a malformed packet from %s://%s: %s",
-                              scheme, format_host_port(*source), exc)
+            self._count_bad_packet(exc, counters, scheme, source)
             return
-        verdict = self._duplicates.check(packet.incarnation, packet.sequence)
+        verdict = self._duplicates.check(incarnation, sequence)
         if verdict is not Verdict.ACCEPTED:
             if verdict is Verdict.DUPLICATE:
                 counters.duplicates += 1
             else:
                 counters.too_old += 1
             return
-        for frame in packet.frames:
+        handlers = self._handlers
+        for frame in frames:
             counters.frames_received += 1
-            self._handlers[frame.kind](self, frame, scheme, source, counters, packet.incarnation)
+            handlers[frame.kind](self, frame, scheme, source, counters, incarnation)
+
+    def _open(self, data: bytes) -> tuple[int, int, tuple[Frame, ...]]:
+        """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies)."""
+        opener = self._security.opener
+        if opener is None:
+            raise Unauthenticated("a sealed packet, but this node has no keys")
+        incarnation, sequence, body = opener.open(data)
+        self._receiving_key_id = sealed_key_id(data)
+        return incarnation, sequence, decode_frames(body)
+
+    def _count_bad_packet(self, error: MalformedFrame, counters: Counters, scheme: str,
+                          source: HostPort) -> None:
+        if isinstance(error, ChecksumMismatch):
+            counters.corrupt += 1
+            kind, what = "corrupt", "a damaged"
+        elif isinstance(error, Unauthenticated):
+            counters.unauthenticated += 1
+            kind, what = "unauthenticated", "an unauthenticated"
+        else:
+            counters.malformed += 1
+            kind, what = "malformed", "a malformed"
+        self._log.warning(kind, "dropped %s packet from %s: %s", what, _url(scheme, source), error)
 
     def _counters_for(self, scheme: str, source: HostPort) -> Counters:
         key = (scheme, source[0], source[1])
@@ -528,9 +578,9 @@ class Dispatcher:
         key = (scheme, source[0], source[1])
         link = self._links.get(key)
         if link is None:
-            link = self._new_link(
-                key, f"{scheme}://{format_host_port(*source)}", None, pinned=False
-            )
+            key_id = self._receiving_key_id
+            sealer = None if key_id is None else self._security.reply_sealer(key_id)
+            link = self._new_link(key, _url(scheme, source), None, pinned=False, sealer=sealer)
             link.destination = source
             link.counters = counters
         return link

@@ -16,7 +16,8 @@
     │       └── DecompressionLimitExceeded  output would pass max_output_size
     ├── MalformedFrame (ValueError)         bytes that are not a wire-format packet
     │   ├── UnsupportedVersion              a packet of a wire version we do not speak
-    │   └── ChecksumMismatch                a packet damaged in transit
+    │   ├── ChecksumMismatch                a packet damaged in transit
+    │   └── Unauthenticated                 a sealed packet that does not verify
     ├── MessageTooLarge (ValueError)        the encoded message exceeds a limit
     ├── TransportError (OSError)            a transport could not do what was asked
     ├── ActorError
@@ -64,6 +65,7 @@ __all__ = [
     "RpcError",
     "RpcTimeout",
     "TransportError",
+    "Unauthenticated",
     "UnknownActor",
     "UnknownPlugin",
     "UnsupportedCodec",
@@ -129,6 +131,10 @@ class UnsupportedVersion(MalformedFrame):
 
 class ChecksumMismatch(MalformedFrame):
     """A packet whose checksum does not match its bytes: damaged on the way."""
+
+
+class Unauthenticated(MalformedFrame):
+    """A sealed packet that does not verify: forged, damaged, or under a key we do not hold."""
 
 
 class MessageTooLarge(RelayError, ValueError):

@@ -28,11 +28,13 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import difflib
 import itertools
 import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from ._errors import ConfigError, MessageTooLarge, RelayError, TransportError
 from ._interfaces import HostPort, Transport, TransportEvents
@@ -66,9 +68,15 @@ FAULT_COUNTERS = ("dropped", "duplicated", "reordered", "delayed", "corrupted", 
 
 _PROBABILITIES = ("drop", "duplicate", "reorder", "corrupt")
 _DURATIONS = ("delay", "jitter")
-_ALLOWED = {
-    **dict.fromkeys(_PROBABILITIES, "a probability, a number from 0 to 1"),
-    **dict.fromkeys(_DURATIONS, "seconds, a finite number >= 0"),
+_PROBABILITY = "a probability, a number from 0 to 1"
+_SECONDS = "seconds, a finite number >= 0"
+_ALLOWED = {  # in the order of FaultProfile's fields
+    "drop": _PROBABILITY,
+    "duplicate": _PROBABILITY,
+    "reorder": _PROBABILITY,
+    "delay": _SECONDS,
+    "jitter": _SECONDS,
+    "corrupt": _PROBABILITY,
     "seed": "an integer (leave it out for a random seed)",
 }
 
@@ -85,6 +93,12 @@ def _problem(key: str, value: object) -> str | None:
     else:
         ok = math.isfinite(value) and value >= 0 and (key in _DURATIONS or value <= 1)
     return None if ok else f"{key} = {value!r}: must be {_ALLOWED[key]}"
+
+
+def _limit(max_in_flight: object) -> int:
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 0:
+        raise ConfigError(f"max_in_flight = {max_in_flight!r}: must be an integer >= 0")
+    return max_in_flight
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,16 +129,20 @@ class FaultProfile:
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], where: str) -> FaultProfile:
         """Check and build a profile from a config table; ``where`` names the table."""
-        unknown = [key for key in data if key not in _ALLOWED]
-        if unknown:
-            names = ", ".join(repr(key) for key in unknown)
-            raise ConfigError(f"[{where}] unknown key(s) {names}; allowed keys: "
-                              f"{', '.join(_ALLOWED)}")
+        for key in data:
+            if key not in _ALLOWED:
+                near = difflib.get_close_matches(key, _ALLOWED, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ConfigError(f"[{where}] unknown key {key!r}; allowed keys: "
+                                  f"{', '.join(_ALLOWED)}{hint}")
         for key, value in data.items():
             problem = _problem(key, value)
             if problem:
                 raise ConfigError(f"[{where}] {problem}")
-        return cls(**data)  # type: ignore[arg-type]  # every key and value checked above
+        # Every key and value is checked above; TOML integers become floats.
+        values: dict[str, Any] = {key: value if key == "seed" else float(value)  # type: ignore[arg-type]
+                                  for key, value in data.items()}
+        return cls(**values)
 
     @property
     def active(self) -> bool:
@@ -263,15 +281,13 @@ class FaultyTransport(Transport):
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         super().__init__(events)
-        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
-                or max_in_flight < 0:
-            raise ConfigError(f"max_in_flight = {max_in_flight!r}: must be an integer >= 0")
-        self.max_in_flight = max_in_flight
+        self.max_in_flight = _limit(max_in_flight)
         self._counts = dict.fromkeys(FAULT_COUNTERS, 0)
         self._in_flight = self._peak = 0
         self._inbound = self._dice(inbound)
         self._outbound = self._dice(outbound)
-        self._per_destination: dict[HostPort, _Dice] = {}
+        self._per_destination: dict[HostPort, _Dice | None] = {}
+        """Profiles of their own; None there means no faults, whatever ``outbound`` says."""
         for destination, profile in (per_destination or {}).items():
             self.set_destination_profile(destination, profile)
         self._lanes = (_Lane(self._send_late), _Lane(self._deliver_in))
@@ -302,13 +318,12 @@ class FaultyTransport(Transport):
                    max_in_flight=max_in_flight)
 
     def set_destination_profile(self, destination: HostPort, profile: FaultProfile | None) -> None:
-        """Use ``profile`` (instead of the outbound one) for packets to ``destination``;
-        None goes back to the outbound profile."""
-        dice = self._dice(profile)
-        if dice is None:
+        """Use ``profile`` instead of the outbound one for packets to ``destination``
+        (an inactive profile: no faults there); None goes back to the outbound profile."""
+        if profile is None:
             self._per_destination.pop(destination, None)
         else:
-            self._per_destination[destination] = dice
+            self._per_destination[destination] = self._dice(profile)
 
     @property
     def in_flight(self) -> int:
@@ -318,11 +333,6 @@ class FaultyTransport(Transport):
     def stats(self) -> dict[str, int]:
         """What the adapter did so far (:data:`FAULT_COUNTERS`), and what it holds now."""
         return {**self._counts, "in_flight": self._in_flight, "peak_in_flight": self._peak}
-
-    @classmethod
-    def check_peer_options(cls, options: Mapping[str, object], where: str) -> None:
-        raise ConfigError(f"[{where}]: check peer options against the wrapped transport's "
-                          "class; the fault adapter has no class-level options")
 
     async def listen(self, host: str, port: int) -> HostPort:
         return await self.inner.listen(host, port)
@@ -338,6 +348,7 @@ class FaultyTransport(Transport):
         dice = self._per_destination.get(destination, self._outbound)
         if dice is None:
             self.inner.send(destination, packet)
+            self._release(self._lanes[0], destination)
             return
         if len(packet) > self.max_packet_size:  # a packet sent later could no longer raise
             raise MessageTooLarge(len(packet), self.max_packet_size)

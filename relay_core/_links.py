@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ._coalesce import Coalescer
 from ._interfaces import Codec, Compressor, HostPort, Transport
+from ._seal import TAG_SIZE, Sealer
 from ._stats import Counters
 from ._wire import message_frame_encoder
 
@@ -36,6 +37,7 @@ class PeerLink:
         "frame_encoders",
         "label",
         "pinned",
+        "sealer",
         "transport",
     )
 
@@ -48,6 +50,7 @@ class PeerLink:
         compressor: Compressor | None,
         counters: Counters,
         pinned: bool,
+        sealer: Sealer | None = None,
     ) -> None:
         self.transport = transport
         self.label = label
@@ -55,7 +58,11 @@ class PeerLink:
         self.codec = codec
         self.compressor = compressor
         self.counters = counters
-        self.coalescer = Coalescer(transport.batch_size, transport.max_packet_size)
+        overhead = TAG_SIZE if sealer is not None else 0
+        self.coalescer = Coalescer(transport.batch_size - overhead,
+                                   transport.max_packet_size - overhead)
+        self.sealer = sealer
+        """Seals this link's packets (a peer with keys), or None."""
         self.destination: HostPort | None = None
         """None until the transport has resolved and prepared it."""
         self.error: BaseException | None = None

@@ -23,6 +23,7 @@ from ._dispatcher import Dispatcher
 from ._errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 from ._mailbox import Mailbox
 from ._registry import PluginRegistry
+from ._security import NODE_PEER_KEYS, transport_options
 from ._stats import NodeStats
 
 __all__ = ["Node", "Router"]
@@ -61,7 +62,8 @@ class Node:
             self._dispatcher.transport(scheme)
         for name, peer in self.config.peers.items():
             transport = self.registry.transport_class(peer.parsed.scheme)
-            transport.check_peer_options(peer.options, f"peers.{name}")
+            options = transport_options(peer.options, NODE_PEER_KEYS)
+            transport.check_peer_options(options, f"peers.{name}")
 
     @property
     def name(self) -> str:

@@ -36,7 +36,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ._errors import ConfigError, MalformedFrame, MessageTooLarge, UnsupportedVersion
+from ._errors import (
+    ConfigError,
+    MalformedFrame,
+    MessageTooLarge,
+    Unauthenticated,
+    UnsupportedVersion,
+)
 from ._wire import MAGIC, MAX_SEQUENCE, PACKET_HEADER_SIZE, WIRE_VERSION
 
 __all__ = [
@@ -68,10 +74,6 @@ _KEY_RULE: Final = (
 )
 
 
-class Unauthenticated(MalformedFrame):
-    """A sealed packet that does not verify: forged, damaged, or under a key we lack."""
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class KeyRing:
     """The pre-shared keys a node holds for one peer (or group), by key id.
@@ -91,8 +93,10 @@ class KeyRing:
             if not isinstance(key, bytes) or len(key) != KEY_SIZE:
                 raise ConfigError(f"key id {key_id}: {_KEY_RULE}")
         if self.send_key_id not in self.keys:
-            raise ConfigError(f"send_key_id {self.send_key_id} names none of the keys in the "
-                              f"ring (key ids {_id_list(self.keys)})")
+            raise ConfigError(
+                f"send_key_id {self.send_key_id} names none of the keys in the "
+                f"ring (key ids {_id_list(self.keys)})"
+            )
         # A private copy: a caller's later change to its dict cannot swap keys under us.
         object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
 
@@ -117,13 +121,16 @@ def parse_key(text: str, where: str) -> bytes:
         try:
             return bytes.fromhex(text)
         except ValueError:
-            raise ConfigError(f"{where}: 64 characters but not all hexadecimal; "
-                              f"{_KEY_RULE}") from None
+            raise ConfigError(
+                f"{where}: 64 characters but not all hexadecimal; {_KEY_RULE}"
+            ) from None
     try:
         key = base64.b64decode(text, validate=True)
     except binascii.Error:
-        raise ConfigError(f"{where}: {len(text)} characters that are neither 64 hexadecimal "
-                          f"digits nor base64; {_KEY_RULE}") from None
+        raise ConfigError(
+            f"{where}: {len(text)} characters that are neither 64 hexadecimal "
+            f"digits nor base64; {_KEY_RULE}"
+        ) from None
     if len(key) != KEY_SIZE:
         raise ConfigError(f"{where}: base64 of {len(key)} bytes, not {KEY_SIZE}; {_KEY_RULE}")
     return key
@@ -134,10 +141,19 @@ def is_sealed(packet: bytes) -> bool:
     return len(packet) > 3 and packet[:3] == _PREFIX and bool(packet[3] & SEALED)
 
 
+def sealed_key_id(packet: bytes) -> int:
+    """The key id a sealed packet names (call after :func:`is_sealed` or ``open``)."""
+    return int.from_bytes(packet[4:8], "big")
+
+
 def _derive_key(psk: bytes, incarnation: int) -> ChaCha20Poly1305:
     """The AEAD of one sender incarnation: HKDF-SHA256(psk, salt, info=incarnation)."""
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=HKDF_SALT,
-                info=incarnation.to_bytes(8, "big"))
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=KEY_SIZE,
+        salt=HKDF_SALT,
+        info=incarnation.to_bytes(8, "big"),
+    )
     return ChaCha20Poly1305(hkdf.derive(psk))
 
 
@@ -156,8 +172,9 @@ class Sealer:
 
     def __init__(self, ring: KeyRing, max_cached_incarnations: int = 4096) -> None:
         if max_cached_incarnations < 1:
-            raise ConfigError(f"max_cached_incarnations is {max_cached_incarnations}; "
-                              "it must be at least 1")
+            raise ConfigError(
+                f"max_cached_incarnations is {max_cached_incarnations}; it must be at least 1"
+            )
         self._ring = ring
         self._max_cached = max_cached_incarnations
         self._cache: OrderedDict[tuple[int, int], ChaCha20Poly1305] = OrderedDict()
@@ -199,21 +216,15 @@ class Sealer:
         """
         _check_sealed(packet)
         if len(packet) < _MIN_SIZE:
-            raise Unauthenticated(f"sealed packet of {len(packet)} bytes is shorter than its "
-                                  f"{PACKET_HEADER_SIZE}-byte header and {TAG_SIZE}-byte tag")
+            raise Unauthenticated(
+                f"sealed packet of {len(packet)} bytes is shorter than its "
+                f"{PACKET_HEADER_SIZE}-byte header and {TAG_SIZE}-byte tag"
+            )
         _, _, flags, key_id, incarnation, sequence = _HEADER.unpack_from(packet)
-        view = memoryview(packet)
-        aead = self._cached(key_id, incarnation)
-        fresh = aead is None
-        if aead is None:
-            aead = self._derive(key_id, incarnation)
-        try:
-            body = aead.decrypt(_nonce(sequence), view[PACKET_HEADER_SIZE:],
-                                view[:PACKET_HEADER_SIZE])
-        except InvalidTag:
-            raise Unauthenticated(f"sealed packet fails authentication under key id {key_id}: "
-                                  "forged, damaged, or sealed with another key") from None
-        if fresh:
+        cached = self._cached(key_id, incarnation)
+        aead = cached if cached is not None else self._derive(key_id, incarnation)
+        body = _decrypt(aead, key_id, sequence, packet)
+        if cached is None:  # only now: a forged packet must not evict a genuine key
             self._remember(key_id, incarnation, aead)
         _check_opened(flags, incarnation, sequence, body)
         return incarnation, sequence, body
@@ -227,12 +238,13 @@ class Sealer:
     def _derive(self, key_id: int, incarnation: int) -> ChaCha20Poly1305:
         psk = self._ring.keys.get(key_id)
         if psk is None:
-            raise Unauthenticated(f"sealed packet names key id {key_id}, which this node does "
-                                  f"not hold (it holds key ids {_id_list(self._ring.keys)})")
+            raise Unauthenticated(
+                f"sealed packet names key id {key_id}, which this node does "
+                f"not hold (it holds key ids {_id_list(self._ring.keys)})"
+            )
         return _derive_key(psk, incarnation)
 
-    def _remember(self, key_id: int, incarnation: int,
-                  aead: ChaCha20Poly1305) -> ChaCha20Poly1305:
+    def _remember(self, key_id: int, incarnation: int, aead: ChaCha20Poly1305) -> ChaCha20Poly1305:
         if len(self._cache) >= self._max_cached:
             self._cache.popitem(last=False)
         self._cache[key_id, incarnation] = aead
@@ -244,20 +256,38 @@ def _check_sealed(packet: bytes) -> None:
     if is_sealed(packet):
         return
     if packet[:2] != MAGIC:
-        raise MalformedFrame(f"not a net-relay packet: it starts {bytes(packet[:2]).hex()!r}, "
-                             "not the magic 4e52 ('NR')")
+        raise MalformedFrame(
+            f"not a net-relay packet: it starts {bytes(packet[:2]).hex()!r}, "
+            "not the magic 4e52 ('NR')"
+        )
     if len(packet) > 2 and packet[2] != WIRE_VERSION:
-        raise UnsupportedVersion(f"packet is wire version {packet[2]}; "
-                                 f"this node speaks {WIRE_VERSION}")
-    raise MalformedFrame("packet is not sealed (flag bit 0 is clear, or the header is cut "
-                         "short); only sealed packets can be opened")
+        raise UnsupportedVersion(
+            f"packet is wire version {packet[2]}; this node speaks {WIRE_VERSION}"
+        )
+    raise MalformedFrame(
+        "packet is not sealed (flag bit 0 is clear, or the header is cut "
+        "short); only sealed packets can be opened"
+    )
+
+
+def _decrypt(aead: ChaCha20Poly1305, key_id: int, sequence: int, packet: bytes) -> bytes:
+    """Verify the tag of ``packet`` and return its plaintext; the header is the additional data."""
+    view = memoryview(packet)  # spares two copies of the packet
+    try:
+        return aead.decrypt(_nonce(sequence), view[PACKET_HEADER_SIZE:], view[:PACKET_HEADER_SIZE])
+    except InvalidTag:
+        raise Unauthenticated(
+            f"sealed packet fails authentication under key id {key_id}: "
+            "forged, damaged, or sealed with another key"
+        ) from None
 
 
 def _check_opened(flags: int, incarnation: int, sequence: int, body: bytes) -> None:
     """The header rules of a packet that did authenticate: what only a key holder can break."""
     if flags != SEALED:
-        raise MalformedFrame(f"sealed packet flags are {flags:#04x}; bits 1 to 7 are reserved "
-                             "and must be 0")
+        raise MalformedFrame(
+            f"sealed packet flags are {flags:#04x}; bits 1 to 7 are reserved and must be 0"
+        )
     if not incarnation:
         raise MalformedFrame("sender incarnation 0 is not allowed")
     if not sequence:

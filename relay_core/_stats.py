@@ -28,11 +28,13 @@ class Counters:
         "malformed",
         "messages_received",
         "messages_sent",
+        "not_allowed",
         "oversize",
         "packets_received",
         "packets_sent",
         "send_errors",
         "too_old",
+        "unauthenticated",
         "undecodable",
         "unknown_actor",
         "unsupported_codec",
@@ -48,6 +50,8 @@ class Counters:
     bytes_received: int
     duplicates: int
     corrupt: int
+    unauthenticated: int
+    not_allowed: int
     too_old: int
     malformed: int
     undecodable: int
@@ -73,6 +77,8 @@ COUNTER_NAMES: tuple[str, ...] = Counters.__slots__
 - frames / packets / bytes: everything, as it crosses the transport
 - duplicates / too_old: packets the duplicate window rejected
 - corrupt: packets whose checksum did not match (damaged in transit)
+- unauthenticated: packets that were not sealed where sealing is required, or did not verify
+- not_allowed: packets from a source outside the listener's ``allow`` networks
 - malformed: packets that did not parse; undecodable: payloads that did not decode
 - unsupported_codec: frames naming a codec or compressor not installed here
 - unknown_actor: frames for a name with no actor and no router

@@ -327,8 +327,21 @@ def decode_packet(data: bytes) -> Packet:
     if type(data) is not bytes:  # names are looked up by value and payloads must hash
         data = bytes(data)
     incarnation, sequence = peek_header(data)
+    return Packet(incarnation, sequence, _decode_frames(data, PACKET_HEADER_SIZE))
+
+
+def decode_frames(body: bytes) -> tuple[Frame, ...]:
+    """The frames of a packet body (what follows the header; a sealed packet's plaintext).
+
+    Whole or nothing: one bad frame makes the body :class:`MalformedFrame`.
+    """
+    if type(body) is not bytes:
+        body = bytes(body)
+    return _decode_frames(body, 0)
+
+
+def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
     frames: list[Frame] = []
-    offset = PACKET_HEADER_SIZE
     end = len(data)
     while offset < end:
         try:
@@ -340,7 +353,7 @@ def decode_packet(data: bytes) -> Packet:
         offset = next_offset
     if not frames:
         raise MalformedFrame("packet has a header but no frame")
-    return Packet(incarnation, sequence, tuple(frames))
+    return tuple(frames)
 
 
 def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:

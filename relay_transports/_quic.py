@@ -44,8 +44,8 @@ from typing import Any, Protocol, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
+from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
+from aioquic.quic.connection import NetworkAddress, QuicConnection
 from aioquic.quic.events import (
     ConnectionTerminated,
     DatagramFrameReceived,
@@ -87,6 +87,7 @@ _DEFAULT_BATCH_SIZE = 256 * 1024
 _PEER_KEYS = ("mode", "ca", "server_name", "client_certificate", "client_key",
               "insecure_skip_verify")
 _FLOW_WINDOW = 8 * 1024 * 1024  # per stream and per connection: a few batches in flight
+_MAX_UDP_PAYLOAD = 65527  # what one IPv4 datagram can carry after the UDP header
 _MAX_CONNECTION_ID = 20  # RFC 9000 section 17.2: a peer's connection IDs are at most this long
 _AEAD_TAG_SIZE = 16  # every TLS 1.3 cipher suite QUIC uses
 _SHORT_HEADER_MAX = 1 + _MAX_CONNECTION_ID + PACKET_NUMBER_SEND_SIZE
@@ -276,6 +277,8 @@ class _Connection(QuicConnectionProtocol):
         self.is_open = False
         self.established = False
         """True once accepted, and still after the connection ended."""
+        self.refused = False
+        """True if the connection ended with a TLS alert, even after the handshake."""
         self.datagram_limit = 0
         self._ended = False
         self._stream_id: int | None = None
@@ -345,30 +348,23 @@ class _Connection(QuicConnectionProtocol):
         self.is_open = False
         self.close(error_code=error_code, reason_phrase=reason[:200])
 
-    def abort(self, reason: str) -> None:
-        """End the connection at once, without telling the peer (there is nobody there)."""
-        self.shut()
-        self._end(reason)
-
     def shut(self) -> None:
-        """Close politely and release the socket of a client connection; report nothing."""
-        self._ended = True
-        self.is_open = False
-        if self._keepalive is not None:
-            self._keepalive.cancel()
+        """Close, telling the peer, and release what the connection holds; report nothing."""
         if self._udp is not None and not self._udp.is_closing():
             self.close()
-            if self.is_client:
-                self._udp.close()
+        self._release()
 
     def _end(self, reason: str) -> None:
+        self._release()
+        self.owner.connection_ended(self, reason)
+
+    def _release(self) -> None:
         self._ended = True
         self.is_open = False
         if self._keepalive is not None:
             self._keepalive.cancel()
         if self.is_client and self._udp is not None:
-            self._udp.close()
-        self.owner.connection_ended(self, reason)
+            self._udp.close()  # a client connection has a socket of its own
 
     @property
     def label(self) -> str:
@@ -380,9 +376,9 @@ class _Connection(QuicConnectionProtocol):
         super().connection_made(transport)
         self._udp = cast(asyncio.DatagramTransport, transport)  # asyncio's is not a subclass
 
-    def datagram_received(self, data: bytes | str, addr: tuple[object, ...]) -> None:
+    def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
         if self.remote is None:
-            self.remote = (str(addr[0]), int(str(addr[1])))
+            self.remote = (str(addr[0]), int(addr[1]))
         if not self._ended:
             super().datagram_received(data, addr)
 
@@ -390,8 +386,8 @@ class _Connection(QuicConnectionProtocol):
         """A client's connected socket learns from ICMP that nobody listens there."""
         if self._ended or not self.is_client or not isinstance(exc, OSError):
             return
-        if exc.errno in _PATH_ERRORS:
-            self.abort(exc.strerror or str(exc))
+        if exc.errno in _PATH_ERRORS:  # no point in telling a peer that is not there
+            self._end(exc.strerror or str(exc))
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if self._ended:
@@ -404,6 +400,8 @@ class _Connection(QuicConnectionProtocol):
             self.datagram_limit = _datagram_limit(self._quic)
             self.owner.connection_ready(self)
         elif isinstance(event, ConnectionTerminated):
+            code = event.error_code - QuicErrorCode.CRYPTO_ERROR
+            self.refused = 0 <= code < 256  # a TLS alert, from either side
             self._end(_describe(event))
 
     def _stream_data(self, event: StreamDataReceived) -> None:
@@ -482,7 +480,7 @@ class _Peer:
                 await asyncio.sleep(delay)
             await self.connect()
         except TransportError as exc:
-            self._drop_backlog(str(exc))
+            self._failed(str(exc))
         finally:
             self.connecting = None
 
@@ -495,7 +493,6 @@ class _Peer:
         if self.tls.insecure:
             logger.warning("quic connection to %s is NOT authenticated: insecure_skip_verify = "
                            "true accepts any server certificate", self.label)
-        self._failures = 0
         connection.accept()
         connection.keep_alive(self.transport.keepalive_interval)
         backlog, self._backlog, self._backlog_bytes = self._backlog, [], 0
@@ -509,15 +506,22 @@ class _Peer:
         if connection is not self.connection:
             return
         self.connection = None
-        if connection.established:
-            text = f"quic connection to {self.label} lost: {reason}"
-            self.transport.warnings.warning("connection_lost", "%s", text)
-        else:
-            self._failures += 1
-            backoff = min(_FIRST_RETRY * 2 ** (self._failures - 1), _LAST_RETRY)
-            self._not_before = asyncio.get_running_loop().time() + backoff
-            text = f"quic handshake with {self.label} failed: {reason}"
-            self.transport.warnings.warning("handshake_failed", "%s", text)
+        if not connection.established or connection.refused:
+            self._failed(f"quic handshake with {self.label} failed: {reason}")
+            return
+        self._failures = 0
+        text = f"quic connection to {self.label} lost: {reason}"
+        self.transport.warnings.warning("connection_lost", "%s", text)
+        self.transport.events.send_failed(self.destination, TransportError(text))
+        if self._backlog:  # held while the connection was closing: never sent, so not a resend
+            self.connecting = self.transport.spawn(self.reconnect())
+
+    def _failed(self, text: str) -> None:
+        """Count a failed attempt, back off before the next, and drop what waited for it."""
+        self._failures += 1
+        backoff = min(_FIRST_RETRY * 2 ** (self._failures - 1), _LAST_RETRY)
+        self._not_before = asyncio.get_running_loop().time() + backoff
+        self.transport.warnings.warning("handshake_failed", "%s", text)
         self.transport.events.send_failed(self.destination, TransportError(text))
         self._drop_backlog(text)
 
@@ -591,6 +595,9 @@ class QuicTransport(Transport):
 
     Listener options (``[listen.quic]``) are keyword arguments; ``ca``,
     ``client_certificate`` and ``client_key`` here are defaults for every peer.
+    ``udp_payload_size`` is the size of the UDP datagrams QUIC sends: 1200 passes
+    any path (aioquic does no path MTU discovery); more is faster, but only where
+    every path carries it (loopback, jumbo frames).
     Per-peer options (``[peers.NAME]``) are checked by :meth:`check_peer_options`
     and passed to :meth:`prepare`.
     """
@@ -609,6 +616,7 @@ class QuicTransport(Transport):
         batch_size: int | None = None,
         idle_timeout: float = 30.0,
         max_datagram_frame_size: int = 65536,
+        udp_payload_size: int = SMALLEST_MAX_DATAGRAM_SIZE,
         queue_limit: int = 16 * 1024 * 1024,
         ca: str | None = None,
         client_certificate: str | None = None,
@@ -626,6 +634,8 @@ class QuicTransport(Transport):
         self.keepalive_interval = self._idle_timeout / 3
         self._max_datagram_frame_size = _integer(
             where, "max_datagram_frame_size", max_datagram_frame_size, 0, 65536)
+        self._udp_payload_size = _integer(where, "udp_payload_size", udp_payload_size,
+                                          SMALLEST_MAX_DATAGRAM_SIZE, _MAX_UDP_PAYLOAD)
         files = {"certificate": certificate, "private_key": private_key,
                  "client_certificate": client_certificate, "client_key": client_key}
         server_chain = _chain(where, files, ("certificate", "private_key"))
@@ -782,6 +792,7 @@ class QuicTransport(Transport):
             alpn_protocols=[ALPN],
             idle_timeout=self._idle_timeout,
             max_datagram_frame_size=self._max_datagram_frame_size or None,
+            max_datagram_size=self._udp_payload_size,
             max_data=_FLOW_WINDOW,
             max_stream_data=_FLOW_WINDOW,
         )

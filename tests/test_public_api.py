@@ -14,7 +14,7 @@ EXPECTED_PUBLIC_NAMES = {
     "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",
     "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
     "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor",
-    "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
+    "Unauthenticated", "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
     "current_request_id", "hookimpl", "message", "message_types", "parse_address",
 }
 

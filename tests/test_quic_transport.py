@@ -206,6 +206,17 @@ async def test_a_datagram_larger_than_one_quic_packet_is_refused_and_later_ones_
         assert bytes(limit) in received.payloads()
 
 
+async def test_larger_udp_payloads_carry_larger_datagrams(pki: Pki) -> None:
+    client = {"udp_payload_size": 4000}
+    async with pair(pki, server={"udp_payload_size": 4000}, client=client) as (
+        _, received, sender, _, port,
+    ):
+        destination = await sender.prepare(HERE, port, {"mode": "datagram"})
+        assert sender.path_datagram_limit > 3000
+        sender.send(destination, bytes(3000))
+        assert (await received.packet())[0] == bytes(3000)
+
+
 async def test_a_queued_datagram_too_large_for_the_peer_is_reported_not_sent(pki: Pki) -> None:
     async with pair(pki, server={"max_datagram_frame_size": 300}) as (_, received, client,
                                                                       failures, port):
@@ -552,6 +563,7 @@ def test_an_unreadable_certificate_is_refused(tmp_path: Path, pki: Pki) -> None:
 @pytest.mark.parametrize("option, value", [
     ("max_packet_size", 10), ("batch_size", 1 << 40), ("idle_timeout", 0),
     ("idle_timeout", "30"), ("max_datagram_frame_size", 70000), ("queue_limit", -1),
+    ("udp_payload_size", 1000), ("udp_payload_size", 70000),
     ("batch_size", True),
 ])
 def test_out_of_range_listener_options_are_refused(option: str, value: object) -> None:

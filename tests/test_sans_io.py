@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = frozenset({"socket", "asyncio", "time", "threading", "selectors"})
 SANS_IO = sorted(
     [
-        *(ROOT / "relay_core" / name for name in ("_wire.py", "_coalesce.py", "_window.py")),
+        *(ROOT / "relay_core" / name for name in (
+            "_wire.py", "_coalesce.py", "_window.py", "_seal.py", "_framing.py", "_replycache.py",
+        )),
         ROOT / "relay_core" / "_messages.py",
         *(ROOT / "relay_codecs").glob("*.py"),
     ]

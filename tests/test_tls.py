@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from certs import Pki, make_pki
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from test_tcp_transport import WAIT_LIMIT, Recorder, tcp
 
+from certs import Pki, make_pki
 from relay_core import ConfigError
 from relay_transports._tcp import TcpTransport
 from relay_transports._tls import client_context, server_context

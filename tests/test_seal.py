@@ -1,0 +1,529 @@
+"""Sealed packets: what sealing produces, what opening accepts, and what it refuses.
+
+Expected packets are built here independently of relay_core._seal, straight
+from the recipe in docs/protocol.md section 9 (HKDF-SHA256 and
+ChaCha20-Poly1305 from ``cryptography``), so a mistake in the key schedule,
+nonce or additional data cannot hide in both places. The section's test
+vectors are parsed and checked both ways.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import relay_core
+from relay_core import ConfigError, MalformedFrame, MessageTooLarge, UnsupportedVersion, _seal
+from relay_core._seal import KeyRing, Sealer, Unauthenticated, is_sealed, parse_key
+from relay_core._window import DuplicateFilter, Verdict
+from relay_core._wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+
+RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+U64 = 2**64 - 1
+KEY_A = bytes(range(32))
+KEY_B = bytes(range(0xA0, 0xC0))
+BODY = encode_frame(
+    Frame(FrameKind.MESSAGE, "msgpack", bytes.fromhex("81a46e616d65a3616461"), target="greeter")
+)
+MARKER = b"net-relay plaintext marker 32 b!"
+
+incarnations = st.integers(1, U64)
+sequences = st.integers(1, U64)
+bodies = st.binary(min_size=1, max_size=300)
+psks = st.binary(min_size=32, max_size=32)
+key_ids = st.integers(0, 2**32 - 1)
+
+
+def reference_seal(
+    psk: bytes, key_id: int, incarnation: int, sequence: int, body: bytes, flags: int = 1
+) -> bytes:
+    """Seal by the recipe of docs/protocol.md section 9, without relay_core._seal."""
+    header = b"NR" + bytes([1, flags]) + struct.pack("!IQQ", key_id, incarnation, sequence)
+    return header + ChaCha20Poly1305(reference_key(psk, incarnation)).encrypt(
+        reference_nonce(sequence), body, header
+    )
+
+
+def reference_key(psk: bytes, incarnation: int) -> bytes:
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"net-relay v1 sealed",
+        info=struct.pack("!Q", incarnation),
+    )
+    return hkdf.derive(psk)
+
+
+def reference_nonce(sequence: int) -> bytes:
+    return bytes(4) + struct.pack("!Q", sequence)
+
+
+def sealer(keys: dict[int, bytes] | None = None, send: int = 1, **options: int) -> Sealer:
+    return Sealer(KeyRing(keys or {1: KEY_A}, send), **options)
+
+
+def flip(packet: bytes, bit: int) -> bytes:
+    damaged = bytearray(packet)
+    damaged[bit // 8] ^= 1 << (bit % 8)
+    return bytes(damaged)
+
+
+# Sealing and opening
+
+
+@RELAXED
+@given(psk=psks, key_id=key_ids, incarnation=incarnations, sequence=sequences, body=bodies)
+def test_opening_a_sealed_packet_gives_back_what_was_sealed(
+    psk: bytes, key_id: int, incarnation: int, sequence: int, body: bytes
+) -> None:
+    packet = sealer({key_id: psk}, key_id).seal(incarnation, sequence, body)
+    assert sealer({key_id: psk}, key_id).open(packet) == (incarnation, sequence, body)
+
+
+@RELAXED
+@given(psk=psks, key_id=key_ids, incarnation=incarnations, sequence=sequences, body=bodies)
+def test_sealing_follows_the_documented_recipe(
+    psk: bytes, key_id: int, incarnation: int, sequence: int, body: bytes
+) -> None:
+    packet = sealer({key_id: psk}, key_id).seal(incarnation, sequence, body)
+    assert packet == reference_seal(psk, key_id, incarnation, sequence, body)
+
+
+def test_a_sealed_packet_is_its_header_then_ciphertext_and_a_16_byte_tag() -> None:
+    packet = sealer({7: KEY_A}, 7).seal(0x0102030405060708, 9, BODY)
+    assert packet[:24] == bytes.fromhex("4e520101 00000007 0102030405060708 0000000000000009")
+    assert len(packet) == 24 + len(BODY) + 16
+
+
+def test_the_ciphertext_does_not_contain_the_plaintext() -> None:
+    body = encode_frame(Frame(FrameKind.MESSAGE, "msgpack", MARKER, target="greeter"))
+    packet = sealer().seal(1, 1, body)
+    assert MARKER in body
+    assert MARKER not in packet
+    assert b"greeter" not in packet and b"msgpack" not in packet
+
+
+def test_each_incarnation_and_each_sequence_number_seals_differently() -> None:
+    sealing = sealer()
+    packets = [
+        sealing.seal(incarnation, sequence, BODY)[24:]
+        for incarnation in (1, 2)
+        for sequence in (1, 2)
+    ]
+    assert len(set(packets)) == 4
+
+
+def test_is_sealed_reads_only_the_header_flag() -> None:
+    assert is_sealed(sealer().seal(1, 1, BODY))
+    assert is_sealed(b"NR\x01\x03")
+    assert not is_sealed(encode_packet(1, 1, [BODY]))
+    assert not is_sealed(b"NR\x02\x01" + bytes(60))
+    assert not is_sealed(b"XY\x01\x01" + bytes(60))
+    assert not is_sealed(b"NR\x01")
+
+
+def test_a_node_without_keys_rejects_a_sealed_packet_as_malformed() -> None:
+    with pytest.raises(MalformedFrame, match="flags are 0x01"):
+        decode_packet(sealer().seal(1, 1, BODY))
+
+
+# Refusing what does not authenticate
+
+
+@RELAXED
+@given(body=bodies, data=st.data())
+def test_any_bit_flipped_after_the_first_four_bytes_makes_the_packet_unauthenticated(
+    body: bytes, data: st.DataObject
+) -> None:
+    packet = sealer().seal(5, 6, body)
+    bit = data.draw(st.integers(32, len(packet) * 8 - 1), label="bit")
+    with pytest.raises(Unauthenticated):
+        sealer().open(flip(packet, bit))
+
+
+@pytest.mark.parametrize("bit", range(32))
+def test_any_bit_flipped_in_the_first_four_bytes_is_refused_too(bit: int) -> None:
+    damaged = flip(sealer().seal(5, 6, BODY), bit)
+    with pytest.raises(MalformedFrame):
+        sealer().open(damaged)
+
+
+def test_a_flipped_sealed_flag_is_refused_as_not_sealed_and_a_reserved_one_as_forged() -> None:
+    packet = sealer().seal(5, 6, BODY)
+    with pytest.raises(MalformedFrame, match="not sealed"):
+        sealer().open(flip(packet, 24))
+    with pytest.raises(Unauthenticated):
+        sealer().open(flip(packet, 25))
+
+
+@pytest.mark.parametrize("keep", [4, 8, 23, 24, 39, 40, 24 + len(BODY), 24 + len(BODY) + 15])
+def test_a_cut_packet_is_unauthenticated(keep: int) -> None:
+    with pytest.raises(Unauthenticated):
+        sealer().open(sealer().seal(5, 6, BODY)[:keep])
+
+
+def test_a_packet_with_bytes_appended_is_unauthenticated() -> None:
+    with pytest.raises(Unauthenticated):
+        sealer().open(sealer().seal(5, 6, BODY) + b"\x00")
+
+
+def test_a_packet_under_a_key_id_the_ring_lacks_is_unauthenticated_naming_the_id() -> None:
+    packet = sealer({7: KEY_A}, 7).seal(5, 6, BODY)
+    with pytest.raises(Unauthenticated, match=r"key id 7, .*holds key ids 1, 2\)") as caught:
+        sealer({1: KEY_A, 2: KEY_B}).open(packet)
+    assert KEY_A.hex() not in str(caught.value)
+
+
+def test_a_packet_sealed_with_another_key_under_the_same_id_is_unauthenticated() -> None:
+    packet = sealer({1: KEY_B}).seal(5, 6, BODY)
+    with pytest.raises(Unauthenticated, match="fails authentication under key id 1"):
+        sealer({1: KEY_A}).open(packet)
+
+
+@pytest.mark.parametrize(
+    ("packet", "error", "message"),
+    [
+        pytest.param(encode_packet(1, 1, [BODY]), MalformedFrame, "not sealed", id="plain"),
+        pytest.param(b"", MalformedFrame, "not a net-relay packet", id="empty"),
+        pytest.param(b"XY\x01\x01" + bytes(60), MalformedFrame, "magic 4e52", id="foreign"),
+        pytest.param(b"NR\x02\x01" + bytes(60), UnsupportedVersion, "version 2", id="version-2"),
+        pytest.param(b"NR\x01", MalformedFrame, "not sealed", id="cut-before-flags"),
+    ],
+)
+def test_opening_what_is_not_a_sealed_packet_says_so(
+    packet: bytes, error: type[MalformedFrame], message: str
+) -> None:
+    with pytest.raises(MalformedFrame, match=message) as caught:
+        sealer().open(packet)
+    assert type(caught.value) is error
+
+
+def test_unauthenticated_is_a_malformed_frame_and_a_value_error() -> None:
+    assert issubclass(Unauthenticated, MalformedFrame)
+    assert issubclass(Unauthenticated, ValueError)
+
+
+# Header rules that only a key holder can break: checked once the tag verifies
+
+
+@pytest.mark.parametrize(
+    ("incarnation", "sequence", "body", "flags", "message"),
+    [
+        pytest.param(5, 6, BODY, 0x03, "bits 1 to 7 are reserved", id="reserved-flag"),
+        pytest.param(0, 6, BODY, 0x01, "incarnation 0", id="incarnation-0"),
+        pytest.param(5, 0, BODY, 0x01, "sequence number 0", id="sequence-0"),
+        pytest.param(5, 6, b"", 0x01, "no frame", id="no-body"),
+    ],
+)
+def test_an_authentic_packet_that_breaks_a_header_rule_is_malformed(
+    incarnation: int, sequence: int, body: bytes, flags: int, message: str
+) -> None:
+    packet = reference_seal(KEY_A, 1, incarnation, sequence, body, flags)
+    with pytest.raises(MalformedFrame, match=message) as caught:
+        sealer().open(packet)
+    assert type(caught.value) is MalformedFrame
+
+
+@pytest.mark.parametrize(
+    ("incarnation", "sequence", "body", "message"),
+    [
+        pytest.param(0, 1, BODY, "incarnation 0 is outside", id="incarnation-0"),
+        pytest.param(2**64, 1, BODY, "incarnation 18446744073709551616", id="incarnation-big"),
+        pytest.param(1, 0, BODY, "sequence number 0 is outside", id="sequence-0"),
+        pytest.param(1, 2**64, BODY, "sequence number 18446744073709551616", id="sequence-big"),
+        pytest.param(1, 1, b"", "at least one frame", id="no-body"),
+    ],
+)
+def test_sealing_refuses_what_the_format_does_not_allow(
+    incarnation: int, sequence: int, body: bytes, message: str
+) -> None:
+    with pytest.raises(MalformedFrame, match=message):
+        sealer().seal(incarnation, sequence, body)
+
+
+def test_sealing_refuses_a_body_the_aead_cannot_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_seal, "_MAX_BODY", 10)
+    with pytest.raises(MessageTooLarge, match="11 bytes exceeds the limit of 10"):
+        sealer().seal(1, 1, bytes(11))
+
+
+# Key rotation
+
+
+def test_a_ring_with_two_keys_opens_packets_sealed_with_either() -> None:
+    old, new = sealer({1: KEY_A}, 1), sealer({2: KEY_B}, 2)
+    receiver = sealer({1: KEY_A, 2: KEY_B}, 2)
+    assert receiver.open(old.seal(5, 1, BODY)) == (5, 1, BODY)
+    assert receiver.open(new.seal(5, 2, BODY)) == (5, 2, BODY)
+
+
+def test_a_sealer_seals_with_the_rings_send_key() -> None:
+    packet = sealer({1: KEY_A, 2: KEY_B}, send=2).seal(5, 1, BODY)
+    assert packet[4:8] == (2).to_bytes(4, "big")
+    assert sealer({2: KEY_B}, 2).open(packet) == (5, 1, BODY)
+
+
+def test_once_the_old_key_is_dropped_its_packets_are_refused() -> None:
+    packet = sealer({1: KEY_A, 2: KEY_B}, send=1).seal(5, 1, BODY)
+    with pytest.raises(Unauthenticated, match="key id 1"):
+        sealer({2: KEY_B}, 2).open(packet)
+
+
+# Derived keys: a bounded cache that forged packets cannot touch
+
+
+def count_derivations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the incarnation of every key derivation from now on."""
+    derived: list[int] = []
+    original = _seal._derive_key
+
+    def counting(psk: bytes, incarnation: int) -> ChaCha20Poly1305:
+        derived.append(incarnation)
+        return original(psk, incarnation)
+
+    monkeypatch.setattr(_seal, "_derive_key", counting)
+    return derived
+
+
+def test_derived_keys_are_cached_up_to_the_bound() -> None:
+    sender, receiver = sealer(), sealer(max_cached_incarnations=4)
+    for incarnation in range(1, 11):
+        receiver.open(sender.seal(incarnation, 1, BODY))
+    assert receiver.cached_keys == 4
+
+
+def test_a_known_incarnation_needs_no_new_derivation(monkeypatch: pytest.MonkeyPatch) -> None:
+    sender, receiver = sealer(), sealer()
+    packets = [sender.seal(5, sequence, BODY) for sequence in range(1, 4)]
+    derived = count_derivations(monkeypatch)
+    for packet in packets:
+        receiver.open(packet)
+    assert derived == [5]
+
+
+def test_the_least_recently_used_key_is_the_one_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    sender, receiver = sealer(), sealer(max_cached_incarnations=2)
+    receiver.open(sender.seal(1, 1, BODY))
+    receiver.open(sender.seal(2, 1, BODY))
+    receiver.open(sender.seal(1, 2, BODY))  # 1 is now more recent than 2
+    receiver.open(sender.seal(3, 1, BODY))  # so 2 makes room
+    derived = count_derivations(monkeypatch)
+    receiver.open(sender.seal(1, 3, BODY))
+    receiver.open(sender.seal(2, 2, BODY))
+    assert derived == [2]
+
+
+def test_forged_packets_from_new_incarnations_evict_no_genuine_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sender, forger, receiver = sealer(), sealer({1: KEY_B}), sealer(max_cached_incarnations=2)
+    receiver.open(sender.seal(1, 1, BODY))
+    for incarnation in range(100, 110):
+        with pytest.raises(Unauthenticated):
+            receiver.open(forger.seal(incarnation, 1, BODY))
+    assert receiver.cached_keys == 1
+    derived = count_derivations(monkeypatch)
+    receiver.open(sender.seal(1, 2, BODY))
+    assert derived == []
+
+
+def test_the_cache_bound_must_be_at_least_one() -> None:
+    with pytest.raises(ConfigError, match="max_cached_incarnations is 0; it must be at least 1"):
+        sealer(max_cached_incarnations=0)
+
+
+# With the duplicate window: replays are refused, forgeries cannot move it
+
+
+def test_a_replayed_sealed_packet_is_a_duplicate_for_the_window() -> None:
+    packet = sealer().seal(5, 1, BODY)
+    receiver, window = sealer(), DuplicateFilter()
+    verdicts = [window.check(*receiver.open(packet)[:2]) for _ in range(2)]
+    assert verdicts == [Verdict.ACCEPTED, Verdict.DUPLICATE]
+
+
+def test_a_forged_sequence_number_never_reaches_the_window() -> None:
+    sender, receiver, window = sealer(), sealer(), DuplicateFilter(window_size=64)
+    genuine = sender.seal(5, 1, BODY)
+    forged = genuine[:16] + (2**40).to_bytes(8, "big") + genuine[24:]
+    with pytest.raises(Unauthenticated):
+        receiver.open(forged)
+    assert window.check(*receiver.open(genuine)[:2]) is Verdict.ACCEPTED
+
+
+# Key rings
+
+
+@pytest.mark.parametrize(
+    ("keys", "send", "message"),
+    [
+        pytest.param(
+            {1: bytes(31)}, 1, "key id 1: a pre-shared key is 32 random bytes", id="short"
+        ),
+        pytest.param({1: "k" * 32}, 1, "key id 1: a pre-shared key", id="not-bytes"),
+        pytest.param({-1: KEY_A}, -1, "key id -1 is not an integer from 0", id="negative-id"),
+        pytest.param({2**32: KEY_A}, 2**32, "key id 4294967296 is not", id="big-id"),
+        pytest.param({1: KEY_A}, 2, r"send_key_id 2 names none .*\(key ids 1\)", id="send-id"),
+        pytest.param({}, 0, r"send_key_id 0 names none .*\(key ids none\)", id="empty"),
+    ],
+)
+def test_a_key_ring_refuses_bad_keys_and_ids(
+    keys: dict[int, bytes], send: int, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        KeyRing(keys, send)
+
+
+def test_a_key_ring_never_shows_its_keys() -> None:
+    ring = KeyRing({1: KEY_A}, 1)
+    assert KEY_A.hex() not in repr(ring) and repr(KEY_A) not in repr(ring)
+
+
+def test_a_key_ring_keeps_its_own_copy_of_the_keys() -> None:
+    keys = {1: KEY_A}
+    ring = KeyRing(keys, 1)
+    keys[1] = KEY_B
+    assert ring.keys[1] == KEY_A
+
+
+# Keys written in configuration
+
+
+@given(key=psks)
+def test_a_key_reads_from_hex_or_base64(key: bytes) -> None:
+    assert parse_key(key.hex(), "peers.beta") == key
+    assert parse_key(key.hex().upper(), "peers.beta") == key
+    assert parse_key(base64.b64encode(key).decode(), "peers.beta") == key
+
+
+def test_surrounding_whitespace_around_a_key_is_ignored() -> None:
+    assert parse_key(f"  {KEY_A.hex()}\n", "peers.beta") == KEY_A
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(KEY_A.hex()[:-1], "63 characters that are neither", id="63-hex-digits"),
+        pytest.param("g" + KEY_A.hex()[1:], "64 characters but not all hexadecimal", id="not-hex"),
+        pytest.param(base64.b64encode(bytes(16)).decode(), "base64 of 16 bytes", id="16-bytes"),
+        pytest.param(base64.b64encode(bytes(33)).decode(), "base64 of 33 bytes", id="33-bytes"),
+        pytest.param("secret!", "7 characters that are neither", id="garbage"),
+        pytest.param("", "base64 of 0 bytes", id="empty"),
+    ],
+)
+def test_a_key_that_is_not_32_bytes_of_hex_or_base64_is_refused_clearly(
+    text: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_key(text, "peers.beta.key")
+    message = str(caught.value)
+    assert message.startswith(f"peers.beta.key: {problem}")
+    assert "64 hexadecimal digits or as standard base64" in message
+    assert not text or text not in message
+
+
+# The test vectors of docs/protocol.md section 9
+
+PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+BLOCK = re.compile(r"^```text\n(sealed-vector:.*?)^```", re.DOTALL | re.MULTILINE)
+ACCEPTED_KEYS = {"psk", "key_id", "incarnation", "sequence", "body", "derived_key", "nonce"}
+REJECTED_KEYS = {"psk", "key_id", "rejected"}
+BYTE_FIELDS = {"psk", "body", "derived_key", "nonce", "hex"}
+
+
+@dataclasses.dataclass
+class SealedVector:
+    name: str
+    fields: dict[str, str]
+    data: bytes
+
+    def number(self, key: str) -> int:
+        return int(self.fields[key], 0)
+
+    def bytes(self, key: str) -> bytes:
+        return bytes.fromhex(self.fields[key])
+
+
+def parse_sealed(block: str) -> SealedVector:
+    fields: dict[str, str] = {}
+    key = ""
+    for line in block.splitlines():
+        content = line.split("#", 1)[0].strip()
+        if not content:
+            continue
+        if line[0].isspace():  # continues the field above
+            fields[key] += content
+            continue
+        key, _, value = content.partition(":")
+        assert key not in fields, f"field {key!r} given twice"
+        fields[key] = value.strip()
+    name = fields.pop("sealed-vector")
+    expected = REJECTED_KEYS if "rejected" in fields else ACCEPTED_KEYS
+    assert fields.keys() == expected | {"hex"}, f"{name}: fields {sorted(fields)}"
+    for key in BYTE_FIELDS & fields.keys():
+        fields[key] = fields[key].replace(" ", "")
+    return SealedVector(name, fields, bytes.fromhex(fields.pop("hex")))
+
+
+SEALED_VECTORS = [parse_sealed(block) for block in BLOCK.findall(PROTOCOL.read_text("utf-8"))]
+SEALED_ACCEPTED = [pytest.param(v, id=v.name) for v in SEALED_VECTORS if "rejected" not in v.fields]
+SEALED_REJECTED = [pytest.param(v, id=v.name) for v in SEALED_VECTORS if "rejected" in v.fields]
+
+
+def vector_sealer(vector: SealedVector) -> Sealer:
+    return sealer({vector.number("key_id"): vector.bytes("psk")}, vector.number("key_id"))
+
+
+def test_the_page_has_the_sealed_vectors_an_implementer_needs() -> None:
+    assert len(SEALED_ACCEPTED) >= 2
+    assert len(SEALED_REJECTED) >= 1
+    assert len({v.name for v in SEALED_VECTORS}) == len(SEALED_VECTORS)
+    assert any(v.number("key_id") >= 2**31 for v in SEALED_VECTORS)
+
+
+@pytest.mark.parametrize("vector", SEALED_ACCEPTED)
+def test_sealing_the_documented_fields_gives_the_documented_bytes(vector: SealedVector) -> None:
+    packet = vector_sealer(vector).seal(
+        vector.number("incarnation"), vector.number("sequence"), vector.bytes("body")
+    )
+    assert packet.hex() == vector.data.hex()
+
+
+@pytest.mark.parametrize("vector", SEALED_ACCEPTED)
+def test_opening_the_documented_bytes_gives_the_documented_fields(vector: SealedVector) -> None:
+    expected = (vector.number("incarnation"), vector.number("sequence"), vector.bytes("body"))
+    assert vector_sealer(vector).open(vector.data) == expected
+
+
+@pytest.mark.parametrize("vector", SEALED_ACCEPTED)
+def test_the_documented_key_and_nonce_follow_the_recipe(vector: SealedVector) -> None:
+    psk, incarnation = vector.bytes("psk"), vector.number("incarnation")
+    assert reference_key(psk, incarnation).hex() == vector.fields["derived_key"]
+    assert reference_nonce(vector.number("sequence")).hex() == vector.fields["nonce"]
+
+
+@pytest.mark.parametrize("vector", SEALED_ACCEPTED)
+def test_the_documented_bodies_are_real_frames(vector: SealedVector) -> None:
+    assert decode_packet(encode_packet(1, 1, [vector.bytes("body")])).frames
+
+
+@pytest.mark.parametrize("vector", SEALED_REJECTED)
+def test_the_documented_bad_sealed_packets_are_rejected_with_the_documented_error(
+    vector: SealedVector,
+) -> None:
+    expected = getattr(relay_core, vector.fields["rejected"], None) or getattr(
+        _seal, vector.fields["rejected"]
+    )
+    with pytest.raises(MalformedFrame) as caught:
+        vector_sealer(vector).open(vector.data)
+    assert type(caught.value) is expected
