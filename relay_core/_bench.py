@@ -147,12 +147,14 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``net-relay bench`` (and of benchmarks/run_bench.py)."""
-    count = {"type": int, "metavar": "N"}
-    parser.add_argument("--messages", **count, help="one-way messages per run (200000)")
-    parser.add_argument("--rpcs", **count, help="sequential round trips per run (5000)")
-    parser.add_argument("--inflight", **count, help="requests kept in flight (100)")
-    parser.add_argument("--inflight-rpcs", **count, help="requests per in-flight run (50000)")
-    parser.add_argument("--runs", **count, help="runs per row; the median is reported (3)")
+    for flag, text in (
+        ("--messages", "one-way messages per run (200000)"),
+        ("--rpcs", "sequential round trips per run (5000)"),
+        ("--inflight", "requests kept in flight (100)"),
+        ("--inflight-rpcs", "requests per in-flight run (50000)"),
+        ("--runs", "runs per row; the median is reported (3)"),
+    ):
+        parser.add_argument(flag, type=int, metavar="N", help=text)
     parser.add_argument("--transports", help="e.g. udp,tcp,quic (every installed transport)")
     parser.add_argument("--codecs", help="e.g. msgpack,cbor,json (msgpack)")
     parser.add_argument("--baselines", help="raw,pyzmq or fewer (both); '' for none")

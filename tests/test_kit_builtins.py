@@ -133,8 +133,10 @@ class TestBuiltinTransportsConform(TransportConformance):
 
 
 class TestMemoryTransportConforms(TransportConformance):
+    network = MemoryNetwork()
+
     def make_transport(self, events: TransportEvents) -> Transport:
-        return MemoryNetwork().transport_class(events)
+        return self.network.transport_class(events)
 
     def transport_setup(self) -> TransportSetup:
         return TransportSetup(listen_host=MEMORY_HOST)

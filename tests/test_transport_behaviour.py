@@ -160,7 +160,7 @@ async def _throw_garbage(variant: Variant, port: int) -> None:
                 sock.sendto(data, ("127.0.0.1", port))
         return
     for data in [b"\xff\xff\xff\xff" + b"x" * 100, b"\x00\x00\x00\x08NRjunk!!", b"GET / HTTP/1.1\r\n\r\n"]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(data)
         await writer.drain()
         writer.close()

@@ -41,6 +41,15 @@ def _incompressible(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
 
+def _decompressible(compressor: Compressor, data: bytes) -> bytes | None:
+    """The compressed form of ``data``, or ``data`` itself from a pass-through compressor,
+    or None when ``compress`` declined and ``decompress`` is no pass-through."""
+    packed = compressor.compress(data)
+    if packed is not None:
+        return packed
+    return data if _passes_through(compressor) else None
+
+
 def _passes_through(compressor: Compressor) -> bool:
     """True for a compressor whose ``decompress`` returns its input unchanged (like ``none``)."""
     probe = b"pass-through probe"
@@ -65,13 +74,11 @@ class CompressorConformance:
         raise NotImplementedError(f"{type(self).__name__} must implement make_compressor()")
 
     def _sent_form(self, compressor: Compressor, data: bytes) -> bytes:
-        """What ``decompress`` would be given for ``data``: its compressed form, or the raw
-        bytes from a pass-through compressor; skip the test if there is neither."""
-        packed = compressor.compress(data)
-        if packed is not None:
-            return packed
-        if _passes_through(compressor):
-            return data
+        """What ``decompress`` would be given for ``data`` (see :func:`_decompressible`);
+        skip the test if there is nothing."""
+        payload = _decompressible(compressor, data)
+        if payload is not None:
+            return payload
         pytest.skip(f"compress() declined {len(data)} bytes that compress well, and decompress()"
                     " is not a pass-through: there is nothing to decompress")
 
@@ -184,7 +191,10 @@ class CompressorConformance:
         self, data: bytes, position: int, byte: int, cut: bool
     ) -> None:
         compressor = self.make_compressor()
-        damaged = bytearray(self._sent_form(compressor, data))
+        payload = _decompressible(compressor, data)
+        if payload is None:
+            return
+        damaged = bytearray(payload)
         at = position % max(len(damaged), 1)
         if cut:
             del damaged[at:]
