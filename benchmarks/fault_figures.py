@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import logging
 import random
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from relay_core import (
@@ -43,6 +45,15 @@ def _checksum(number: int, body: bytes) -> int:
     return zlib.crc32(number.to_bytes(8, "big") + body)
 
 
+def _intact(message: object) -> bool:
+    if not isinstance(message, dict):
+        return False
+    number, body = message.get("n"), message.get("body")
+    if not isinstance(number, int) or not isinstance(body, bytes):
+        return False
+    return message.get("crc") == _checksum(number, body)
+
+
 @dataclass
 class Sink:
     """Beta's receiving actor: deliveries per message number, and damaged messages."""
@@ -52,9 +63,8 @@ class Sink:
 
     async def run(self, ctx: ActorContext) -> None:
         async for message in ctx:
-            if isinstance(message, dict) and _checksum(message["n"], message["body"]) == \
-                    message["crc"]:
-                self.deliveries[message["n"]] += 1
+            if _intact(message):
+                self.deliveries[message["n"]] += 1  # type: ignore[index]
             else:
                 self.damaged += 1
 
@@ -63,14 +73,15 @@ class Sink:
         return self.deliveries.total() + self.damaged
 
 
-async def _until(condition: collections.abc.Callable[[], bool]) -> None:
+async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT_LIMIT):
         while not condition():
             await asyncio.sleep(0.005)
 
 
-def _alpha_config(beta_url: str, fault: dict[str, object]) -> NodeConfig:
-    inbound = {**fault, "seed": int(fault["seed"]) + 1}  # type: ignore[call-overload]
+def _alpha_config(beta_url: str, fault: dict[str, object], seed: int) -> NodeConfig:
+    fault = {**fault, "seed": seed}
+    inbound = {**fault, "seed": seed + 1}
     listen = ListenConfig("127.0.0.1", 0, options={"fault": inbound})
     peer = PeerConfig(address=beta_url, options={"fault": fault})
     return NodeConfig(name="alpha", listen={"udp": listen}, peers={"beta": peer})
@@ -110,7 +121,7 @@ async def _rpcs(alpha: Node, count: int, timeout: float, retries: int) -> collec
 
 async def run(args: argparse.Namespace) -> list[tuple[str, object]]:
     fault = {name: getattr(args, name) for name in
-             ("drop", "duplicate", "reorder", "delay", "jitter", "corrupt", "seed")}
+             ("drop", "duplicate", "reorder", "delay", "jitter", "corrupt")}
     sink = Sink()
     started = time.perf_counter()
     beta_config = NodeConfig(name="beta", mailbox_size=args.messages + 1,
@@ -118,7 +129,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, object]]:
     async with Node(beta_config) as beta:
         beta.spawn(sink.run, name="sink")
         beta.spawn(echo, name="echo")
-        async with Node(_alpha_config(beta.address("udp"), fault)) as alpha:
+        async with Node(_alpha_config(beta.address("udp"), fault, args.seed)) as alpha:
             await _send(alpha, args.messages, args.seed)
             await _settle(alpha, beta, sink)
             rpcs = await _rpcs(alpha, args.rpcs, args.timeout, args.retries)
@@ -131,7 +142,8 @@ async def run(args: argparse.Namespace) -> list[tuple[str, object]]:
         ("delivered twice (must be 0)", sum(1 for n in sink.deliveries.values() if n > 1)),
         ("delivered damaged (must be 0)", sink.damaged),
         ("lost", args.messages - delivered),
-        ("corrupt packets rejected", received["corrupt"]),
+        ("damaged packets rejected (corrupt / malformed)",
+         f"{received['corrupt']} / {received['malformed']}"),
         ("duplicate packets suppressed", received["duplicates"] + received["too_old"]),
         ("adapter: dropped / duplicated / reordered",
          f"{faults['dropped']} / {faults['duplicated']} / {faults['reordered']}"),
@@ -151,7 +163,7 @@ def _probability(text: str) -> float:
     return value
 
 
-def _bounded(limit: int) -> collections.abc.Callable[[str], int]:
+def _bounded(limit: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = int(text)
         if not 0 <= value <= limit:
@@ -180,6 +192,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = _parser().parse_args()
+    logging.getLogger("relay_core").setLevel(logging.ERROR)  # every rejection is expected here
 
     async def bounded() -> list[tuple[str, object]]:
         async with asyncio.timeout(args.limit):

@@ -35,6 +35,7 @@ from ._errors import (
     Unauthenticated,
     UnknownPlugin,
 )
+from ._fault_plan import FaultPlan
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._links import LinkKey, LinkTable, PeerLink
 from ._mailbox import Mailbox
@@ -44,7 +45,7 @@ from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._seal import Sealer, is_sealed, sealed_key_id
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
-from ._stats import Counters, StatsTable
+from ._stats import Counters, NodeStats, StatsTable
 from ._tracing import outgoing_traceparent
 from ._window import DuplicateFilter, Verdict
 from ._wire import (
@@ -131,6 +132,7 @@ class Dispatcher:
         }
         self._tasks: set[asyncio.Task[None]] = set()
         self._security = SecurityPolicy(config)
+        self._faults = FaultPlan(config)
         self._receiving_key_id: int | None = None
         """Key id of the sealed packet being handled, so replies are sealed alike."""
         self.stats = StatsTable()
@@ -173,6 +175,10 @@ class Dispatcher:
             )
         return f"{scheme}://{format_host_port(*bound[0])}"
 
+    def snapshot(self) -> NodeStats:
+        """Counters, fault adapter figures and the duplicate window's size, now."""
+        return self.stats.snapshot(self._faults.stats(), self._duplicates.senders)
+
     def transport(self, scheme: str) -> Transport:
         transport = self._transports.get(scheme)
         if transport is None:
@@ -180,7 +186,8 @@ class Dispatcher:
             listen = self._config.listen.get(scheme)
             options = transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {}
             self._registry.check_options(cls, options, f"listen.{scheme}")
-            transport = self._transports[scheme] = cls(_Inbound(self, scheme), **options)
+            transport = self._transports[scheme] = self._faults.build(
+                scheme, _Inbound(self, scheme), lambda events: cls(events, **options))
         return transport
 
     # -- plugins -----------------------------------------------------------
@@ -214,7 +221,7 @@ class Dispatcher:
             link = self._new_link(key, address.node_url(), peer, pinned=True)
             options = (transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
                        if peer else {})
-            self._start_task(self._prepare(link, address, options))
+            self._start_task(self._prepare(link, address, options, peer))
         else:
             self._links.pin(link)
         return link
@@ -238,10 +245,11 @@ class Dispatcher:
         self._links.add(key, link)
         return link
 
-    async def _prepare(self, link: PeerLink, address: Address,
-                       options: Mapping[str, object]) -> None:
+    async def _prepare(self, link: PeerLink, address: Address, options: Mapping[str, object],
+                       peer: str | None) -> None:
         try:
             link.destination = await link.transport.prepare(address.host, address.port, options)
+            self._faults.destination_prepared(link.transport, link.destination, peer)
         except RelayError as exc:
             link.error = exc
             dropped = sum(len(group) for group in link.coalescer.drain())

@@ -176,7 +176,7 @@ class Node:
         return self._dispatcher.address(scheme)
 
     def stats(self) -> NodeStats:
-        return self._dispatcher.stats.snapshot()
+        return self._dispatcher.snapshot()
 
     # -- what the dispatcher asks of us (LocalActors) --------------------
 

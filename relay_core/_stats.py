@@ -93,10 +93,14 @@ OTHER_PEERS = "(other)"
 
 @dataclass(frozen=True, slots=True)
 class NodeStats:
-    """A snapshot: totals over all peers, and the counters of each peer."""
+    """A snapshot: totals over all peers, the counters of each peer, and node-wide state."""
 
     total: dict[str, int]
     peers: dict[str, dict[str, int]] = field(default_factory=dict)
+    faults: dict[str, dict[str, int]] = field(default_factory=dict)
+    """What each fault adapter did, by transport scheme (only where faults are configured)."""
+    senders: int = 0
+    """Sender incarnations the duplicate window remembers now (bounded by max_senders)."""
 
 
 class StatsTable:
@@ -118,7 +122,8 @@ class StatsTable:
                 counters = self._peers[key] = Counters()
         return counters
 
-    def snapshot(self) -> NodeStats:
+    def snapshot(self, faults: dict[str, dict[str, int]] | None = None,
+                 senders: int = 0) -> NodeStats:
         peers = {key: counters.as_dict() for key, counters in self._peers.items()}
         total = {name: sum(p[name] for p in peers.values()) for name in COUNTER_NAMES}
-        return NodeStats(total=total, peers=peers)
+        return NodeStats(total=total, peers=peers, faults=faults or {}, senders=senders)

@@ -810,8 +810,10 @@ class QuicTransport(Transport):
         configuration.server_name = peer.server_name
         configuration.verify_mode = ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED
         trust = tls.trust or self._trust
-        if trust is not None:  # else aioquic trusts certifi's CA bundle
+        if trust is not None:
             configuration.load_verify_locations(cadata=trust)
+        else:
+            _trust_the_system_store(configuration)
         return configuration
 
     def _check_open(self, where: str) -> None:
@@ -832,6 +834,17 @@ class QuicTransport(Transport):
             if family in (socket.AF_INET, socket.AF_INET6):
                 return str(sockaddr[0]), int(sockaddr[1])
         raise TransportError(f"cannot resolve quic {where}: no IP address")
+
+
+def _trust_the_system_store(configuration: QuicConfiguration) -> None:
+    """Verify servers against the operating system's CA store, as TLS over TCP does.
+
+    Only paths that exist are named: a missing one would make the handshake
+    raise inside aioquic. With neither, aioquic falls back to certifi's bundle.
+    """
+    paths = ssl.get_default_verify_paths()
+    if paths.cafile or paths.capath:
+        configuration.load_verify_locations(cafile=paths.cafile, capath=paths.capath)
 
 
 async def _lookup(host: str, port: int) -> list[tuple[Any, ...]]:

@@ -3,12 +3,15 @@
 Rules this module keeps:
 
 - One route per destination, in one table. An *outbound* route (made by
-  :meth:`TcpTransport.prepare`) owns at most one connection at a time and,
-  while the transport is open, reconnects after a loss with capped exponential
-  backoff and full jitter. An *inbound* route lives as long as its accepted
-  connection and is keyed by that connection's remote ``(host, port)``: the
-  source handed to ``events.packet_received``, so a reply goes back on the
-  connection its request came in on, even to a client with no listener.
+  :meth:`TcpTransport.prepare`, which starts connecting) owns at most one
+  connection at a time. After a loss or a failed attempt it connects again only
+  when packets wait for it (at once if some are queued, else at the next send),
+  retrying with capped exponential backoff and full jitter while they wait; so
+  a connection that the peer closed for idleness is not reopened to sit idle.
+- An *inbound* route lives as long as its accepted connection and is keyed by
+  that connection's remote ``(host, port)``, the source handed to
+  ``events.packet_received``: a reply goes back on the connection its request
+  came in on, even to a client with no listener.
 - At most once: a packet is written to at most one connection, once. It waits
   in its route's queue only while it cannot be written (not connected yet, TLS
   handshake running, write buffer above its high-water mark) and leaves from
@@ -270,8 +273,10 @@ class _Route:
         if stream is not None and not stream.paused and not self.queue:
             stream.write(frame)
         elif self.queue and self.queued + len(frame) > self.owner.settings.queue_limit:
-            text = (f"tcp queue to {_display(*self.destination)} is full ({self.queued} bytes "
-                    f"waiting, queue_limit {self.owner.settings.queue_limit}); packet dropped")
+            text = (
+                f"tcp queue to {_display(*self.destination)} is full ({self.queued} bytes "
+                f"waiting, queue_limit {self.owner.settings.queue_limit}); packet dropped"
+            )
             self.owner.events.send_failed(self.destination, TransportError(errno.ENOBUFS, text))
         else:
             self.queue.append(frame)
@@ -330,7 +335,7 @@ class _Outbound(_Route):
 
     def send(self, frame: bytes) -> None:
         if self.stream is None and not self._connecting:
-            self.start()  # after an idle close, connections are made on demand
+            self.start()
         super().send(frame)
 
     def start(self) -> None:
@@ -348,12 +353,16 @@ class _Outbound(_Route):
         reason = _reason(error) if error is not None else "closed by the peer"
         if self.tls and not stream.received:
             reason += "; a TLS server that wants a client certificate closes like this"
-        text = (f"tcp connection to {_display(*self.destination)} lost ({reason}); packets "
-                "written to it may not have arrived; reconnecting")
+        text = (
+            f"tcp connection to {_display(*self.destination)} lost ({reason}); packets "
+            "written to it may not have arrived; reconnecting"
+        )
         self.owner.events.send_failed(self.destination, TransportError(text))
-        self.start()
+        if self.queue:
+            self.start()
 
     async def _connect_until_up(self) -> None:
+        """Connect, retrying with backoff while packets wait; with none, the next send retries."""
         try:
             while not self.owner.closed:
                 if self._attempts:
@@ -363,6 +372,8 @@ class _Outbound(_Route):
                 except TransportError as exc:
                     self._attempts += 1
                     self.owner.events.send_failed(self.destination, exc)
+                    if not self.queue:
+                        return
                     continue
                 if not stream.dead:
                     self._connected_at = asyncio.get_running_loop().time()
@@ -387,19 +398,26 @@ class _Outbound(_Route):
         try:
             async with asyncio.timeout(settings.connect_timeout):
                 _, stream = await loop.create_connection(
-                    lambda: _Stream(self.owner, self, self.destination), host, port,
+                    lambda: _Stream(self.owner, self, self.destination),
+                    host,
+                    port,
                     ssl=self.tls,
                     server_hostname=self.server_name if self.tls else None,
                     ssl_handshake_timeout=settings.connect_timeout if self.tls else None,
                 )
         except TimeoutError:
-            raise TransportError(errno.ETIMEDOUT, f"cannot connect to tcp {where}: no connection "
-                                 f"within connect_timeout ({settings.connect_timeout:g} s)") from None
+            raise TransportError(
+                errno.ETIMEDOUT,
+                f"cannot connect to tcp {where}: no connection "
+                f"within connect_timeout ({settings.connect_timeout:g} s)",
+            ) from None
         except ssl.SSLError as exc:
             raise TransportError(f"tls handshake with tcp {where} failed: {_reason(exc)}") from None
         except ConnectionResetError as exc:
             hint = " (is it listening with TLS?)" if self.tls else ""
-            raise _error(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}{hint}") from None
+            raise _error(
+                exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}{hint}"
+            ) from None
         except OSError as exc:
             raise _error(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}") from None
         return stream
@@ -408,10 +426,29 @@ class _Outbound(_Route):
 class TcpTransport(Transport):
     """Packets over TCP (optionally TLS): ordered, and lost only with their connection.
 
-    ``max_packet_size`` must cover the node's ``max_message_size`` plus framing
-    overhead, or the largest messages cannot travel; the default (64 MiB + 64
-    KiB) covers the node's default with room to spare. ``batch_size`` defaults
-    to 256 KiB, or ``max_packet_size`` if that is smaller.
+    Options (the keys of ``[listen.tcp]``; sizes in bytes, times in seconds):
+
+    - ``max_packet_size`` (64 MiB + 64 KiB): the largest packet sent or
+      accepted. It must cover the node's ``max_message_size`` plus framing
+      overhead, or the largest messages cannot travel.
+    - ``batch_size`` (256 KiB, or ``max_packet_size`` if smaller): the node
+      coalesces frames into packets up to this size; four of them is a
+      connection's write-buffer high-water mark.
+    - ``queue_limit`` (16 MiB): bytes that may wait per destination while it
+      connects or its buffer drains; a packet beyond is dropped and reported.
+    - ``connect_timeout`` (5), ``backoff_initial`` (0.05), ``backoff_max`` (5):
+      one connection attempt, TLS handshake included, and the bounds of the
+      jittered wait between attempts.
+    - ``keepalive`` (15; 0 turns it off): idle time before TCP keepalive
+      probes; a peer that answers none of three is declared dead after about
+      twice this.
+    - ``idle_timeout`` (none): close a connection after one to two such periods
+      without a byte read or written; an outbound one reopens at the next send.
+    - ``certificate``, ``private_key`` (PEM paths, both or neither): listen
+      with TLS. ``client_ca``: also require client certificates it signed.
+    - ``ca``, ``client_certificate``, ``client_key``: defaults for peers with
+      ``tls = true`` (see :meth:`check_peer_options`); without ``ca``, servers
+      are verified against the system trust store.
     """
 
     scheme = "tcp"
@@ -438,8 +475,14 @@ class TcpTransport(Transport):
     ) -> None:
         super().__init__(events)
         self.settings = _settings(
-            max_packet_size, batch_size, queue_limit, connect_timeout,
-            backoff_initial, backoff_max, keepalive, idle_timeout,
+            max_packet_size,
+            batch_size,
+            queue_limit,
+            connect_timeout,
+            backoff_initial,
+            backoff_max,
+            keepalive,
+            idle_timeout,
         )
         self.max_packet_size = self.settings.max_packet_size
         self.batch_size = self.settings.batch_size
@@ -462,10 +505,14 @@ class TcpTransport(Transport):
         if unknown:
             hint = ""
             if any("verify" in key or "insecure" in key for key in unknown):
-                hint = ("; certificate checks cannot be turned off: to trust a self-signed "
-                        "server, set ca to its certificate")
-            raise ConfigError(f"[{where}]: unknown key(s) {', '.join(unknown)}; tcp peers take "
-                              f"address, codec, compressor, {', '.join(_PEER_OPTIONS)}{hint}")
+                hint = (
+                    "; certificate checks cannot be turned off: to trust a self-signed "
+                    "server, set ca to its certificate"
+                )
+            raise ConfigError(
+                f"[{where}]: unknown key(s) {', '.join(unknown)}; tcp peers take "
+                f"address, codec, compressor, {', '.join(_PEER_OPTIONS)}{hint}"
+            )
         tls = options.get("tls", False)
         if not isinstance(tls, bool):
             raise ConfigError(f"[{where}] tls = {tls!r} is not allowed: true or false")
@@ -478,8 +525,10 @@ class TcpTransport(Transport):
         _both_or_neither(where, options, "client_certificate", "client_key")
         server_name = options.get("server_name")
         if server_name is not None and (not isinstance(server_name, str) or not server_name):
-            raise ConfigError(f"[{where}] server_name = {server_name!r} is not allowed: "
-                              "a host name or IP address (string)")
+            raise ConfigError(
+                f"[{where}] server_name = {server_name!r} is not allowed: "
+                "a host name or IP address (string)"
+            )
 
     async def listen(self, host: str, port: int) -> HostPort:
         """Accept connections on host:port (port 0 picks a free port); return what was bound."""
@@ -586,8 +635,9 @@ class TcpTransport(Transport):
             self._drained.set()
 
     def stream_malformed(self, stream: _Stream, error: MalformedFrame) -> None:
-        self._log.warning("malformed_stream", "tcp connection with %s closed: %s",
-                          _display(*stream.source), error)
+        self._log.warning(
+            "malformed_stream", "tcp connection with %s closed: %s", _display(*stream.source), error
+        )
 
     def forget(self, route: _Route) -> None:
         if self._routes.get(route.destination) is route:
@@ -606,8 +656,12 @@ class TcpTransport(Transport):
                 raw, stream, context, server_side=True, ssl_handshake_timeout=timeout
             )
         except OSError as exc:
-            self._log.warning("tls_handshake", "tls handshake with tcp client %s failed: %s",
-                              _display(*stream.source), _reason(exc))
+            self._log.warning(
+                "tls_handshake",
+                "tls handshake with tcp client %s failed: %s",
+                _display(*stream.source),
+                _reason(exc),
+            )
         finally:
             if tls is None or stream.dead:  # its connection_lost will not be called now
                 self.stream_closed(stream)
@@ -661,15 +715,23 @@ class TcpTransport(Transport):
 
 
 def _settings(
-    max_packet_size: object, batch_size: object, queue_limit: object, connect_timeout: object,
-    backoff_initial: object, backoff_max: object, keepalive: object, idle_timeout: object,
+    max_packet_size: object,
+    batch_size: object,
+    queue_limit: object,
+    connect_timeout: object,
+    backoff_initial: object,
+    backoff_max: object,
+    keepalive: object,
+    idle_timeout: object,
 ) -> _Settings:
     size = _integer("max_packet_size", max_packet_size, 1 * _KIB, _MAX_PACKET)
     initial = _seconds("backoff_initial", backoff_initial)
     most = _seconds("backoff_max", backoff_max)
     if most < initial:
-        raise ConfigError(f"[listen.tcp] backoff_max = {backoff_max!r} is not allowed: "
-                          f"at least backoff_initial ({backoff_initial!r})")
+        raise ConfigError(
+            f"[listen.tcp] backoff_max = {backoff_max!r} is not allowed: "
+            f"at least backoff_initial ({backoff_initial!r})"
+        )
     return _Settings(
         max_packet_size=size,
         batch_size=_integer(
@@ -692,8 +754,10 @@ def _server_tls(
     _both_or_neither(where, options, "certificate", "private_key")
     if certificate is None:
         if client_ca is not None:
-            raise ConfigError(f"[{where}] client_ca needs certificate and private_key: "
-                              "client certificates are only checked over TLS")
+            raise ConfigError(
+                f"[{where}] client_ca needs certificate and private_key: "
+                "client certificates are only checked over TLS"
+            )
         return None
     return server_context(
         where,
@@ -725,17 +789,16 @@ def _check_port(where: str, port: object, low: int) -> None:
 async def _resolve(host: str, port: int) -> HostPort:
     """A numeric address for host:port: literals at once, names with the loop's resolver."""
     try:
-        infos = socket.getaddrinfo(
-            host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
-        )
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     except (OSError, UnicodeError):
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
         except (OSError, UnicodeError) as exc:
-            raise TransportError(f"cannot resolve tcp {_display(host, port)}: "
-                                 f"{_reason(exc)}") from None
+            raise TransportError(
+                f"cannot resolve tcp {_display(host, port)}: {_reason(exc)}"
+            ) from None
     for family, _, _, _, sockaddr in infos:
         if family in (socket.AF_INET, socket.AF_INET6):
             return (str(sockaddr[0]), int(sockaddr[1]))

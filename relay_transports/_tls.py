@@ -35,13 +35,15 @@ def check_pem_path(where: str, name: str, value: object) -> str:
         raise ConfigError(f"[{where}] {name} = {value!r} is not allowed: {_PEM_PATH}")
     path = Path(value)
     if not path.is_file() or not os.access(path, os.R_OK):
-        raise ConfigError(f"[{where}] {name} = {str(value)!r}: no readable file there; "
-                          f"expected {_PEM_PATH}")
+        raise ConfigError(
+            f"[{where}] {name} = {str(value)!r}: no readable file there; expected {_PEM_PATH}"
+        )
     return str(path)
 
 
-def server_context(where: str, certificate: str, private_key: str,
-                   client_ca: str | None = None) -> ssl.SSLContext:
+def server_context(
+    where: str, certificate: str, private_key: str, client_ca: str | None = None
+) -> ssl.SSLContext:
     """A server context presenting ``certificate``; with ``client_ca``, clients must
     present a certificate that it signed (mutual TLS)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -53,8 +55,12 @@ def server_context(where: str, certificate: str, private_key: str,
     return context
 
 
-def client_context(where: str, ca: str | None = None, certificate: str | None = None,
-                   private_key: str | None = None) -> ssl.SSLContext:
+def client_context(
+    where: str,
+    ca: str | None = None,
+    certificate: str | None = None,
+    private_key: str | None = None,
+) -> ssl.SSLContext:
     """A client context that verifies servers against ``ca`` (default: the system trust
     store) and presents ``certificate`` to servers that ask for one."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies chain and host name
@@ -64,8 +70,7 @@ def client_context(where: str, ca: str | None = None, certificate: str | None = 
     else:
         _load_trust(context, where, "ca", ca)
     if certificate is not None and private_key is not None:
-        _load_pair(context, where, ("client_certificate", certificate),
-                   ("client_key", private_key))
+        _load_pair(context, where, ("client_certificate", certificate), ("client_key", private_key))
     return context
 
 
@@ -82,8 +87,9 @@ def _refuse_passphrase() -> bytes:
     raise ConfigError("the private key is encrypted; net-relay needs an unencrypted PEM key file")
 
 
-def _load_pair(context: ssl.SSLContext, where: str, certificate: tuple[str, str],
-               key: tuple[str, str]) -> None:
+def _load_pair(
+    context: ssl.SSLContext, where: str, certificate: tuple[str, str], key: tuple[str, str]
+) -> None:
     try:
         context.load_cert_chain(certificate[1], key[1], password=_refuse_passphrase)
     except ConfigError as exc:
@@ -92,12 +98,15 @@ def _load_pair(context: ssl.SSLContext, where: str, certificate: tuple[str, str]
         raise ConfigError(
             f"[{where}] {certificate[0]} = {certificate[1]!r}, {key[0]} = {key[1]!r}: cannot load "
             f"them ({describe_tls_error(exc)}); expected a PEM certificate (chain) and the "
-            "unencrypted PEM private key that matches it") from None
+            "unencrypted PEM private key that matches it"
+        ) from None
 
 
 def _load_trust(context: ssl.SSLContext, where: str, name: str, path: str) -> None:
     try:
         context.load_verify_locations(cafile=path)
     except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ConfigError(f"[{where}] {name} = {path!r}: cannot load it ({describe_tls_error(exc)});"
-                          " expected one or more PEM CA certificates") from None
+        raise ConfigError(
+            f"[{where}] {name} = {path!r}: cannot load it ({describe_tls_error(exc)});"
+            " expected one or more PEM CA certificates"
+        ) from None

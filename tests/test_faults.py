@@ -473,3 +473,26 @@ async def test_over_udp_loopback_every_datagram_arrives_twice_with_duplicate_one
         await receiver.close()
     arrived = sorted(packet for packet, _ in receiver_events.packets)
     assert arrived == sorted(numbered(10) * 2)
+
+
+async def test_over_a_stream_transport_faults_act_on_whole_packets_and_framing_holds() -> None:
+    tcp = pytest.importorskip("relay_transports._tcp")
+    receiver_events = Recorder()
+    receiver = tcp.TcpTransport(receiver_events)
+    profile = FaultProfile(drop=0.3, duplicate=0.3, reorder=0.2, seed=5)
+    sender = FaultyTransport.wrap(Recorder(), tcp.TcpTransport, outbound=profile)
+    packets = [index.to_bytes(4, "big") * (index + 1) for index in range(100)]
+    try:
+        destination = await sender.prepare(*await receiver.listen("127.0.0.1", 0))
+        assert sender.reliable
+        for packet in packets:
+            sender.send(destination, packet)
+        stats = sender.stats()
+        expected = len(packets) - stats["dropped"] + stats["duplicated"]
+        await until(lambda: len(receiver_events.packets) == expected)
+    finally:
+        await sender.close()
+        await receiver.close()
+    arrived = [packet for packet, _ in receiver_events.packets]
+    assert set(arrived) <= set(packets)  # whole packets only: the stream framing is intact
+    assert 0 < stats["dropped"] and len(set(arrived)) == len(packets) - stats["dropped"]

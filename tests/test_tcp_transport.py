@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from relay_core import ConfigError, HostPort, MessageTooLarge, TransportError
-from relay_core._framing import frame_for_stream
+from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_transports._tcp import TcpTransport
 
 WAIT_LIMIT = 20.0
@@ -172,7 +172,9 @@ async def test_a_client_reconnects_to_a_restarted_server_and_sends_nothing_twice
     assert second_events.payloads == [*numbered(10, start=10), b"later"]
 
 
-async def test_packets_queued_before_the_first_connection_go_out_once_it_is_up(refusing: socket.socket) -> None:
+async def test_packets_queued_before_the_first_connection_go_out_once_it_is_up(
+    refusing: socket.socket,
+) -> None:
     host, port = refusing.getsockname()
     server_events, client_events = Recorder(), Recorder()
     async with tcp(client_events, **QUICK_BACKOFF) as client:
@@ -206,7 +208,9 @@ async def test_the_queue_is_bounded_and_overflow_is_reported(refusing: socket.so
     assert all(destination == failed for failed, _ in client_events.failures)
 
 
-async def test_an_empty_queue_takes_one_packet_larger_than_its_limit(refusing: socket.socket) -> None:
+async def test_an_empty_queue_takes_one_packet_larger_than_its_limit(
+    refusing: socket.socket,
+) -> None:
     events = Recorder()
     async with tcp(events, queue_limit=0) as client:
         destination = await client.prepare(*refusing.getsockname())
@@ -225,6 +229,39 @@ async def test_a_listener_closes_idle_connections_and_the_client_reconnects() ->
         client.send(destination, b"second")
         await server_events.until(lambda: len(server_events.packets) == 2)
     assert server_events.payloads == [b"first", b"second"]
+
+
+async def test_a_peer_that_stops_reading_makes_packets_drop_not_memory_grow() -> None:
+    loop = asyncio.get_running_loop()
+    events = Recorder()
+    size, limit = 64 * 1024, 1024 * 1024
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        async with tcp(events, batch_size=size, queue_limit=limit) as client:
+            destination = await client.prepare(*listener.getsockname()[:2])
+            client.send(destination, b"hello")
+            peer, _ = await loop.sock_accept(listener)
+            with peer:
+                await read_packets(peer, 1)  # the connection is up; now stop reading
+                sent = 0
+                while not events.failures and sent < 1024:  # 64 MiB: far beyond any buffer
+                    client.send(destination, sent.to_bytes(4, "big") + bytes(size - 4))
+                    sent += 1
+                assert events.failed_with("queue")
+                arrived = await read_packets(peer, sent - len(events.failures))
+    numbers = [int.from_bytes(packet[:4], "big") for packet in arrived]
+    assert numbers == sorted(set(numbers))  # in order, none twice
+
+
+async def read_packets(sock: socket.socket, count: int) -> list[bytes]:
+    """Read ``count`` length-prefixed packets from a raw socket."""
+    loop = asyncio.get_running_loop()
+    deframer = StreamDeframer(max_packet_size=1 << 20)
+    packets: list[bytes] = []
+    async with asyncio.timeout(WAIT_LIMIT):
+        while len(packets) < count:
+            packets += deframer.feed(await loop.sock_recv(sock, 1 << 20))
+    return packets
 
 
 # -- bad input and closing ------------------------------------------------------
@@ -314,7 +351,8 @@ def test_a_bad_option_names_itself_its_value_and_what_is_allowed(
     option: str, value: object, allowed: str
 ) -> None:
     with pytest.raises(ConfigError, match=f"\\[listen.tcp\\] {option} = .*{allowed}"):
-        TcpTransport(Recorder(), **{option: value})
+        options: dict[str, Any] = {option: value}
+        TcpTransport(Recorder(), **options)
 
 
 def test_the_defaults_are_valid() -> None:
@@ -325,7 +363,9 @@ def test_the_defaults_are_valid() -> None:
 
 
 def test_peer_options_reject_unknown_keys_listing_the_allowed_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown key\\(s\\) colour; tcp peers take .*server_name"):
+    with pytest.raises(
+        ConfigError, match="unknown key\\(s\\) colour; tcp peers take .*server_name"
+    ):
         TcpTransport.check_peer_options({"colour": "red"}, "peers.beta")
 
 

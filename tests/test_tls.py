@@ -8,6 +8,7 @@ import logging
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -25,15 +26,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def serving(pki: Pki, **options: object) -> dict[str, object]:
+def serving(pki: Pki, **options: object) -> dict[str, Any]:
     return {"certificate": str(pki.server_cert), "private_key": str(pki.server_key), **options}
 
 
-def trusting(pki: Pki, **options: object) -> dict[str, object]:
+def trusting(pki: Pki, **options: object) -> dict[str, Any]:
     return {"tls": True, "ca": str(pki.ca_cert), **options}
 
 
-def with_client_certificate(pki: Pki) -> dict[str, object]:
+def with_client_certificate(pki: Pki) -> dict[str, Any]:
     return trusting(pki, client_certificate=str(pki.client_cert), client_key=str(pki.client_key))
 
 
@@ -65,11 +66,13 @@ async def test_a_server_with_a_certificate_from_the_trusted_ca_is_accepted(
 
 async def test_the_trusted_ca_can_be_a_transport_wide_default(pki: Pki) -> None:
     server_events = Recorder()
-    async with tcp(server_events, **serving(pki)) as server:
-        async with tcp(Recorder(), ca=str(pki.ca_cert)) as client:
-            destination = await client.prepare(*await server.listen("127.0.0.1", 0), {"tls": True})
-            client.send(destination, b"trusted by default")
-            await server_events.until(lambda: len(server_events.packets) == 1)
+    async with (
+        tcp(server_events, **serving(pki)) as server,
+        tcp(Recorder(), ca=str(pki.ca_cert)) as client,
+    ):
+        destination = await client.prepare(*await server.listen("127.0.0.1", 0), {"tls": True})
+        client.send(destination, b"trusted by default")
+        await server_events.until(lambda: len(server_events.packets) == 1)
 
 
 async def test_a_server_certificate_from_another_ca_is_rejected(pki: Pki) -> None:
@@ -197,11 +200,13 @@ def test_an_encrypted_private_key_is_refused_without_a_passphrase_prompt(
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     encrypted = tmp_path / "encrypted-key.pem"
-    encrypted.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"secret"),
-    ))
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     with pytest.raises(ConfigError, match="private_key = .*: the private key is encrypted"):
         TcpTransport(Recorder(), **serving(pki, private_key=str(encrypted)))
 

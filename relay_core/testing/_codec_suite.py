@@ -2,22 +2,17 @@
 
 A plugin author subclasses :class:`CodecConformance` in a ``Test*`` class and
 returns a codec from ``make_codec``; pytest collects the inherited tests. The
-data model is the one docs/codecs.md describes; its limits are restated here
-(``MODEL_INT_MIN`` .. ``MODEL_INT_MAX``, ``MODEL_MAX_DEPTH``) because a plugin
-must meet them exactly: a message one codec takes, every codec takes.
+values it uses, and the data model's limits, are in ``_codec_samples``.
 
-The suite registers three message types of its own (``net_relay_kit.*``) in
+The suite's message types (``net_relay_kit.*``) live in
 :data:`relay_core.message_types`, so the codec under test must use that
 registry, which is what codecs do unless given another.
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import pytest
@@ -26,178 +21,32 @@ from hypothesis import strategies as st
 
 from .._errors import DecodeError, EncodeError
 from .._interfaces import Codec
-from .._messages import UnknownMessage, message, message_types
+from .._messages import UnknownMessage
+from ._codec_samples import (
+    MODEL_INT_MAX,
+    MODEL_INT_MIN,
+    MODEL_MAX_DEPTH,
+    MUTATIONS,
+    NESTINGS,
+    OUTSIDE_THE_MODEL,
+    VERSIONED,
+    WRAPPERS,
+    KitSample,
+    KitVersioned,
+    canonical,
+    model_values,
+    mutated,
+    nested,
+    self_containing_dict,
+    self_containing_list,
+)
 from ._registration import registered_names
 
-__all__ = ["MODEL_INT_MAX", "MODEL_INT_MIN", "MODEL_MAX_DEPTH", "CodecConformance",
-           "model_values"]
-
-MODEL_INT_MIN = -(2**63)
-MODEL_INT_MAX = 2**64 - 1
-MODEL_MAX_DEPTH = 256
-"""Levels of nesting every codec carries: each list or dict counts one, a message two."""
+__all__ = ["CodecConformance"]
 
 # Inherited @given tests run on many subclasses: that is the point of the suite.
 _RELAXED = settings(deadline=None,
                     suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow])
-
-
-@message("net_relay_kit.Sample")
-@dataclass
-class KitSample:
-    """A registered message with a field of each common kind."""
-
-    text: str
-    number: int = 0
-    blob: bytes = b""
-    items: list[object] = field(default_factory=list)
-
-
-@message("net_relay_kit.Versioned")
-@dataclass
-class KitVersioned:
-    """Version N of a message; the suite writes versions N-1 and N+1 as UnknownMessage."""
-
-    required: int
-    added_later: str = "default"
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Unregistered:
-    value: int
-
-
-_VERSIONED = "net_relay_kit.Versioned"
-_NEST = "net_relay_kit.Nest"  # never registered: nested ones decode as UnknownMessage
-_KEYS = st.text(max_size=6) | st.sampled_from(["$bytes", "$float", "$message", "$dict", "$"])
-_INTS = st.integers(MODEL_INT_MIN, MODEL_INT_MAX)
-_SCALARS = (st.none() | st.booleans() | _INTS | st.floats() | st.text() | st.binary()
-            | st.builds(bytearray, st.binary(max_size=8)))
-
-
-def _containers(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
-    fields = st.dictionaries(_KEYS, children, max_size=4)
-    return (st.lists(children, max_size=4)
-            | st.lists(children, max_size=3).map(tuple)
-            | fields
-            | st.builds(KitSample, text=st.text(), number=_INTS, blob=st.binary(),
-                        items=st.lists(children, max_size=3))
-            | st.builds(UnknownMessage, st.sampled_from(["net_relay_kit.Other", "app.v2.Event"]),
-                        fields))
-
-
-def model_values() -> st.SearchStrategy[object]:
-    """Hypothesis strategy for values inside the data model, nested a few levels."""
-    return st.recursive(_SCALARS, _containers, max_leaves=12)
-
-
-_SCALAR_BASES: tuple[type, ...] = (bool, int, float, str, bytes)  # bool before its base int
-
-
-def canonical(value: object) -> object:
-    """What a value and its round trip share: tuples are lists, bytearrays bytes, NaN is NaN,
-    and every scalar keeps its type (so ``1`` is not ``True`` and not ``1.0``)."""
-    if isinstance(value, float) and math.isnan(value):
-        return ("float", "nan")
-    if isinstance(value, bytearray | memoryview):
-        return ("bytes", bytes(value))
-    if isinstance(value, list | tuple):
-        return [canonical(item) for item in value]
-    if isinstance(value, dict):
-        return {key: canonical(item) for key, item in value.items()}
-    pair = message_types.describe(value)
-    if pair is not None:
-        return ("message", pair[0], canonical(pair[1]))
-    for base in _SCALAR_BASES:
-        if isinstance(value, base):
-            return (base.__name__, base(value))
-    return ("other", value)
-
-
-def _nested(levels: int, wrap: Callable[[object], object], seed: object) -> object:
-    value = seed
-    for _ in range(levels - 1):
-        value = wrap(value)
-    return value
-
-
-def _in_list(value: object) -> object:
-    return [value]
-
-
-def _in_map(value: object) -> object:
-    return {"k": value}
-
-
-def _in_message(value: object) -> object:
-    return UnknownMessage(_NEST, {"k": value})
-
-
-_NESTINGS: dict[str, tuple[Callable[[object], object], object]] = {
-    "lists": (_in_list, []),
-    "maps": (_in_map, {}),
-    "messages": (_in_message, UnknownMessage(_NEST, {})),
-}
-
-
-def _self_containing_list() -> list[object]:
-    loop: list[object] = []
-    loop.append(loop)
-    return loop
-
-
-def _self_containing_dict() -> dict[str, object]:
-    loop: dict[str, object] = {}
-    loop["self"] = loop
-    return loop
-
-
-_OUTSIDE_THE_MODEL: list[tuple[str, object]] = [
-    ("set", {1, 2}),
-    ("frozenset", frozenset({1})),
-    ("complex", 1j),
-    ("datetime", datetime.datetime(2024, 1, 1)),
-    ("decimal", decimal.Decimal("1.5")),
-    ("object", object()),
-    ("class", int),
-    ("function", len),
-    ("range", range(3)),
-    ("unregistered dataclass", _Unregistered(1)),
-    ("bytes key", {b"k": 1}),
-    ("float key", {1.5: 1}),
-    ("None key", {None: 1}),
-    ("tuple key", {(1,): 1}),
-    ("bool key", {True: 1}),
-    ("int above the range", MODEL_INT_MAX + 1),
-    ("int below the range", MODEL_INT_MIN - 1),
-    ("lone surrogate", "\ud800"),
-]
-_WRAPPERS: list[tuple[str, Callable[[object], object]]] = [
-    ("in a list", _in_list),
-    ("in a dict", _in_map),
-    ("in a message", lambda value: KitSample(text="t", items=[value])),
-]
-_MUTATIONS = st.lists(
-    st.tuples(st.sampled_from(["flip", "cut", "insert", "delete"]),
-              st.integers(0, 1 << 16), st.integers(0, 255)),
-    min_size=1, max_size=4)
-
-
-def _mutated(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
-    damaged = bytearray(data)
-    for operation, position, byte in mutations:
-        at = position % (len(damaged) + 1)
-        if operation == "insert":
-            damaged.insert(at, byte)
-        elif operation == "cut":
-            del damaged[at:]
-        elif damaged and at < len(damaged):
-            if operation == "flip":
-                damaged[at] ^= byte or 1
-            else:
-                del damaged[at]
-    return bytes(damaged)
 
 
 class CodecConformance:
@@ -218,9 +67,9 @@ class CodecConformance:
         and suffix (CBOR, JSON, msgpack arrays and maps). Override it for a kind
         your format length-prefixes; a None skips that test.
         """
-        wrap, seed = _NESTINGS[kind]
+        wrap, seed = NESTINGS[kind]
         codec = self.make_codec()
-        shapes = [codec.encode(_nested(count, wrap, seed)) for count in (1, 2, 3)]
+        shapes = [codec.encode(nested(count, wrap, seed)) for count in (1, 2, 3)]
         parts = _prefix_and_suffix(*shapes)
         if parts is None:
             return None
@@ -289,8 +138,8 @@ class CodecConformance:
 
     @pytest.mark.parametrize("kind", ["lists", "maps"])
     def test_nesting_up_to_the_depth_limit_survives(self, kind: str) -> None:
-        wrap, seed = _NESTINGS[kind]
-        self._assert_survives(_nested(MODEL_MAX_DEPTH, wrap, seed))
+        wrap, seed = NESTINGS[kind]
+        self._assert_survives(nested(MODEL_MAX_DEPTH, wrap, seed))
 
     # -- messages ------------------------------------------------------------
 
@@ -313,33 +162,33 @@ class CodecConformance:
         assert codec.encode(decoded) == codec.encode(original)
 
     def test_decoding_ignores_fields_the_receiver_does_not_know(self) -> None:
-        newer = UnknownMessage(_VERSIONED, {"required": 1, "added_later": "x", "tags": ["t"],
+        newer = UnknownMessage(VERSIONED, {"required": 1, "added_later": "x", "tags": ["t"],
                                             "from_version_n_plus_1": {"n": 2}})
         assert self._round_trip(newer) == KitVersioned(required=1, added_later="x", tags=["t"])
 
     def test_decoding_fills_fields_the_sender_did_not_know_with_their_defaults(self) -> None:
-        older = UnknownMessage(_VERSIONED, {"required": 7})
+        older = UnknownMessage(VERSIONED, {"required": 7})
         assert self._round_trip(older) == KitVersioned(required=7, added_later="default", tags=[])
 
     def test_decoding_a_message_without_a_required_field_raises_decode_error(self) -> None:
         codec = self.make_codec()
-        encoded = codec.encode(UnknownMessage(_VERSIONED, {"added_later": "x"}))
+        encoded = codec.encode(UnknownMessage(VERSIONED, {"added_later": "x"}))
         with pytest.raises(DecodeError):
             codec.decode(encoded)
 
     # -- what does not encode ------------------------------------------------
 
-    @pytest.mark.parametrize("value", [value for _, value in _OUTSIDE_THE_MODEL],
-                             ids=[name for name, _ in _OUTSIDE_THE_MODEL])
+    @pytest.mark.parametrize("value", [value for _, value in OUTSIDE_THE_MODEL],
+                             ids=[name for name, _ in OUTSIDE_THE_MODEL])
     def test_a_value_outside_the_model_raises_encode_error(self, value: object) -> None:
         with pytest.raises(EncodeError):
             self.make_codec().encode(value)
 
-    @pytest.mark.parametrize("wrap", [wrap for _, wrap in _WRAPPERS],
-                             ids=[name for name, _ in _WRAPPERS])
-    @pytest.mark.parametrize("value", [value for _, value in _OUTSIDE_THE_MODEL],
-                             ids=[name for name, _ in _OUTSIDE_THE_MODEL])
-    def test_a_value_outside_the_model_raises_encode_error_wherever_it_is_nested(
+    @pytest.mark.parametrize("wrap", [wrap for _, wrap in WRAPPERS],
+                             ids=[name for name, _ in WRAPPERS])
+    @pytest.mark.parametrize("value", [value for _, value in OUTSIDE_THE_MODEL],
+                             ids=[name for name, _ in OUTSIDE_THE_MODEL])
+    def test_a_value_outside_the_model_raises_encode_error_wherever_it_isnested(
         self, value: object, wrap: Callable[[object], object]
     ) -> None:
         with pytest.raises(EncodeError):
@@ -347,11 +196,11 @@ class CodecConformance:
 
     @pytest.mark.parametrize("kind", ["lists", "maps"])
     def test_nesting_deeper_than_the_limit_raises_encode_error(self, kind: str) -> None:
-        wrap, seed = _NESTINGS[kind]
+        wrap, seed = NESTINGS[kind]
         with pytest.raises(EncodeError):
-            self.make_codec().encode(_nested(MODEL_MAX_DEPTH + 1, wrap, seed))
+            self.make_codec().encode(nested(MODEL_MAX_DEPTH + 1, wrap, seed))
 
-    @pytest.mark.parametrize("make", [_self_containing_list, _self_containing_dict],
+    @pytest.mark.parametrize("make", [self_containing_list, self_containing_dict],
                              ids=["list", "dict"])
     def test_a_value_that_contains_itself_raises_encode_error(
         self, make: Callable[[], object]
@@ -385,14 +234,14 @@ class CodecConformance:
         self._decodes_into_the_model_or_refuses(data)
 
     @_RELAXED
-    @given(value=model_values(), mutations=_MUTATIONS)
+    @given(value=model_values(), mutations=MUTATIONS)
     def test_damaged_encodings_decode_into_the_model_or_raise_decode_error(
         self, value: object, mutations: list[tuple[str, int, int]]
     ) -> None:
         encoded = self.make_codec().encode(value)
-        self._decodes_into_the_model_or_refuses(_mutated(encoded, mutations))
+        self._decodes_into_the_model_or_refuses(mutated(encoded, mutations))
 
-    @pytest.mark.parametrize("kind", list(_NESTINGS))
+    @pytest.mark.parametrize("kind", list(NESTINGS))
     def test_deeply_nested_input_raises_decode_error(self, kind: str) -> None:
         bomb = self.deeply_nested_encoding(kind, self.nesting_bomb_levels)
         if bomb is None:
