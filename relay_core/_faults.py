@@ -10,7 +10,7 @@ Rules this module keeps:
 
 - Every decision is drawn from one ``random.Random(seed)`` per profile in use
   (inbound, outbound, and each destination with a profile of its own), in a
-  fixed order per packet: drop, jitter, corrupt, reorder, duplicate, corrupt
+  fixed order per packet: drop, jitter, reorder, corrupt, duplicate, corrupt
   the copy. A seeded profile decides the same way for the same packets.
 - Faults act on whole packets, above the wrapped transport's framing: on a
   stream transport a lost packet is one the stream never carried, and the

@@ -28,7 +28,6 @@ from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig,
 from relay_core._demo import echo
 from relay_core._faults import DEFAULT_MAX_IN_FLIGHT
 
-
 MESSAGES = 3000
 NASTY = {"drop": 0.05, "duplicate": 0.3, "reorder": 0.1, "seed": 7}
 

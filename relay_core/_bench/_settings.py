@@ -98,9 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("--runs", "runs per row; the median is reported (3)"),
     ):
         parser.add_argument(flag, type=int, metavar="N", help=text)
-    parser.add_argument("--transports", help="e.g. udp,tcp,quic (every installed transport)")
-    parser.add_argument("--codecs", help="e.g. msgpack,cbor,json (msgpack)")
-    parser.add_argument("--baselines", help="raw,pyzmq or fewer; '' for none (both)")
+    parser.add_argument("--transports", metavar="NAMES", help="e.g. udp,tcp,quic (every installed transport)")
+    parser.add_argument("--codecs", metavar="NAMES", help="e.g. msgpack,cbor,json (msgpack)")
+    parser.add_argument("--baselines", metavar="NAMES", help="raw,pyzmq or fewer; '' for none (both)")
     parser.add_argument("--pin", action="store_true", help="run every process on CPU 0")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quick", action="store_true", help="tiny counts, one run")

@@ -25,7 +25,6 @@ __all__ = [
     "MODEL_INT_MIN",
     "MODEL_MAX_DEPTH",
     "MUTATIONS",
-    "NEST",
     "NESTINGS",
     "OUTSIDE_THE_MODEL",
     "VERSIONED",
@@ -44,7 +43,6 @@ MODEL_INT_MIN = -(2**63)
 MODEL_INT_MAX = 2**64 - 1
 MODEL_MAX_DEPTH = 256
 """Levels of nesting every codec carries: each list or dict counts one, a message two."""
-
 
 
 @message("net_relay_kit.Sample")
