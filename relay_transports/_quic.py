@@ -21,6 +21,9 @@ Rules this module keeps:
 - A received packet is reported with the address that :meth:`QuicTransport.send`
   answers over the same connection: the destination for a connection we opened,
   the client's address for one we accepted.
+- Servers are always verified (chain and name) against ``ca``, else the
+  system's CA store; ``insecure_skip_verify`` is the loud, development-only
+  exception, logged at every connection it makes.
 - With ``client_ca``, a listener asks clients for a certificate and checks it
   itself (aioquic does neither), before a byte from the client is delivered.
 - Each datagram is checked against the peer's limits before aioquic sees it:
@@ -169,11 +172,15 @@ def _datagram_limit(connection: QuicConnection) -> int:
 
 
 def _describe(event: ConnectionTerminated) -> str:
+    """Why a connection ended, in words: aioquic's reason and the error code's name."""
     code = event.error_code
     if QuicErrorCode.CRYPTO_ERROR <= code < QuicErrorCode.CRYPTO_ERROR + 256:
         name = f"TLS alert {code - QuicErrorCode.CRYPTO_ERROR}"
     else:
-        name = QuicErrorCode(code).name if code in QuicErrorCode._value2member_map_ else hex(code)
+        try:
+            name = QuicErrorCode(code).name
+        except ValueError:
+            name = f"error {code:#x}"
     return f"{event.reason_phrase} ({name})" if event.reason_phrase else name
 
 
@@ -552,7 +559,8 @@ class _Listener:
         self.connections: set[_Connection] = set()
 
     def make_connection(self, quic: QuicConnection, stream_handler: object = None) -> _Connection:
-        """Called by aioquic's server for each new client, as its ``create_protocol``."""
+        """Called by aioquic's server for each new client, as its ``create_protocol``
+        (which also passes a ``stream_handler``: this transport reads streams itself)."""
         transport = self.transport
         if transport.client_ca is not None:
             _ask_for_client_certificate(quic)
@@ -564,8 +572,8 @@ class _Listener:
     def connection_ready(self, connection: _Connection) -> None:
         problem = self.transport.check_client(connection)
         if problem is not None:
-            self.transport.warnings.warning("client_rejected", "quic client %s rejected: %s",
-                                       connection.label, problem)
+            self.transport.warnings.warning(
+                "client_rejected", "quic client %s rejected: %s", connection.label, problem)
             connection.fail(f"client certificate rejected: {problem}", _BAD_CERTIFICATE)
             return
         assert connection.remote is not None  # known since its first datagram
