@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Protocol
 
-from ._address import Address, format_host_port
+from ._address import Address, format_host_port, parse_address
 from ._calls import ActiveRequests, CallKey, PendingCalls
 from ._config import NodeConfig
 from ._error_payload import ErrorCode, error_from_payload, error_payload
@@ -219,12 +219,20 @@ class Dispatcher:
         if link is None or link.error is not None:
             peer = peer or self._peer_names.get(key)
             link = self._new_link(key, address.node_url(), peer, pinned=True)
+            link.fallback = self._fallback_of(peer)
             options = (transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
                        if peer else {})
             self._start_task(self._prepare(link, address, options, peer))
         else:
             self._links.pin(link)
         return link
+
+    def _fallback_of(self, peer: str | None) -> tuple[Address, str] | None:
+        fallback = self._config.peers[peer].options.get("fallback") if peer else None
+        if not isinstance(fallback, str):
+            return None
+        assert peer is not None
+        return parse_address(fallback, forbid_actor=True), peer
 
     def _new_link(self, key: LinkKey, url: str, peer: str | None, *, pinned: bool,
                   sealer: Sealer | None = None) -> PeerLink:
@@ -324,6 +332,9 @@ class Dispatcher:
         try:
             link.coalescer.add(frame)
         except MessageTooLarge as exc:
+            if link.fallback is not None:
+                self._queue(self.link(*link.fallback), frame)
+                return
             link.counters.oversize += 1
             hint = (
                 ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._address import Address
 from ._coalesce import Coalescer
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._seal import TAG_SIZE, Sealer
@@ -34,6 +35,7 @@ class PeerLink:
         "destination",
         "dirty",
         "error",
+        "fallback",
         "frame_encoders",
         "label",
         "pinned",
@@ -62,6 +64,8 @@ class PeerLink:
         self.coalescer = Coalescer(transport.batch_size - overhead,
                                    transport.max_packet_size - overhead)
         self.sealer = sealer
+        self.fallback: tuple[Address, str] | None = None
+        """A stream transport address (and the peer name) for frames too big for this link."""
         """Seals this link's packets (a peer with keys), or None."""
         self.destination: HostPort | None = None
         """None until the transport has resolved and prepared it."""

@@ -64,6 +64,17 @@ class Node:
             transport = self.registry.transport_class(peer.parsed.scheme)
             options = transport_options(peer.options, NODE_PEER_KEYS)
             transport.check_peer_options(options, f"peers.{name}")
+            if "fallback" in peer.options:
+                self._check_fallback(name, peer.options["fallback"])
+
+    def _check_fallback(self, peer: str, fallback: object) -> None:
+        where = f"[peers.{peer}] fallback = {fallback!r}"
+        if not isinstance(fallback, str):
+            raise ConfigError(f"{where}: must be a node URL such as \"tcp://HOST:PORT\"")
+        address = parse_address(fallback, forbid_actor=True)
+        if not self.registry.transport_class(address.scheme).reliable:
+            raise ConfigError(f"{where}: the fallback must use a stream transport "
+                              "(tcp://, or quic:// in stream mode)")
 
     @property
     def name(self) -> str:
