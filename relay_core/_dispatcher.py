@@ -258,6 +258,7 @@ class Dispatcher:
         try:
             link.destination = await link.transport.prepare(address.host, address.port, options)
             self._faults.destination_prepared(link.transport, link.destination, peer)
+            self._fit_link(link)
         except RelayError as exc:
             link.error = exc
             dropped = sum(len(group) for group in link.coalescer.drain())
@@ -268,6 +269,14 @@ class Dispatcher:
             return
         if link.coalescer:
             self._mark_dirty(link)
+
+    def _fit_link(self, link: PeerLink) -> None:
+        """Size the link's packets to what its destination takes, if that differs."""
+        assert link.destination is not None
+        limits = link.transport.packet_limits(link.destination)
+        if limits != (link.transport.batch_size, link.transport.max_packet_size):
+            dropped = link.resize(*limits)
+            link.counters.oversize += dropped
 
     def send(self, link: PeerLink, target: str, message: object) -> None:
         """Encode ``message`` for ``target`` and queue it; raise for what is known now."""
@@ -601,6 +610,7 @@ class Dispatcher:
             sealer = None if key_id is None else self._security.reply_sealer(key_id)
             link = self._new_link(key, _url(scheme, source), None, pinned=False, sealer=sealer)
             link.destination = source
+            self._fit_link(link)
             link.counters = counters
         return link
 

@@ -130,6 +130,15 @@ class Transport(abc.ABC):
         :meth:`check_peer_options`.
         """
 
+    def packet_limits(self, destination: HostPort) -> tuple[int, int]:
+        """(batch size, largest packet) for ``destination``, once prepared or heard from.
+
+        The default is the transport-wide ``batch_size`` and ``max_packet_size``;
+        a transport whose limits differ per destination (QUIC datagram mode)
+        overrides this, and the node sizes that destination's packets to fit.
+        """
+        return self.batch_size, self.max_packet_size
+
     @abc.abstractmethod
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send one packet without blocking.

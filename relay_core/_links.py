@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ._address import Address
 from ._coalesce import Coalescer
+from ._errors import MessageTooLarge
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._seal import TAG_SIZE, Sealer
 from ._stats import Counters
@@ -60,10 +61,8 @@ class PeerLink:
         self.codec = codec
         self.compressor = compressor
         self.counters = counters
-        overhead = TAG_SIZE if sealer is not None else 0
-        self.coalescer = Coalescer(transport.batch_size - overhead,
-                                   transport.max_packet_size - overhead)
         self.sealer = sealer
+        self.coalescer = self._coalescer(transport.batch_size, transport.max_packet_size)
         self.fallback: tuple[Address, str] | None = None
         """A stream transport address (and the peer name) for frames too big for this link."""
         """Seals this link's packets (a peer with keys), or None."""
@@ -77,6 +76,22 @@ class PeerLink:
         """Kept in the table for good (configured peer or a ref the program holds)."""
         self.frame_encoders: dict[tuple[str, str], Callable[[bytes], bytes]] = {}
         """MESSAGE frame encoders by (target, compressor name): a frame costs one join."""
+
+    def _coalescer(self, batch_size: int, max_packet_size: int) -> Coalescer:
+        overhead = TAG_SIZE if self.sealer is not None else 0
+        return Coalescer(min(batch_size, max_packet_size) - overhead, max_packet_size - overhead)
+
+    def resize(self, batch_size: int, max_packet_size: int) -> int:
+        """Use these packet limits from now on; return how many queued frames no longer fit."""
+        waiting = [frame for group in self.coalescer.drain() for frame in group]
+        self.coalescer = self._coalescer(batch_size, max_packet_size)
+        dropped = 0
+        for frame in waiting:
+            try:
+                self.coalescer.add(frame)
+            except MessageTooLarge:
+                dropped += 1
+        return dropped
 
     def frame_encoder(self, target: str, compressor: str) -> Callable[[bytes], bytes]:
         """The encoder for MESSAGE frames to ``target``, cached while there is room."""

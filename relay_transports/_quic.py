@@ -718,6 +718,17 @@ class QuicTransport(Transport):
             raise
         return destination
 
+    def packet_limits(self, destination: HostPort) -> tuple[int, int]:
+        """Datagram-mode destinations take one QUIC packet's worth: batch to fit it."""
+        peer = self._peers.get(destination)
+        connection = self.routes.get(destination)
+        datagram = (peer.tls.mode if peer is not None
+                    else connection.mode if connection is not None else _Mode.STREAM)
+        if datagram is not _Mode.DATAGRAM:
+            return self.batch_size, self.max_packet_size
+        room = _payload_room(self._udp_payload_size - _SHORT_HEADER_MAX - _AEAD_TAG_SIZE)
+        return room, room
+
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send one packet over the connection to (or from) ``destination``."""
         if len(packet) > self.max_packet_size:

@@ -226,3 +226,28 @@ async def test_a_ten_mebibyte_message_arrives_intact_on_stream_transports(
         async with Node(pair.client_config(server)) as client:
             reply = await client.ref("server/echo").rpc(big, timeout=30.0)
     assert reply == big
+
+
+async def test_a_burst_of_small_messages_fits_the_destinations_packets(pair: Pair) -> None:
+    received: list[object] = []
+
+    async def sink(ctx: ActorContext) -> None:
+        async for message in ctx:
+            if isinstance(message, Rpc):
+                message.respond(len(received))
+            else:
+                received.append(message)
+
+    async with Node(pair.server_config()) as server:
+        server.spawn(sink, name="sink", mailbox_size=1000)
+        async with Node(pair.client_config(server)) as client:
+            ref = client.ref("server/sink")
+            await ref.send("first")  # the destination is ready before the burst
+            await wait_for(lambda: len(received) == 1, "first")
+            for index in range(200):
+                ref.try_send({"n": index, "padding": "x" * 40})
+            await wait_for(lambda: len(received) == 201 or client.stats().total["send_errors"] > 0,
+                           "the burst")
+            assert client.stats().total["send_errors"] == 0
+            reply = await ref.rpc(b"y" * 900, timeout=10.0)
+            assert reply == 201
