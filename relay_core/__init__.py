@@ -41,6 +41,7 @@ from ._errors import (
     UnsupportedCodec,
     UnsupportedVersion,
 )
+from ._faults import FaultProfile, FaultyTransport
 from ._interfaces import Codec, Compressor, HostPort, Transport, TransportEvents
 from ._messages import MessageTypes, UnknownMessage, message, message_types
 from ._node import Node, Router
@@ -66,6 +67,8 @@ __all__ = [
     "DecompressionError",
     "DecompressionLimitExceeded",
     "EncodeError",
+    "FaultProfile",
+    "FaultyTransport",
     "HostPort",
     "InvalidAddress",
     "ListenConfig",

@@ -148,6 +148,20 @@ async def _cmd_bench(args: argparse.Namespace) -> int:
     return await run_bench_command(args)
 
 
+def _cmd_gen_cert(args: argparse.Namespace) -> int:
+    from relay_transports._certs import generate_self_signed  # a plugin's tool, used only here
+
+    hosts = args.host or ("localhost", "127.0.0.1", "::1")
+    made = generate_self_signed(args.cert, args.key, hosts=hosts, days=args.days,
+                                overwrite=args.force)
+    print(f"wrote {made.certificate_path} and {made.key_path} (keep the key private)")
+    print(f"hosts: {', '.join(made.hosts)}; valid until {made.not_after:%Y-%m-%d}")
+    print(f"sha256 fingerprint: {made.fingerprint}")
+    print("for development only: peers trust it by naming it as their ca, e.g. "
+          f'[peers.NAME] ca = "{made.certificate_path}"')
+    return 0
+
+
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     for row in (header, *rows):
@@ -173,6 +187,15 @@ def _parser() -> argparse.ArgumentParser:
     rpc.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     rpc.add_argument("--request-id", help="use this request id instead of a random one")
     rpc.add_argument("--config", help="TOML config for the calling node")
+    cert = commands.add_parser("gen-cert", help="write a self-signed certificate and key for "
+                               "development (QUIC, TCP with TLS)")
+    cert.add_argument("--cert", default="cert.pem", help="certificate file (default cert.pem)")
+    cert.add_argument("--key", default="key.pem", help="private key file (default key.pem)")
+    cert.add_argument("--host", action="append",
+                      help="a name or IP the certificate is for (repeatable; default "
+                      "localhost, 127.0.0.1 and ::1)")
+    cert.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    cert.add_argument("--force", action="store_true", help="overwrite existing files")
     demo = commands.add_parser("demo", help="two loopback nodes over every transport and codec")
     demo.add_argument("--messages", type=int, default=1000)
     demo.add_argument("--rpcs", type=int, default=200)
@@ -206,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "plugins":
             return _cmd_plugins(args)
+        if args.command == "gen-cert":
+            return _cmd_gen_cert(args)
         return asyncio.run(_ASYNC_COMMANDS[args.command](args))
     except RelayError as exc:
         print(f"net-relay {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

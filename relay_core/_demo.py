@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from ._actors import ActorContext
 from ._config import ListenConfig, NodeConfig, PeerConfig
@@ -56,22 +59,30 @@ class DemoRow:
     error: str = ""
 
 
-def _demo_configs(scheme: str, codec: str) -> tuple[NodeConfig, NodeConfig]:
-    server = NodeConfig(name="beta", listen={scheme: ListenConfig("127.0.0.1", 0)})
-    client = NodeConfig(name="alpha", codec=codec, listen={scheme: ListenConfig("127.0.0.1", 0)})
-    return server, client
+Options = Mapping[str, object]
 
 
-async def _exchange(
-    scheme: str, codec: str, messages: int, rpcs: int, registry: PluginRegistry
-) -> DemoRow:
-    server_config, client_config = _demo_configs(scheme, codec)
+def _transport_options(scheme: str, workdir: Path) -> tuple[Options, Options]:
+    """Listener and peer options a transport needs on loopback (QUIC: a development cert)."""
+    if scheme != "quic":
+        return {}, {}
+    from relay_transports._certs import generate_self_signed  # only the demo needs it
+
+    cert, key = workdir / "demo-cert.pem", workdir / "demo-key.pem"
+    if not cert.exists():
+        generate_self_signed(cert, key, days=1)
+    return {"certificate": str(cert), "private_key": str(key)}, {"ca": str(cert)}
+
+
+async def _exchange(scheme: str, codec: str, messages: int, rpcs: int,
+                    registry: PluginRegistry, workdir: Path) -> DemoRow:
+    listen_options, peer_options = _transport_options(scheme, workdir)
+    server_config = NodeConfig(name="beta", listen={
+        scheme: ListenConfig("127.0.0.1", 0, listen_options)})
     async with Node(server_config, registry=registry) as server:
         spawn_demo_actors(server)
-        peer = PeerConfig(address=server.address(scheme), codec=codec)
-        client_config = NodeConfig(
-            name="alpha", codec=codec, listen=client_config.listen, peers={"beta": peer}
-        )
+        peer = PeerConfig(address=server.address(scheme), codec=codec, options=peer_options)
+        client_config = NodeConfig(name="alpha", codec=codec, listen={}, peers={"beta": peer})
         async with Node(client_config, registry=registry) as client:
             counter_ref, echo_ref = client.ref("beta/counter"), client.ref("beta/echo")
             for index in range(messages):
@@ -81,9 +92,9 @@ async def _exchange(
             times = []
             for index in range(rpcs):
                 started = time.perf_counter()
-                await echo_ref.rpc({"n": index, "blob": b"\x00\x01"}, timeout=2.0)
+                await echo_ref.rpc({"n": index, "blob": b"\x00\x01"}, timeout=5.0)
                 times.append((time.perf_counter() - started) * 1000)
-            received = await counter_ref.rpc("count?", timeout=2.0)
+            received = await counter_ref.rpc("count?", timeout=5.0)
     quantiles = statistics.quantiles(times, n=100) if len(times) > 1 else times * 99
     count = received if isinstance(received, int) else -1
     return DemoRow(scheme, codec, messages, count, rpcs, quantiles[49], quantiles[98])
@@ -93,10 +104,12 @@ async def run_demo(messages: int = 1000, rpcs: int = 200) -> list[DemoRow]:
     """Exchange messages and RPCs between two loopback nodes per transport and codec."""
     registry = PluginRegistry.load()
     rows = []
-    for scheme in registry.transport_schemes():
-        for codec in registry.codec_names():
-            try:
-                rows.append(await _exchange(scheme, codec, messages, rpcs, registry))
-            except RelayError as exc:
-                rows.append(DemoRow(scheme, codec, messages, 0, 0, 0.0, 0.0, str(exc)))
+    with tempfile.TemporaryDirectory(prefix="net-relay-demo-") as workdir:
+        for scheme in registry.transport_schemes():
+            for codec in registry.codec_names():
+                try:
+                    row = await _exchange(scheme, codec, messages, rpcs, registry, Path(workdir))
+                except RelayError as exc:
+                    row = DemoRow(scheme, codec, messages, 0, 0, 0.0, 0.0, str(exc))
+                rows.append(row)
     return rows

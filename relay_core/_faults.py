@@ -341,6 +341,9 @@ class FaultyTransport(Transport):
                       options: Mapping[str, object] | None = None) -> HostPort:
         return await self.inner.prepare(host, port, options)
 
+    def packet_limits(self, destination: HostPort) -> tuple[int, int]:
+        return self.inner.packet_limits(destination)
+
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send ``packet`` through the destination's faults; raise for what is known at once."""
         if self._closed:

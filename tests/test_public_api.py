@@ -8,7 +8,8 @@ from relay_core import RelayError
 EXPECTED_PUBLIC_NAMES = {
     "ActorContext", "ActorError", "ActorExists", "ActorRef", "ActorStopped", "Address", "ChecksumMismatch", "Codec",
     "CodecError", "CompressionError", "Compressor", "ConfigError", "DecodeError",
-    "DecompressionError", "DecompressionLimitExceeded", "EncodeError", "HostPort",
+    "DecompressionError", "DecompressionLimitExceeded", "EncodeError", "FaultProfile",
+    "FaultyTransport", "HostPort",
     "InvalidAddress", "ListenConfig", "MailboxFull", "MalformedFrame", "MessageTooLarge",
     "MessageTypes", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
     "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",

@@ -113,5 +113,18 @@ async def test_demo_runs_over_every_transport_and_codec() -> None:
     result = await run_cli("demo", "--messages", "50", "--rpcs", "10")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    for codec in ("msgpack", "cbor", "json"):
-        assert any(line.split()[:4] == ["udp", codec, "50", "50"] for line in lines), result.stdout
+    for transport in ("udp", "tcp", "quic"):
+        for codec in ("msgpack", "cbor", "json"):
+            row = [transport, codec, "50", "50"]
+            assert any(line.split()[:4] == row for line in lines), result.stdout
+
+
+async def test_gen_cert_writes_a_pair_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
+    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
+    made = await run_cli("gen-cert", "--cert", cert, "--key", key, "--host", "127.0.0.1")
+    again = await run_cli("gen-cert", "--cert", cert, "--key", key)
+    assert made.returncode == 0, made.stderr
+    assert "fingerprint" in made.stdout
+    assert (tmp_path / "c.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert again.returncode == 1
+    assert "already exist" in again.stderr and "Traceback" not in again.stderr
