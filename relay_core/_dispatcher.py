@@ -27,6 +27,7 @@ from ._errors import (
     ChecksumMismatch,
     CodecError,
     CompressionError,
+    DecompressionLimitExceeded,
     MalformedFrame,
     MessageTooLarge,
     RelayError,
@@ -480,6 +481,10 @@ class Dispatcher:
                 counters.oversize += 1
                 return _FAILED
             return codec.decode(payload)
+        except DecompressionLimitExceeded as exc:
+            counters.oversize += 1
+            self._log.warning("oversize", "dropped a frame from %s that decompresses past the "
+                              "message size limit: %s", _url(scheme, source), exc)
         except UnknownPlugin as exc:
             counters.unsupported_codec += 1
             self._log.warning("unsupported_codec", "dropped a frame from %s: %s",
