@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ._bench import add_arguments as add_bench_arguments
 from ._bench import run_command as run_bench_command
-from ._config import ListenConfig, NodeConfig
+from ._config import NodeConfig
 from ._demo import run_demo, spawn_demo_actors
 from ._errors import RelayError
 from ._messages import UnknownMessage, message_types
@@ -65,9 +65,9 @@ def _parse_json(text: str) -> object:
 def _client_config(args: argparse.Namespace) -> NodeConfig:
     if args.config:
         return NodeConfig.from_file(args.config)
-    host = "::1" if "[" in args.address else "127.0.0.1"
-    scheme = args.address.partition("://")[0]
-    return NodeConfig(name="net-relay-cli", listen={scheme: ListenConfig(host, 0)})
+    # No listener: the transport opens what it needs to reach the address (for UDP an
+    # ephemeral socket on the wildcard address, so any destination host works).
+    return NodeConfig(name="net-relay-cli", listen={})
 
 
 async def _cmd_send(args: argparse.Namespace) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import select
+import stat
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -62,6 +64,8 @@ class Control:
         self.closed = asyncio.Event()
 
     async def watch(self) -> None:
+        if not stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+            return  # run by hand: no orchestrator to listen to (epoll refuses files)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         pipe, _ = await loop.connect_read_pipe(
