@@ -3,6 +3,7 @@
 
     python3 dev.py demo              two nodes exchange messages on loopback
     python3 dev.py test [ARGS...]    the test suite (ARGS go to pytest)
+    python3 dev.py lint              mypy (strict) and ruff over the packages
     python3 dev.py net-relay ARGS    any net-relay command
 
 Needs only python3 with venv and pip. The environment (.venv) is created on
@@ -23,6 +24,7 @@ VENV = ROOT / ".venv"
 STAMP = VENV / ".net-relay-installed"
 EXAMPLE_PLUGINS = sorted(p.parent for p in (ROOT / "examples").glob("*/pyproject.toml"))
 PYTEST_NO_TESTS = 5
+LINTED_PACKAGES = ["relay_core", "relay_codecs", "relay_transports"]
 
 
 def venv_python() -> Path:
@@ -44,7 +46,7 @@ def ensure_environment() -> Path:
     stamp = wanted_stamp()
     if not STAMP.exists() or STAMP.read_text() != stamp:
         print("installing net-relay and its test tools into .venv ...", flush=True)
-        packages = ["-e", f"{ROOT}[test]"]
+        packages = ["-e", f"{ROOT}[test,lint]"]
         for plugin in EXAMPLE_PLUGINS:
             packages += ["-e", str(plugin)]
         subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -53,8 +55,17 @@ def ensure_environment() -> Path:
     return python
 
 
+def lint(python: Path) -> int:
+    checks = [
+        [python, "-m", "mypy", "--strict", *LINTED_PACKAGES],
+        [python, "-m", "ruff", "check", "."],
+    ]
+    failed = [check for check in checks if subprocess.run(check, cwd=ROOT, check=False).returncode]
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("test", "demo", "net-relay"):
+    if not argv or argv[0] not in ("test", "lint", "demo", "net-relay"):
         print(__doc__, file=sys.stderr)
         return 2
     python = ensure_environment()
@@ -65,6 +76,8 @@ def main(argv: list[str]) -> int:
             print("dev.py: pytest collected no tests; that is a failure here", file=sys.stderr)
             return 1
         return code
+    if command == "lint":
+        return lint(python)
     cli = [python, "-m", "relay_core._cli"]
     args = ["demo", *rest] if command == "demo" else rest
     return subprocess.run([*cli, *args], cwd=ROOT, check=False).returncode

@@ -15,13 +15,14 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from ._address import parse_address
 from ._bench import add_arguments as add_bench_arguments
 from ._bench import run_command as run_bench_command
 from ._config import NodeConfig
 from ._demo import run_demo, spawn_demo_actors
 from ._errors import RelayError
 from ._messages import UnknownMessage, message_types
-from ._node import Node
+from ._node import STATS_ACTOR, Node
 from ._registry import PluginRegistry
 from ._rpc import RequestIdFilter, new_request_id
 
@@ -87,6 +88,14 @@ async def _cmd_rpc(args: argparse.Namespace) -> int:
             request, timeout=args.timeout, request_id=request_id
         )
     print(json.dumps(reply, default=_to_json, ensure_ascii=False))
+    return 0
+
+
+async def _cmd_stats(args: argparse.Namespace) -> int:
+    address = parse_address(args.address, forbid_actor=True)
+    async with Node(NodeConfig(name="net-relay-cli", listen={})) as node:
+        reply = await node.ref(f"{address.node_url()}/{STATS_ACTOR}").rpc(None, timeout=args.timeout)
+    print(json.dumps(reply, indent=2, default=_to_json))
     return 0
 
 
@@ -196,6 +205,9 @@ def _parser() -> argparse.ArgumentParser:
                       "localhost, 127.0.0.1 and ::1)")
     cert.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     cert.add_argument("--force", action="store_true", help="overwrite existing files")
+    stats = commands.add_parser("stats", help="ask a running node for its counters (JSON)")
+    stats.add_argument("address", help="the node's URL, SCHEME://HOST:PORT")
+    stats.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     demo = commands.add_parser("demo", help="two loopback nodes over every transport and codec")
     demo.add_argument("--messages", type=int, default=1000)
     demo.add_argument("--rpcs", type=int, default=200)
@@ -203,7 +215,7 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="net-relay side by side with raw asyncio sockets and pyzmq"
     )
     add_bench_arguments(bench)
-    for sub in (node, send, rpc, demo, bench):
+    for sub in (node, send, rpc, demo, bench, stats):
         sub.add_argument(
             "-v",
             "--verbose",
@@ -220,6 +232,7 @@ _ASYNC_COMMANDS = {
     "node": _cmd_node,
     "demo": _cmd_demo,
     "bench": _cmd_bench,
+    "stats": _cmd_stats,
 }
 
 

@@ -126,6 +126,7 @@ _NODE_KEYS: Mapping[str, Check] = {
     "duplicate_window": _integer(64, 2**20),
     "max_senders": _integer(1),
     "send_tracebacks": _boolean,
+    "expose_stats": _boolean,
 }
 _LISTEN_KEYS: Mapping[str, Check] = {"host": _host, "port": _integer(0, 65535)}
 _PEER_KEYS: Mapping[str, Check] = {
@@ -206,6 +207,8 @@ class NodeConfig:
     """Sequence numbers remembered per sender incarnation, to drop duplicates."""
     max_senders: int = 4096
     """Sender incarnations remembered; the least recently seen is forgotten first."""
+    expose_stats: bool = True
+    """Host the ``$stats`` actor, which answers an RPC with this node's counters."""
     send_tracebacks: bool = False
     """Send a failing handler's formatted traceback to the caller (``RemoteError.remote_traceback``)."""
     listen: Mapping[str, ListenConfig] = field(default_factory=_default_listen, hash=False)

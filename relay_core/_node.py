@@ -16,17 +16,34 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from ._actors import ActorFunction, ActorRef, RemoteRef, RestartPolicy, Supervisor
+from ._actors import ActorContext, ActorFunction, ActorRef, RemoteRef, RestartPolicy, Supervisor
 from ._address import parse_address
 from ._config import NodeConfig
 from ._dispatcher import Dispatcher
 from ._errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 from ._mailbox import Mailbox
 from ._registry import PluginRegistry
+from ._rpc import Rpc
 from ._security import NODE_PEER_KEYS, transport_options
 from ._stats import NodeStats
 
-__all__ = ["Node", "Router"]
+__all__ = ["STATS_ACTOR", "SYSTEM_PREFIX", "Node", "Router"]
+
+SYSTEM_PREFIX = "$"
+"""Actor names starting with this belong to the node (system and anonymous actors)."""
+STATS_ACTOR = "$stats"
+"""Answers an RPC with the node's counters (``net-relay stats``)."""
+
+
+async def stats_actor(ctx: ActorContext) -> None:
+    """Answers every RPC with this node's counters, as plain data."""
+    async for message in ctx:
+        if isinstance(message, Rpc):
+            node = ctx.node
+            snapshot = node.stats()
+            message.respond({"node": node.name, "incarnation": f"{node.incarnation:016x}",
+                             "total": snapshot.total, "peers": snapshot.peers,
+                             "faults": snapshot.faults, "senders": snapshot.senders})
 
 logger = logging.getLogger("relay_core.node")
 
@@ -107,6 +124,8 @@ class Node:
         except BaseException:
             await self._dispatcher.close()
             raise
+        if self.config.expose_stats:
+            self._spawn_system(stats_actor, STATS_ACTOR)
         logger.info("node %r started (incarnation %016x)", self.name, self.incarnation)
 
     async def close(self, grace: float = 5.0) -> None:
@@ -133,7 +152,10 @@ class Node:
         """Start ``function`` as an actor and return its ref."""
         if self._closed:
             raise ActorStopped("the node is closed")
-        name = name if name is not None else f"${next(self._anonymous)}"
+        if name is not None and name.startswith(SYSTEM_PREFIX):
+            raise ValueError(f"actor names starting with {SYSTEM_PREFIX!r} are reserved for the "
+                             f"node itself; got {name!r}")
+        name = name if name is not None else f"{SYSTEM_PREFIX}{next(self._anonymous)}"
         if name in self._actors:
             raise ActorExists(f"an actor named {name!r} already runs on node {self.name!r}")
         capacity = mailbox_size if mailbox_size is not None else self.config.mailbox_size
@@ -151,6 +173,11 @@ class Node:
         )
         self._actors[name] = supervisor
         return supervisor.ref
+
+    def _spawn_system(self, function: ActorFunction, name: str) -> None:
+        supervisor = Supervisor(self, function, name, Mailbox(64), "on-error", 3, 60.0,
+                                self._actor_exited)
+        self._actors[name] = supervisor
 
     async def stop(self, name: str, grace: float = 5.0) -> None:
         """Stop the local actor ``name`` (see the lifecycle rules in the actors module)."""

@@ -257,3 +257,21 @@ async def test_a_third_party_compressor_carries_messages_between_nodes() -> None
     assert received == [text]
     assert frame.compressor == "zlib"
     assert len(frame.payload) < len(text) // 4
+
+
+async def test_the_stats_actor_answers_unless_turned_off() -> None:
+    import dataclasses
+
+    closed = dataclasses.replace(udp_config("closed"), expose_stats=False)
+    async with Node(udp_config("open")) as open_node, Node(closed) as closed_node, \
+            Node(udp_config("asker")) as asker:
+        stats = await asker.ref(f"{open_node.address('udp')}/$stats").rpc(None, timeout=5.0)
+        with pytest.raises(UnknownActor):
+            await asker.ref(f"{closed_node.address('udp')}/$stats").rpc(None, timeout=5.0)
+    assert isinstance(stats, dict) and stats["node"] == "open"
+
+
+async def test_names_starting_with_a_dollar_are_reserved_for_the_node() -> None:
+    async with Node(udp_config("alpha")) as node:
+        with pytest.raises(ValueError, match="reserved"):
+            node.spawn(echo, name="$mine")

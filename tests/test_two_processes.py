@@ -128,3 +128,14 @@ async def test_gen_cert_writes_a_pair_and_refuses_to_overwrite_it(tmp_path: Path
     assert (tmp_path / "c.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
     assert again.returncode == 1
     assert "already exist" in again.stderr and "Traceback" not in again.stderr
+
+
+async def test_stats_asks_a_running_node_for_its_counters(tmp_path: Path) -> None:
+    async with node_process(tmp_path) as beta:
+        await run_cli("send", f"{beta}/counter", "1")
+        result = await run_cli("stats", beta)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["node"] == "beta"
+    assert stats["total"]["messages_received"] >= 1
+    assert "packets_received" in stats["total"]
