@@ -1,0 +1,328 @@
+"""The heph-json wire mode: messages in the format of Heph's net relay, without any I/O.
+
+Heph (the Rust actor library net-relay descends from) sends each message as one
+JSON object ``{"uuid": "<UUID>", "message": <value>}``: one object per UDP
+datagram, or objects back to back on a TCP stream (whitespace between them
+allowed, no length prefix). docs/heph.md is the user-facing description. The
+rules this module keeps:
+
+- decoding is as strict as Heph's own reader: exactly the keys ``uuid`` and
+  ``message`` (Heph refuses unknown and repeated fields), a uuid of 32 hex
+  digits, hyphenated 8-4-4-4-12 or not, and RFC 8259 JSON only (no NaN or
+  Infinity literals, no number beyond a 64-bit float or integer, no lone
+  surrogate); on any input it raises nothing but :class:`MalformedFrame`;
+- decoded messages stay inside net-relay's data model (ints in -2**63 ..
+  2**64-1, at most 256 levels of nesting, no repeated key in any object), so a
+  node can forward them with any codec, and whatever :func:`encode_datagram`
+  writes, :func:`decode_datagram` returns equal;
+- memory is bounded: a datagram or stream object over its limit is refused
+  before it is parsed, and :class:`UuidWindow` remembers a fixed number of uuids;
+- the stream splitter looks at each byte once, whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import uuid
+from collections import OrderedDict
+from typing import Any, Final
+
+from ._errors import ConfigError, EncodeError, MalformedFrame
+from ._messages import message_types
+
+__all__ = [
+    "HephMessage",
+    "HephStreamSplitter",
+    "UuidWindow",
+    "decode_datagram",
+    "encode_datagram",
+    "is_heph_json",
+]
+
+# The bounds of net-relay's data model (relay_codecs keeps the same ones).
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+_MAX_DEPTH: Final = 256
+_KEYS: Final = frozenset({"uuid", "message"})
+_SHAPE: Final = 'one JSON object {"uuid": "<UUID>", "message": <JSON value>}'
+_UUID_TEXT: Final = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+_UUID_RULE: Final = (
+    "a UUID string: 32 hex digits, plain or hyphenated 8-4-4-4-12,"
+    " like 67e55044-10b1-426f-9247-bb680e5fe0c8"
+)
+_STARTS_AS_OBJECT: Final = re.compile(rb"[ \t\n\r]*\{")
+# A \uD800-\uDFFF escape may be a lone surrogate, which is not Unicode text. Only
+# texts holding one are checked in full (an escaped backslash before "u" is a
+# harmless false alarm: it only costs that check).
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_JSON_TYPE_NAMES: Final = {dict: "an object", list: "an array", str: "a string",
+                           bool: "a boolean", int: "a number", float: "a number"}
+# Checked in this order, so bool is not taken for int.
+_BASES: Final[tuple[type, ...]] = (bool, int, float, str, list, tuple, dict)
+_BYTES_TYPES: Final = (bytes, bytearray, memoryview)
+_ENCODER: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HephMessage:
+    """One message as Heph sends it."""
+
+    uuid: uuid.UUID
+    """Names the message, so that its duplicates can be dropped."""
+    message: object
+    """A JSON value: None, bool, int, float, str, list, or dict with str keys."""
+
+
+def is_heph_json(datagram: bytes) -> bool:
+    """True when ``datagram`` may be heph-json: its first byte after whitespace is ``{``.
+
+    net-relay packets start with ``NR``, so one listener can take both formats.
+    """
+    return _STARTS_AS_OBJECT.match(datagram) is not None
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> object:
+    raise MalformedFrame(f"{name} is not JSON: numbers must be finite")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        raise MalformedFrame(
+            f"a JSON object repeats the key {_repeated(pairs)!r}; keys must be unique"
+        )
+    return mapping
+
+
+def _repeated(pairs: list[tuple[str, object]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            break
+        seen.add(key)
+    return key
+
+
+_DECODER: Final = json.JSONDecoder(
+    parse_constant=_refuse_constant, object_pairs_hook=_unique_keys
+)
+
+
+def decode_datagram(datagram: bytes, max_size: int) -> HephMessage:
+    """Return the message a heph-json datagram (or stream object) holds.
+
+    Raise :class:`MalformedFrame`, saying what is wrong, for anything but
+    exactly one such object of at most ``max_size`` bytes (whitespace around it
+    allowed).
+    """
+    if len(datagram) > max_size:
+        raise MalformedFrame(
+            f"heph-json object of {len(datagram)} bytes exceeds the limit of {max_size} bytes"
+        )
+    envelope = _parse(datagram)
+    if type(envelope) is not dict:
+        raise MalformedFrame(f"heph-json must be {_SHAPE}, got {_json_type(envelope)}")
+    if envelope.keys() != _KEYS:
+        raise MalformedFrame(_key_problem(envelope))
+    message = envelope["message"]
+    _check_model(message)
+    if _SURROGATE_ESCAPE.search(datagram):
+        _check_text(message)
+    return HephMessage(_read_uuid(envelope["uuid"]), message)
+
+
+def _parse(datagram: bytes) -> object:
+    try:
+        text = str(datagram, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedFrame(f"heph-json is not valid UTF-8: {exc}") from None
+    try:
+        return _DECODER.decode(text)
+    except MalformedFrame as exc:
+        raise MalformedFrame(f"heph-json: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedFrame(f"heph-json is not valid JSON: {exc}") from None
+    except ValueError:  # int() refused a number of thousands of digits
+        raise MalformedFrame(_int_range_rule("an integer of thousands of digits")) from None
+    except RecursionError:
+        raise MalformedFrame(_too_deep("heph-json message")) from None
+
+
+def _key_problem(envelope: dict[str, object]) -> str:
+    rule = 'a heph-json object has exactly the keys "uuid" and "message"'
+    unknown = sorted(envelope.keys() - _KEYS)
+    if unknown:
+        return f"{rule}; this one also has {', '.join(map(repr, unknown))}"
+    missing = " and ".join(sorted(_KEYS - envelope.keys(), reverse=True))
+    return f"{rule}; this one lacks {missing}"
+
+
+def _read_uuid(value: object) -> uuid.UUID:
+    if type(value) is not str or _UUID_TEXT.fullmatch(value) is None:
+        shown = repr(value) if type(value) is str else _json_type(value)
+        raise MalformedFrame(f"heph-json uuid must be {_UUID_RULE}; got {shown}")
+    return uuid.UUID(value)
+
+
+def _check_model(message: object) -> None:
+    """Raise :class:`MalformedFrame` unless ``message`` fits net-relay's data model.
+
+    JSON numbers are unbounded and Python's parser turns 1e400 into infinity;
+    Heph's reader refuses both, and so does this walk (it keeps its own stack,
+    so a deep message never meets the recursion limit).
+    """
+    pending: list[tuple[Any, int]] = [([message], 0)]
+    while pending:
+        container, level = pending.pop()
+        if level > _MAX_DEPTH:
+            raise MalformedFrame(_too_deep("heph-json message"))
+        for item in container.values() if type(container) is dict else container:
+            kind = type(item)
+            if kind is dict or kind is list:
+                pending.append((item, level + 1))
+            elif kind is int and not _INT_MIN <= item <= _INT_MAX:
+                raise MalformedFrame(_int_range_rule(f"the integer {item}"))
+            elif kind is float and not math.isfinite(item):
+                raise MalformedFrame("heph-json holds a number beyond the range of a 64-bit float")
+
+
+def _check_text(message: object) -> None:
+    try:
+        _ENCODER.encode(message).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedFrame(
+            "heph-json holds a lone surrogate escape (\\ud800 to \\udfff without its pair);"
+            " strings must be Unicode text"
+        ) from None
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), "null")
+
+
+def _int_range_rule(what: str) -> str:
+    return f"heph-json holds {what}; integers must lie in -2**63 .. 2**64-1"
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} nests deeper than {_MAX_DEPTH} levels (each array or object counts one)"
+
+
+# --- encoding ---------------------------------------------------------------------------
+
+_Task = tuple[Any, int, Any, Any]  # value, level, container, slot in the container
+
+
+def encode_datagram(message: object, message_uuid: uuid.UUID | None = None) -> bytes:
+    """Return ``message`` as compact UTF-8 heph-json, under ``message_uuid`` or a new uuid4.
+
+    A registered ``@message`` dataclass (or an ``UnknownMessage``) is written as
+    the JSON object of its fields, which is how serde writes a Rust struct: a
+    Heph peer knows nothing of net-relay's type names. Raise :class:`EncodeError`
+    for what JSON cannot carry: bytes, NaN and infinities, non-str keys, ints
+    outside -2**63 .. 2**64-1, text that is not Unicode, more than 256 levels.
+    """
+    text = _ENCODER.encode(_to_json(message))
+    identity = uuid.uuid4() if message_uuid is None else message_uuid
+    try:
+        return f'{{"uuid":"{identity}","message":{text}}}'.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end]
+        raise EncodeError(
+            f"a str holds {bad!r}, which UTF-8 cannot encode (a lone surrogate);"
+            " str values must be Unicode text"
+        ) from None
+
+
+def _to_json(message: object) -> object:
+    """A copy of ``message`` made only of what ``json`` writes faithfully.
+
+    The json module would write an int key as a string, NaN as a non-JSON
+    literal and an Enum member by its base type; this walk converts or refuses
+    each. It keeps its own stack, so a deep or self-containing value fails with
+    EncodeError, not RecursionError.
+    """
+    root: list[object] = [None]
+    tasks: list[_Task] = [(message, 1, root, 0)]
+    while tasks:
+        value, level, parent, slot = tasks.pop()
+        kind = type(value)
+        if value is None or kind is str or kind is bool:
+            parent[slot] = value
+        elif kind is int:
+            parent[slot] = _checked_int(value)
+        elif kind is float:
+            parent[slot] = _checked_float(value)
+        elif kind is list or kind is tuple:
+            parent[slot] = _push(list(value), level, tasks)
+        elif kind is dict:
+            parent[slot] = _push(_str_keys(value), level, tasks)
+        else:  # converted to one of the exact types above, at the same level
+            tasks.append((_plain(value), level, parent, slot))
+    return root[0]
+
+
+def _push(container: Any, level: int, tasks: list[_Task]) -> Any:
+    """Queue every entry of a new list or dict, to be converted in place."""
+    if level > _MAX_DEPTH:
+        raise EncodeError(_too_deep("the message") + ", or contains itself")
+    slots = container.keys() if type(container) is dict else range(len(container))
+    tasks.extend((container[slot], level + 1, container, slot) for slot in slots)
+    return container
+
+
+def _checked_int(value: int) -> int:
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise EncodeError(f"int {value} is outside -2**63 .. 2**64-1, the range every codec carries")
+    return value
+
+
+def _checked_float(value: float) -> float:
+    if not math.isfinite(value):
+        raise EncodeError(f"float {value} cannot travel as heph-json: JSON has no NaN or infinity")
+    return value
+
+
+def _str_keys(mapping: dict[Any, object]) -> dict[str, object]:
+    return {_str_key(key): value for key, value in mapping.items()}
+
+
+def _str_key(key: object) -> str:
+    if type(key) is str:
+        return key
+    if isinstance(key, str):
+        return str.__str__(key)
+    raise EncodeError(
+        f"dict key {key!r} of type {type(key).__qualname__} cannot travel as heph-json:"
+        " JSON object keys are str"
+    )
+
+
+def _plain(value: object) -> object:
+    """The fields of a message, or the base-type copy of a subclass; refuse anything else."""
+    if isinstance(value, _BYTES_TYPES):
+        raise EncodeError(
+            "bytes cannot travel as heph-json, JSON has no bytes: send a str (base64 or hex)"
+            " or a list of ints (what serde_json writes for a Vec<u8>)"
+        )
+    described = message_types.describe(value)
+    if described is not None:
+        return described[1]
+    base = next((base for base in _BASES if isinstance(value, base)), None)
+    if base is None:
+        raise EncodeError(
+            f"cannot encode {type(value).__qualname__} value as heph-json: allowed are None,"
+            " bool, int, float, str, list, tuple, dict with str keys and @message dataclasses"
+        )
+    # str(member) of a str-mixin Enum is its qualified name, not its value.
+    return str.__str__(value) if base is str else base(value)  # type: ignore[arg-type]
