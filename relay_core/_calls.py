@@ -36,7 +36,8 @@ class PendingCalls:
     def close(self, call_id: int) -> bool:
         """Forget ``call_id``; True if its reply had not come (the caller gave up)."""
         future = self._futures.pop(call_id, None)
-        return future is not None and not future.done()
+        # A caller cancelled while awaiting the future cancels the future with it.
+        return future is not None and (not future.done() or future.cancelled())
 
     def take(self, call_id: int) -> asyncio.Future[object] | None:
         """The future still waiting for this reply, or None for a late or unknown reply."""
@@ -50,32 +51,53 @@ class PendingCalls:
 
 
 class ActiveRequests:
+    """Requests being handled. No timer per request: ``Rpc.cancelled`` compares its
+    deadline with the clock, ``Rpc.handle`` times its own work, and a sweep once a
+    second retires requests nobody answered, so the table cannot grow for ever."""
+
+    SWEEP_INTERVAL = 1.0
+
     def __init__(self, replies: ReplyCache) -> None:
-        self._active: dict[CallKey, tuple[Rpc, asyncio.TimerHandle]] = {}
+        self._active: dict[CallKey, Rpc] = {}
+        self._sweep: asyncio.TimerHandle | None = None
         self.replies = replies
 
     def __contains__(self, key: CallKey) -> bool:
         return key in self._active
 
+    def __len__(self) -> int:
+        return len(self._active)
+
     def start(self, key: CallKey, rpc: Rpc) -> None:
-        """Track ``rpc`` until answered; cancel it when its deadline passes."""
-        timer = asyncio.get_running_loop().call_at(rpc.deadline, self.cancel, key)
-        self._active[key] = (rpc, timer)
+        """Track ``rpc`` until it is answered, cancelled or past its deadline."""
+        self._active[key] = rpc
+        if self._sweep is None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self.SWEEP_INTERVAL, self._retire_expired)
 
     def cancel(self, key: CallKey) -> None:
-        """The caller gave up (cancel frame) or the deadline passed."""
-        entry = self._active.pop(key, None)
-        if entry is not None:
-            entry[1].cancel()
-            entry[0].cancel()
+        """The caller gave up (a cancel frame)."""
+        rpc = self._active.pop(key, None)
+        if rpc is not None:
+            rpc.cancel()
 
     def finish(self, key: CallKey, reply_frame: bytes) -> None:
         """The request was answered with ``reply_frame``."""
-        entry = self._active.pop(key, None)
-        if entry is not None:
-            entry[1].cancel()
+        self._active.pop(key, None)
         self.replies.put(key, reply_frame)
 
     def cancel_all(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for key in list(self._active):
             self.cancel(key)
+
+    def _retire_expired(self) -> None:
+        self._sweep = None
+        expired = [key for key, rpc in self._active.items() if rpc.cancelled]
+        for key in expired:
+            self.cancel(key)
+        if self._active:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self.SWEEP_INTERVAL, self._retire_expired)

@@ -305,6 +305,9 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
+            if not retries:
+                return await self._call_once(link, target, payload, compressor, call_id, future,
+                                             timeout, request_id, traceparent)
             for attempt in range(retries + 1):
                 remaining = deadline - loop.time()
                 frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
@@ -320,6 +323,22 @@ class Dispatcher:
         finally:
             if self._calls.close(call_id):
                 self._send_cancel(link, call_id)
+
+    async def _call_once(self, link: PeerLink, target: str, payload: bytes, compressor: str,
+                         call_id: int, future: asyncio.Future[object], timeout: float,
+                         request_id: str, traceparent: str) -> object:
+        """One request, no retries: the common case, kept to one timer and one await."""
+        frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
+                      call_id=call_id, deadline_ms=_milliseconds(timeout),
+                      request_id=request_id, traceparent=traceparent)
+        self._queue(link, encode_frame(frame))
+        link.counters.messages_sent += 1
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise RpcTimeout(f"no reply from {link.label}/{target} within {timeout:g} s "
+                             f"(request id {request_id})") from None
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
         if not self._closed and link.error is None:
@@ -356,26 +375,37 @@ class Dispatcher:
         self._mark_dirty(link)
 
     def _mark_dirty(self, link: PeerLink) -> None:
+        """Get the link's frames on their way.
+
+        The first frames after a quiet turn of the event loop go at once, so a
+        request or a reply waits for nothing; frames queued later in the same
+        turn are coalesced and flushed together when the turn ends.
+        """
         if link.dirty or link.destination is None:
+            return
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            self._send_queued(link)
             return
         link.dirty = True
         self._dirty.append(link)
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
         dirty, self._dirty = self._dirty, []
         for link in dirty:
             link.dirty = False
-            sealer = link.sealer
-            for group in link.coalescer.drain():
-                self._sequence += 1
-                if sealer is None:
-                    packet = encode_packet(self.incarnation, self._sequence, group)
-                else:
-                    packet = sealer.seal(self.incarnation, self._sequence, b"".join(group))
-                self._send_packet(link, packet)
+            self._send_queued(link)
+
+    def _send_queued(self, link: PeerLink) -> None:
+        sealer = link.sealer
+        for group in link.coalescer.drain():
+            self._sequence += 1
+            if sealer is None:
+                packet = encode_packet(self.incarnation, self._sequence, group)
+            else:
+                packet = sealer.seal(self.incarnation, self._sequence, b"".join(group))
+            self._send_packet(link, packet)
 
     def _send_packet(self, link: PeerLink, packet: bytes) -> None:
         assert link.destination is not None

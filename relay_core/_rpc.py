@@ -98,6 +98,9 @@ class Rpc:
 
     @property
     def cancelled(self) -> bool:
+        """True once the caller gave up: its deadline passed, or it cancelled."""
+        if not self._cancelled and asyncio.get_running_loop().time() >= self.deadline:
+            self.cancel()
         return self._cancelled
 
     @property
@@ -124,6 +127,8 @@ class Rpc:
         """
         task = asyncio.ensure_future(work(self.request))
         self.add_cancel_callback(task.cancel)
+        expiry = asyncio.get_running_loop().call_at(self.deadline, self.cancel)
+        task.add_done_callback(lambda _: expiry.cancel())
         try:
             value = await asyncio.shield(task)
         except asyncio.CancelledError:

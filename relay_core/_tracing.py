@@ -28,7 +28,7 @@ _current_traceparent: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 def outgoing_traceparent() -> str:
     """The traceparent a request sent from this context should carry ("" for none)."""
-    if propagate is not None:
+    if propagate is not None and otel_context is not None and otel_context.get_current():
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if carrier.get("traceparent"):
