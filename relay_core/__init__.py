@@ -44,6 +44,7 @@ from ._errors import (
 from ._faults import FaultProfile, FaultyTransport
 from ._interfaces import Codec, Compressor, HostPort, Transport, TransportEvents
 from ._messages import MessageTypes, UnknownMessage, message, message_types
+from ._metrics import MetricsExporter, metrics_available
 from ._node import Node, Router
 from ._registry import PluginFailure, PluginInfo, PluginRegistry
 from ._rpc import RequestIdFilter, Rpc, current_request_id
@@ -76,6 +77,7 @@ __all__ = [
     "MalformedFrame",
     "MessageTooLarge",
     "MessageTypes",
+    "MetricsExporter",
     "Node",
     "NodeConfig",
     "NodeStats",
@@ -107,5 +109,6 @@ __all__ = [
     "hookimpl",
     "message",
     "message_types",
+    "metrics_available",
     "parse_address",
 ]

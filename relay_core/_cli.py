@@ -109,6 +109,8 @@ async def _cmd_node(args: argparse.Namespace) -> int:
         spawn_demo_actors(node)
         for scheme in config.listen:
             print(f"node {node.name!r} listening on {node.address(scheme)}", flush=True)
+        if node.metrics_address:
+            print(f"node {node.name!r} serves metrics at {node.metrics_address}", flush=True)
         await stop.wait()
         logging.getLogger("relay_core.node").info("shutting down")
     return 0

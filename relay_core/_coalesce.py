@@ -35,8 +35,11 @@ class Coalescer:
         self._current: list[bytes] = []
         self._used = PACKET_HEADER_SIZE  # bytes the current group's packet would take
 
-    def add(self, frame: bytes) -> None:
-        """Queue one encoded frame; raise MessageTooLarge if no packet could carry it."""
+    def add(self, frame: bytes) -> bool:
+        """Queue one encoded frame; raise MessageTooLarge if no packet could carry it.
+
+        Return True when a packet is complete (see :meth:`take_full`).
+        """
         size = len(frame)
         if PACKET_HEADER_SIZE + size > self._max_packet_size:
             hint = "a frame and the packet header must fit the transport's packet size"
@@ -47,6 +50,13 @@ class Coalescer:
             self._used = PACKET_HEADER_SIZE
         self._current.append(frame)
         self._used += size
+        return bool(self._groups)
+
+    def take_full(self) -> list[list[bytes]]:
+        """Return the complete packets' frames and forget them; the filling one stays."""
+        groups = self._groups
+        self._groups = []
+        return groups
 
     def __bool__(self) -> bool:
         return bool(self._current)

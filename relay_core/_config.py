@@ -72,6 +72,11 @@ def _integer(low: int, high: int | None = None) -> Check:
     return check
 
 
+def _optional_port(where: str, key: str, value: object) -> None:
+    if value is not None:
+        _integer(0, 65535)(where, key, value)
+
+
 def _boolean(where: str, key: str, value: object) -> None:
     if not isinstance(value, bool):
         raise _reject(where, key, value, f"must be true or false, not {_kind(value)}")
@@ -127,6 +132,8 @@ _NODE_KEYS: Mapping[str, Check] = {
     "max_senders": _integer(1),
     "send_tracebacks": _boolean,
     "expose_stats": _boolean,
+    "metrics_host": _host,
+    "metrics_port": _optional_port,
 }
 _LISTEN_KEYS: Mapping[str, Check] = {"host": _host, "port": _integer(0, 65535)}
 _PEER_KEYS: Mapping[str, Check] = {
@@ -207,6 +214,10 @@ class NodeConfig:
     """Sequence numbers remembered per sender incarnation, to drop duplicates."""
     max_senders: int = 4096
     """Sender incarnations remembered; the least recently seen is forgotten first."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this port (0 picks one); None: no metrics endpoint."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint listens on."""
     expose_stats: bool = True
     """Host the ``$stats`` actor, which answers an RPC with this node's counters."""
     send_tracebacks: bool = False
@@ -280,7 +291,8 @@ class NodeConfig:
         }
         peers = {name: peer.to_dict() for name, peer in self.peers.items()}
         data = {
-            "node": {key: getattr(self, key) for key in _NODE_KEYS},
+            "node": {key: getattr(self, key) for key in _NODE_KEYS
+                     if getattr(self, key) is not None},
             "listen": listen,
             "peers": peers,
             "codecs": self.codec_options,

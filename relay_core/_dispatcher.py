@@ -359,7 +359,7 @@ class Dispatcher:
 
     def _queue(self, link: PeerLink, frame: bytes) -> None:
         try:
-            link.coalescer.add(frame)
+            full = link.coalescer.add(frame)
         except MessageTooLarge as exc:
             if link.fallback is not None:
                 self._queue(self.link(*link.fallback), frame)
@@ -372,6 +372,8 @@ class Dispatcher:
             )
             raise MessageTooLarge(exc.size, exc.limit, hint) from None
         link.counters.frames_sent += 1
+        if full and link.destination is not None:
+            self._send_groups(link, link.coalescer.take_full())  # a packet is full: no waiting
         self._mark_dirty(link)
 
     def _mark_dirty(self, link: PeerLink) -> None:
@@ -398,8 +400,11 @@ class Dispatcher:
             self._send_queued(link)
 
     def _send_queued(self, link: PeerLink) -> None:
+        self._send_groups(link, link.coalescer.drain())
+
+    def _send_groups(self, link: PeerLink, groups: list[list[bytes]]) -> None:
         sealer = link.sealer
-        for group in link.coalescer.drain():
+        for group in groups:
             self._sequence += 1
             if sealer is None:
                 packet = encode_packet(self.incarnation, self._sequence, group)

@@ -17,7 +17,8 @@ rules this module keeps:
   writes, :func:`decode_datagram` returns equal;
 - memory is bounded: a datagram or stream object over its limit is refused
   before it is parsed, and :class:`UuidWindow` remembers a fixed number of uuids;
-- the stream splitter looks at each byte once, whatever the chunking.
+- the stream splitter finds where objects end scanning each byte at most twice,
+  whatever the chunking: it never re-reads its buffer from the start.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _MAX_DEPTH: Final = 256
 _KEYS: Final = frozenset({"uuid", "message"})
 _SHAPE: Final = 'one JSON object {"uuid": "<UUID>", "message": <JSON value>}'
 _UUID_TEXT: Final = re.compile(
-    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}"
 )
 _UUID_RULE: Final = (
     "a UUID string: 32 hex digits, plain or hyphenated 8-4-4-4-12,"
@@ -163,7 +164,7 @@ def _key_problem(envelope: dict[str, object]) -> str:
     unknown = sorted(envelope.keys() - _KEYS)
     if unknown:
         return f"{rule}; this one also has {', '.join(map(repr, unknown))}"
-    missing = " and ".join(sorted(_KEYS - envelope.keys(), reverse=True))
+    missing = " and ".join(f'"{key}"' for key in sorted(_KEYS - envelope.keys(), reverse=True))
     return f"{rule}; this one lacks {missing}"
 
 
@@ -235,7 +236,7 @@ def encode_datagram(message: object, message_uuid: uuid.UUID | None = None) -> b
     text = _ENCODER.encode(_to_json(message))
     identity = uuid.uuid4() if message_uuid is None else message_uuid
     try:
-        return f'{{"uuid":"{identity}","message":{text}}}'.encode("utf-8")
+        return f'{{"uuid":"{identity}","message":{text}}}'.encode()
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start:exc.end]
         raise EncodeError(
@@ -325,4 +326,199 @@ def _plain(value: object) -> object:
             " bool, int, float, str, list, tuple, dict with str keys and @message dataclasses"
         )
     # str(member) of a str-mixin Enum is its qualified name, not its value.
-    return str.__str__(value) if base is str else base(value)  # type: ignore[arg-type]
+    return str.__str__(value) if base is str else base(value)
+
+
+# --- streams ----------------------------------------------------------------------------
+
+_OPEN: Final = ord("{")
+_NOT_WHITESPACE: Final = re.compile(rb"[^ \t\n\r]")
+# Inside an object only braces and strings matter for finding its end. One match
+# skips everything up to the next brace outside a string (group 1), or up to
+# where a string goes on in bytes not received yet; possessive, so no backtracking.
+_OBJECT_REST: Final = re.compile(rb'(?:[^{}"]++|"[^"\\]*+(?:\\[\s\S][^"\\]*+)*+")*+([{}])?')
+# The rest of a string cut by the end of a chunk; group 1 is its closing quote.
+_STRING_REST: Final = re.compile(rb'[^"]*+(")?')
+
+
+def _match(pattern: re.Pattern[bytes], buffer: bytearray, position: int) -> re.Match[bytes]:
+    found = pattern.match(buffer, position)
+    assert found is not None  # both patterns match the empty string
+    return found
+
+
+class HephStreamSplitter:
+    """Splits a heph-json byte stream (Heph over TCP) into messages, whatever the chunking.
+
+    Between objects only whitespace may appear. Inside an object the splitter
+    follows strings and escapes and counts braces, only to find where the object
+    ends; :func:`decode_datagram` then checks the object whole. No byte is
+    scanned more than twice (once more when a string runs past the end of a
+    chunk), and after each call no more than one unfinished object of at most
+    ``max_object_size`` bytes is held.
+
+    After any :class:`MalformedFrame` the stream cannot be resynchronised, and
+    every later call raises it again: close the connection.
+    """
+
+    __slots__ = ("_buffer", "_depth", "_failure", "_in_string", "_max_object_size",
+                 "_offset", "_position", "_start")
+
+    def __init__(self, max_object_size: int) -> None:
+        if max_object_size < 2:
+            raise ConfigError(f"max_object_size is {max_object_size}; an object takes at least 2")
+        self._max_object_size = max_object_size
+        self._buffer = bytearray()
+        self._position = 0  # the next byte of _buffer to look at
+        self._start = 0  # where the object being read starts in _buffer
+        self._depth = 0  # braces open in that object; 0 between objects
+        self._in_string = False
+        self._offset = 0  # the stream offset of _buffer[0], for error messages
+        self._failure: str | None = None
+
+    def feed(self, chunk: bytes) -> list[HephMessage]:
+        """Add ``chunk``; return every message now complete, in order.
+
+        Raise :class:`MalformedFrame` for bytes that are not heph-json or an
+        object over the limit. Messages that were whole before the fault in the
+        same chunk are returned first, and the fault is raised by the next call
+        to :meth:`feed` or :meth:`end`.
+        """
+        self._raise_failure()
+        self._buffer += chunk
+        messages: list[HephMessage] = []
+        try:
+            self._scan(messages)
+        except MalformedFrame as error:
+            self._failure = str(error)
+            self._buffer.clear()
+            if not messages:
+                raise
+            return messages
+        self._compact()
+        return messages
+
+    def end(self) -> None:
+        """The stream has ended: raise :class:`MalformedFrame` if it ended inside an object
+        or after a fault not raised yet."""
+        self._raise_failure()
+        if self._depth:
+            raise MalformedFrame(
+                f"heph-json stream ended inside the object at byte {self._offset + self._start}"
+            )
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for the rest of an object."""
+        return len(self._buffer)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise MalformedFrame(self._failure)
+
+    def _scan(self, messages: list[HephMessage]) -> None:
+        buffer = self._buffer
+        while self._position < len(buffer):
+            if self._depth:
+                if not self._read_token(buffer, messages):
+                    break
+            elif not self._start_object(buffer):
+                break
+        if self._depth and len(buffer) - self._start > self._max_object_size:
+            raise MalformedFrame(
+                f"heph-json stream object at byte {self._offset + self._start} is already"
+                f" {len(buffer) - self._start} bytes, over the limit of {self._max_object_size}"
+            )
+
+    def _start_object(self, buffer: bytearray) -> bool:
+        """Skip whitespace to the next object; False when the buffer ends first."""
+        found = _NOT_WHITESPACE.search(buffer, self._position)
+        if found is None:
+            self._position = len(buffer)
+            return False
+        start = found.start()
+        if buffer[start] != _OPEN:
+            raise MalformedFrame(
+                f"heph-json stream has {bytes(buffer[start:start + 1])!r} at byte"
+                f" {self._offset + start}; between objects only whitespace may appear"
+            )
+        self._start, self._position, self._depth = start, start + 1, 1
+        return True
+
+    def _read_token(self, buffer: bytearray, messages: list[HephMessage]) -> bool:
+        """Read up to the next brace of the current object; False when the buffer ends first."""
+        if self._in_string:
+            found = _match(_STRING_REST, buffer, self._position)
+            self._position = found.end()
+            self._in_string = found.group(1) is None
+            return not self._in_string
+        found = _match(_OBJECT_REST, buffer, self._position)
+        self._position = found.end()
+        brace = found.group(1)
+        if brace is None:  # at the end of the buffer, or at a string that goes on past it
+            self._in_string = self._position < len(buffer)
+            self._position += self._in_string
+            return self._in_string
+        self._depth += 1 if brace == b"{" else -1
+        if not self._depth:
+            messages.append(self._decode(buffer))
+        return True
+
+    def _decode(self, buffer: bytearray) -> HephMessage:
+        try:
+            return decode_datagram(bytes(buffer[self._start:self._position]),
+                                   self._max_object_size)
+        except MalformedFrame as error:
+            where = f"heph-json stream object at byte {self._offset + self._start}"
+            raise MalformedFrame(f"{where}: {error}") from None
+
+    def _compact(self) -> None:
+        """Forget the bytes before the current object, or all bytes read between objects."""
+        drop = self._start if self._depth else self._position
+        del self._buffer[:drop]
+        self._offset += drop
+        self._position -= drop
+        self._start = 0
+
+
+# --- duplicates -------------------------------------------------------------------------
+
+
+class UuidWindow:
+    """The uuids of the last ``max_entries`` distinct messages, to drop repeats.
+
+    A uuid seen again becomes the most recent; when the window is full, the
+    least recently seen is forgotten, and a repeat of it would be taken as new:
+    the price of bounded memory, visible through :attr:`evictions`.
+    """
+
+    __slots__ = ("_evictions", "_max_entries", "_seen")
+
+    def __init__(self, max_entries: int = 65536) -> None:
+        if max_entries < 1:
+            raise ConfigError(f"max_entries is {max_entries}; it must be at least 1")
+        self._max_entries = max_entries
+        # Keyed by the uuid's int, which the UUID object already holds: no new object.
+        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._evictions = 0
+
+    def first_time(self, message_uuid: uuid.UUID) -> bool:
+        """True if ``message_uuid`` is not remembered (deliver the message), else False."""
+        key = message_uuid.int
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        if len(self._seen) >= self._max_entries:
+            self._seen.popitem(last=False)
+            self._evictions += 1
+        self._seen[key] = None
+        return True
+
+    def __len__(self) -> int:
+        """How many uuids are remembered now (never above ``max_entries``)."""
+        return len(self._seen)
+
+    @property
+    def evictions(self) -> int:
+        """How many uuids were forgotten to make room, since creation."""
+        return self._evictions

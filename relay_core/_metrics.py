@@ -6,14 +6,15 @@ Rules this module keeps:
   prometheus_client's global one, so several nodes in one process never clash.
 - The node's counters change on the event loop thread and are read only there:
   each scrape takes its snapshot on the loop, then formats it in a worker
-  thread, because formatting a full peer table (1,026 peers x 21 counters)
-  takes a noticeable fraction of a second the loop must not lose.
+  thread (``asyncio.to_thread``), because formatting a full peer table
+  (1,026 peers x 21 counters) takes a noticeable fraction of a second the loop
+  must not lose. One scrape formats at a time, however many clients ask.
 - Label sets stay bounded: ``peer`` comes from ``NodeStats.peers`` (at most
   1024 peers plus ``"(other)"``), ``scheme`` from the transports in use.
 - The HTTP server is the event loop's own: one GET per connection, bounded
   request size, a deadline per connection and a cap on open connections.
   ``close()`` stops listening and ends every open connection, so the port is
-  free when it returns and no thread of ours is left behind.
+  free when it returns.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ _HELP = {
     "unknown_actor": "Messages dropped because no actor and no router has the target name",
     "mailbox_full": "Inbound messages dropped because the target mailbox was full",
     "oversize": "Frames dropped for exceeding the message size limit, either way",
-    "send_errors": "Packets the transport failed to send",
+    "send_errors": "Sends that failed: packets the transport refused or reported lost, "
+                   "and frames dropped because the peer could not be reached",
     "late_replies": "Replies that arrived after the caller stopped waiting",
 }
 
@@ -190,6 +192,7 @@ class MetricsExporter:
         self.registry.register(_NodeCollector(stats, node_name))
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[object]] = set()
+        self._one_scrape_at_a_time = asyncio.Lock()
         self._log = RateLimitedLog(logger)
 
     async def start(self) -> tuple[str, int]:
@@ -228,6 +231,10 @@ class MetricsExporter:
                 await writer.drain()
         except (OSError, TimeoutError):
             pass  # the client left or was too slow: there is no one to answer
+        except asyncio.CancelledError:
+            # close() ended us. Python 3.11's stream callback cannot take a
+            # cancelled handler (it logs an error), so this one ends normally.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
@@ -249,8 +256,9 @@ class MetricsExporter:
     async def _scrape(self, accept: str) -> bytes:
         encoder, content_type = choose_encoder(accept)
         try:
-            _scraped.set(self._stats())  # this task's own context: concurrent scrapes never mix
-            body = await asyncio.to_thread(encoder, self.registry)
+            async with self._one_scrape_at_a_time:
+                _scraped.set(self._stats())  # in this task's own context, which to_thread copies
+                body = await asyncio.to_thread(encoder, self.registry)
         except Exception as exc:  # noqa: BLE001 - a failure costs one scrape
             self._log.warning("metrics_failed", "metrics scrape failed: %r", exc)
             return _response(500, "Internal Server Error", "collecting the metrics failed")

@@ -17,11 +17,12 @@ from types import TracebackType
 from typing import Self
 
 from ._actors import ActorContext, ActorFunction, ActorRef, RemoteRef, RestartPolicy, Supervisor
-from ._address import parse_address
+from ._address import format_host_port, parse_address
 from ._config import NodeConfig
 from ._dispatcher import Dispatcher
 from ._errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 from ._mailbox import Mailbox
+from ._metrics import MetricsExporter
 from ._registry import PluginRegistry
 from ._rpc import Rpc
 from ._security import NODE_PEER_KEYS, transport_options
@@ -72,6 +73,8 @@ class Node:
         self._anonymous = itertools.count(1)
         self._started = False
         self._closed = False
+        self._metrics: MetricsExporter | None = None
+        self._metrics_address: tuple[str, int] | None = None
 
     def _check_transport_options(self) -> None:
         """Listener and peer transport options are checked now, not at first use."""
@@ -126,6 +129,10 @@ class Node:
             raise
         if self.config.expose_stats:
             self._spawn_system(stats_actor, STATS_ACTOR)
+        if self.config.metrics_port is not None:
+            self._metrics = MetricsExporter(self.stats, self.name, host=self.config.metrics_host,
+                                            port=self.config.metrics_port)
+            self._metrics_address = await self._metrics.start()
         logger.info("node %r started (incarnation %016x)", self.name, self.incarnation)
 
     async def close(self, grace: float = 5.0) -> None:
@@ -134,6 +141,8 @@ class Node:
             return
         self._closed = True
         await asyncio.gather(*(actor.stop(grace) for actor in list(self._actors.values())))
+        if self._metrics is not None:
+            await self._metrics.close()
         for task in self._router_tasks:
             task.cancel()
         await self._dispatcher.close(grace)
@@ -208,6 +217,13 @@ class Node:
     def route(self, router: Router | None) -> None:
         """Install (or with None remove) the fallback for names with no local actor."""
         self._router = router
+
+    @property
+    def metrics_address(self) -> str | None:
+        """``http://HOST:PORT/metrics`` when the node serves Prometheus metrics, else None."""
+        if self._metrics_address is None:
+            return None
+        return f"http://{format_host_port(*self._metrics_address)}/metrics"
 
     def address(self, scheme: str = "udp") -> str:
         """The URL a listener actually bound, e.g. ``udp://127.0.0.1:40123``."""

@@ -100,3 +100,12 @@ def test_any_frames_leave_in_order_in_fitting_greedy_packets(
         for group, following in itertools.pairwise(groups):
             # Greedy: a packet is closed only when the next frame would not fit in it.
             assert HEADER + sum(map(len, group)) + len(following[0]) > batch_size
+
+
+def test_add_reports_a_complete_packet_and_take_full_leaves_the_filling_one() -> None:
+    coalescer = Coalescer(HEADER + 100, HEADER + 500)
+    assert coalescer.add(frame(60)) is False
+    assert coalescer.add(frame(60)) is True  # the first packet is complete
+    full = coalescer.take_full()
+    assert [len(group) for group in full] == [1]
+    assert [len(group) for group in coalescer.drain()] == [1]

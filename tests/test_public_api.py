@@ -11,12 +11,12 @@ EXPECTED_PUBLIC_NAMES = {
     "DecompressionError", "DecompressionLimitExceeded", "EncodeError", "FaultProfile",
     "FaultyTransport", "HostPort",
     "InvalidAddress", "ListenConfig", "MailboxFull", "MalformedFrame", "MessageTooLarge",
-    "MessageTypes", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
+    "MessageTypes", "MetricsExporter", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
     "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",
     "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
     "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor",
     "Unauthenticated", "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
-    "current_request_id", "hookimpl", "message", "message_types", "parse_address",
+    "current_request_id", "hookimpl", "message", "message_types", "metrics_available", "parse_address",
 }
 
 

@@ -1,0 +1,502 @@
+"""heph-json, the format of Heph's net relay: datagrams, streams and duplicate uuids.
+
+A Heph node writes ``{"uuid": "<UUID>", "message": <value>}``, one object per
+UDP datagram or back to back on a TCP stream. These tests hold decoding to what
+Heph's own reader accepts, encoding to what it can read, the stream splitter to
+any chunking, and the uuid window to its bound.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_sans_io import forbidden_imports
+
+from relay_core import ConfigError, EncodeError, MalformedFrame, UnknownMessage, message
+from relay_core._heph import (
+    HephMessage,
+    HephStreamSplitter,
+    UuidWindow,
+    decode_datagram,
+    encode_datagram,
+    is_heph_json,
+)
+from relay_core._seal import KeyRing, Sealer
+from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+LIMIT = 1 << 16
+SAMPLE_UUID = uuid.UUID("67e55044-10b1-426f-9247-bb680e5fe0c8")
+RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@message("test_heph.Point")
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float = 0.0
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+# Characters that a careless splitter or encoder would trip over, mixed with any others.
+tricky_text = st.text(
+    st.sampled_from('{}[]"\\/:, \n\tu\u00e9\u2028\U0001f600')
+    | st.characters(exclude_categories=["Cs"]),  # no lone surrogates: they are not text
+    max_size=12,
+)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(INT_MIN, INT_MAX)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | tricky_text
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(tricky_text, children, max_size=4),
+    max_leaves=15,
+)
+heph_messages = st.builds(HephMessage, st.uuids(), json_values)
+
+
+def heph(message: object, uuid_text: str = str(SAMPLE_UUID)) -> bytes:
+    """A heph-json object as another tool would write it (json.dumps, spaces and all)."""
+    return json.dumps({"uuid": uuid_text, "message": message}).encode()
+
+
+def nested(levels: int) -> object:
+    value: object = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_the_module_is_sans_io() -> None:
+    source = Path(__file__).resolve().parent.parent / "relay_core" / "_heph.py"
+    assert forbidden_imports(source.read_text(encoding="utf-8")) == []
+
+
+# --- encoding then decoding -------------------------------------------------------------
+
+
+@RELAXED
+@given(json_values, st.uuids())
+def test_any_json_value_round_trips_with_its_uuid(value: object, message_uuid: uuid.UUID) -> None:
+    datagram = encode_datagram(value, message_uuid)
+    assert decode_datagram(datagram, len(datagram)) == HephMessage(message_uuid, value)
+
+
+def test_encoding_is_compact_utf8_with_the_uuid_first() -> None:
+    datagram = encode_datagram({"name": "Zoë", "n": [1, 2.5, None, True]}, SAMPLE_UUID)
+    assert datagram == (
+        b'{"uuid":"67e55044-10b1-426f-9247-bb680e5fe0c8",'
+        b'"message":{"name":"Zo\xc3\xab","n":[1,2.5,null,true]}}'
+    )
+
+
+def test_each_encoding_without_a_uuid_gets_a_new_random_uuid4() -> None:
+    first, second = (decode_datagram(encode_datagram("hi"), LIMIT).uuid for _ in range(2))
+    assert first != second
+    assert first.version == second.version == 4
+
+
+def test_floats_stay_floats_and_ints_stay_ints() -> None:
+    decoded = decode_datagram(encode_datagram([1.0, 1, -0.0, 2**64 - 1, -(2**63)]), LIMIT).message
+    assert isinstance(decoded, list)
+    assert [type(item) for item in decoded] == [float, int, float, int, int]
+    assert math.copysign(1.0, decoded[2]) == -1.0
+
+
+def test_tuples_and_subclasses_travel_as_their_json_base_type() -> None:
+    value = (Colour.RED, Level.HIGH, OrderedDict(a=1), {Colour.RED: (1, 2)})
+    decoded = decode_datagram(encode_datagram(value), LIMIT).message
+    assert decoded == ["red", 3, {"a": 1}, {"red": [1, 2]}]
+    assert isinstance(decoded, list)
+    assert [type(item) for item in decoded] == [str, int, dict, dict]
+
+
+def test_a_registered_message_travels_as_the_plain_object_of_its_fields() -> None:
+    datagram = encode_datagram({"at": Point(1.0, 2.5), "seen": [Point(0.0)]}, SAMPLE_UUID)
+    assert b'"message":{"at":{"x":1.0,"y":2.5},"seen":[{"x":0.0,"y":0.0}]}' in datagram
+    assert decode_datagram(datagram, LIMIT).message == {
+        "at": {"x": 1.0, "y": 2.5}, "seen": [{"x": 0.0, "y": 0.0}]}
+
+
+def test_an_unknown_message_travels_as_its_fields_too() -> None:
+    datagram = encode_datagram(UnknownMessage("other.Thing", {"k": [1]}))
+    assert decode_datagram(datagram, LIMIT).message == {"k": [1]}
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [
+        (b"\x00", "bytes cannot travel"),
+        (bytearray(b"x"), "bytes cannot travel"),
+        (memoryview(b"x"), "bytes cannot travel"),
+        (math.nan, "no NaN or infinity"),
+        ([math.inf], "no NaN or infinity"),
+        ({"a": -math.inf}, "no NaN or infinity"),
+        ({1: "a"}, "JSON object keys are str"),
+        ({True: "a"}, "JSON object keys are str"),
+        ({None: "a"}, "JSON object keys are str"),
+        (2**64, "outside -2\\*\\*63"),
+        (-(2**63) - 1, "outside -2\\*\\*63"),
+        ({1, 2}, "cannot encode set"),
+        (1j, "cannot encode complex"),
+        ("\ud800", "lone surrogate"),
+        ({"\udc00": 1}, "lone surrogate"),
+        (nested(257), "deeper than 256 levels"),
+    ],
+    ids=repr,
+)
+def test_values_json_cannot_carry_are_refused_with_encode_error(
+        value: object, complaint: str) -> None:
+    with pytest.raises(EncodeError, match=complaint):
+        encode_datagram(value)
+
+
+def test_nesting_of_256_levels_travels_both_ways() -> None:
+    datagram = encode_datagram(nested(256))
+    assert decode_datagram(datagram, LIMIT).message == nested(256)
+
+
+def test_a_value_that_contains_itself_is_refused_with_encode_error() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(EncodeError, match="contains itself"):
+        encode_datagram(loop)
+
+
+# --- decoding ---------------------------------------------------------------------------
+
+
+def test_decoding_reads_what_heph_writes() -> None:
+    # serde_json's compact output for Heph's Message { uuid, message: "Hello world!" }.
+    datagram = b'{"uuid":"67e55044-10b1-426f-9247-bb680e5fe0c8","message":"Hello world!"}'
+    assert decode_datagram(datagram, LIMIT) == HephMessage(SAMPLE_UUID, "Hello world!")
+
+
+@pytest.mark.parametrize(
+    "datagram",
+    [
+        heph({"a": 1}),
+        b' \r\n\t{ "message" : {"a":1} , "uuid" : "67e55044-10b1-426f-9247-bb680e5fe0c8" }\n',
+        heph({"a": 1}, "67E55044-10B1-426F-9247-BB680E5FE0C8"),
+        heph({"a": 1}, "67e5504410b1426f9247bb680e5fe0c8"),
+    ],
+    ids=["json.dumps", "whitespace and key order", "upper case uuid", "uuid without hyphens"],
+)
+def test_decoding_tolerates_what_heph_tolerates(datagram: bytes) -> None:
+    assert decode_datagram(datagram, LIMIT) == HephMessage(SAMPLE_UUID, {"a": 1})
+
+
+def test_escaped_text_decodes_to_the_text_it_stands_for() -> None:
+    datagram = heph("\U0001f600 \\ud800 {\"}")  # json.dumps escapes the emoji as a pair
+    assert b"\\ud83d\\ude00" in datagram
+    assert decode_datagram(datagram, LIMIT).message == "\U0001f600 \\ud800 {\"}"
+
+
+UUID = b'"uuid":"67e55044-10b1-426f-9247-bb680e5fe0c8"'
+
+
+@pytest.mark.parametrize(
+    ("datagram", "complaint"),
+    [
+        (b"", "not valid JSON"),
+        (b"\xff{}", "not valid UTF-8"),
+        (b"\xef\xbb\xbf{" + UUID + b',"message":1}', "not valid JSON"),
+        (b"{" + UUID + b',"message":1', "not valid JSON"),
+        (b"{" + UUID + b',"message":1} {}', "not valid JSON"),
+        (b"[1]", "must be one JSON object .* got an array"),
+        (b"null", "got null"),
+        (b'{"message":1}', 'lacks "uuid"'),
+        (b"{" + UUID + b"}", 'lacks "message"'),
+        (b"{}", 'lacks "uuid" and "message"'),
+        (b"{" + UUID + b',"message":1,"to":"x"}', "also has 'to'"),
+        (b"{" + UUID + b"," + UUID + b',"message":1}', "repeats the key 'uuid'"),
+        (b"{" + UUID + b',"message":{"a":1,"a":2}}', "repeats the key 'a'"),
+        (b'{"uuid":7,"message":1}', "uuid must be a UUID string.* got a number"),
+        (b'{"uuid":"{67e55044-10b1-426f-9247-bb680e5fe0c8}","message":1}', "uuid must be"),
+        (b'{"uuid":"urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8","message":1}', "uuid must"),
+        (b'{"uuid":"67e55044-10b1426f-9247-bb680e5fe0c8","message":1}', "uuid must be"),
+        (b'{"uuid":"67e5504410b1426f9247bb680e5fe0c","message":1}', "uuid must be"),
+        (b'{"uuid":"67e55044-10b1-426f-9247-bb680e5fe0cg","message":1}', "uuid must be"),
+        (b"{" + UUID + b',"message":NaN}', "NaN is not JSON"),
+        (b"{" + UUID + b',"message":[Infinity]}', "Infinity is not JSON"),
+        (b"{" + UUID + b',"message":-Infinity}', "-Infinity is not JSON"),
+        (b"{" + UUID + b',"message":1e400}', "beyond the range of a 64-bit float"),
+        (b"{" + UUID + b',"message":18446744073709551616}', "integers must lie in"),
+        (b"{" + UUID + b',"message":[-9223372036854775809]}', "integers must lie in"),
+        (b"{" + UUID + b',"message":' + b"9" * 5000 + b"}", "integers must lie in"),
+        (b"{" + UUID + b',"message":"\\ud800"}', "lone surrogate"),
+        (b"{" + UUID + b',"message":{"\\udfff":1}}', "lone surrogate"),
+        (b"{" + UUID + b',"message":' + b"[" * 257 + b"]" * 257 + b"}", "deeper than 256"),
+        (b"{" + UUID + b',"message":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "deeper than"),
+    ],
+    ids=repr,
+)
+def test_decoding_refuses_anything_else_saying_what_is_wrong(
+        datagram: bytes, complaint: str) -> None:
+    with pytest.raises(MalformedFrame, match=complaint):
+        decode_datagram(datagram, 1 << 20)
+
+
+def test_a_datagram_over_the_size_limit_is_refused_before_it_is_read() -> None:
+    datagram = encode_datagram("x" * 100)
+    assert decode_datagram(datagram, len(datagram)).message == "x" * 100
+    with pytest.raises(MalformedFrame, match=f"{len(datagram)} bytes exceeds the limit of"):
+        decode_datagram(datagram, len(datagram) - 1)
+
+
+@RELAXED
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_give_a_message_or_malformed_frame_only(data: bytes) -> None:
+    try:
+        decode_datagram(data, LIMIT)
+    except MalformedFrame:
+        pass
+
+
+@RELAXED
+@given(heph_messages, st.data())
+def test_damaged_datagrams_give_a_message_or_malformed_frame_only(
+        sent: HephMessage, data: st.DataObject) -> None:
+    damaged = bytearray(encode_datagram(sent.message, sent.uuid))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(damaged)))
+        action = data.draw(st.sampled_from(["replace", "insert", "delete"]))
+        byte = data.draw(st.sampled_from(b'{}[]",:\\ 0e-\x00\xff') | st.integers(0, 255))
+        if action == "insert":
+            damaged.insert(at, byte)
+        elif at < len(damaged):
+            damaged[at:at + 1] = bytes([byte]) if action == "replace" else b""
+    try:
+        received = decode_datagram(bytes(damaged), LIMIT)
+    except MalformedFrame:
+        return
+    encode_datagram(received.message, received.uuid)  # whatever decodes can be sent on
+
+
+# --- telling heph-json from net-relay packets -------------------------------------------
+
+
+@given(st.integers(1, INT_MAX), st.integers(1, INT_MAX), st.binary(min_size=1, max_size=40))
+def test_net_relay_packets_are_never_taken_for_heph_json(
+        incarnation: int, sequence: int, payload: bytes) -> None:
+    frame = encode_frame(Frame(FrameKind.MESSAGE, "json", payload, target="a"))
+    assert not is_heph_json(encode_packet(incarnation, sequence, [frame]))
+    sealer = Sealer(KeyRing({1: bytes(32)}, 1))
+    assert not is_heph_json(sealer.seal(incarnation, sequence, frame))
+
+
+@pytest.mark.parametrize(
+    ("datagram", "expected"),
+    [
+        (encode_datagram(1), True),
+        (b" \t\r\n{", True),
+        (b"{", True),
+        (b"", False),
+        (b"   ", False),
+        (b"[1]", False),
+        (b"\xef\xbb\xbf{}", False),
+        (b"NR\x01\x00", False),
+    ],
+    ids=repr,
+)
+def test_heph_json_is_told_by_its_first_byte_after_whitespace(
+        datagram: bytes, expected: bool) -> None:
+    assert is_heph_json(datagram) is expected
+
+
+# --- streams ----------------------------------------------------------------------------
+
+whitespace = st.text(" \t\r\n", max_size=3).map(str.encode)
+
+
+def feed_in_pieces(splitter: HephStreamSplitter, stream: bytes, cuts: list[int]) -> list[object]:
+    """Feed ``stream`` in pieces of the sizes in ``cuts`` (cycled); return what came out."""
+    received: list[object] = []
+    position, index = 0, 0
+    while position < len(stream):
+        size = cuts[index % len(cuts)]
+        received += splitter.feed(stream[position:position + size])
+        assert splitter.buffered <= 10_000
+        position += size
+        index += 1
+    return received
+
+
+@RELAXED
+@given(st.lists(st.tuples(heph_messages, whitespace), max_size=8),
+       st.lists(st.integers(1, 40), min_size=1, max_size=8))
+def test_any_chunking_of_a_stream_yields_its_messages_in_order(
+        sent: list[tuple[HephMessage, bytes]], cuts: list[int]) -> None:
+    stream = b"".join(encode_datagram(m.message, m.uuid) + gap for m, gap in sent)
+    splitter = HephStreamSplitter(max_object_size=10_000)
+    assert feed_in_pieces(splitter, stream, cuts) == [m for m, _ in sent]
+    splitter.end()
+
+
+def test_objects_written_by_other_tools_split_byte_by_byte() -> None:
+    objects: list[dict[str, object]] = [{"uuid": str(SAMPLE_UUID), "message": {"say": 'a "}{" \\" \\\\', "n": [1, {}]}},
+               {"message": "\U0001f600\\", "uuid": str(SAMPLE_UUID).upper()}]
+    stream = json.dumps(objects[0], indent=2).encode() + json.dumps(objects[1]).encode()
+    splitter = HephStreamSplitter(max_object_size=1000)
+    received = feed_in_pieces(splitter, stream, [1])
+    assert received == [HephMessage(SAMPLE_UUID, o["message"]) for o in objects]
+    assert splitter.buffered == 0
+
+
+def test_a_stream_with_anything_but_whitespace_between_objects_is_refused() -> None:
+    splitter = HephStreamSplitter(max_object_size=1000)
+    datagram = encode_datagram(1)
+    assert len(splitter.feed(datagram)) == 1
+    with pytest.raises(MalformedFrame, match=f"b',' at byte {len(datagram) + 1}; between obj"):
+        splitter.feed(b" ,")
+
+
+def test_a_stream_that_does_not_start_with_an_object_is_refused() -> None:
+    with pytest.raises(MalformedFrame, match=r"b'\[' at byte 2"):
+        HephStreamSplitter(max_object_size=1000).feed(b"\r\n[1]")
+
+
+def test_an_object_over_the_limit_is_refused_before_it_ends() -> None:
+    splitter = HephStreamSplitter(max_object_size=100)
+    splitter.feed(b'{"uuid":' + b" " * 80)
+    with pytest.raises(MalformedFrame, match="already 101 bytes, over the limit of 100"):
+        splitter.feed(b" " * 13)
+    assert splitter.buffered == 0
+
+
+@RELAXED
+@given(st.binary(max_size=200), st.lists(st.integers(1, 30), min_size=1, max_size=5))
+def test_arbitrary_streams_give_messages_or_malformed_frame_and_stay_bounded(
+        stream: bytes, cuts: list[int]) -> None:
+    splitter = HephStreamSplitter(max_object_size=50)
+    position, index = 0, 0
+    try:
+        while position < len(stream):
+            size = cuts[index % len(cuts)]
+            splitter.feed(stream[position:position + size])
+            assert splitter.buffered <= 50
+            position, index = position + size, index + 1
+        splitter.end()
+    except MalformedFrame:
+        pass
+
+
+def test_an_object_heph_would_refuse_is_refused_in_a_stream_too() -> None:
+    splitter = HephStreamSplitter(max_object_size=1000)
+    with pytest.raises(MalformedFrame, match=r"object at byte 0: .*also has 'to'"):
+        splitter.feed(b'{"uuid":"67e5504410b1426f9247bb680e5fe0c8","message":1,"to":2}')
+
+
+def test_messages_whole_before_a_fault_are_delivered_and_the_fault_follows() -> None:
+    splitter = HephStreamSplitter(max_object_size=1000)
+    good = encode_datagram("first", SAMPLE_UUID)
+    assert splitter.feed(good + b"\n}" + good) == [HephMessage(SAMPLE_UUID, "first")]
+    with pytest.raises(MalformedFrame, match="between objects only whitespace"):
+        splitter.feed(good)
+
+
+def test_a_fault_after_whole_messages_is_raised_at_the_end_of_the_stream() -> None:
+    splitter = HephStreamSplitter(max_object_size=1000)
+    assert len(splitter.feed(encode_datagram(1) + b"x")) == 1
+    with pytest.raises(MalformedFrame, match="b'x'"):
+        splitter.end()
+
+
+def test_after_a_fault_every_call_refuses_the_stream() -> None:
+    splitter = HephStreamSplitter(max_object_size=1000)
+    with pytest.raises(MalformedFrame):
+        splitter.feed(b"x")
+    for _ in range(2):
+        with pytest.raises(MalformedFrame, match="b'x' at byte 0"):
+            splitter.feed(encode_datagram(1))
+    with pytest.raises(MalformedFrame, match="b'x' at byte 0"):
+        splitter.end()
+
+
+def test_a_stream_that_ends_inside_an_object_is_malformed() -> None:
+    splitter = HephStreamSplitter(max_object_size=1000)
+    datagram = encode_datagram("cut")
+    assert splitter.feed(datagram + b"  " + datagram[:-1]) != []
+    with pytest.raises(MalformedFrame, match=f"ended inside the object at byte {len(datagram) + 2}"):
+        splitter.end()
+
+
+def test_a_stream_that_ends_between_objects_ends_cleanly() -> None:
+    splitter = HephStreamSplitter(max_object_size=1000)
+    splitter.feed(encode_datagram(1) + b"\n\n")
+    splitter.end()
+    assert splitter.buffered == 0
+
+
+def test_a_splitter_needs_room_for_an_object() -> None:
+    with pytest.raises(ConfigError, match="at least 2"):
+        HephStreamSplitter(max_object_size=1)
+
+
+# --- duplicate uuids --------------------------------------------------------------------
+
+
+def test_a_uuid_is_first_seen_once() -> None:
+    window = UuidWindow()
+    assert window.first_time(SAMPLE_UUID)
+    assert not window.first_time(uuid.UUID(str(SAMPLE_UUID)))
+    assert window.first_time(uuid.uuid4())
+
+
+@given(st.integers(1, 5), st.lists(st.integers(0, 7), max_size=60))
+def test_a_uuid_is_repeated_news_only_after_enough_other_uuids(
+        max_entries: int, sightings: list[int]) -> None:
+    # The model: a uuid is remembered while fewer than max_entries distinct
+    # other uuids have been seen since it was last seen.
+    window = UuidWindow(max_entries)
+    for at, number in enumerate(sightings):
+        earlier = [i for i in range(at) if sightings[i] == number]
+        others = set(sightings[earlier[-1] + 1:at]) if earlier else set()
+        remembered = bool(earlier) and len(others) < max_entries
+        assert window.first_time(uuid.UUID(int=number)) is not remembered
+        assert len(window) <= max_entries
+
+
+def test_seeing_a_uuid_again_keeps_it_remembered() -> None:
+    window = UuidWindow(max_entries=2)
+    a, b, c = (uuid.UUID(int=n) for n in range(3))
+    assert window.first_time(a) and window.first_time(b)
+    assert not window.first_time(a)  # a is now the most recent: b goes first
+    assert window.first_time(c)
+    assert not window.first_time(a)
+    assert window.first_time(b)
+    assert window.evictions == 2
+
+
+def test_the_window_holds_65536_uuids_by_default_and_no_more() -> None:
+    window = UuidWindow()
+    for number in range(65536 + 10):
+        window.first_time(uuid.UUID(int=number))
+    assert len(window) == 65536
+    assert window.evictions == 10
+
+
+def test_a_window_needs_room_for_a_uuid() -> None:
+    with pytest.raises(ConfigError, match="at least 1"):
+        UuidWindow(0)
