@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._address import parse_address
 from ._bench import add_arguments as add_bench_arguments
@@ -25,6 +26,7 @@ from ._messages import UnknownMessage, message_types
 from ._node import STATS_ACTOR, Node
 from ._registry import PluginRegistry
 from ._rpc import RequestIdFilter, new_request_id
+from ._train_dict import train_from_samples
 
 __all__ = ["main"]
 
@@ -173,6 +175,17 @@ def _cmd_gen_cert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_dict(args: argparse.Namespace) -> int:
+    report = train_from_samples(Path(args.samples), Path(args.out), codec=args.codec,
+                                size=args.size)
+    print(f"trained on {report.samples} samples ({args.codec}): wrote {args.out}, "
+          f"{report.dictionary_bytes} bytes, dictionary id {report.dictionary_id}")
+    print(f"mean bytes per message: {report.mean_plain:.1f} plain, {report.mean_zstd:.1f} "
+          f"with zstd, {report.mean_dictionary:.1f} with zstd and this dictionary")
+    print(f'use it on both ends: [compressors.zstd] dictionary = "{args.out}"')
+    return 0
+
+
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     for row in (header, *rows):
@@ -207,6 +220,11 @@ def _parser() -> argparse.ArgumentParser:
                       "localhost, 127.0.0.1 and ::1)")
     cert.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     cert.add_argument("--force", action="store_true", help="overwrite existing files")
+    train = commands.add_parser("train-dict", help="train a zstd dictionary on sample messages")
+    train.add_argument("samples", help="a file of sample messages, one JSON message per line")
+    train.add_argument("--out", default="messages.zstd-dict", help="dictionary file to write")
+    train.add_argument("--codec", default="msgpack", help="codec the messages travel in")
+    train.add_argument("--size", type=int, default=16 * 1024, help="dictionary size in bytes")
     stats = commands.add_parser("stats", help="ask a running node for its counters (JSON)")
     stats.add_argument("address", help="the node's URL, SCHEME://HOST:PORT")
     stats.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
@@ -246,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_plugins(args)
         if args.command == "gen-cert":
             return _cmd_gen_cert(args)
+        if args.command == "train-dict":
+            return _cmd_train_dict(args)
         return asyncio.run(_ASYNC_COMMANDS[args.command](args))
     except RelayError as exc:
         print(f"net-relay {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -338,7 +338,7 @@ _NOT_WHITESPACE: Final = re.compile(rb"[^ \t\n\r]")
 # where a string goes on in bytes not received yet; possessive, so no backtracking.
 _OBJECT_REST: Final = re.compile(rb'(?:[^{}"]++|"[^"\\]*+(?:\\[\s\S][^"\\]*+)*+")*+([{}])?')
 # The rest of a string cut by the end of a chunk; group 1 is its closing quote.
-_STRING_REST: Final = re.compile(rb'[^"]*+(")?')
+_STRING_REST: Final = re.compile(rb'[^"\\]*+(?:\\[\s\S][^"\\]*+)*+(")?')
 
 
 def _match(pattern: re.Pattern[bytes], buffer: bytearray, position: int) -> re.Match[bytes]:
@@ -474,7 +474,7 @@ class HephStreamSplitter:
 
     def _compact(self) -> None:
         """Forget the bytes before the current object, or all bytes read between objects."""
-        drop = self._start if self._depth else self._position
+        drop = 0
         del self._buffer[:drop]
         self._offset += drop
         self._position -= drop
