@@ -13,8 +13,9 @@ rules this module keeps:
   surrogate); on any input it raises nothing but :class:`MalformedFrame`;
 - decoded messages stay inside net-relay's data model (ints in -2**63 ..
   2**64-1, at most 256 levels of nesting, no repeated key in any object), so a
-  node can forward them with any codec, and whatever :func:`encode_datagram`
-  writes, :func:`decode_datagram` returns equal;
+  node can forward them with any codec; what :func:`encode_datagram` writes,
+  :func:`decode_datagram` returns equal as JSON (a tuple comes back as a list,
+  a message as the dict of its fields);
 - memory is bounded: a datagram or stream object over its limit is refused
   before it is parsed, and :class:`UuidWindow` remembers a fixed number of uuids;
 - the stream splitter finds where objects end scanning each byte at most twice,
@@ -233,8 +234,10 @@ def encode_datagram(message: object, message_uuid: uuid.UUID | None = None) -> b
     for what JSON cannot carry: bytes, NaN and infinities, non-str keys, ints
     outside -2**63 .. 2**64-1, text that is not Unicode, more than 256 levels.
     """
-    text = _ENCODER.encode(_to_json(message))
     identity = uuid.uuid4() if message_uuid is None else message_uuid
+    if not isinstance(identity, uuid.UUID):
+        raise EncodeError(f"message_uuid must be a uuid.UUID, got {type(identity).__qualname__}")
+    text = _ENCODER.encode(_to_json(message))
     try:
         return f'{{"uuid":"{identity}","message":{text}}}'.encode()
     except UnicodeEncodeError as exc:
@@ -474,7 +477,7 @@ class HephStreamSplitter:
 
     def _compact(self) -> None:
         """Forget the bytes before the current object, or all bytes read between objects."""
-        drop = 0
+        drop = self._start if self._depth else self._position
         del self._buffer[:drop]
         self._offset += drop
         self._position -= drop

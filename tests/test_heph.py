@@ -172,6 +172,11 @@ def test_values_json_cannot_carry_are_refused_with_encode_error(
         encode_datagram(value)
 
 
+def test_a_uuid_given_as_anything_but_a_uuid_object_is_refused() -> None:
+    with pytest.raises(EncodeError, match="must be a uuid.UUID, got str"):
+        encode_datagram(1, str(SAMPLE_UUID))  # type: ignore[arg-type]
+
+
 def test_nesting_of_256_levels_travels_both_ways() -> None:
     datagram = encode_datagram(nested(256))
     assert decode_datagram(datagram, LIMIT).message == nested(256)
@@ -385,21 +390,38 @@ def test_an_object_over_the_limit_is_refused_before_it_ends() -> None:
     assert splitter.buffered == 0
 
 
-@RELAXED
-@given(st.binary(max_size=200), st.lists(st.integers(1, 30), min_size=1, max_size=5))
-def test_arbitrary_streams_give_messages_or_malformed_frame_and_stay_bounded(
-        stream: bytes, cuts: list[int]) -> None:
-    splitter = HephStreamSplitter(max_object_size=50)
+# Whole objects, and pieces that drive a splitter into every state: inside
+# strings, after escapes, nested, over the limit, at garbage.
+stream_pieces = (
+    heph_messages.map(lambda m: encode_datagram(m.message, m.uuid))
+    | st.sampled_from([b"{", b"}", b'"', b"\\", b'\\"', b" ", b"\n", b":", b",", b'"uuid":'])
+    | st.binary(max_size=3)
+)
+
+
+def outcome(stream: bytes, cuts: list[int], limit: int) -> tuple[list[HephMessage], bool]:
+    """The messages a splitter gives for ``stream`` fed in pieces, and whether it failed."""
+    splitter = HephStreamSplitter(max_object_size=limit)
+    received: list[HephMessage] = []
     position, index = 0, 0
     try:
         while position < len(stream):
             size = cuts[index % len(cuts)]
-            splitter.feed(stream[position:position + size])
-            assert splitter.buffered <= 50
+            received += splitter.feed(stream[position:position + size])
+            assert splitter.buffered <= limit
             position, index = position + size, index + 1
         splitter.end()
     except MalformedFrame:
-        pass
+        return received, True
+    return received, False
+
+
+@RELAXED
+@given(st.lists(stream_pieces, max_size=40).map(b"".join),
+       st.lists(st.integers(1, 30), min_size=1, max_size=5))
+def test_any_stream_gives_the_same_outcome_whatever_the_chunking_and_stays_bounded(
+        stream: bytes, cuts: list[int]) -> None:
+    assert outcome(stream, cuts, 200) == outcome(stream, [len(stream) or 1], 200)
 
 
 def test_an_object_heph_would_refuse_is_refused_in_a_stream_too() -> None:
@@ -465,7 +487,7 @@ def test_a_uuid_is_first_seen_once() -> None:
 
 
 @given(st.integers(1, 5), st.lists(st.integers(0, 7), max_size=60))
-def test_a_uuid_is_repeated_news_only_after_enough_other_uuids(
+def test_a_repeated_uuid_is_dropped_until_enough_other_uuids_push_it_out(
         max_entries: int, sightings: list[int]) -> None:
     # The model: a uuid is remembered while fewer than max_entries distinct
     # other uuids have been seen since it was last seen.
