@@ -27,6 +27,7 @@ from ._errors import (
     ChecksumMismatch,
     CodecError,
     CompressionError,
+    ConfigError,
     DecompressionLimitExceeded,
     MalformedFrame,
     MessageTooLarge,
@@ -37,6 +38,8 @@ from ._errors import (
     UnknownPlugin,
 )
 from ._fault_plan import FaultPlan
+from ._heph import decode_datagram, encode_datagram, is_heph_json
+from ._heph_plan import HephPlan
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._links import LinkKey, LinkTable, PeerLink
 from ._mailbox import Mailbox
@@ -134,6 +137,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._security = SecurityPolicy(config)
         self._faults = FaultPlan(config)
+        self._heph = HephPlan(config)
         self._receiving_key_id: int | None = None
         """Key id of the sealed packet being handled, so replies are sealed alike."""
         self.stats = StatsTable()
@@ -221,6 +225,7 @@ class Dispatcher:
             peer = peer or self._peer_names.get(key)
             link = self._new_link(key, address.node_url(), peer, pinned=True)
             link.fallback = self._fallback_of(peer)
+            link.heph = self._heph.speaks_heph(peer)
             options = (transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
                        if peer else {})
             self._start_task(self._prepare(link, address, options, peer))
@@ -283,6 +288,10 @@ class Dispatcher:
         """Encode ``message`` for ``target`` and queue it; raise for what is known now."""
         if link.error is not None:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
+        if link.heph:
+            self._queue(link, encode_datagram(message))  # Heph names no actor: the peer routes
+            link.counters.messages_sent += 1
+            return
         payload, compressor = self._encode(link.codec, link.compressor, message)
         encode = link.frame_encoders.get((target, compressor))
         if encode is None:
@@ -299,6 +308,9 @@ class Dispatcher:
         """
         if link.error is not None:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
+        if link.heph:
+            raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
+                              "or the net-relay format for RPC")
         payload, compressor = self._encode(link.codec, link.compressor, request)
         call_id, future = self._calls.open()
         traceparent = outgoing_traceparent()
@@ -403,6 +415,11 @@ class Dispatcher:
         self._send_groups(link, link.coalescer.drain())
 
     def _send_groups(self, link: PeerLink, groups: list[list[bytes]]) -> None:
+        if link.heph:  # each "frame" is a whole Heph datagram
+            for group in groups:
+                for datagram in group:
+                    self._send_packet(link, datagram)
+            return
         sealer = link.sealer
         for group in groups:
             self._sequence += 1
@@ -446,6 +463,10 @@ class Dispatcher:
             self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
                               _url(scheme, source))
             return
+        heph_target = self._heph.target_for(scheme)
+        if heph_target is not None and is_heph_json(data):
+            self._on_heph(data, heph_target, scheme, source, counters)
+            return
         try:
             if is_sealed(data):
                 incarnation, sequence, frames = self._open(data)
@@ -469,6 +490,21 @@ class Dispatcher:
         for frame in frames:
             counters.frames_received += 1
             handlers[frame.kind](self, frame, scheme, source, counters, incarnation)
+
+    def _on_heph(self, data: bytes, target: str, scheme: str, source: HostPort,
+                 counters: Counters) -> None:
+        """A Heph JSON datagram: checked, deduplicated by uuid, delivered to ``target``."""
+        try:
+            heph = decode_datagram(data, self._config.max_message_size)
+        except MalformedFrame as exc:
+            self._count_bad_packet(exc, counters, scheme, source)
+            return
+        if not self._heph.window.first_time(heph.uuid):
+            counters.duplicates += 1
+            return
+        counters.frames_received += 1
+        counters.messages_received += 1
+        self._deliver(heph.message, target, scheme, source, counters)
 
     def _open(self, data: bytes) -> tuple[int, int, tuple[Frame, ...]]:
         """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies)."""
@@ -536,16 +572,20 @@ class Dispatcher:
         if message is _FAILED:
             return
         counters.messages_received += 1
-        mailbox = self._actors.mailbox(frame.target)
+        self._deliver(message, frame.target, scheme, source, counters)
+
+    def _deliver(self, message: object, target: str, scheme: str, source: HostPort,
+                 counters: Counters) -> None:
+        mailbox = self._actors.mailbox(target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(message, _url(scheme, source)):
                 counters.unknown_actor += 1
                 self._log.warning("unknown_actor", "dropped a message from %s for unknown actor %r",
-                                  _url(scheme, source), frame.target)
+                                  _url(scheme, source), target)
         elif not mailbox.put_nowait(message):
             counters.mailbox_full += 1
             self._log.warning("mailbox_full", "dropped a message from %s: mailbox of %r is full",
-                              _url(scheme, source), frame.target)
+                              _url(scheme, source), target)
 
     def _on_request(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int

@@ -38,6 +38,7 @@ class PeerLink:
         "error",
         "fallback",
         "frame_encoders",
+        "heph",
         "label",
         "pinned",
         "sealer",
@@ -63,6 +64,8 @@ class PeerLink:
         self.counters = counters
         self.sealer = sealer
         self.coalescer = self._coalescer(transport.batch_size, transport.max_packet_size)
+        self.heph = False
+        """True for a peer that speaks Heph's JSON datagrams instead of our packets."""
         self.fallback: tuple[Address, str] | None = None
         """A stream transport address (and the peer name) for frames too big for this link."""
         """Seals this link's packets (a peer with keys), or None."""

@@ -1,0 +1,89 @@
+"""A node speaking Heph's JSON datagrams: from plain sockets in, to Heph peers out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+
+import pytest
+
+from nodes import RawUdp, udp_config, wait_for
+from relay_core import ActorContext, ConfigError, ListenConfig, Node, PeerConfig
+from relay_core._demo import echo
+
+
+def heph_listener(name: str) -> Node:
+    config = dataclasses.replace(udp_config(name), listen={
+        "udp": ListenConfig("127.0.0.1", 0, {"heph_json": "inbox"})})
+    return Node(config)
+
+
+def collecting(into: list[object]):  # type: ignore[no-untyped-def]
+    async def actor(ctx: ActorContext) -> None:
+        async for message in ctx:
+            into.append(message)
+    return actor
+
+
+async def test_a_heph_datagram_from_a_plain_socket_reaches_the_actor_once() -> None:
+    received: list[object] = []
+    sender = RawUdp()
+    datagram = json.dumps({"uuid": str(uuid.uuid4()), "message": {"hello": "heph"}}).encode()
+    try:
+        async with heph_listener("python") as node, Node(udp_config("friend")) as friend:
+            node.spawn(collecting(received), name="inbox")
+            node.spawn(echo, name="echo")
+            sender.send_to(datagram, node.address("udp"))
+            sender.send_to(datagram, node.address("udp"))  # a duplicate, by uuid
+            await wait_for(lambda: node.stats().total["duplicates"] == 1, "the duplicate")
+            # the same listener still speaks the net-relay format
+            reply = await friend.ref(f"{node.address('udp')}/echo").rpc("ours", timeout=5.0)
+    finally:
+        sender.close()
+    assert received == [{"hello": "heph"}]
+    assert reply == "ours"
+
+
+async def test_a_malformed_heph_datagram_is_counted_and_dropped() -> None:
+    sender = RawUdp()
+    try:
+        async with heph_listener("python") as node:
+            sender.send_to(b'{"uuid": "not-a-uuid", "message": 1}', node.address("udp"))
+            await wait_for(lambda: node.stats().total["malformed"] == 1, "the refusal")
+    finally:
+        sender.close()
+
+
+async def test_what_a_heph_json_peer_sends_parses_as_heph_format() -> None:
+    tap = RawUdp()
+    try:
+        peers = {"rust": PeerConfig(address=tap.url, options={"format": "heph-json"})}
+        async with Node(dataclasses.replace(udp_config("python"), peers=peers)) as node:
+            await node.ref("rust/anyone").send({"order": 7, "items": ["a", "b"]})
+            with pytest.raises(ConfigError, match="heph-json"):
+                await node.ref("rust/anyone").rpc("no requests in heph", timeout=1.0)
+            datagram, _ = await tap.receive()
+    finally:
+        tap.close()
+    parsed = json.loads(datagram)
+    assert set(parsed) == {"uuid", "message"}
+    assert str(uuid.UUID(parsed["uuid"])) == parsed["uuid"]
+    assert parsed["message"] == {"order": 7, "items": ["a", "b"]}
+
+
+@pytest.mark.parametrize(("listen", "peer", "complaint"), [
+    ({"heph_json": ""}, None, "name the actor"),
+    ({"heph_json": "inbox", "keys": {"1": "11" * 32}}, None, "not authenticated"),
+    (None, {"format": "protobuf"}, "heph-json"),
+])
+def test_heph_settings_are_checked(listen: dict[str, object] | None,
+                                   peer: dict[str, object] | None, complaint: str) -> None:
+    config = udp_config("python")
+    if listen is not None:
+        config = dataclasses.replace(config, listen={"udp": ListenConfig("127.0.0.1", 0, listen)})
+    if peer is not None:
+        config = dataclasses.replace(config, peers={
+            "rust": PeerConfig(address="udp://127.0.0.1:9", options=peer)})
+    with pytest.raises(ConfigError, match=complaint):
+        Node(config)
