@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import traceback
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Protocol
 
 from ._address import Address, format_host_port, parse_address
-from ._calls import ActiveRequests, CallKey, PendingCalls
+from ._calls import PendingCalls
 from ._config import NodeConfig
-from ._error_payload import ErrorCode, error_from_payload, error_payload
+from ._error_payload import error_from_payload
 from ._errors import (
     ActorStopped,
     ChecksumMismatch,
@@ -42,13 +40,11 @@ from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._links import LinkKey, LinkTable, PeerLink
-from ._mailbox import Mailbox
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
-from ._replycache import ReplyCache
-from ._rpc import Rpc, new_request_id
 from ._seal import Sealer, is_sealed, sealed_key_id
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
+from ._serving import LocalActors, RequestServer
 from ._stats import Counters, NodeStats, StatsTable
 from ._tracing import outgoing_traceparent
 from ._window import DuplicateFilter, Verdict
@@ -62,7 +58,7 @@ from ._wire import (
     encode_packet,
 )
 
-__all__ = ["Dispatcher", "LocalActors"]
+__all__ = ["Dispatcher"]
 
 logger = logging.getLogger("relay_core.node")
 
@@ -78,22 +74,6 @@ def _url(scheme: str, source: HostPort) -> str:
 def _milliseconds(seconds: float) -> int:
     """A deadline for the wire: at least 1 ms (0 would mean already expired)."""
     return min(max(int(seconds * 1000), 1), MAX_DEADLINE_MS)
-
-
-def _traceback_of(error: BaseException, config: NodeConfig) -> str:
-    if not config.send_tracebacks:
-        return ""
-    return "".join(traceback.format_exception(error))
-
-
-class LocalActors(Protocol):
-    """What the dispatcher needs from the node's actor table."""
-
-    def mailbox(self, name: str) -> Mailbox | None:
-        """The mailbox of the local actor ``name``, or None."""
-
-    def deliver_unrouted(self, message: object, source: str) -> bool:
-        """Offer a message for an unknown name to the router; False if there is none."""
 
 
 class _Inbound:
@@ -125,7 +105,7 @@ class Dispatcher:
         self._dirty: list[PeerLink] = []
         self._flush_handle: asyncio.Handle | None = None
         self._calls = PendingCalls()
-        self._requests = ActiveRequests(ReplyCache())
+        self._server = RequestServer(self, actors, registry, config)
         self._duplicates = DuplicateFilter(config.duplicate_window, config.max_senders)
         self._codecs: dict[str, Codec] = {}
         self._compressors: dict[str, Compressor] = {}
@@ -165,11 +145,15 @@ class Dispatcher:
         self._flush()
         self._closed = True
         self._calls.fail_all(ActorStopped("the node closed before a reply came"))
-        self._requests.cancel_all()
+        self._server.active.cancel_all()
         for task in list(self._tasks):
             task.cancel()
         for transport in self._transports.values():
             await transport.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def address(self, scheme: str) -> str:
         bound = self._bound.get(scheme)
@@ -289,14 +273,14 @@ class Dispatcher:
         if link.error is not None:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
         if link.heph:
-            self._queue(link, encode_datagram(message))  # Heph names no actor: the peer routes
+            self.queue(link, encode_datagram(message))  # Heph names no actor: the peer routes
             link.counters.messages_sent += 1
             return
-        payload, compressor = self._encode(link.codec, link.compressor, message)
+        payload, compressor = self.encode(link.codec, link.compressor, message)
         encode = link.frame_encoders.get((target, compressor))
         if encode is None:
             encode = link.frame_encoder(target, compressor)
-        self._queue(link, encode(payload))
+        self.queue(link, encode(payload))
         link.counters.messages_sent += 1
 
     async def call(self, link: PeerLink, target: str, request: object, timeout: float,
@@ -311,7 +295,7 @@ class Dispatcher:
         if link.heph:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
-        payload, compressor = self._encode(link.codec, link.compressor, request)
+        payload, compressor = self.encode(link.codec, link.compressor, request)
         call_id, future = self._calls.open()
         traceparent = outgoing_traceparent()
         loop = asyncio.get_running_loop()
@@ -325,7 +309,7 @@ class Dispatcher:
                 frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
                               call_id=call_id, deadline_ms=_milliseconds(remaining),
                               request_id=request_id, traceparent=traceparent)
-                self._queue(link, encode_frame(frame))
+                self.queue(link, encode_frame(frame))
                 link.counters.messages_sent += 1
                 done, _ = await asyncio.wait({future}, timeout=remaining / (retries + 1 - attempt))
                 if done:
@@ -343,7 +327,7 @@ class Dispatcher:
         frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
                       call_id=call_id, deadline_ms=_milliseconds(timeout),
                       request_id=request_id, traceparent=traceparent)
-        self._queue(link, encode_frame(frame))
+        self.queue(link, encode_frame(frame))
         link.counters.messages_sent += 1
         try:
             async with asyncio.timeout(timeout):
@@ -354,9 +338,9 @@ class Dispatcher:
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
         if not self._closed and link.error is None:
-            self._queue(link, encode_frame(Frame(FrameKind.CANCEL, "", b"", call_id=call_id)))
+            self.queue(link, encode_frame(Frame(FrameKind.CANCEL, "", b"", call_id=call_id)))
 
-    def _encode(
+    def encode(
         self, codec: Codec, compressor: Compressor | None, value: object
     ) -> tuple[bytes, str]:
         payload = codec.encode(value)
@@ -369,12 +353,13 @@ class Dispatcher:
                 return packed, compressor.name
         return payload, ""
 
-    def _queue(self, link: PeerLink, frame: bytes) -> None:
+    def queue(self, link: PeerLink, frame: bytes) -> None:
+        """Queue an encoded frame on ``link``; raise MessageTooLarge if it cannot go."""
         try:
             full = link.coalescer.add(frame)
         except MessageTooLarge as exc:
             if link.fallback is not None:
-                self._queue(self.link(*link.fallback), frame)
+                self.queue(self.link(*link.fallback), frame)
                 return
             link.counters.oversize += 1
             hint = (
@@ -587,79 +572,24 @@ class Dispatcher:
             self._log.warning("mailbox_full", "dropped a message from %s: mailbox of %r is full",
                               _url(scheme, source), target)
 
-    def _on_request(
-        self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
-    ) -> None:
-        origin = f"{scheme}://{format_host_port(*source)}"
+    def _on_request(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
+                    incarnation: int) -> None:
         link = self._reply_link(scheme, source, counters)
         key = (incarnation, frame.call_id)
-        if self._is_retry(key, link, counters):
+        server = self._server
+        if server.is_retry(key, link, counters):
             return
         request = self._decode(frame, counters, scheme, source)
         if request is _FAILED:
-            self._reject(link, frame, counters)
+            server.reject(link, frame)
             return
         counters.messages_received += 1
-        request_id = frame.request_id or new_request_id()
-        loop = asyncio.get_running_loop()
-        seconds = 86400.0 if frame.deadline_ms is None else frame.deadline_ms / 1000
-        deadline = loop.time() + seconds
-        rpc = Rpc(request, request_id, deadline,
-                  lambda value, error: self._answer(link, frame, key, value, error),
-                  frame.traceparent)
-        self._requests.start(key, rpc)
-        mailbox = self._actors.mailbox(frame.target)
-        if mailbox is None or mailbox.closed:
-            if not self._actors.deliver_unrouted(rpc, origin):
-                self._requests.cancel(key)
-                counters.unknown_actor += 1
-                self._reply_error(link, frame, ErrorCode.UNKNOWN_ACTOR, "UnknownActor",
-                                  f"no actor named {frame.target!r}")
-        elif not mailbox.put_nowait(rpc):
-            self._requests.cancel(key)
-            counters.mailbox_full += 1
-            self._reply_error(link, frame, ErrorCode.OVERLOADED, "Overloaded",
-                              f"the mailbox of {frame.target!r} is full")
-
-    def _is_retry(self, key: CallKey, link: PeerLink, counters: Counters) -> bool:
-        """True for a request already running or answered: it must not run again."""
-        if key in self._requests:
-            counters.duplicates += 1
-            return True
-        reply = self._requests.replies.get(key)
-        if reply is None:
-            return False
-        counters.duplicates += 1
-        self._queue(link, reply)
-        return True
-
-    def _reject(self, link: PeerLink, frame: Frame, counters: Counters) -> None:
-        """Tell the caller why its request could not be decoded."""
-        if frame.codec not in self._registry.codec_names() or (
-            frame.compressor and frame.compressor not in self._registry.compressor_names()
-        ):
-            self._reply_error(
-                link,
-                frame,
-                ErrorCode.UNSUPPORTED_CODEC,
-                "UnsupportedCodec",
-                f"codec {frame.codec!r} / compressor {frame.compressor or 'none'!r}"
-                " is not installed here",
-                codec="json",
-            )
-        else:
-            self._reply_error(
-                link,
-                frame,
-                ErrorCode.UNDECODABLE,
-                "DecodeError",
-                "the request payload could not be decoded",
-            )
+        server.serve(link, frame, key, request, counters, _url(scheme, source))
 
     def _on_cancel(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
     ) -> None:
-        self._requests.cancel((incarnation, frame.call_id))
+        self._server.active.cancel((incarnation, frame.call_id))
 
     def _on_reply(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
@@ -693,45 +623,6 @@ class Dispatcher:
             self._fit_link(link)
             link.counters = counters
         return link
-
-    def _answer(self, link: PeerLink, request: Frame, key: CallKey, value: object,
-                error: BaseException | None) -> None:
-        """Send the handler's answer, and remember it for retries."""
-        if self._closed:
-            return
-        if error is not None:
-            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(error).__name__,
-                                      str(error), _traceback_of(error, self._config))
-        else:
-            try:
-                reply = self._response_frame(request, value)
-            except RelayError as exc:
-                logger.warning("the reply to request %s cannot be sent: %s", request.request_id,
-                               exc, extra={"request_id": request.request_id})
-                reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
-                                          str(exc))
-        self._requests.finish(key, reply)
-        self._queue(link, reply)
-
-    def _response_frame(self, request: Frame, value: object) -> bytes:
-        codec = self.codec(request.codec)
-        payload, compressor = self._encode(codec, self.compressor(request.compressor), value)
-        frame = Frame(FrameKind.RESPONSE, codec.name, payload, compressor,
-                      call_id=request.call_id, request_id=request.request_id)
-        return encode_frame(frame)
-
-    def _error_frame(self, request: Frame, code: str, error_type: str, message: str,
-                     traceback: str = "", codec: str | None = None) -> bytes:
-        encoder = self.codec(codec or request.codec)
-        payload = encoder.encode(error_payload(code, error_type, message, traceback))
-        frame = Frame(FrameKind.ERROR, encoder.name, payload, call_id=request.call_id,
-                      request_id=request.request_id)
-        return encode_frame(frame)
-
-    def _reply_error(self, link: PeerLink, request: Frame, code: str, error_type: str,
-                     message: str, codec: str | None = None) -> None:
-        """Refuse a request that never reached a handler (not cached: a retry may succeed)."""
-        self._queue(link, self._error_frame(request, code, error_type, message, codec=codec))
 
     def _start_task(self, coroutine: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(coroutine)

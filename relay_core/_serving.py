@@ -1,0 +1,159 @@
+"""Serving requests from other nodes: the handling side of an RPC.
+
+A decoded request becomes an :class:`Rpc` delivered to the named actor (or the
+router); its answer goes back as a RESPONSE or ERROR frame over the link it
+came on. A request that is already running or was just answered is a retry:
+it is ignored or answered from the reply cache, never run twice. A request
+that never reaches a handler (unknown actor, full mailbox, undecodable) is
+refused at once with a typed error, and not cached, so a retry may succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from typing import Protocol
+
+from ._calls import ActiveRequests, CallKey
+from ._config import NodeConfig
+from ._error_payload import ErrorCode, error_payload
+from ._errors import RelayError
+from ._interfaces import Codec, Compressor
+from ._links import PeerLink
+from ._mailbox import Mailbox
+from ._registry import PluginRegistry
+from ._replycache import ReplyCache
+from ._rpc import Rpc, new_request_id
+from ._stats import Counters
+from ._wire import Frame, FrameKind, encode_frame
+
+__all__ = ["LocalActors", "RequestServer", "ServingHost"]
+
+logger = logging.getLogger("relay_core.node")
+
+NO_DEADLINE_SECONDS = 86400.0
+"""How long a request that names no deadline may run."""
+
+
+class LocalActors(Protocol):
+    """What the node layer needs from the node's actor table."""
+
+    def mailbox(self, name: str) -> Mailbox | None:
+        """The mailbox of the local actor ``name``, or None."""
+
+    def deliver_unrouted(self, message: object, source: str) -> bool:
+        """Offer a message for an unknown name to the router; False if there is none."""
+
+
+class ServingHost(Protocol):
+    """What answering needs from the dispatcher."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def queue(self, link: PeerLink, frame: bytes) -> None: ...
+
+    def codec(self, name: str) -> Codec: ...
+
+    def compressor(self, name: str) -> Compressor | None: ...
+
+    def encode(self, codec: Codec, compressor: Compressor | None,
+               value: object) -> tuple[bytes, str]: ...
+
+
+class RequestServer:
+    def __init__(self, host: ServingHost, actors: LocalActors, registry: PluginRegistry,
+                 config: NodeConfig) -> None:
+        self._host = host
+        self._actors = actors
+        self._registry = registry
+        self._config = config
+        self.active = ActiveRequests(ReplyCache())
+
+    def is_retry(self, key: CallKey, link: PeerLink, counters: Counters) -> bool:
+        """True for a request already running or answered: it must not run again."""
+        if key in self.active:
+            counters.duplicates += 1
+            return True
+        reply = self.active.replies.get(key)
+        if reply is None:
+            return False
+        counters.duplicates += 1
+        self._host.queue(link, reply)
+        return True
+
+    def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object,
+              counters: Counters, origin: str) -> None:
+        """Hand a decoded request to its actor (or the router), or refuse it."""
+        deadline = asyncio.get_running_loop().time() + (
+            NO_DEADLINE_SECONDS if frame.deadline_ms is None else frame.deadline_ms / 1000)
+        rpc = Rpc(request, frame.request_id or new_request_id(), deadline,
+                  lambda value, error: self._answer(link, frame, key, value, error),
+                  frame.traceparent)
+        self.active.start(key, rpc)
+        mailbox = self._actors.mailbox(frame.target)
+        if mailbox is None or mailbox.closed:
+            if not self._actors.deliver_unrouted(rpc, origin):
+                self.active.cancel(key)
+                counters.unknown_actor += 1
+                self._refuse(link, frame, ErrorCode.UNKNOWN_ACTOR, "UnknownActor",
+                             f"no actor named {frame.target!r}")
+        elif not mailbox.put_nowait(rpc):
+            self.active.cancel(key)
+            counters.mailbox_full += 1
+            self._refuse(link, frame, ErrorCode.OVERLOADED, "Overloaded",
+                         f"the mailbox of {frame.target!r} is full")
+
+    def reject(self, link: PeerLink, frame: Frame) -> None:
+        """Tell the caller why its request could not be decoded."""
+        if frame.codec not in self._registry.codec_names() or (
+                frame.compressor and frame.compressor not in self._registry.compressor_names()):
+            self._refuse(link, frame, ErrorCode.UNSUPPORTED_CODEC, "UnsupportedCodec",
+                         f"codec {frame.codec!r} / compressor {frame.compressor or 'none'!r} "
+                         "is not installed here", codec="json")
+        else:
+            self._refuse(link, frame, ErrorCode.UNDECODABLE, "DecodeError",
+                         "the request payload could not be decoded")
+
+    def _answer(self, link: PeerLink, request: Frame, key: CallKey, value: object,
+                error: BaseException | None) -> None:
+        """Send the handler's answer, and remember it for retries."""
+        if self._host.closed:
+            return
+        if error is not None:
+            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(error).__name__,
+                                      str(error), self._traceback_of(error))
+        else:
+            try:
+                reply = self._response_frame(request, value)
+            except RelayError as exc:
+                logger.warning("the reply to request %s cannot be sent: %s", request.request_id,
+                               exc, extra={"request_id": request.request_id})
+                reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
+                                          str(exc))
+        self.active.finish(key, reply)
+        self._host.queue(link, reply)
+
+    def _traceback_of(self, error: BaseException) -> str:
+        if not self._config.send_tracebacks:
+            return ""
+        return "".join(traceback.format_exception(error))
+
+    def _response_frame(self, request: Frame, value: object) -> bytes:
+        codec = self._host.codec(request.codec)
+        payload, compressor = self._host.encode(codec, self._host.compressor(request.compressor),
+                                                value)
+        return encode_frame(Frame(FrameKind.RESPONSE, codec.name, payload, compressor,
+                                  call_id=request.call_id, request_id=request.request_id))
+
+    def _error_frame(self, request: Frame, code: str, error_type: str, message: str,
+                     traceback_text: str = "", codec: str | None = None) -> bytes:
+        encoder = self._host.codec(codec or request.codec)
+        payload = encoder.encode(error_payload(code, error_type, message, traceback_text))
+        return encode_frame(Frame(FrameKind.ERROR, encoder.name, payload,
+                                  call_id=request.call_id, request_id=request.request_id))
+
+    def _refuse(self, link: PeerLink, request: Frame, code: str, error_type: str, message: str,
+                codec: str | None = None) -> None:
+        self._host.queue(link, self._error_frame(request, code, error_type, message, codec=codec))
