@@ -1,12 +1,14 @@
 """The dispatcher: messages to frames to packets, and back to mailboxes.
 
 Outbound, a message is encoded at once (so ``send`` raises for what the sender
-can know), framed, and queued on its link; once per event-loop turn every link
-with queued frames is flushed, its frames coalesced into as few packets as the
-transport allows. Inbound, a packet is parsed, checked against the duplicate
-window, and each frame is decoded and delivered to a mailbox, a pending call,
-or the router. Nothing a peer sends can raise out of ``packet_received``: bad
-input is dropped, counted and logged (rate-limited).
+can know), framed, and queued on its link. The first frames after a quiet turn
+of the event loop leave at once; later ones are coalesced into as few packets
+as the destination takes, a packet leaving as soon as it is full and the rest
+when the turn ends. Inbound, a packet is checked (allowlist, seal, checksum),
+parsed, passed through the duplicate window, and each frame is decoded and
+delivered to a mailbox, a pending call, the router, or (for requests) the
+:class:`~relay_core._serving.RequestServer`. Nothing a peer sends can raise out
+of ``packet_received``: bad input is dropped, counted and logged (rate-limited).
 """
 
 from __future__ import annotations
