@@ -36,566 +36,45 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
-import enum
-import errno
-import logging
-import socket
 import ssl
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
 
-from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
-from aioquic.quic.connection import NetworkAddress, QuicConnection
-from aioquic.quic.events import (
-    ConnectionTerminated,
-    DatagramFrameReceived,
-    HandshakeCompleted,
-    QuicEvent,
-    StreamDataReceived,
-)
-from aioquic.quic.packet import QuicErrorCode
-from aioquic.quic.packet_builder import PACKET_NUMBER_SEND_SIZE
-from aioquic.tls import Alert, AlertDescription, verify_certificate
-from cryptography import x509
+from aioquic.quic.connection import QuicConnection
 
 from relay_core import (
     ConfigError,
     HostPort,
-    MalformedFrame,
     MessageTooLarge,
     Transport,
     TransportError,
     TransportEvents,
     hookimpl,
 )
-from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_core._ratelog import RateLimitedLog
 
-from ._certs import CertificateChain, load_certificate_chain, load_trust_anchors
+from ._certs import CertificateChain, load_trust_anchors
+from ._quic_connection import _Connection
+from ._quic_internals import _AEAD_TAG_SIZE, _SHORT_HEADER_MAX, _path_datagram_limit, _payload_room
+from ._quic_listener import _Listener
+from ._quic_net import _display, _resolve, logger
+from ._quic_options import (
+    _DEFAULT_BATCH_SIZE,
+    _FLOW_WINDOW,
+    _MAX_UDP_PAYLOAD,
+    ALPN,
+    DEFAULT_MAX_PACKET_SIZE,
+    _chain,
+    _integer,
+    _Mode,
+    _peer_tls,
+    _seconds,
+    _trust_the_system_store,
+)
+from ._quic_peer import _Peer
 
 __all__ = ["ALPN", "DEFAULT_MAX_PACKET_SIZE", "QuicTransport"]
-
-logger = logging.getLogger(__name__)
-
-ALPN = "net-relay/1"
-"""The TLS application protocol both ends must offer."""
-
-DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024 + 64 * 1024
-"""64 MiB of frames plus room for the packet and frame headers."""
-
-_DEFAULT_BATCH_SIZE = 256 * 1024
-_PEER_KEYS = ("mode", "ca", "server_name", "client_certificate", "client_key",
-              "insecure_skip_verify")
-_FLOW_WINDOW = 8 * 1024 * 1024  # per stream and per connection: a few batches in flight
-_MAX_UDP_PAYLOAD = 65527  # what one IPv4 datagram can carry after the UDP header
-_MAX_CONNECTION_ID = 20  # RFC 9000 section 17.2: a peer's connection IDs are at most this long
-_AEAD_TAG_SIZE = 16  # every TLS 1.3 cipher suite QUIC uses
-_SHORT_HEADER_MAX = 1 + _MAX_CONNECTION_ID + PACKET_NUMBER_SEND_SIZE
-_FIRST_RETRY = 0.1  # seconds between the first failed handshake and the next attempt
-_LAST_RETRY = 5.0  # the cap on the backoff between handshake attempts
-_PATH_ERRORS = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
-_DATAGRAM_HINT = 'use mode = "stream" for this peer to send larger packets'
-_STREAM_ERROR = QuicErrorCode.PROTOCOL_VIOLATION
-_BAD_CERTIFICATE = QuicErrorCode.CRYPTO_ERROR + AlertDescription.bad_certificate
-
-
-class _Mode(enum.Enum):
-    STREAM = "stream"
-    DATAGRAM = "datagram"
-
-
-def _display(host: str, port: object) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-# -- aioquic internals ---------------------------------------------------------
-# aioquic 1.x exposes none of the three things below publicly. Each private
-# access lives here, in one small function, and tests/test_quic_transport.py
-# exercises each (mutual TLS, and datagrams against an advertised limit).
-
-
-def _ask_for_client_certificate(connection: QuicConnection) -> None:
-    """Make a server connection ask its client for a certificate.
-
-    aioquic's TLS context has only a private flag for this, and the context is
-    created when the first packet arrives: so wrap the method that creates it.
-    """
-    create_tls = connection._initialize
-
-    def create_tls_and_ask(peer_cid: bytes) -> None:
-        create_tls(peer_cid)
-        connection.tls._request_client_certificate = True
-
-    connection._initialize = create_tls_and_ask  # type: ignore[method-assign]
-
-
-def _client_certificates(
-    connection: QuicConnection,
-) -> tuple[x509.Certificate, list[x509.Certificate]] | None:
-    """The certificate (and chain) the client presented, or None if it sent none."""
-    context = connection.tls
-    certificate = context._peer_certificate
-    return None if certificate is None else (certificate, context._peer_certificate_chain)
-
-
-def _advertised_datagram_frame_size(connection: QuicConnection) -> int | None:
-    """The peer's max_datagram_frame_size transport parameter; None if it takes no datagrams."""
-    return connection._remote_max_datagram_frame_size
-
-
-# -- limits ---------------------------------------------------------------------
-
-
-def _payload_room(frame_size: int) -> int:
-    """The largest n such that a DATAGRAM frame (type byte, varint n, n bytes) fits ``frame_size``."""
-    for length_size in (1, 2, 4, 8):
-        room = frame_size - 1 - length_size
-        if room < 1 << (8 * length_size - 2):
-            return max(room, 0)
-    return 0
-
-
-def _path_datagram_limit(configuration: QuicConfiguration) -> int:
-    """The largest datagram one QUIC packet of ours can carry, whatever the peer advertised."""
-    return _payload_room(configuration.max_datagram_size - _SHORT_HEADER_MAX - _AEAD_TAG_SIZE)
-
-
-def _datagram_limit(connection: QuicConnection) -> int:
-    """The largest packet a DATAGRAM frame may carry on this connection; 0 if none may."""
-    advertised = _advertised_datagram_frame_size(connection)
-    if not advertised:
-        return 0
-    return min(_payload_room(advertised), _path_datagram_limit(connection.configuration))
-
-
-def _describe(event: ConnectionTerminated) -> str:
-    """Why a connection ended, in words: aioquic's reason and the error code's name."""
-    code = event.error_code
-    if QuicErrorCode.CRYPTO_ERROR <= code < QuicErrorCode.CRYPTO_ERROR + 256:
-        name = f"TLS alert {code - QuicErrorCode.CRYPTO_ERROR}"
-    else:
-        try:
-            name = QuicErrorCode(code).name
-        except ValueError:
-            name = f"error {code:#x}"
-    return f"{event.reason_phrase} ({name})" if event.reason_phrase else name
-
-
-# -- options --------------------------------------------------------------------
-
-
-def _integer(where: str, name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"[{where}] {name} = {value!r} is not allowed: an integer from "
-                          f"{low} to {high}")
-    return value
-
-
-def _seconds(where: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
-        raise ConfigError(f"[{where}] {name} = {value!r} is not allowed: a number of seconds "
-                          "above 0, at most 3600")
-    return float(value)
-
-
-def _chain(where: str, options: Mapping[str, object], names: tuple[str, str]
-           ) -> CertificateChain | None:
-    """Load the certificate and key named by the two options, which come together or not at all."""
-    given = [name for name in names if options.get(name) is not None]
-    if not given:
-        return None
-    if len(given) == 1:
-        missing = next(name for name in names if name not in given)
-        raise ConfigError(f"[{where}] {given[0]} is set but {missing} is not; give both or neither")
-    return load_certificate_chain(where, *((name, options[name]) for name in names))
-
-
-@dataclass(frozen=True, slots=True)
-class _PeerTls:
-    """What one peer's ``[peers.NAME]`` table says about its mode and TLS."""
-
-    mode: _Mode
-    trust: bytes | None
-    """PEM CA certificates that must have signed the server's; None: the transport default."""
-    server_name: str | None
-    """Name the server's certificate must carry; None: the host of its address."""
-    chain: CertificateChain | None
-    """Client certificate to present; None: the transport default."""
-    insecure: bool
-
-
-def _peer_tls(options: Mapping[str, object], where: str) -> _PeerTls:
-    unknown = sorted(set(options) - set(_PEER_KEYS))
-    if unknown:
-        raise ConfigError(f"[{where}]: unknown key(s) {', '.join(unknown)}; quic peers take "
-                          f"address, codec, compressor and {', '.join(_PEER_KEYS)}")
-    mode = options.get("mode", _Mode.STREAM.value)
-    if mode not in (_Mode.STREAM.value, _Mode.DATAGRAM.value):
-        raise ConfigError(f'[{where}] mode = {mode!r} is not allowed: "stream" or "datagram"')
-    server_name = options.get("server_name")
-    if server_name is not None and (not isinstance(server_name, str) or not server_name):
-        raise ConfigError(f"[{where}] server_name = {server_name!r} is not allowed: a host name "
-                          "or IP address the server's certificate names")
-    insecure = options.get("insecure_skip_verify", False)
-    if not isinstance(insecure, bool):
-        raise ConfigError(f"[{where}] insecure_skip_verify = {insecure!r} is not allowed: "
-                          "true or false")
-    if insecure and options.get("ca") is not None:
-        raise ConfigError(f"[{where}] ca and insecure_skip_verify = true contradict each other; "
-                          "drop insecure_skip_verify to verify the server against ca")
-    ca = options.get("ca")
-    return _PeerTls(
-        mode=_Mode(mode),
-        trust=None if ca is None else load_trust_anchors(where, "ca", ca),
-        server_name=server_name,
-        chain=_chain(where, options, ("client_certificate", "client_key")),
-        insecure=insecure,
-    )
-
-
-# -- connections ----------------------------------------------------------------
-
-
-class _Owner(Protocol):
-    """Who a connection reports its handshake and its end to."""
-
-    def connection_ready(self, connection: _Connection) -> None: ...
-
-    def connection_ended(self, connection: _Connection, reason: str) -> None: ...
-
-
-class _Connection(QuicConnectionProtocol):
-    """Drives one QUIC connection and carries packets on its stream or in its datagrams.
-
-    The owner calls :meth:`accept` once it accepts the handshake; before that,
-    and once the connection is closing, nothing is delivered or sent.
-    """
-
-    def __init__(self, quic: QuicConnection, owner: _Owner, events: TransportEvents,
-                 max_packet_size: int, mode: _Mode) -> None:
-        super().__init__(quic)
-        self.owner = owner
-        self.events = events
-        self.mode = mode
-        self.remote: HostPort | None = None
-        self.is_open = False
-        self.established = False
-        """True once accepted, and still after the connection ended."""
-        self.refused = False
-        """True if the connection ended with a TLS alert, even after the handshake."""
-        self.datagram_limit = 0
-        self._ended = False
-        self._stream_id: int | None = None
-        self._deframer = StreamDeframer(max_packet_size)
-        self._udp: asyncio.DatagramTransport | None = None
-        self._loop = asyncio.get_running_loop()
-        self._transmit_handle: asyncio.Handle | None = None
-        self._keepalive: asyncio.TimerHandle | None = None
-
-    @property
-    def is_client(self) -> bool:
-        return self._quic.configuration.is_client
-
-    def accept(self) -> None:
-        self.is_open = self.established = True
-
-    def client_certificates(self) -> tuple[x509.Certificate, list[x509.Certificate]] | None:
-        return _client_certificates(self._quic)
-
-    # -- outbound
-
-    def send_packet(self, packet: bytes) -> None:
-        """Hand one packet to aioquic and transmit within this turn of the loop."""
-        if self.mode is _Mode.DATAGRAM:
-            if len(packet) > self.datagram_limit:
-                raise MessageTooLarge(len(packet), self.datagram_limit, _DATAGRAM_HINT)
-            self._quic.send_datagram_frame(packet)
-        else:
-            self._write_stream(packet)
-        if self._transmit_handle is None:
-            self._transmit_handle = self._loop.call_soon(self._transmit_now)
-
-    def _write_stream(self, packet: bytes) -> None:
-        if not packet:
-            raise TransportError("a quic stream cannot carry an empty packet")
-        if self._stream_id is None:
-            self._stream_id = self._quic.get_next_available_stream_id()
-        try:
-            self._quic.send_stream_data(self._stream_id, frame_for_stream(packet))
-        except (ValueError, RuntimeError) as exc:  # the peer stopped or reset our stream
-            self.fail(f"the stream cannot be written: {exc}")
-            raise TransportError(f"quic send to {self.label} failed: {exc}") from None
-
-    def _transmit_now(self) -> None:
-        self._transmit_handle = None
-        self.transmit()
-
-    def transmit(self) -> None:
-        if self._udp is not None and not self._udp.is_closing():
-            super().transmit()
-
-    def keep_alive(self, interval: float) -> None:
-        """Ping every ``interval`` seconds: the connection stays up while idle, and a
-        vanished server is noticed by the idle timeout rather than by the next send."""
-        self._keepalive = self._loop.call_later(interval, self._ping, interval)
-
-    def _ping(self, interval: float) -> None:
-        if not self._ended:
-            self._quic.send_ping(0)
-            self.transmit()
-            self.keep_alive(interval)
-
-    # -- ending
-
-    def fail(self, reason: str, error_code: int = _STREAM_ERROR) -> None:
-        """Close the connection because of something the peer did; deliver nothing more."""
-        self.is_open = False
-        self.close(error_code=error_code, reason_phrase=reason[:200])
-
-    def shut(self) -> None:
-        """Close, telling the peer, and release what the connection holds; report nothing."""
-        if self._udp is not None and not self._udp.is_closing():
-            self.close()
-        self._release()
-
-    def _end(self, reason: str) -> None:
-        self._release()
-        self.owner.connection_ended(self, reason)
-
-    def _release(self) -> None:
-        self._ended = True
-        self.is_open = False
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-        if self.is_client and self._udp is not None:
-            self._udp.close()  # a client connection has a socket of its own
-
-    @property
-    def label(self) -> str:
-        return "quic://" + _display(*self.remote) if self.remote else "quic (unknown peer)"
-
-    # -- asyncio and aioquic callbacks
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._udp = cast(asyncio.DatagramTransport, transport)  # asyncio's is not a subclass
-
-    def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
-        if self.remote is None:
-            self.remote = (str(addr[0]), int(addr[1]))
-        if not self._ended:
-            super().datagram_received(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        """A client's connected socket learns from ICMP that nobody listens there."""
-        if self._ended or not self.is_client or not isinstance(exc, OSError):
-            return
-        if exc.errno in _PATH_ERRORS:  # no point in telling a peer that is not there
-            self._end(exc.strerror or str(exc))
-
-    def quic_event_received(self, event: QuicEvent) -> None:
-        if self._ended:
-            return
-        if isinstance(event, StreamDataReceived):
-            self._stream_data(event)
-        elif isinstance(event, DatagramFrameReceived):
-            self._datagram(event.data)
-        elif isinstance(event, HandshakeCompleted):
-            self.datagram_limit = _datagram_limit(self._quic)
-            self.owner.connection_ready(self)
-        elif isinstance(event, ConnectionTerminated):
-            code = event.error_code - QuicErrorCode.CRYPTO_ERROR
-            self.refused = 0 <= code < 256  # a TLS alert, from either side
-            self._end(_describe(event))
-
-    def _stream_data(self, event: StreamDataReceived) -> None:
-        if not self.is_open or self.remote is None:
-            return
-        if self._stream_id is None and not self.is_client:
-            self._stream_id = event.stream_id
-        if event.stream_id != self._stream_id:
-            self.fail("net-relay carries packets on one stream per connection")
-            return
-        try:
-            packets = self._deframer.feed(event.data)
-        except MalformedFrame as exc:
-            self.fail(str(exc))
-            return
-        if not self.is_client:
-            self.mode = _Mode.STREAM  # replies go the way requests came
-        for packet in packets:
-            self.events.packet_received(packet, self.remote)
-
-    def _datagram(self, packet: bytes) -> None:
-        if self.is_open and self.remote is not None:
-            if not self.is_client:
-                self.mode = _Mode.DATAGRAM
-            self.events.packet_received(packet, self.remote)
-
-
-# -- the client side ----------------------------------------------------------------
-
-
-class _Peer:
-    """A destination this transport connects to: its connection and the packets waiting for it."""
-
-    def __init__(self, transport: QuicTransport, destination: HostPort, server_name: str,
-                 tls: _PeerTls, options: dict[str, object]) -> None:
-        self.transport = transport
-        self.options = options
-        self.destination = destination
-        self.server_name = tls.server_name or server_name
-        self.tls = tls
-        self.label = "quic://" + _display(*destination)
-        self.connection: _Connection | None = None
-        self.connecting: asyncio.Task[None] | None = None
-        self._backlog: list[bytes] = []
-        self._backlog_bytes = 0
-        self._failures = 0
-        self._not_before = 0.0
-
-    def send(self, packet: bytes) -> None:
-        connection = self.connection
-        if connection is not None and connection.is_open:
-            connection.send_packet(packet)
-            return
-        if self.tls.mode is _Mode.DATAGRAM:
-            limit = self.transport.path_datagram_limit
-            if len(packet) > limit:
-                raise MessageTooLarge(len(packet), limit, _DATAGRAM_HINT)
-        self._hold(packet)
-        if connection is None and self.connecting is None:
-            self.connecting = self.transport.spawn(self.reconnect())
-
-    def _hold(self, packet: bytes) -> None:
-        limit = self.transport.queue_limit
-        if self._backlog_bytes + len(packet) > limit:
-            text = (f"quic send to {self.label} dropped: {self._backlog_bytes} bytes already "
-                    f"wait for the connection (queue_limit = {limit})")
-            self.transport.events.send_failed(self.destination, TransportError(errno.ENOBUFS, text))
-            return
-        self._backlog.append(packet)
-        self._backlog_bytes += len(packet)
-
-    async def reconnect(self) -> None:
-        try:
-            delay = self._not_before - asyncio.get_running_loop().time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            await self.connect()
-        except TransportError as exc:
-            self._failed(str(exc))
-        finally:
-            self.connecting = None
-
-    async def connect(self) -> None:
-        self.connection = await self.transport.open_connection(self)
-
-    def connection_ready(self, connection: _Connection) -> None:
-        if connection is not self.connection:
-            return
-        if self.tls.insecure:
-            logger.warning("quic connection to %s is NOT authenticated: insecure_skip_verify = "
-                           "true accepts any server certificate", self.label)
-        connection.accept()
-        connection.keep_alive(self.transport.keepalive_interval)
-        backlog, self._backlog, self._backlog_bytes = self._backlog, [], 0
-        for packet in backlog:
-            try:
-                connection.send_packet(packet)
-            except (MessageTooLarge, TransportError) as exc:
-                self.transport.events.send_failed(self.destination, exc)
-
-    def connection_ended(self, connection: _Connection, reason: str) -> None:
-        if connection is not self.connection:
-            return
-        self.connection = None
-        if not connection.established or connection.refused:
-            self._failed(f"quic handshake with {self.label} failed: {reason}")
-            return
-        self._failures = 0
-        text = f"quic connection to {self.label} lost: {reason}"
-        self.transport.warnings.warning("connection_lost", "%s", text)
-        self.transport.events.send_failed(self.destination, TransportError(text))
-        if self._backlog:  # held while the connection was closing: never sent, so not a resend
-            self.connecting = self.transport.spawn(self.reconnect())
-
-    def _failed(self, text: str) -> None:
-        """Count a failed attempt, back off before the next, and drop what waited for it."""
-        self._failures += 1
-        backoff = min(_FIRST_RETRY * 2 ** (self._failures - 1), _LAST_RETRY)
-        self._not_before = asyncio.get_running_loop().time() + backoff
-        self.transport.warnings.warning("handshake_failed", "%s", text)
-        self.transport.events.send_failed(self.destination, TransportError(text))
-        self._drop_backlog(text)
-
-    def _drop_backlog(self, reason: str) -> None:
-        if self._backlog:
-            text = f"{len(self._backlog)} packets to {self.label} dropped: {reason}"
-            self._backlog, self._backlog_bytes = [], 0
-            self.transport.events.send_failed(self.destination, TransportError(text))
-
-    def close(self) -> None:
-        if self.connecting is not None:
-            self.connecting.cancel()
-        if self.connection is not None:
-            self.connection.shut()
-            self.connection = None
-        self._drop_backlog("the transport closed")
-
-
-# -- the server side ----------------------------------------------------------------
-
-
-class _Listener:
-    """One listening socket and the connections that clients opened to it."""
-
-    def __init__(self, transport: QuicTransport) -> None:
-        self.transport = transport
-        self.server: QuicServer | None = None
-        self.connections: set[_Connection] = set()
-
-    def make_connection(self, quic: QuicConnection, stream_handler: object = None) -> _Connection:
-        """Called by aioquic's server for each new client, as its ``create_protocol``
-        (which also passes a ``stream_handler``: this transport reads streams itself)."""
-        transport = self.transport
-        if transport.client_ca is not None:
-            _ask_for_client_certificate(quic)
-        connection = _Connection(quic, self, transport.events, transport.max_packet_size,
-                                 _Mode.STREAM)
-        self.connections.add(connection)
-        return connection
-
-    def connection_ready(self, connection: _Connection) -> None:
-        problem = self.transport.check_client(connection)
-        if problem is not None:
-            self.transport.warnings.warning(
-                "client_rejected", "quic client %s rejected: %s", connection.label, problem)
-            connection.fail(f"client certificate rejected: {problem}", _BAD_CERTIFICATE)
-            return
-        assert connection.remote is not None  # known since its first datagram
-        connection.accept()
-        self.transport.routes[connection.remote] = connection
-
-    def connection_ended(self, connection: _Connection, reason: str) -> None:
-        self.connections.discard(connection)
-        routes = self.transport.routes
-        if connection.remote is not None and routes.get(connection.remote) is connection:
-            del routes[connection.remote]
-        logger.debug("quic connection from %s ended: %s", connection.label, reason)
-
-    def close(self) -> None:
-        for connection in self.connections:
-            connection.shut()
-        self.connections.clear()
-        if self.server is not None:
-            self.server.close()
-
-
-# -- the transport ----------------------------------------------------------------
 
 
 class QuicTransport(Transport):
@@ -703,7 +182,8 @@ class QuicTransport(Transport):
         options = dict(options or {})
         where = f"peer quic://{_display(host, port)}"
         tls = _peer_tls(options, where)
-        destination = await self._resolve(host, port)
+        self._check_open(_display(host, port))
+        destination = await _resolve(host, port)
         peer = self._peers.get(destination)
         if peer is not None:
             if peer.options != options:
@@ -788,20 +268,6 @@ class QuicTransport(Transport):
         connection.connect(udp.get_extra_info("peername"))
         return connection
 
-    def check_client(self, connection: _Connection) -> str | None:
-        """Why the client of ``connection`` is not acceptable, or None if it is."""
-        if self.client_ca is None:
-            return None
-        presented = connection.client_certificates()
-        if presented is None:
-            return "it presented no certificate, and client_ca requires one"
-        try:
-            verify_certificate(certificate=presented[0], chain=presented[1],
-                               cadata=self.client_ca)
-        except (Alert, ValueError) as exc:
-            return str(exc) or type(exc).__name__
-        return None
-
     # -- helpers
 
     def _configuration(self, is_client: bool, chain: CertificateChain | None
@@ -838,41 +304,6 @@ class QuicTransport(Transport):
     def _check_open(self, where: str) -> None:
         if self._closed:
             raise TransportError(f"quic {where}: the transport is closed")
-
-    async def _resolve(self, host: str, port: int) -> HostPort:
-        where = _display(host, port)
-        self._check_open(where)
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise TransportError(f"quic {where}: port must be from 1 to 65535")
-        try:
-            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM, 0,
-                                       socket.AI_NUMERICHOST)
-        except (OSError, UnicodeError):
-            infos = await _lookup(host, port)
-        for family, _, _, _, sockaddr in infos:
-            if family in (socket.AF_INET, socket.AF_INET6):
-                return str(sockaddr[0]), int(sockaddr[1])
-        raise TransportError(f"cannot resolve quic {where}: no IP address")
-
-
-def _trust_the_system_store(configuration: QuicConfiguration) -> None:
-    """Verify servers against the operating system's CA store, as TLS over TCP does.
-
-    Only paths that exist are named: a missing one would make the handshake
-    raise inside aioquic. With neither, aioquic falls back to certifi's bundle.
-    """
-    paths = ssl.get_default_verify_paths()
-    if paths.cafile or paths.capath:
-        configuration.load_verify_locations(cafile=paths.cafile, capath=paths.capath)
-
-
-async def _lookup(host: str, port: int) -> list[tuple[Any, ...]]:
-    try:
-        return list(await asyncio.get_running_loop().getaddrinfo(host, port,
-                                                                 type=socket.SOCK_DGRAM))
-    except (OSError, UnicodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise TransportError(f"cannot resolve quic {_display(host, port)}: {reason}") from exc
 
 
 @hookimpl

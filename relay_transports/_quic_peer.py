@@ -1,0 +1,133 @@
+"""A destination the ``quic`` transport connects to: its connection and the packets waiting.
+
+Packets sent before the handshake completes wait in a queue of at most
+``queue_limit`` bytes; if the handshake fails they are dropped and reported.
+Nothing is ever resent on a new connection, so delivery stays at most once.
+After failed handshakes, the next attempt waits for a capped backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from typing import TYPE_CHECKING
+
+from relay_core import HostPort, MessageTooLarge, TransportError
+
+from ._quic_connection import _DATAGRAM_HINT, _Connection
+from ._quic_net import _display, logger
+from ._quic_options import _Mode, _PeerTls
+
+if TYPE_CHECKING:
+    from ._quic import QuicTransport
+
+_FIRST_RETRY = 0.1  # seconds between the first failed handshake and the next attempt
+_LAST_RETRY = 5.0  # the cap on the backoff between handshake attempts
+
+
+class _Peer:
+    """A destination this transport connects to: its connection and the packets waiting for it."""
+
+    def __init__(self, transport: QuicTransport, destination: HostPort, server_name: str,
+                 tls: _PeerTls, options: dict[str, object]) -> None:
+        self.transport = transport
+        self.options = options
+        self.destination = destination
+        self.server_name = tls.server_name or server_name
+        self.tls = tls
+        self.label = "quic://" + _display(*destination)
+        self.connection: _Connection | None = None
+        self.connecting: asyncio.Task[None] | None = None
+        self._backlog: list[bytes] = []
+        self._backlog_bytes = 0
+        self._failures = 0
+        self._not_before = 0.0
+
+    def send(self, packet: bytes) -> None:
+        connection = self.connection
+        if connection is not None and connection.is_open:
+            connection.send_packet(packet)
+            return
+        if self.tls.mode is _Mode.DATAGRAM:
+            limit = self.transport.path_datagram_limit
+            if len(packet) > limit:
+                raise MessageTooLarge(len(packet), limit, _DATAGRAM_HINT)
+        self._hold(packet)
+        if connection is None and self.connecting is None:
+            self.connecting = self.transport.spawn(self.reconnect())
+
+    def _hold(self, packet: bytes) -> None:
+        limit = self.transport.queue_limit
+        if self._backlog_bytes + len(packet) > limit:
+            text = (f"quic send to {self.label} dropped: {self._backlog_bytes} bytes already "
+                    f"wait for the connection (queue_limit = {limit})")
+            self.transport.events.send_failed(self.destination, TransportError(errno.ENOBUFS, text))
+            return
+        self._backlog.append(packet)
+        self._backlog_bytes += len(packet)
+
+    async def reconnect(self) -> None:
+        try:
+            delay = self._not_before - asyncio.get_running_loop().time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.connect()
+        except TransportError as exc:
+            self._failed(str(exc))
+        finally:
+            self.connecting = None
+
+    async def connect(self) -> None:
+        self.connection = await self.transport.open_connection(self)
+
+    def connection_ready(self, connection: _Connection) -> None:
+        if connection is not self.connection:
+            return
+        if self.tls.insecure:
+            logger.warning("quic connection to %s is NOT authenticated: insecure_skip_verify = "
+                           "true accepts any server certificate", self.label)
+        connection.accept()
+        connection.keep_alive(self.transport.keepalive_interval)
+        backlog, self._backlog, self._backlog_bytes = self._backlog, [], 0
+        for packet in backlog:
+            try:
+                connection.send_packet(packet)
+            except (MessageTooLarge, TransportError) as exc:
+                self.transport.events.send_failed(self.destination, exc)
+
+    def connection_ended(self, connection: _Connection, reason: str) -> None:
+        if connection is not self.connection:
+            return
+        self.connection = None
+        if not connection.established or connection.refused:
+            self._failed(f"quic handshake with {self.label} failed: {reason}")
+            return
+        self._failures = 0
+        text = f"quic connection to {self.label} lost: {reason}"
+        self.transport.warnings.warning("connection_lost", "%s", text)
+        self.transport.events.send_failed(self.destination, TransportError(text))
+        if self._backlog:  # held while the connection was closing: never sent, so not a resend
+            self.connecting = self.transport.spawn(self.reconnect())
+
+    def _failed(self, text: str) -> None:
+        """Count a failed attempt, back off before the next, and drop what waited for it."""
+        self._failures += 1
+        backoff = min(_FIRST_RETRY * 2 ** (self._failures - 1), _LAST_RETRY)
+        self._not_before = asyncio.get_running_loop().time() + backoff
+        self.transport.warnings.warning("handshake_failed", "%s", text)
+        self.transport.events.send_failed(self.destination, TransportError(text))
+        self._drop_backlog(text)
+
+    def _drop_backlog(self, reason: str) -> None:
+        if self._backlog:
+            text = f"{len(self._backlog)} packets to {self.label} dropped: {reason}"
+            self._backlog, self._backlog_bytes = [], 0
+            self.transport.events.send_failed(self.destination, TransportError(text))
+
+    def close(self) -> None:
+        if self.connecting is not None:
+            self.connecting.cancel()
+        if self.connection is not None:
+            self.connection.shut()
+            self.connection = None
+        self._drop_backlog("the transport closed")

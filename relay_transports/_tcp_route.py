@@ -1,0 +1,189 @@
+"""Where ``tcp`` packets for one destination go: its connection, or a bounded queue.
+
+An inbound route lives and dies with its accepted connection. An outbound
+route connects, and after a loss reconnects only while packets wait for it,
+with capped exponential backoff and full jitter. A queued frame leaves at most
+once, in order; what a lost connection took is reported, never written again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+import ssl
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from relay_core import HostPort, TransportError
+
+from ._tcp_net import _display, _error, _reason
+from ._tcp_stream import _Stream
+
+if TYPE_CHECKING:
+    from ._tcp import TcpTransport
+
+
+class _Route:
+    """Where packets for one destination go: its connection, or a bounded queue."""
+
+    def __init__(self, owner: TcpTransport, destination: HostPort) -> None:
+        self.owner = owner
+        self.destination = destination
+        self.stream: _Stream | None = None
+        self.queue: deque[bytes] = deque()
+        self.queued = 0
+
+    def send(self, frame: bytes) -> None:
+        stream = self.stream
+        if stream is not None and not stream.paused and not self.queue:
+            stream.write(frame)
+        elif self.queue and self.queued + len(frame) > self.owner.settings.queue_limit:
+            text = (
+                f"tcp queue to {_display(*self.destination)} is full ({self.queued} bytes "
+                f"waiting, queue_limit {self.owner.settings.queue_limit}); packet dropped"
+            )
+            self.owner.events.send_failed(self.destination, TransportError(errno.ENOBUFS, text))
+        else:
+            self.queue.append(frame)
+            self.queued += len(frame)
+
+    def attach(self, stream: _Stream) -> None:
+        self.stream = stream
+        stream.route = self
+        self.flush()
+
+    def flush(self) -> None:
+        """Write queued frames, in order, while the connection takes them."""
+        stream, queue = self.stream, self.queue
+        while queue and stream is not None and not stream.paused:
+            frame = queue.popleft()
+            self.queued -= len(frame)
+            stream.write(frame)
+
+    def drop_queue(self) -> int:
+        """Forget every queued frame; return how many there were."""
+        count = len(self.queue)
+        self.queue.clear()
+        self.queued = 0
+        return count
+
+    def lost(self, stream: _Stream, error: BaseException | None) -> None:
+        """An accepted connection is gone: its route goes with it."""
+        self.stream = None
+        self.owner.forget(self)
+        dropped = self.drop_queue()
+        if self.owner.closed:
+            return
+        if error is not None or dropped:
+            where = _display(*self.destination)
+            reason = _reason(error) if error is not None else "closed"
+            text = f"tcp connection from {where} lost ({reason}); {dropped} queued packets dropped"
+            self.owner.events.send_failed(self.destination, TransportError(text))
+
+
+class _Outbound(_Route):
+    """A route that connects to its destination and reconnects after a loss."""
+
+    def __init__(
+        self,
+        owner: TcpTransport,
+        destination: HostPort,
+        tls: ssl.SSLContext | None,
+        server_name: str | None,
+    ) -> None:
+        super().__init__(owner, destination)
+        self.tls = tls
+        self.server_name = server_name
+        self._connecting = False
+        self._attempts = 0  # failures since the last connection that stayed up
+        self._connected_at = 0.0
+
+    def send(self, frame: bytes) -> None:
+        if self.stream is None and not self._connecting:
+            self.start()
+        super().send(frame)
+
+    def start(self) -> None:
+        if self.stream is None and not self._connecting and not self.owner.closed:
+            self._connecting = True
+            self.owner.spawn(self._connect_until_up())
+
+    def lost(self, stream: _Stream, error: BaseException | None) -> None:
+        self.stream = None
+        if stream.idle or self.owner.closed:
+            self._attempts = 0
+            return
+        uptime = asyncio.get_running_loop().time() - self._connected_at
+        self._attempts = 1 if uptime >= self.owner.settings.backoff_max else self._attempts + 1
+        reason = _reason(error) if error is not None else "closed by the peer"
+        if self.tls and not stream.received:
+            reason += "; a TLS server that wants a client certificate closes like this"
+        text = (
+            f"tcp connection to {_display(*self.destination)} lost ({reason}); packets "
+            "written to it may not have arrived; reconnecting"
+        )
+        self.owner.events.send_failed(self.destination, TransportError(text))
+        if self.queue:
+            self.start()
+
+    async def _connect_until_up(self) -> None:
+        """Connect, retrying with backoff while packets wait; with none, the next send retries."""
+        try:
+            while not self.owner.closed:
+                if self._attempts:
+                    await asyncio.sleep(self._backoff())
+                try:
+                    stream = await self._connect()
+                except TransportError as exc:
+                    self._attempts += 1
+                    self.owner.events.send_failed(self.destination, exc)
+                    if not self.queue:
+                        return
+                    continue
+                if not stream.dead:
+                    self._connected_at = asyncio.get_running_loop().time()
+                    stream.ready(cast(asyncio.Transport, stream.handle))
+                    self.attach(stream)
+                    return
+                self._attempts += 1  # lost before it could be used: count it as a failure
+        finally:
+            self._connecting = False
+
+    def _backoff(self) -> float:
+        """Full jitter: uniform up to a cap that doubles with each failure."""
+        settings = self.owner.settings
+        cap = settings.backoff_initial * 2.0 ** min(self._attempts - 1, 40)
+        return random.uniform(0.0, min(settings.backoff_max, cap))
+
+    async def _connect(self) -> _Stream:
+        settings = self.owner.settings
+        host, port = self.destination
+        where = _display(host, port)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(settings.connect_timeout):
+                _, stream = await loop.create_connection(
+                    lambda: _Stream(self.owner, self, self.destination),
+                    host,
+                    port,
+                    ssl=self.tls,
+                    server_hostname=self.server_name if self.tls else None,
+                    ssl_handshake_timeout=settings.connect_timeout if self.tls else None,
+                )
+        except TimeoutError:
+            raise TransportError(
+                errno.ETIMEDOUT,
+                f"cannot connect to tcp {where}: no connection "
+                f"within connect_timeout ({settings.connect_timeout:g} s)",
+            ) from None
+        except ssl.SSLError as exc:
+            raise TransportError(f"tls handshake with tcp {where} failed: {_reason(exc)}") from None
+        except ConnectionResetError as exc:
+            hint = " (is it listening with TLS?)" if self.tls else ""
+            raise _error(
+                exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}{hint}"
+            ) from None
+        except OSError as exc:
+            raise _error(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}") from None
+        return stream

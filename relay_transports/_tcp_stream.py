@@ -1,0 +1,114 @@
+"""One ``tcp`` connection: splits what it reads into packets, writes whole frames.
+
+A stream reports to its transport (opened, closed, malformed input) and to its
+route (writable again, lost); it never decides where packets go. Its write
+buffer is capped at the settings' ``high_water``: above it the stream is
+``paused`` and its route queues instead of writing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from relay_core import HostPort, MalformedFrame
+from relay_core._framing import StreamDeframer
+
+from ._tcp_net import _display, _tune, logger
+
+if TYPE_CHECKING:
+    from ._tcp import TcpTransport
+    from ._tcp_route import _Route
+
+
+class _Stream(asyncio.Protocol):
+    """One TCP connection: splits what it reads into packets and writes whole frames."""
+
+    def __init__(self, owner: TcpTransport, route: _Route | None, source: HostPort) -> None:
+        self.owner = owner
+        self.route = route  # None for an accepted connection until connection_made
+        self.source = source  # handed to packet_received, and the route's key
+        self.handle: asyncio.Transport | None = None  # what connection_made got
+        self.transport: asyncio.Transport | None = None  # set once writable (TLS is up)
+        self.paused = False
+        self.dead = False
+        self.idle = False  # closed by the idle timer rather than by a failure
+        self.active = True
+        self.received = False  # whether a byte ever arrived
+        self._failed = False
+        self._deframer = StreamDeframer(owner.settings.max_packet_size)
+        self._deliver = owner.events.packet_received
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.handle = cast(asyncio.Transport, transport)
+        _tune(transport.get_extra_info("socket"), self.owner.settings.keepalive)
+        self.owner.stream_opened(self)
+
+    def ready(self, transport: asyncio.Transport) -> None:
+        """Start writing on ``transport`` (the TLS one, once its handshake is done)."""
+        transport.set_write_buffer_limits(high=self.owner.settings.high_water)
+        self.transport = transport
+        self._watch_idle()
+
+    def write(self, frame: bytes) -> None:
+        assert self.transport is not None  # routes write only to ready streams
+        self.active = True
+        self.transport.write(frame)
+
+    def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return
+        self.active = self.received = True
+        try:
+            packets = self._deframer.feed(data)
+        except MalformedFrame as exc:
+            self._failed = True
+            self.owner.stream_malformed(self, exc)
+            self.abort()
+            return
+        for packet in packets:
+            self._deliver(packet, self.source)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        route = self.route
+        if route is not None and route.stream is self:
+            route.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.dead = True
+        if self._timer is not None:
+            self._timer.cancel()
+        self.owner.stream_closed(self)
+        route = self.route
+        if route is not None and route.stream is self:
+            route.lost(self, exc)
+
+    def close(self) -> None:
+        transport = self.transport or self.handle
+        if transport is not None:
+            transport.close()
+
+    def abort(self) -> None:
+        transport = self.transport or self.handle
+        if transport is not None:
+            transport.abort()
+
+    def _watch_idle(self) -> None:
+        idle_timeout = self.owner.settings.idle_timeout
+        if idle_timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        """Close after a whole ``idle_timeout`` period with no byte read or written."""
+        if self.active:
+            self.active = False
+            self._watch_idle()
+            return
+        self.idle = True
+        logger.debug("tcp connection with %s idle; closing it", _display(*self.source))
+        self.close()
