@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ._cases import Case, cases
+from ._growth import growth_settings_from_args, run_growth_command
 from ._report import BenchReport, render_json, render_table, summarize
 from ._runner import Measurement, Runner
 from ._scenarios import SCENARIOS
@@ -49,6 +50,9 @@ async def run_command(args: argparse.Namespace) -> int:
 
     Exit status 1 when some row that should have run has no successful run.
     """
+    growth = growth_settings_from_args(args)
+    if growth is not None:
+        return await run_growth_command(growth, args.json)
     settings = settings_from_args(args)
 
     def progress(line: str) -> None:

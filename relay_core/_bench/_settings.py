@@ -106,3 +106,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny counts, one run")
     parser.add_argument("--time-limit", type=float, metavar="S",
                         help="seconds per run of a row before it is killed (120)")
+    parser.add_argument("--growth", action="store_true",
+                        help="run the growth tables (peers, memory, sizes, compression) instead")
+    parser.add_argument("--peers", metavar="COUNTS", help="--growth: sender peers (1,10,100)")
+    parser.add_argument("--idle-peers", type=int, metavar="N",
+                        help="--growth: peers of the memory rows (1000)")
+    parser.add_argument("--volume", type=int, metavar="MB",
+                        help="--growth: payload a size or compression row moves at most (200)")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ._common import AsyncRole, Control, Result, emit
+from ._growth import GROWTH_ROLES, add_growth_arguments
 from ._raw import udp_call, udp_echo, udp_sink, udp_source
 from ._relay import relay_call, relay_echo, relay_sink, relay_source
 from ._zmq import zmq_pull, zmq_push, zmq_rep, zmq_req
@@ -15,7 +16,7 @@ from ._zmq import zmq_pull, zmq_push, zmq_rep, zmq_req
 ASYNC_ROLES: dict[str, AsyncRole] = {
     "udp-sink": udp_sink, "udp-source": udp_source, "udp-echo": udp_echo, "udp-call": udp_call,
     "relay-sink": relay_sink, "relay-source": relay_source, "relay-echo": relay_echo,
-    "relay-call": relay_call,
+    "relay-call": relay_call, **GROWTH_ROLES,
 }
 BLOCKING_ROLES: dict[str, Callable[[argparse.Namespace], Result]] = {
     "zmq-pull": zmq_pull, "zmq-push": zmq_push, "zmq-rep": zmq_rep, "zmq-req": zmq_req,
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--codec", default="msgpack")
     parser.add_argument("--cert", help="PEM certificate (quic)")
     parser.add_argument("--key", help="PEM private key (quic)")
+    add_growth_arguments(parser)
     return parser
 
 
