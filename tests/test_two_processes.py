@@ -105,8 +105,11 @@ async def test_plugins_lists_every_built_in_with_its_distribution() -> None:
     assert result.returncode == 0, result.stderr
     rows = {tuple(line.split()[:3]) for line in result.stdout.splitlines()[1:]}
     for kind, name in [("codec", "msgpack"), ("codec", "cbor"), ("codec", "json"),
-                       ("compressor", "zstd"), ("compressor", "none"), ("transport", "udp")]:
+                       ("compressor", "zstd"), ("compressor", "none"), ("transport", "udp"),
+                       ("transport", "tcp"), ("transport", "quic")]:
         assert (kind, name, "net-relay") in rows, result.stdout
+    # the example third-party plugin, installed by the test set-up like any package
+    assert ("compressor", "zlib", "net-relay-zlib") in rows, result.stdout
 
 
 async def test_demo_runs_over_every_transport_and_codec() -> None:
