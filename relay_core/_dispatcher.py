@@ -176,6 +176,7 @@ class Dispatcher:
             cls = self._registry.transport_class(scheme)
             listen = self._config.listen.get(scheme)
             options = transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {}
+            options.update(self._heph.transport_options(scheme))
             self._registry.check_options(cls, options, f"listen.{scheme}")
             transport = self._transports[scheme] = self._faults.build(
                 scheme, _Inbound(self, scheme), lambda events: cls(events, **options))
@@ -214,6 +215,7 @@ class Dispatcher:
             link.heph = self._heph.speaks_heph(peer)
             options = (transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
                        if peer else {})
+            options.update(self._heph.prepare_options(peer))
             self._start_task(self._prepare(link, address, options, peer))
         else:
             self._links.pin(link)

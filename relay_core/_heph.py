@@ -37,6 +37,7 @@ from ._messages import message_types
 
 __all__ = [
     "HephMessage",
+    "HephObjectSplitter",
     "HephStreamSplitter",
     "UuidWindow",
     "decode_datagram",
@@ -350,15 +351,16 @@ def _match(pattern: re.Pattern[bytes], buffer: bytearray, position: int) -> re.M
     return found
 
 
-class HephStreamSplitter:
-    """Splits a heph-json byte stream (Heph over TCP) into messages, whatever the chunking.
+class HephObjectSplitter:
+    """Splits a heph-json byte stream (Heph over TCP) into the bytes of its objects.
 
     Between objects only whitespace may appear. Inside an object the splitter
     follows strings and escapes and counts braces, only to find where the object
-    ends; :func:`decode_datagram` then checks the object whole. No byte is
-    scanned more than twice (once more when a string runs past the end of a
-    chunk), and after each call no more than one unfinished object of at most
-    ``max_object_size`` bytes is held.
+    ends; it does not check the object (:func:`decode_datagram` does), so what it
+    returns starts with ``{`` and ends with the matching ``}``. No byte is scanned
+    more than twice (once more when a string runs past the end of a chunk), and
+    after each call no more than one unfinished object of at most
+    ``max_object_size`` bytes is held; a longer object is refused.
 
     After any :class:`MalformedFrame` the stream cannot be resynchronised, and
     every later call raises it again: close the connection.
@@ -379,27 +381,16 @@ class HephStreamSplitter:
         self._offset = 0  # the stream offset of _buffer[0], for error messages
         self._failure: str | None = None
 
-    def feed(self, chunk: bytes) -> list[HephMessage]:
-        """Add ``chunk``; return every message now complete, in order.
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Add ``chunk``; return the bytes of every object now complete, in order.
 
-        Raise :class:`MalformedFrame` for bytes that are not heph-json or an
-        object over the limit. Messages that were whole before the fault in the
-        same chunk are returned first, and the fault is raised by the next call
-        to :meth:`feed` or :meth:`end`.
+        Raise :class:`MalformedFrame` for anything but whitespace between
+        objects, or an object over the limit. Objects that were whole before the
+        fault in the same chunk are returned first, and the fault is raised by
+        the next call to :meth:`feed` or :meth:`end` (:attr:`failed` is True
+        meanwhile).
         """
-        self._raise_failure()
-        self._buffer += chunk
-        messages: list[HephMessage] = []
-        try:
-            self._scan(messages)
-        except MalformedFrame as error:
-            self._failure = str(error)
-            self._buffer.clear()
-            if not messages:
-                raise
-            return messages
-        self._compact()
-        return messages
+        return [data for _, data in self._split(chunk)]
 
     def end(self) -> None:
         """The stream has ended: raise :class:`MalformedFrame` if it ended inside an object
@@ -415,23 +406,45 @@ class HephStreamSplitter:
         """Bytes held while waiting for the rest of an object."""
         return len(self._buffer)
 
+    @property
+    def failed(self) -> bool:
+        """True once the stream was found malformed: every later call raises."""
+        return self._failure is not None
+
+    def _split(self, chunk: bytes) -> list[tuple[int, bytes]]:
+        """:meth:`feed`, with the stream offset where each object starts."""
+        self._raise_failure()
+        self._buffer += chunk
+        objects: list[tuple[int, bytes]] = []
+        try:
+            self._scan(objects)
+        except MalformedFrame as error:
+            self._fail(str(error))
+            if not objects:
+                raise
+            return objects
+        self._compact()
+        return objects
+
+    def _fail(self, reason: str) -> None:
+        """Refuse the rest of the stream, for ``reason``, and let go of its bytes."""
+        self._failure = reason
+        self._buffer.clear()
+
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise MalformedFrame(self._failure)
 
-    def _scan(self, messages: list[HephMessage]) -> None:
+    def _scan(self, objects: list[tuple[int, bytes]]) -> None:
         buffer = self._buffer
         while self._position < len(buffer):
             if self._depth:
-                if not self._read_token(buffer, messages):
+                if not self._read_token(buffer, objects):
                     break
             elif not self._start_object(buffer):
                 break
         if self._depth and len(buffer) - self._start > self._max_object_size:
-            raise MalformedFrame(
-                f"heph-json stream object at byte {self._offset + self._start} is already"
-                f" {len(buffer) - self._start} bytes, over the limit of {self._max_object_size}"
-            )
+            raise MalformedFrame(self._over_limit("is already", len(buffer) - self._start))
 
     def _start_object(self, buffer: bytearray) -> bool:
         """Skip whitespace to the next object; False when the buffer ends first."""
@@ -448,7 +461,7 @@ class HephStreamSplitter:
         self._start, self._position, self._depth = start, start + 1, 1
         return True
 
-    def _read_token(self, buffer: bytearray, messages: list[HephMessage]) -> bool:
+    def _read_token(self, buffer: bytearray, objects: list[tuple[int, bytes]]) -> bool:
         """Read up to the next brace of the current object; False when the buffer ends first."""
         if self._in_string:
             found = _match(_STRING_REST, buffer, self._position)
@@ -464,16 +477,15 @@ class HephStreamSplitter:
             return self._in_string
         self._depth += 1 if brace == b"{" else -1
         if not self._depth:
-            messages.append(self._decode(buffer))
+            size = self._position - self._start
+            if size > self._max_object_size:
+                raise MalformedFrame(self._over_limit("is", size))
+            objects.append((self._offset + self._start, bytes(buffer[self._start:self._position])))
         return True
 
-    def _decode(self, buffer: bytearray) -> HephMessage:
-        try:
-            return decode_datagram(bytes(buffer[self._start:self._position]),
-                                   self._max_object_size)
-        except MalformedFrame as error:
-            where = f"heph-json stream object at byte {self._offset + self._start}"
-            raise MalformedFrame(f"{where}: {error}") from None
+    def _over_limit(self, verb: str, size: int) -> str:
+        return (f"heph-json stream object at byte {self._offset + self._start} {verb}"
+                f" {size} bytes, over the limit of {self._max_object_size}")
 
     def _compact(self) -> None:
         """Forget the bytes before the current object, or all bytes read between objects."""
@@ -482,6 +494,52 @@ class HephStreamSplitter:
         self._offset += drop
         self._position -= drop
         self._start = 0
+
+
+class HephStreamSplitter:
+    """Splits a heph-json byte stream (Heph over TCP) into messages, whatever the chunking.
+
+    A :class:`HephObjectSplitter` finds the objects and :func:`decode_datagram`
+    checks each, so the same bounds hold. After any :class:`MalformedFrame`,
+    structural or in one object, every later call raises it again: close the
+    connection.
+    """
+
+    __slots__ = ("_max_object_size", "_objects")
+
+    def __init__(self, max_object_size: int) -> None:
+        self._objects = HephObjectSplitter(max_object_size)
+        self._max_object_size = max_object_size
+
+    def feed(self, chunk: bytes) -> list[HephMessage]:
+        """Add ``chunk``; return every message now complete, in order.
+
+        Raise :class:`MalformedFrame` for bytes that are not heph-json or an
+        object over the limit. Messages that were whole before the fault in the
+        same chunk are returned first, and the fault is raised by the next call
+        to :meth:`feed` or :meth:`end`.
+        """
+        messages: list[HephMessage] = []
+        for offset, data in self._objects._split(chunk):
+            try:
+                messages.append(decode_datagram(data, self._max_object_size))
+            except MalformedFrame as error:
+                reason = f"heph-json stream object at byte {offset}: {error}"
+                self._objects._fail(reason)
+                if not messages:
+                    raise MalformedFrame(reason) from None
+                break
+        return messages
+
+    def end(self) -> None:
+        """The stream has ended: raise :class:`MalformedFrame` if it ended inside an object
+        or after a fault not raised yet."""
+        self._objects.end()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for the rest of an object."""
+        return self._objects.buffered
 
 
 # --- duplicates -------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """Where a node speaks Heph's JSON format (docs/heph.md), read from its config.
 
-``[listen.SCHEME] heph_json = "ACTOR"``: that listener also accepts Heph JSON
+``[listen.udp] heph_json = "ACTOR"``: that listener also accepts Heph JSON
 datagrams (told apart from ours by their first byte) and delivers their
-messages to ACTOR. ``[peers.NAME] format = "heph-json"``: messages to that peer
-go as Heph JSON datagrams. Heph's format has no authentication, so it cannot
-share a scheme with sealed packets.
+messages to ACTOR. ``[listen.tcp] heph_json = "ACTOR"``: that listener takes
+Heph JSON streams only (the TCP transport's ``heph-json`` framing).
+``[peers.NAME] format = "heph-json"``: messages to that peer go in Heph's
+format (datagrams on udp://, a stream of objects on tcp://). Heph's format has
+no authentication, so it cannot share a listener with keys. The transport's
+``framing`` option is set from these keys only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,17 @@ from ._heph import UuidWindow
 __all__ = ["HephPlan"]
 
 HEPH_FORMAT = "heph-json"
+HEPH_SCHEMES = ("udp", "tcp")
+_STREAM_FRAMING = {"framing": HEPH_FORMAT}
+
+
+def _refuse_framing(config: NodeConfig) -> None:
+    tables = [(f"listen.{s}", t.options) for s, t in config.listen.items()]
+    tables += [(f"peers.{n}", p.options) for n, p in config.peers.items()]
+    for where, options in tables:
+        if "framing" in options:
+            raise ConfigError(f"[{where}] framing is set by the node: use heph_json = \"ACTOR\" "
+                              "on a listener or format = \"heph-json\" on a peer")
 
 
 class HephPlan:
@@ -25,23 +39,26 @@ class HephPlan:
             target = listen.options.get("heph_json")
             if target is None:
                 continue
-            if scheme != "udp" or not isinstance(target, str) or not target:
+            if scheme not in HEPH_SCHEMES or not isinstance(target, str) or not target:
                 raise ConfigError(f"[listen.{scheme}] heph_json = {target!r}: name the actor that "
-                                  "receives Heph messages, on a udp listener (Heph over TCP is "
-                                  "not supported yet)")
+                                  "receives Heph messages, on a udp or tcp listener")
             if "keys" in listen.options:
                 raise ConfigError(f"[listen.{scheme}] heph_json cannot be combined with keys: "
                                   "Heph's format is not authenticated")
             self._targets[scheme] = target
-        self._heph_peers = set()
+        self._heph_peers: set[str] = set()
+        self._tcp_peers: set[str] = set()
+        _refuse_framing(config)
         for name, peer in config.peers.items():
             chosen = peer.options.get("format")
             if chosen is None:
                 continue
-            if chosen != HEPH_FORMAT or peer.parsed.scheme != "udp":
+            if chosen != HEPH_FORMAT or peer.parsed.scheme not in HEPH_SCHEMES:
                 raise ConfigError(f"[peers.{name}] format = {chosen!r}: the only other format is "
-                                  f"{HEPH_FORMAT!r}, on a udp:// address")
+                                  f"{HEPH_FORMAT!r}, on a udp:// or tcp:// address")
             self._heph_peers.add(name)
+            if peer.parsed.scheme == "tcp":
+                self._tcp_peers.add(name)
         self.window = UuidWindow()
         """Heph message uuids seen lately: a repeat is a duplicate."""
 
@@ -51,3 +68,11 @@ class HephPlan:
 
     def speaks_heph(self, peer: str | None) -> bool:
         return peer in self._heph_peers
+
+    def transport_options(self, scheme: str) -> dict[str, object]:
+        """Constructor options a transport needs: a TCP Heph listener frames Heph's way."""
+        return dict(_STREAM_FRAMING) if scheme == "tcp" and scheme in self._targets else {}
+
+    def prepare_options(self, peer: str | None) -> dict[str, object]:
+        """Options to prepare a peer's destination with: Heph framing for a TCP Heph peer."""
+        return dict(_STREAM_FRAMING) if peer in self._tcp_peers else {}

@@ -25,8 +25,8 @@ from ._seal import KeyRing, Sealer, parse_key
 
 __all__ = ["NODE_LISTEN_KEYS", "NODE_PEER_KEYS", "SecurityPolicy", "transport_options"]
 
-NODE_LISTEN_KEYS = frozenset({"keys", "allow", "fault", "heph_json"})
-NODE_PEER_KEYS = frozenset({"keys", "send_key_id", "fault", "fallback", "format"})
+NODE_LISTEN_KEYS = frozenset({"keys", "allow", "fault", "heph_json", "framing"})
+NODE_PEER_KEYS = frozenset({"keys", "send_key_id", "fault", "fallback", "format", "framing"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_CACHED_SOURCES = 4096
 

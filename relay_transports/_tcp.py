@@ -1,4 +1,10 @@
-"""The ``tcp`` transport: length-prefixed packets on TCP connections, optionally over TLS.
+"""The ``tcp`` transport: packets on TCP connections, optionally over TLS.
+
+A packet travels after its u32 length (``framing = "net-relay"``), or, to
+speak with Heph, as itself: each packet is one JSON object and the receiver
+finds where it ends (``"heph-json"``, docs/heph.md). The transport's framing
+applies to the connections it accepts; an outbound destination takes its own
+from its peer options, ``net-relay`` unless they say otherwise.
 
 Rules this module keeps:
 
@@ -20,11 +26,12 @@ Rules this module keeps:
 - Bounded memory: a queue holds at most ``queue_limit`` bytes (an empty queue
   takes one packet of any allowed size, so a large message can wait for a
   connection), a connection stops taking writes above ``4 * batch_size``
-  buffered bytes, and a reader holds at most one partial packet.
+  buffered bytes, and a reader holds at most one partial packet (or heph-json
+  object) of at most ``max_packet_size`` bytes.
 - Nothing raises out of an event-loop callback. Failures after ``send``
   returned go to ``events.send_failed``; bad input from a client (a length
-  above ``max_packet_size``, a failed TLS handshake) is logged at WARNING,
-  rate-limited, and closes only that connection.
+  above ``max_packet_size``, bytes that are not heph-json, a failed TLS
+  handshake) is logged at WARNING, rate-limited, and closes only that connection.
 
 Reading uses protocol callbacks rather than stream coroutines, and a packet is
 one ``transport.write`` (the node already coalesces frames up to
@@ -42,6 +49,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from relay_core import (
+    ConfigError,
     HostPort,
     MalformedFrame,
     MessageTooLarge,
@@ -51,10 +59,19 @@ from relay_core import (
     hookimpl,
 )
 from relay_core._framing import frame_for_stream
+from relay_core._heph import is_heph_json
 from relay_core._ratelog import RateLimitedLog
 
 from ._tcp_net import _check_port, _display, _error, _reason, _resolve, logger
-from ._tcp_options import _KIB, _MIB, _check_peer_options, _ClientTls, _server_tls, _settings
+from ._tcp_options import (
+    _KIB,
+    _MIB,
+    NET_RELAY,
+    _check_peer_options,
+    _ClientTls,
+    _server_tls,
+    _settings,
+)
 from ._tcp_route import _Outbound, _Route
 from ._tcp_stream import _Stream
 
@@ -89,6 +106,11 @@ class TcpTransport(Transport):
     - ``ca``, ``client_certificate``, ``client_key``: defaults for peers with
       ``tls = true`` (see :meth:`check_peer_options`); without ``ca``, servers
       are verified against the system trust store.
+    - ``framing`` (``"net-relay"``): how accepted connections cut packets out
+      of their stream. ``"heph-json"`` takes JSON objects back to back, as Heph
+      writes them, and hands each object's bytes to ``packet_received`` as one
+      packet; anything else on such a connection closes it. Outbound
+      destinations choose their own framing (see :meth:`prepare`).
     """
 
     scheme = "tcp"
@@ -112,6 +134,7 @@ class TcpTransport(Transport):
         ca: str | None = None,
         client_certificate: str | None = None,
         client_key: str | None = None,
+        framing: str = NET_RELAY,
     ) -> None:
         super().__init__(events)
         self.settings = _settings(
@@ -123,6 +146,7 @@ class TcpTransport(Transport):
             backoff_max,
             keepalive,
             idle_timeout,
+            framing,
         )
         self.max_packet_size = self.settings.max_packet_size
         self.batch_size = self.settings.batch_size
@@ -139,7 +163,8 @@ class TcpTransport(Transport):
     @classmethod
     def check_peer_options(cls, options: Mapping[str, object], where: str) -> None:
         """Accept ``tls`` (bool), ``ca``, ``client_certificate``, ``client_key`` (PEM
-        paths) and ``server_name`` (the name to verify; default the address host)."""
+        paths), ``server_name`` (the name to verify; default the address host) and
+        ``framing`` (``"net-relay"``, the default, or ``"heph-json"``)."""
         _check_peer_options(options, where)
 
     async def listen(self, host: str, port: int) -> HostPort:
@@ -148,9 +173,14 @@ class TcpTransport(Transport):
         self._check_open(f"cannot listen on tcp {where}")
         _check_port(where, port, 0)
         loop = asyncio.get_running_loop()
+        framing = self.settings.framing
         try:
             server = await loop.create_server(
-                lambda: _Stream(self, None, ("", 0)), host, port, backlog=1024, reuse_address=True
+                lambda: _Stream(self, None, ("", 0), framing),
+                host,
+                port,
+                backlog=1024,
+                reuse_address=True,
             )
         except OSError as exc:
             raise _error(exc.errno, f"cannot listen on tcp {where}: {_reason(exc)}") from None
@@ -165,20 +195,25 @@ class TcpTransport(Transport):
 
         Returns the numeric destination at once; packets sent before the
         connection is up wait in its queue. ``options`` are the peer's (see
-        :meth:`check_peer_options`); a destination prepared before keeps the
-        TLS settings it was first prepared with.
+        :meth:`check_peer_options`); with ``framing = "heph-json"`` each packet
+        sent must be one JSON object, and is written as it is. A destination
+        prepared before keeps the TLS settings it was first prepared with, and
+        cannot change its framing.
         """
         where = _display(host, port)
         self._check_open(f"cannot connect to tcp {where}")
         _check_port(where, port, 1)
-        destination = await _resolve(host, port)
-        self._check_open(f"cannot connect to tcp {where}")
-        if isinstance(self._routes.get(destination), _Outbound):
-            return destination
         options = options or {}
         self.check_peer_options(options, f"tcp peer {where}")
+        framing = str(options.get("framing", NET_RELAY))
+        destination = await _resolve(host, port)
+        self._check_open(f"cannot connect to tcp {where}")
+        existing = self._routes.get(destination)
+        if isinstance(existing, _Outbound):
+            _check_same_framing(existing, framing, where)
+            return destination
         tls, server_name = self._client_tls.for_peer(host, where, options)
-        route = _Outbound(self, destination, tls, server_name)
+        route = _Outbound(self, destination, framing, tls, server_name)
         self._routes[destination] = route
         route.start()
         return destination
@@ -192,7 +227,15 @@ class TcpTransport(Transport):
             raise self._cannot_send(destination)
         if not packet:
             raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
-        route.send(frame_for_stream(packet))
+        if route.framing == NET_RELAY:
+            route.send(frame_for_stream(packet))
+        elif is_heph_json(packet):
+            route.send(packet)
+        else:
+            raise TransportError(
+                f"cannot send to tcp {_display(*destination)}: it speaks heph-json, so a packet"
+                f" must be one JSON object, starting with b'{{'; this one starts {packet[:8]!r}"
+            )
 
     async def close(self) -> None:
         """Stop listening, close every connection, and report packets still queued as lost."""
@@ -231,7 +274,7 @@ class TcpTransport(Transport):
             handle.abort()
             return
         stream.source = (str(peer[0]), int(peer[1]))
-        route = _Route(self, stream.source)
+        route = _Route(self, stream.source, self.settings.framing)
         stream.route = route
         self._routes.setdefault(stream.source, route)
         if self._server_tls is None:
@@ -308,6 +351,14 @@ class TcpTransport(Transport):
         return TransportError(
             f"cannot send to tcp {where}: no connection from there and not prepared;"
             " call prepare() for a destination before sending to it"
+        )
+
+
+def _check_same_framing(route: _Route, framing: str, where: str) -> None:
+    if route.framing != framing:
+        raise ConfigError(
+            f"tcp peer {where} is already prepared with framing {route.framing!r}, so it cannot"
+            f" take {framing!r} too: one destination speaks one framing"
         )
 
 

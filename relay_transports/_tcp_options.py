@@ -1,8 +1,10 @@
 """The ``tcp`` transport's options: ``[listen.tcp]`` and each peer's, checked once, with clear errors.
 
 Every bad value raises :class:`~relay_core.ConfigError` naming the option and
-what it allows. TLS contexts are built here too, from checked PEM paths: one
-for listening, and one per distinct set of client files (peers share them).
+what it allows. ``framing`` names how packets are cut out of a stream: the
+transport's applies to accepted connections, a peer's to its own connection.
+TLS contexts are built here too, from checked PEM paths: one for listening, and
+one per distinct set of client files (peers share them).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ _MIB = 1024 * _KIB
 _MAX_PACKET = 0xFFFFFFFF  # the length prefix is a u32
 _BATCH_SIZE = 256 * _KIB  # the default, unless max_packet_size is smaller
 _MAX_SECONDS = 86400.0
-_PEER_OPTIONS = ("tls", "ca", "client_certificate", "client_key", "server_name")
+NET_RELAY = "net-relay"  # each packet after its u32 length
+HEPH_JSON = "heph-json"  # JSON objects back to back, each one packet (docs/heph.md)
+_FRAMINGS = (NET_RELAY, HEPH_JSON)
+_PEER_OPTIONS = ("tls", "ca", "client_certificate", "client_key", "server_name", "framing")
 _PEM_OPTIONS = ("ca", "client_certificate", "client_key")
 
 
@@ -37,6 +42,8 @@ class _Settings:
     keepalive: float
     """Idle seconds before the first keepalive probe; 0 turns keepalive off."""
     idle_timeout: float | None
+    framing: str
+    """How accepted connections cut packets out of their stream: NET_RELAY or HEPH_JSON."""
 
     @property
     def high_water(self) -> int:
@@ -63,6 +70,15 @@ def _seconds(name: str, value: object, *, zero: str = "") -> float:
     return float(number)
 
 
+def _framing(where: str, value: object) -> str:
+    if value not in _FRAMINGS:
+        raise ConfigError(
+            f"[{where}] framing = {value!r} is not allowed: {NET_RELAY!r} (length-prefixed"
+            f" packets) or {HEPH_JSON!r} (JSON objects back to back, as Heph writes them)"
+        )
+    return str(value)
+
+
 def _both_or_neither(where: str, options: Mapping[str, object], first: str, second: str) -> None:
     if (options.get(first) is None) != (options.get(second) is None):
         raise ConfigError(f"[{where}] {first} and {second} go together: set both or neither")
@@ -70,7 +86,8 @@ def _both_or_neither(where: str, options: Mapping[str, object], first: str, seco
 
 def _check_peer_options(options: Mapping[str, object], where: str) -> None:
     """Accept ``tls`` (bool), ``ca``, ``client_certificate``, ``client_key`` (PEM paths)
-    and ``server_name``; anything else, or TLS options without ``tls = true``, is an error."""
+    ``server_name`` and ``framing``; anything else, or TLS options without ``tls = true``,
+    is an error."""
     unknown = sorted(set(options) - set(_PEER_OPTIONS))
     if unknown:
         hint = ""
@@ -83,10 +100,12 @@ def _check_peer_options(options: Mapping[str, object], where: str) -> None:
             f"[{where}]: unknown key(s) {', '.join(unknown)}; tcp peers take "
             f"address, codec, compressor, {', '.join(_PEER_OPTIONS)}{hint}"
         )
+    if "framing" in options:
+        _framing(where, options["framing"])
     tls = options.get("tls", False)
     if not isinstance(tls, bool):
         raise ConfigError(f"[{where}] tls = {tls!r} is not allowed: true or false")
-    others = sorted(set(options) - {"tls"})
+    others = sorted(set(options) - {"tls", "framing"})
     if not tls and others:
         raise ConfigError(f"[{where}] {', '.join(others)} only apply to TLS: add tls = true")
     for name in _PEM_OPTIONS:
@@ -110,6 +129,7 @@ def _settings(
     backoff_max: object,
     keepalive: object,
     idle_timeout: object,
+    framing: object,
 ) -> _Settings:
     size = _integer("max_packet_size", max_packet_size, 1 * _KIB, _MAX_PACKET)
     initial = _seconds("backoff_initial", backoff_initial)
@@ -130,6 +150,7 @@ def _settings(
         backoff_max=most,
         keepalive=_seconds("keepalive", keepalive, zero="off"),
         idle_timeout=None if idle_timeout is None else _seconds("idle_timeout", idle_timeout),
+        framing=_framing("listen.tcp", framing),
     )
 
 

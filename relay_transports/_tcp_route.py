@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 class _Route:
     """Where packets for one destination go: its connection, or a bounded queue."""
 
-    def __init__(self, owner: TcpTransport, destination: HostPort) -> None:
+    def __init__(self, owner: TcpTransport, destination: HostPort, framing: str) -> None:
         self.owner = owner
         self.destination = destination
+        self.framing = framing  # NET_RELAY or HEPH_JSON, for every connection of this route
         self.stream: _Stream | None = None
         self.queue: deque[bytes] = deque()
         self.queued = 0
@@ -89,10 +90,11 @@ class _Outbound(_Route):
         self,
         owner: TcpTransport,
         destination: HostPort,
+        framing: str,
         tls: ssl.SSLContext | None,
         server_name: str | None,
     ) -> None:
-        super().__init__(owner, destination)
+        super().__init__(owner, destination, framing)
         self.tls = tls
         self.server_name = server_name
         self._connecting = False
@@ -164,7 +166,7 @@ class _Outbound(_Route):
         try:
             async with asyncio.timeout(settings.connect_timeout):
                 _, stream = await loop.create_connection(
-                    lambda: _Stream(self.owner, self, self.destination),
+                    lambda: _Stream(self.owner, self, self.destination, self.framing),
                     host,
                     port,
                     ssl=self.tls,

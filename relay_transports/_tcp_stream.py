@@ -1,5 +1,10 @@
 """One ``tcp`` connection: splits what it reads into packets, writes whole frames.
 
+Its framing is fixed when it opens: length-prefixed packets, or heph-json
+objects, each delivered as one packet with its bytes unchanged. Either way,
+bytes that do not parse close the connection, after the packets whole before them
+are delivered.
+
 A stream reports to its transport (opened, closed, malformed input) and to its
 route (writable again, lost); it never decides where packets go. Its write
 buffer is capped at the settings' ``high_water``: above it the stream is
@@ -13,8 +18,10 @@ from typing import TYPE_CHECKING, cast
 
 from relay_core import HostPort, MalformedFrame
 from relay_core._framing import StreamDeframer
+from relay_core._heph import HephObjectSplitter
 
 from ._tcp_net import _display, _tune, logger
+from ._tcp_options import HEPH_JSON
 
 if TYPE_CHECKING:
     from ._tcp import TcpTransport
@@ -24,7 +31,9 @@ if TYPE_CHECKING:
 class _Stream(asyncio.Protocol):
     """One TCP connection: splits what it reads into packets and writes whole frames."""
 
-    def __init__(self, owner: TcpTransport, route: _Route | None, source: HostPort) -> None:
+    def __init__(
+        self, owner: TcpTransport, route: _Route | None, source: HostPort, framing: str
+    ) -> None:
         self.owner = owner
         self.route = route  # None for an accepted connection until connection_made
         self.source = source  # handed to packet_received, and the route's key
@@ -36,7 +45,10 @@ class _Stream(asyncio.Protocol):
         self.active = True
         self.received = False  # whether a byte ever arrived
         self._failed = False
-        self._deframer = StreamDeframer(owner.settings.max_packet_size)
+        size = owner.settings.max_packet_size
+        self._splitter: StreamDeframer | HephObjectSplitter = (
+            HephObjectSplitter(size) if framing == HEPH_JSON else StreamDeframer(size)
+        )
         self._deliver = owner.events.packet_received
         self._timer: asyncio.TimerHandle | None = None
 
@@ -60,15 +72,21 @@ class _Stream(asyncio.Protocol):
         if self._failed:
             return
         self.active = self.received = True
+        for packet in self._split(data):
+            self._deliver(packet, self.source)
+        splitter = self._splitter
+        if isinstance(splitter, HephObjectSplitter) and splitter.failed and not self._failed:
+            self._split(b"")  # raises the fault found after those packets
+
+    def _split(self, data: bytes) -> list[bytes]:
+        """The packets ``data`` completes; none, and the connection aborted, at a fault."""
         try:
-            packets = self._deframer.feed(data)
+            return self._splitter.feed(data)
         except MalformedFrame as exc:
             self._failed = True
             self.owner.stream_malformed(self, exc)
             self.abort()
-            return
-        for packet in packets:
-            self._deliver(packet, self.source)
+            return []
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -83,6 +101,7 @@ class _Stream(asyncio.Protocol):
         self.dead = True
         if self._timer is not None:
             self._timer.cancel()
+        self._check_ended()
         self.owner.stream_closed(self)
         route = self.route
         if route is not None and route.stream is self:
@@ -97,6 +116,15 @@ class _Stream(asyncio.Protocol):
         transport = self.transport or self.handle
         if transport is not None:
             transport.abort()
+
+    def _check_ended(self) -> None:
+        """A heph-json stream cut inside an object lost that object: say so, as for garbage."""
+        splitter = self._splitter
+        if isinstance(splitter, HephObjectSplitter) and not self._failed and not self.owner.closed:
+            try:
+                splitter.end()
+            except MalformedFrame as exc:
+                self.owner.stream_malformed(self, exc)
 
     def _watch_idle(self) -> None:
         idle_timeout = self.owner.settings.idle_timeout

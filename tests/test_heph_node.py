@@ -87,3 +87,62 @@ def test_heph_settings_are_checked(listen: dict[str, object] | None,
             "rust": PeerConfig(address="udp://127.0.0.1:9", options=peer)})
     with pytest.raises(ConfigError, match=complaint):
         Node(config)
+
+
+async def test_heph_objects_on_a_tcp_stream_reach_the_actor() -> None:
+    import asyncio
+
+    received: list[object] = []
+    config = dataclasses.replace(udp_config("python"), listen={
+        "tcp": ListenConfig("127.0.0.1", 0, {"heph_json": "inbox"})})
+    async with Node(config) as node:
+        node.spawn(collecting(received), name="inbox")
+        port = int(node.address("tcp").rpartition(":")[2])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        objects = [json.dumps({"uuid": str(uuid.uuid4()), "message": n}).encode() for n in range(3)]
+        writer.write(objects[0] + b"\n" + objects[1][:10])
+        await writer.drain()
+        writer.write(objects[1][10:] + b"  " + objects[2])
+        await writer.drain()
+        await wait_for(lambda: len(received) == 3, "three messages")
+        writer.close()
+        await writer.wait_closed()
+    assert received == [0, 1, 2]
+
+
+async def test_a_tcp_heph_peer_gets_a_stream_of_heph_objects() -> None:
+    import asyncio
+
+    chunks: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            chunks.append(data)
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        peers = {"rust": PeerConfig(address=f"tcp://127.0.0.1:{port}",
+                                    options={"format": "heph-json"})}
+        async with Node(dataclasses.replace(udp_config("python"), peers=peers)) as node:
+            for n in range(3):
+                await node.ref("rust/anyone").send({"n": n})
+            await wait_for(lambda: b"".join(chunks).count(b'"uuid"') == 3, "three objects")
+    finally:
+        server.close()
+        await server.wait_closed()
+    stream = b"".join(chunks).decode()
+    decoder, position, messages = json.JSONDecoder(), 0, []
+    while position < len(stream):
+        value, position = decoder.raw_decode(stream, position)
+        messages.append(value["message"])
+    assert messages == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+def test_framing_is_set_by_the_node_not_written_in_config() -> None:
+    config = dataclasses.replace(udp_config("python"), listen={
+        "tcp": ListenConfig("127.0.0.1", 0, {"framing": "heph-json"})})
+    with pytest.raises(ConfigError, match="heph_json"):
+        Node(config)
