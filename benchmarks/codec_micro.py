@@ -5,10 +5,11 @@ the codec's model checks cost on top of the C library: compare rows of one run,
 not runs on different machines.
 
 "Raw" is what a user would write without net-relay: ``msgpack.packb`` and
-``unpackb``, ``cbor2.dumps`` and ``loads``, ``json.dumps`` and ``loads`` with the
-same output options. For a registered message, raw gets the plainest hook that
-writes the same bytes (msgpack ext type 1, CBOR tag 27, the JSON ``$message``
-marker) and builds the class back with ``cls(**fields)``; it checks nothing.
+``unpackb``, ``cbor2.dumps`` and ``loads``, and one reused ``json.JSONEncoder``
+and ``JSONDecoder`` with the codec's output options. For a registered message,
+raw gets the plainest hook that writes the same bytes (msgpack ext type 1, CBOR
+tag 27, the JSON ``$message`` marker) and builds the class back with
+``cls(**fields)``; it checks nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 import timeit
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,26 +86,37 @@ def _build(pair: list[Any]) -> object:
     return _CLASSES[pair[0]](**pair[1])
 
 
+def _is_message(value: object) -> bool:
+    return type(value) in _CLASSES.values()
+
+
 def raw_msgpack(value: object) -> tuple[Call, Call]:
+    if not _is_message(value):
+        payload = msgpack.packb(value)
+        return lambda: msgpack.packb(value), lambda: msgpack.unpackb(payload)
     # The hook packs with a reused Packer: packb inside packb allocates two
-    # 256 KiB buffers at once, which glibc's malloc makes ~10x slower than
+    # 256 KiB buffers at once, which glibc's malloc can make ~10x slower than
     # packing, and a baseline that slow would flatter the codec.
-    inner = msgpack.Packer(use_bin_type=True)
+    inner = msgpack.Packer()
 
     def default(obj: object) -> msgpack.ExtType:
         return msgpack.ExtType(1, inner.pack(_pair(obj)))
 
     def ext_hook(code: int, data: bytes) -> object:
-        return _build(msgpack.unpackb(data, raw=False, strict_map_key=False))
+        return _build(msgpack.unpackb(data))
 
-    payload = msgpack.packb(value, default=default, use_bin_type=True)
+    payload = msgpack.packb(value, default=default)
     return (
-        lambda: msgpack.packb(value, default=default, use_bin_type=True),
-        lambda: msgpack.unpackb(payload, ext_hook=ext_hook, raw=False, strict_map_key=False),
+        lambda: msgpack.packb(value, default=default),
+        lambda: msgpack.unpackb(payload, ext_hook=ext_hook),
     )
 
 
 def raw_cbor(value: object) -> tuple[Call, Call]:
+    if not _is_message(value):
+        payload = cbor2.dumps(value)
+        return lambda: cbor2.dumps(value), lambda: cbor2.loads(payload)
+
     def default(encoder: cbor2.CBOREncoder, obj: object) -> None:
         encoder.encode(cbor2.CBORTag(27, _pair(obj)))
 
@@ -117,18 +130,21 @@ def raw_cbor(value: object) -> tuple[Call, Call]:
 
 
 def raw_json(value: object) -> tuple[Call, Call]:
+    # One encoder and decoder for all calls: json.dumps and loads with options
+    # build a new one per call, which would flatter the codec.
     def default(obj: object) -> object:
         return {"$message": _pair(obj)}
 
     def object_hook(obj: dict[str, Any]) -> object:
         return _build(obj["$message"]) if "$message" in obj else obj
 
-    def dumps() -> bytes:
-        text = json.dumps(value, default=default, ensure_ascii=False, separators=(",", ":"))
-        return text.encode("utf-8")
-
-    payload = dumps()
-    return dumps, lambda: json.loads(payload, object_hook=object_hook)
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=default)
+    decoder = json.JSONDecoder(object_hook=object_hook if _is_message(value) else None)
+    payload = encoder.encode(value).encode("utf-8")
+    return (
+        lambda: encoder.encode(value).encode("utf-8"),
+        lambda: decoder.decode(payload.decode("utf-8")),
+    )
 
 
 RAW = {"msgpack": raw_msgpack, "cbor": raw_cbor, "json": raw_json}
@@ -138,9 +154,10 @@ RAW = {"msgpack": raw_msgpack, "cbor": raw_cbor, "json": raw_json}
 
 
 def microseconds(raw: Call, ours: Call, seconds: float) -> tuple[float, float]:
-    """Best time per call of each, timed in alternation so that load from other
-    processes falls on both alike."""
-    timers = timeit.Timer(raw), timeit.Timer(ours)
+    """Best CPU time per call of each, timed in alternation: CPU time, so that
+    other processes on a busy machine count less, and alternation, so that
+    what they still disturb falls on both alike."""
+    timers = timeit.Timer(raw, timer=time.process_time), timeit.Timer(ours, timer=time.process_time)
     count, elapsed = timers[1].autorange()
     rounds = max(5, int(seconds / 2 / max(elapsed, 1e-9)))
     best = [min(timer.timeit(count) for _ in range(3)) for timer in timers]

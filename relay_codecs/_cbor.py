@@ -7,6 +7,10 @@ codec decodes the tag itself. Every other semantic tag cbor2 knows (datetimes,
 decimals, sets, shared references...) is refused, as are tags it does not know,
 except tag 55799 (the "self-described CBOR" prefix), which is transparent, and
 bignums (tags 2 and 3), which are accepted when their value fits the int range.
+
+A plain value (see :func:`~relay_codecs._model.is_plain`), or a message whose
+fields are plain, skips the walks: is_plain checks exactly what cbor2 would
+otherwise let through (foreign types, non-str keys, ints past 64 bits).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ._model import (
     MemoryviewFound,
     build_message,
     int_range_error,
+    is_plain,
     unencodable_text,
     unsupported,
 )
@@ -50,6 +55,8 @@ _MEMORYVIEW_AS_BYTES: dict[type, cbor2.EncoderHook] = {
 }
 
 SemanticDecoder = Callable[[object, bool], object]
+# Ints are not leaves: cbor2 writes any int, so is_plain checks their range.
+_PLAIN_LEAVES: frozenset[type] = frozenset({str, float, bool, type(None), bytes})
 
 
 def _refuse(tag: int) -> SemanticDecoder:
@@ -101,6 +108,17 @@ class CborCodec(Codec):
 
     def encode(self, obj: object) -> bytes:
         try:
+            if is_plain(obj, _PLAIN_LEAVES):
+                return cbor2.dumps(obj)
+            pair = self._types.describe(obj)
+            if pair is not None and is_plain(pair[1], _PLAIN_LEAVES):
+                return cbor2.dumps(cbor2.CBORTag(TAG_MESSAGE, list(pair)))
+        except UnicodeEncodeError:
+            pass  # the walk below says which value
+        return self._encode_walked(obj)
+
+    def _encode_walked(self, obj: object) -> bytes:
+        try:
             self._encode_checker.check(obj)
             return cbor2.dumps(obj, default=self._default)
         except MemoryviewFound:
@@ -123,7 +141,8 @@ class CborCodec(Codec):
         extra = len(data) - stream.tell()
         if extra:
             raise DecodeError(f"{extra} bytes follow the CBOR value; a payload holds exactly one")
-        self._decode_checker.check(obj)
+        if not is_plain(obj, _PLAIN_LEAVES):
+            self._decode_checker.check(obj)
         return obj
 
     def _load(self, stream: io.BytesIO) -> object:
@@ -145,7 +164,7 @@ class CborCodec(Codec):
     def _message(self, pair: object, immutable: bool) -> object:
         if immutable:
             raise DecodeError("a message cannot be a map key; keys must be str or int")
-        return build_message(self._types, self._decode_checker, pair)
+        return build_message(self._types, self._decode_checker, pair, _PLAIN_LEAVES)
 
 
 @hookimpl

@@ -11,6 +11,11 @@ as *markers*: objects with exactly one member whose name starts with ``$``.
   (exactly one key, starting with ``$``); its keys are taken literally.
 
 Every other object is a plain dict, so every dict round-trips. Keys must be str.
+
+A plain value (see :func:`~relay_codecs._model.is_plain`) with no marker-like
+dict, or a message whose fields are one, needs no conversion either way and
+skips the walks; the json module refuses NaN and infinities itself
+(``allow_nan=False``), which sends such values to the walk.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ._model import (
     MessageToBuild,
     Slot,
     int_range_error,
+    is_plain,
     key_error,
     split_pair,
     too_deep,
@@ -49,6 +55,9 @@ _FLOAT_NAMES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 # Checked in this order, so bool is not taken for int.
 _BASES: tuple[type, ...] = (bool, int, float, str, bytes, list, tuple, dict)
+# What is_plain may pass through unchanged: no bytes (they need a marker); floats
+# are finite or the encoder refuses them, and the decoder only makes finite ones.
+_PLAIN_LEAVES: frozenset[type] = frozenset({str, float, bool, type(None)})
 
 
 def _refuse_constant(name: str) -> object:
@@ -70,11 +79,25 @@ class JsonCodec(Codec):
         self._types = message_types if types is None else types
 
     def encode(self, obj: object) -> bytes:
-        text = _ENCODER.encode(self._to_json(obj))
         try:
-            return text.encode("utf-8")
+            return self._encode_plain(obj) or self._encode_walked(obj)
         except UnicodeEncodeError as exc:
             raise unencodable_text(exc) from exc
+
+    def _encode_plain(self, obj: object) -> bytes | None:
+        """The encoding of a plain value or message, or None for the walk."""
+        try:
+            if is_plain(obj, _PLAIN_LEAVES, False):
+                return _ENCODER.encode(obj).encode("utf-8")
+            pair = self._types.describe(obj)
+            if pair is not None and is_plain(pair[1], _PLAIN_LEAVES, False):
+                return _ENCODER.encode({"$message": list(pair)}).encode("utf-8")
+        except ValueError:  # a non-finite float
+            pass
+        return None
+
+    def _encode_walked(self, obj: object) -> bytes:
+        return _ENCODER.encode(self._to_json(obj)).encode("utf-8")
 
     # Both walks keep their own stack of (value, level, container, slot) tasks and
     # write each converted value into its slot, so depth never meets Python's
@@ -134,7 +157,19 @@ class JsonCodec(Codec):
             raise
         except (ValueError, RecursionError) as exc:
             raise DecodeError(f"not valid JSON: {exc}") from exc
-        return self._from_json(raw)
+        if is_plain(raw, _PLAIN_LEAVES, False):
+            return raw
+        message = self._plain_message(raw)
+        return self._from_json(raw) if message is None else message
+
+    def _plain_message(self, raw: object) -> object | None:
+        """The message ``raw`` holds if it is one with plain fields, else None."""
+        if type(raw) is not dict or len(raw) != 1 or "$message" not in raw:
+            return None
+        type_name, fields = split_pair(raw["$message"])
+        if not is_plain(fields, _PLAIN_LEAVES, False):
+            return None
+        return self._types.build(type_name, fields)
 
     def _from_json(self, obj: object) -> object:
         root = [obj]

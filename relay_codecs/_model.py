@@ -17,6 +17,13 @@ Rules (docs/codecs.md is the user-facing version):
 - nesting: at most :data:`MAX_DEPTH` levels; each list or dict counts one, a
   message two (its pair and its field map, as on the wire). Encoders enforce it
   exactly; decoders at least within each message.
+
+The walks are the definition; :func:`is_plain` is a shortcut for the common
+shape (a dict or list of scalars and flat dicts and lists of scalars). It only
+ever answers True for values the walks accept, and never raises, so a codec
+that finds it False takes the walk, which says what is wrong. An encoding of
+at most :data:`MAX_DEPTH` bytes cannot nest too deeply (every level takes at
+least one byte), which lets decoders skip the depth check for small payloads.
 """
 
 from __future__ import annotations
@@ -44,6 +51,63 @@ class MemoryviewFound(Exception):
 _LEAVES = frozenset({str, bytes, float, bool, type(None)})
 # Checked in this order, so bool is not taken for int.
 _BASES: tuple[type, ...] = (bool, int, float, str, bytes, bytearray, list, tuple, dict)
+
+
+def is_plain(value: object, leaves: frozenset[type], marker_like_ok: bool = True) -> bool:
+    """True when ``value`` is a list or a dict with str keys, holding only
+    leaves and lists or str-keyed dicts of leaves; a leaf is a value whose exact
+    type is in ``leaves``, or an int in range.
+
+    Only exact types count, so subclasses, tuples, messages and deeper nesting
+    answer False. With ``marker_like_ok=False``, so does any dict that JSON
+    would read as a marker (one key, starting with ``$``).
+    """
+    # Written out in one function, without helpers for the common cases: on the
+    # hot path a call costs as much as checking a few items.
+    items: Any = value
+    if type(value) is dict:
+        if not (marker_like_ok or not _marker_like(value)):
+            return False
+        for key in value:
+            if type(key) is not str:
+                return False
+        items = value.values()
+    elif type(value) is not list:
+        return False
+    for item in items:
+        if type(item) in leaves:
+            continue
+        kind = type(item)
+        if kind is int:
+            if INT_MIN <= item <= INT_MAX:
+                continue
+            return False
+        if kind is dict:
+            if not (marker_like_ok or not _marker_like(item)) or not _str_keys(item):
+                return False
+            item = item.values()
+        elif kind is not list:
+            return False
+        for part in item:
+            if type(part) not in leaves and not (
+                type(part) is int and INT_MIN <= part <= INT_MAX
+            ):
+                return False
+    return True
+
+
+def _str_keys(mapping: dict[Any, object]) -> bool:
+    for key in mapping:
+        if type(key) is not str:
+            return False
+    return True
+
+
+def _marker_like(mapping: dict[Any, object]) -> bool:
+    if len(mapping) != 1:
+        return False
+    key = next(iter(mapping))
+    return type(key) is str and key.startswith("$")
 
 
 def int_range_error(value: int, error: Callable[[str], Exception]) -> Exception:
@@ -97,9 +161,19 @@ class EncodeChecker:
     meets Python's recursion limit here, whatever the caller's stack depth.
     """
 
-    def __init__(self, types: MessageTypes, *, int_keys: bool, memoryview_ok: bool) -> None:
+    def __init__(
+        self,
+        types: MessageTypes,
+        *,
+        int_keys: bool,
+        memoryview_ok: bool,
+        refused: tuple[type, ...] = (),
+    ) -> None:
+        """``refused`` names types the codec's encoder would write in its own way
+        though they subclass a model type (msgpack's ``ExtType`` is a tuple)."""
         self._types = types
         self._int_keys = int_keys
+        self._refused = refused
         self._leaves = _LEAVES | {memoryview, bytearray} if memoryview_ok else _LEAVES | {bytearray}
 
     def check(self, obj: object) -> None:
@@ -151,6 +225,8 @@ class EncodeChecker:
             return
         if isinstance(obj, memoryview):
             raise MemoryviewFound
+        if isinstance(obj, self._refused):
+            raise unsupported(obj)
         base = next((base for base in _BASES if isinstance(obj, base)), None)
         if base is None:
             raise unsupported(obj)
@@ -267,10 +343,14 @@ def _push_items(items: list[object], level: int, tasks: list[_Task]) -> None:
             tasks.append((item, level + 1, items, index))
 
 
-def build_message(types: MessageTypes, checker: DecodeChecker, pair: object) -> object:
-    """Turn a decoded ``[type_name, {field: value}]`` pair into a message."""
+def build_message(
+    types: MessageTypes, checker: DecodeChecker, pair: object, leaves: frozenset[type]
+) -> object:
+    """Turn a decoded ``[type_name, {field: value}]`` pair into a message; the
+    walk checks the fields unless they are plain with these ``leaves``."""
     type_name, fields = split_pair(pair)
-    checker.check(fields)  # no Deferred here: only msgpack defers, and it builds in its walk
+    if not is_plain(fields, leaves):
+        checker.check(fields)  # no Deferred here: only msgpack defers, and it builds in its walk
     return types.build(type_name, fields)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._errors import ConfigError, DecodeError, EncodeError
 
@@ -145,12 +145,14 @@ class MessageTypes:
         Raises ``DecodeError`` when a field without a default is missing, when a
         field name is not a str, or when the class's own checks reject the values.
         """
+        entry = self._by_name.get(type_name)
+        if entry is not None and _takes(entry, fields):
+            return _call(entry, fields)
         for name in fields:
             if type(name) is not str:
                 raise DecodeError(
                     f"message {type_name!r} has a field named {name!r}; field names must be str"
                 )
-        entry = self._by_name.get(type_name)
         if entry is None:
             return UnknownMessage(type_name, dict(fields))  # type: ignore[arg-type]
         return _construct(entry, fields)
@@ -161,6 +163,12 @@ class MessageTypes:
         return kind in self._by_class or kind is UnknownMessage
 
 
+def _takes(entry: _Entry, fields: Mapping[object, object]) -> bool:
+    """True when every field is one the class takes (so its name is a str) and
+    every required one is there: the common case, tested in C."""
+    return fields.keys() <= entry.init_names and entry.required <= fields.keys()
+
+
 def _construct(entry: _Entry, fields: Mapping[object, object]) -> object:
     missing = entry.required.difference(fields)
     if missing:
@@ -169,6 +177,10 @@ def _construct(entry: _Entry, fields: Mapping[object, object]) -> object:
             f" {', '.join(sorted(map(repr, missing)))} (no default in {_qualified(entry.cls)})"
         )
     kwargs = {name: value for name, value in fields.items() if name in entry.init_names}
+    return _call(entry, kwargs)
+
+
+def _call(entry: _Entry, kwargs: Mapping[Any, object]) -> object:
     try:
         return entry.cls(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -581,3 +581,162 @@ def test_codec_modules_do_no_io(module: str) -> None:
         if isinstance(node, ast.ImportFrom)
     }
     assert not imported & {"socket", "asyncio", "time", "threading", "pickle"}
+
+
+# --- fast paths: they skip the walks only where the C libraries already hold the model -------
+
+near_model_leaves = (
+    scalars
+    | st.integers(INT_MIN - 2**70, INT_MAX + 2**70)
+    | st.sampled_from(
+        [
+            msgpack.ExtType(5, b"x"),
+            msgpack.Timestamp(1),
+            cbor2.CBORTag(1, 0),
+            cbor2.undefined,
+            frozenset({1}),
+            (1, 2),
+            memoryview(b"m"),
+            Point(1.0),
+            math.nan,
+            {"$bytes": "AP8="},
+        ]
+    )
+)
+near_model_keys = str_keys | st.integers(-3, 3) | st.sampled_from([b"k", 1.5, None, True, (1,)])
+near_model = st.recursive(
+    near_model_leaves,
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(near_model_keys, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300)
+@given(value=near_model)
+def test_is_plain_answers_true_only_for_values_the_walk_accepts(value: object) -> None:
+    from relay_codecs._model import EncodeChecker, is_plain
+
+    checker = EncodeChecker(message_types, int_keys=False, memoryview_ok=True)
+    # msgpack lists int among its leaves because its packer checks the range;
+    # without int there, is_plain checks it, and must agree with the walk.
+    for leaves in (_msgpack._PLAIN_LEAVES, _cbor._PLAIN_LEAVES, _json._PLAIN_LEAVES):
+        if is_plain(value, leaves - {int}):
+            checker.check(value)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=near_model)
+def test_near_model_values_either_round_trip_or_raise_encode_error(
+    codec: Codec, value: object
+) -> None:
+    try:
+        payload = codec.encode(value)
+    except EncodeError:
+        return
+    assert normal(codec.decode(payload)) == normal(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        msgpack.ExtType(5, b"x"),
+        [msgpack.ExtType(1, b"\x01")],
+        {"t": msgpack.Timestamp(1)},
+        Box("b", msgpack.Timestamp(1)),
+    ],
+    ids=["ext", "ext-in-list", "timestamp-in-dict", "timestamp-in-message"],
+)
+def test_msgpack_refuses_its_own_extension_objects(value: object) -> None:
+    with pytest.raises(EncodeError, match="cannot encode"):
+        MsgpackCodec().encode(value)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        msgpack.packb({"a": [msgpack.Timestamp(1)]}),
+        msgpack.packb([{"a": msgpack.Timestamp(2**40, 5)}]),
+        bytes.fromhex("91c704ff00000001"),  # a 4-byte timestamp in a non-canonical ext 8
+        msgpack.packb({"a": {b"k": 1}}),
+        msgpack.packb(msgpack.ExtType(1, msgpack.packb(["a.B", {"t": msgpack.Timestamp(1)}]))),
+        msgpack.packb(msgpack.ExtType(1, msgpack.packb(["a.B", {b"k": 1}]))),
+        msgpack.packb(msgpack.ExtType(1, msgpack.packb(["a.B", {}]) + b"\x00")),
+        msgpack.packb(msgpack.ExtType(1, msgpack.packb(["a.B", {}]))) + b"\x00",
+    ],
+    ids=[
+        "timestamp-in-list",
+        "timestamp-in-dict",
+        "ext8-timestamp",
+        "nested-bytes-key",
+        "timestamp-in-message",
+        "bytes-key-in-message",
+        "trailing-inside-message",
+        "trailing-after-message",
+    ],
+)
+def test_msgpack_outside_the_model_is_refused_in_short_payloads_too(payload: bytes) -> None:
+    with pytest.raises(DecodeError):
+        MsgpackCodec().decode(payload)
+
+
+def test_msgpack_reads_a_message_under_any_ext_header_size() -> None:
+    pair = msgpack.packb(["test_codecs.Point", {"x": 1.0}])
+    header = b"\xc8" + len(pair).to_bytes(2, "big") + b"\x01"  # ext 16, not the shortest
+    assert MsgpackCodec().decode(header + pair) == Point(1.0)
+
+
+@pytest.mark.parametrize(
+    "size", [1, 2, 4, 8, 16, 3, 255, 256, 65535, 65536], ids=lambda size: f"{size}B"
+)
+def test_msgpack_message_headers_match_msgpacks_own(size: int) -> None:
+    fields = {"s": "x" * size}
+    payload = MsgpackCodec().encode(UnknownMessage("a.B", fields))
+    inner = msgpack.packb(["a.B", fields])
+    assert payload == msgpack.packb(msgpack.ExtType(_msgpack.EXT_MESSAGE, inner))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        cbor2.dumps({"n": [1, -(2**64)]}),  # a native negative int below the range
+        bytes.fromhex("a1616181f7"),  # {"a": [undefined]}
+        bytes.fromhex("82f001"),  # [simple(16), 1]
+        cbor2.dumps(cbor2.CBORTag(27, ["a.B", {"n": -(2**64)}])),
+    ],
+    ids=["native-int", "undefined", "simple", "in-message"],
+)
+def test_cbor_outside_the_model_is_refused_when_nested(payload: bytes) -> None:
+    with pytest.raises(DecodeError):
+        CborCodec().decode(payload)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": {"$x": 1}},
+        [{"$bytes": "AP8="}],
+        {"n": [math.inf]},
+        UnknownMessage("a.B", {"$x": {"$float": "nan"}}),
+        Box("b", {"$message": 1}),
+    ],
+    ids=repr,
+)
+def test_json_marker_like_values_round_trip_at_every_depth(value: object) -> None:
+    codec = JsonCodec()
+    assert normal(codec.decode(codec.encode(value))) == normal(value)
+
+
+@pytest.mark.parametrize("value", [{"n": [INT_MAX + 1]}, [{"n": INT_MIN - 1}]], ids=repr)
+def test_ints_outside_the_range_are_refused_one_level_down(codec: Codec, value: object) -> None:
+    with pytest.raises(EncodeError, match="outside the range"):
+        codec.encode(value)
+
+
+@pytest.mark.parametrize("bad", [[1, INT_MAX + 1], {"s": "\ud800"}], ids=["int", "surrogate"])
+def test_a_value_refused_half_way_leaves_the_codec_writing_clean_output(
+    codec: Codec, bad: object
+) -> None:
+    with pytest.raises(EncodeError):
+        codec.encode(bad)
+    assert codec.decode(codec.encode({"a": 1})) == {"a": 1}
