@@ -46,10 +46,10 @@ async def test_a_hundred_thousand_forged_senders_leave_state_and_memory_bounded(
         async with Node(config) as node:
             address = node.address("udp")
             await flood(attacker, address, 1, 10_000)  # warm up: caches and tables fill
-            await wait_for(lambda: node.stats().total["packets_received"] > 5_000, "warm-up")
+            await wait_for(lambda: node.stats().total["packets_received"] > 3_000, "warm-up")
             before = resident_bytes()
             await flood(attacker, address, 10_001, FORGED_SENDERS)
-            await wait_for(lambda: node.stats().total["packets_received"] > 50_000, "the flood")
+            await wait_for(lambda: node.stats().total["packets_received"] > 30_000, "the flood")
             await asyncio.sleep(0.2)
             growth = resident_bytes() - before
             stats = node.stats()
