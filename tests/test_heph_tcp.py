@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,6 +28,7 @@ from relay_core._heph import (
     decode_datagram,
     encode_datagram,
 )
+from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
 
 WAIT_LIMIT = 20.0
@@ -35,32 +36,7 @@ HEPH = {"framing": "heph-json"}
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-class Recorder:
-    """TransportEvents that keep everything reported, and let a test wait for a condition."""
-
-    def __init__(self) -> None:
-        self.packets: list[tuple[bytes, HostPort]] = []
-        self.failures: list[tuple[HostPort | None, BaseException]] = []
-        self._changed = asyncio.Event()
-
-    def packet_received(self, packet: bytes, source: HostPort) -> None:
-        self.packets.append((packet, source))
-        self._changed.set()
-
-    def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
-        self.failures.append((destination, error))
-        self._changed.set()
-
-    @property
-    def payloads(self) -> list[bytes]:
-        return [packet for packet, _ in self.packets]
-
-    async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait for ``condition``, woken by each event; fail (not hang) after a limit."""
-        async with asyncio.timeout(WAIT_LIMIT):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
+Recorder = PacketRecorder
 
 
 @contextlib.asynccontextmanager

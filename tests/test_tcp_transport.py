@@ -5,48 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from relay_core import ConfigError, HostPort, MessageTooLarge, TransportError
+from relay_core import ConfigError, MessageTooLarge, TransportError
 from relay_core._framing import StreamDeframer, frame_for_stream
+from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
 
 WAIT_LIMIT = 20.0
 QUICK_BACKOFF = {"backoff_initial": 0.01, "backoff_max": 0.1}
 
 
-class Recorder:
-    """TransportEvents that keep everything reported, and let a test wait for a condition."""
-
-    def __init__(self) -> None:
-        self.packets: list[tuple[bytes, HostPort]] = []
-        self.failures: list[tuple[HostPort | None, BaseException]] = []
-        self._changed = asyncio.Event()
-
-    def packet_received(self, packet: bytes, source: HostPort) -> None:
-        self.packets.append((packet, source))
-        self._changed.set()
-
-    def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
-        self.failures.append((destination, error))
-        self._changed.set()
-
-    @property
-    def payloads(self) -> list[bytes]:
-        return [packet for packet, _ in self.packets]
+class Recorder(PacketRecorder):
+    """The kit's recorder, plus the failures whose text mentions something."""
 
     def failed_with(self, text: str) -> list[str]:
         return [str(error) for _, error in self.failures if text in str(error)]
-
-    async def until(self, condition: Callable[[], bool]) -> None:
-        """Wait for ``condition``, woken by each event; fail (not hang) after a limit."""
-        async with asyncio.timeout(WAIT_LIMIT):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
 
 
 @contextlib.asynccontextmanager

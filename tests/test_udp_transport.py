@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relay_core import ConfigError, HostPort, MessageTooLarge, Transport, TransportError
+from relay_core.testing import PacketRecorder
 from relay_transports import UdpTransport, _udp
 
 WAIT_LIMIT = 20.0
@@ -45,31 +46,12 @@ needs_error_queue = pytest.mark.skipif(
 LOOPBACKS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6", marks=needs_ipv6)]
 
 
-class Recorder:
-    """TransportEvents that keeps what it is told and wakes a waiting test."""
-
-    def __init__(self) -> None:
-        self.packets: list[tuple[bytes, HostPort]] = []
-        self.failures: list[tuple[HostPort | None, BaseException]] = []
-        self._changed = asyncio.Event()
-
-    def packet_received(self, packet: bytes, source: HostPort) -> None:
-        self.packets.append((packet, source))
-        self._changed.set()
-
-    def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
-        self.failures.append((destination, error))
-        self._changed.set()
-
-    async def until(self, condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(WAIT_LIMIT):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
+class Recorder(PacketRecorder):
+    """The kit's recorder, plus waiting for the next packet."""
 
     async def packet(self) -> tuple[bytes, HostPort]:
         count = len(self.packets)
-        await self.until(lambda: len(self.packets) > count)
+        await self.until(lambda: len(self.packets) > count, "the next packet")
         return self.packets[count]
 
 

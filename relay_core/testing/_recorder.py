@@ -31,7 +31,12 @@ class PacketRecorder:
         self.failures.append((destination, error))
         self._changed.set()
 
-    async def until(self, condition: Callable[[], bool], what: str,
+    @property
+    def payloads(self) -> list[bytes]:
+        """The packets alone, in arrival order."""
+        return [packet for packet, _ in self.packets]
+
+    async def until(self, condition: Callable[[], bool], what: str = "a condition",
                     limit: float = DEFAULT_WAIT_LIMIT) -> None:
         """Return once ``condition()`` holds; raise TimeoutError naming ``what`` after ``limit``."""
         try:
