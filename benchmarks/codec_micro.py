@@ -20,32 +20,16 @@ import json
 import time
 import timeit
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
 import msgpack
+from codec_bench import Greeting, Inventory  # one definition of the sample messages
 
 from relay_codecs import CborCodec, JsonCodec, MsgpackCodec
-from relay_core import Codec, message
+from relay_core import Codec
 
 Call = Callable[[], object]
-
-
-@message("micro.Greeting")
-@dataclass(frozen=True)
-class Greeting:
-    name: str
-    lang: str = "en"
-    request_id: int = 0
-    tags: list[str] = field(default_factory=list)
-
-
-@message("micro.Inventory")
-@dataclass(frozen=True)
-class Inventory:
-    warehouse: str
-    items: list[dict[str, object]]
 
 
 def small_dict() -> object:
@@ -74,7 +58,7 @@ def nested_message() -> object:
 
 # --- raw baselines: the library call, with the plainest hook for messages -------------------
 
-_CLASSES = {"micro.Greeting": Greeting, "micro.Inventory": Inventory}
+_CLASSES = {"bench.Greeting": Greeting, "bench.Inventory": Inventory}
 
 
 def _pair(obj: Any) -> list[object]:
