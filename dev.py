@@ -46,7 +46,7 @@ def ensure_environment() -> Path:
     stamp = wanted_stamp()
     if not STAMP.exists() or STAMP.read_text() != stamp:
         print("installing net-relay and its test tools into .venv ...", flush=True)
-        packages = ["-e", f"{ROOT}[test,lint]"]
+        packages = ["-e", f"{ROOT}[test,lint,fast]"]
         for plugin in EXAMPLE_PLUGINS:
             packages += ["-e", str(plugin)]
         subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",

@@ -205,15 +205,14 @@ class ActorContext:
         return self
 
     async def __anext__(self) -> object:
-        try:
-            return await self.receive()
-        except ActorStopped:
-            raise StopAsyncIteration from None
-
-    async def receive(self) -> object:
-        """The next message; ``ActorStopped`` once the actor is stopping and nothing is left."""
+        # The loop lives here, not in receive(): ``async for`` is the common way
+        # to read a mailbox, and one coroutine less per message showed in profiles.
+        mailbox = self._mailbox
         while True:
-            message = await self._mailbox.get()
+            try:
+                message = mailbox.take() if len(mailbox) else await mailbox.get()
+            except ActorStopped:
+                raise StopAsyncIteration from None
             if isinstance(message, Rpc):
                 if message.cancelled:
                     continue  # its caller gave up while it waited in the mailbox
@@ -224,6 +223,13 @@ class ActorContext:
                 enter_traceparent("")
             self.current = message
             return message
+
+    async def receive(self) -> object:
+        """The next message; ``ActorStopped`` once the actor is stopping and nothing is left."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise ActorStopped("the actor is stopping and its mailbox is empty") from None
 
 
 class Supervisor:

@@ -73,6 +73,11 @@ def _url(scheme: str, source: HostPort) -> str:
     return f"{scheme}://{format_host_port(*source)}"
 
 
+def _timed_out(link: PeerLink, target: str, timeout: float, request_id: str) -> RpcTimeout:
+    return RpcTimeout(f"no reply from {link.label}/{target} within {timeout:g} s "
+                      f"(request id {request_id})")
+
+
 def _milliseconds(seconds: float) -> int:
     """A deadline for the wire: at least 1 ms (0 would mean already expired)."""
     return min(max(int(seconds * 1000), 1), MAX_DEADLINE_MS)
@@ -300,45 +305,50 @@ class Dispatcher:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
         payload, compressor = self.encode(link.codec, link.compressor, request)
+        encode = link.request_encoders.get((target, compressor))
+        if encode is None:
+            encode = link.request_encoder(target, compressor)
         call_id, future = self._calls.open()
         traceparent = outgoing_traceparent()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         try:
             if not retries:
-                return await self._call_once(link, target, payload, compressor, call_id, future,
-                                             timeout, request_id, traceparent)
+                frame = encode(payload, call_id, _milliseconds(timeout), request_id, traceparent)
+                return await self._await_reply(link, frame, future, timeout, target, request_id)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
             for attempt in range(retries + 1):
                 remaining = deadline - loop.time()
-                frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
-                              call_id=call_id, deadline_ms=_milliseconds(remaining),
-                              request_id=request_id, traceparent=traceparent)
-                self.queue(link, encode_frame(frame))
+                self.queue(link, encode(payload, call_id, _milliseconds(remaining), request_id,
+                                        traceparent))
                 link.counters.messages_sent += 1
                 done, _ = await asyncio.wait({future}, timeout=remaining / (retries + 1 - attempt))
                 if done:
                     return future.result()
-            raise RpcTimeout(f"no reply from {link.label}/{target} within {timeout:g} s "
-                             f"(request id {request_id})")
+            raise _timed_out(link, target, timeout, request_id)
         finally:
             if self._calls.close(call_id):
                 self._send_cancel(link, call_id)
 
-    async def _call_once(self, link: PeerLink, target: str, payload: bytes, compressor: str,
-                         call_id: int, future: asyncio.Future[object], timeout: float,
-                         request_id: str, traceparent: str) -> object:
-        """One request, no retries: the common case, kept to one timer and one await."""
-        frame = Frame(FrameKind.REQUEST, link.codec.name, payload, compressor, target,
-                      call_id=call_id, deadline_ms=_milliseconds(timeout),
-                      request_id=request_id, traceparent=traceparent)
-        self.queue(link, encode_frame(frame))
+    async def _await_reply(self, link: PeerLink, frame: bytes, future: asyncio.Future[object],
+                           timeout: float, target: str, request_id: str) -> object:
+        """Send one request and wait for its reply: the common case, one timer and one await.
+
+        The timer cancels the future rather than the task (cheaper than
+        asyncio.timeout); a CancelledError while the task itself is not being
+        cancelled is therefore the deadline.
+        """
+        self.queue(link, frame)
         link.counters.messages_sent += 1
+        expiry = asyncio.get_running_loop().call_later(timeout, future.cancel)
         try:
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            raise RpcTimeout(f"no reply from {link.label}/{target} within {timeout:g} s "
-                             f"(request id {request_id})") from None
+            return await future
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise _timed_out(link, target, timeout, request_id) from None
+        finally:
+            expiry.cancel()
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
         if not self._closed and link.error is None:
@@ -475,9 +485,9 @@ class Dispatcher:
             else:
                 counters.too_old += 1
             return
+        counters.frames_received += len(frames)
         handlers = self._handlers
         for frame in frames:
-            counters.frames_received += 1
             handlers[frame.kind](self, frame, scheme, source, counters, incarnation)
 
     def _on_heph(self, data: bytes, target: str, scheme: str, source: HostPort,
@@ -602,12 +612,12 @@ class Dispatcher:
         if future is None:
             counters.late_replies += 1
             return
-        origin = f"{scheme}://{format_host_port(*source)}"
         value = self._decode(frame, counters, scheme, source)
         if value is _FAILED:
-            future.set_exception(RelayError(f"the reply from {origin} could not be decoded"))
+            future.set_exception(
+                RelayError(f"the reply from {_url(scheme, source)} could not be decoded"))
         elif frame.kind is FrameKind.ERROR:
-            future.set_exception(error_from_payload(value, origin))
+            future.set_exception(error_from_payload(value, _url(scheme, source)))
         else:
             counters.messages_received += 1
             future.set_result(value)

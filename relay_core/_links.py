@@ -10,6 +10,7 @@ first; links to configured peers and to refs the program made are kept.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from ._address import Address
 from ._coalesce import Coalescer
@@ -17,11 +18,13 @@ from ._errors import MessageTooLarge
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._seal import TAG_SIZE, Sealer
 from ._stats import Counters
-from ._wire import message_frame_encoder
+from ._wire import RequestFrameEncoder, message_frame_encoder, request_frame_encoder
 
 __all__ = ["LinkKey", "LinkTable", "PeerLink"]
 
 MAX_FRAME_ENCODERS = 256
+
+T = TypeVar("T")
 
 LinkKey = tuple[str, str, int]
 """(scheme, host, port) as the program or the packet source named it."""
@@ -41,6 +44,7 @@ class PeerLink:
         "heph",
         "label",
         "pinned",
+        "request_encoders",
         "sealer",
         "transport",
     )
@@ -79,6 +83,8 @@ class PeerLink:
         """Kept in the table for good (configured peer or a ref the program holds)."""
         self.frame_encoders: dict[tuple[str, str], Callable[[bytes], bytes]] = {}
         """MESSAGE frame encoders by (target, compressor name): a frame costs one join."""
+        self.request_encoders: dict[tuple[str, str], RequestFrameEncoder] = {}
+        """REQUEST frame encoders, keyed likewise."""
 
     def _coalescer(self, batch_size: int, max_packet_size: int) -> Coalescer:
         overhead = TAG_SIZE if self.sealer is not None else 0
@@ -99,9 +105,20 @@ class PeerLink:
     def frame_encoder(self, target: str, compressor: str) -> Callable[[bytes], bytes]:
         """The encoder for MESSAGE frames to ``target``, cached while there is room."""
         encode = message_frame_encoder(self.codec.name, compressor, target)
-        if len(self.frame_encoders) < MAX_FRAME_ENCODERS:
-            self.frame_encoders[(target, compressor)] = encode
+        _remember(self.frame_encoders, (target, compressor), encode)
         return encode
+
+    def request_encoder(self, target: str, compressor: str) -> RequestFrameEncoder:
+        """The encoder for REQUEST frames to ``target``, cached while there is room."""
+        encode = request_frame_encoder(self.codec.name, compressor, target)
+        _remember(self.request_encoders, (target, compressor), encode)
+        return encode
+
+
+def _remember(cache: dict[tuple[str, str], T], key: tuple[str, str], value: T) -> None:
+    # Targets come from the program, but bound the caches all the same.
+    if len(cache) < MAX_FRAME_ENCODERS:
+        cache[key] = value
 
 
 class LinkTable:

@@ -77,8 +77,13 @@ class Mailbox:
                 await self._getter
             finally:
                 self._getter = None
+        return self.take()
+
+    def take(self) -> object:
+        """Take the oldest item now; the box must not be empty (check ``len`` first)."""
         item = self._items.popleft()
-        self._wake_one_putter()
+        if self._putters:
+            self._wake_one_putter()
         return item
 
     def close(self) -> None:

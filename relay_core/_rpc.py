@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
+import random
 from collections.abc import Awaitable, Callable
 
 from ._errors import RpcCancelled, RpcError
@@ -31,8 +31,13 @@ Answer = Callable[[object, BaseException | None], None]
 
 
 def new_request_id() -> str:
-    """A fresh random request id: 16 lowercase hex digits."""
-    return os.urandom(8).hex()
+    """A fresh random request id: 16 lowercase hex digits.
+
+    From the random module, not os.urandom: ids label logs and need no secrecy,
+    and a system call per request showed in profiles. The module's generator
+    is reseeded in a forked child, so workers do not repeat each other's ids.
+    """
+    return f"{random.getrandbits(64):016x}"
 
 
 def current_request_id() -> str | None:

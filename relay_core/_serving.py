@@ -26,7 +26,7 @@ from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters
-from ._wire import Frame, FrameKind, encode_frame
+from ._wire import Frame, FrameKind, ReplyFrameEncoder, encode_frame, reply_frame_encoder
 
 __all__ = ["LocalActors", "RequestServer", "ServingHost"]
 
@@ -70,6 +70,7 @@ class RequestServer:
         self._registry = registry
         self._config = config
         self.active = ActiveRequests(ReplyCache())
+        self._reply_encoders: dict[tuple[str, str], ReplyFrameEncoder] = {}
 
     def is_retry(self, key: CallKey, link: PeerLink, counters: Counters) -> bool:
         """True for a request already running or answered: it must not run again."""
@@ -144,8 +145,12 @@ class RequestServer:
         codec = self._host.codec(request.codec)
         payload, compressor = self._host.encode(codec, self._host.compressor(request.compressor),
                                                 value)
-        return encode_frame(Frame(FrameKind.RESPONSE, codec.name, payload, compressor,
-                                  call_id=request.call_id, request_id=request.request_id))
+        # Keyed by installed plugin names only (the request decoded), so bounded.
+        encode = self._reply_encoders.get((codec.name, compressor))
+        if encode is None:
+            encode = reply_frame_encoder(FrameKind.RESPONSE, codec.name, compressor)
+            self._reply_encoders[(codec.name, compressor)] = encode
+        return encode(payload, request.call_id, request.request_id)
 
     def _error_frame(self, request: Frame, code: str, error_type: str, message: str,
                      traceback_text: str = "", codec: str | None = None) -> bytes:

@@ -22,7 +22,7 @@ import enum
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from ._errors import ChecksumMismatch, MalformedFrame, MessageTooLarge, UnsupportedVersion
 
@@ -75,6 +75,9 @@ _DECODED_NAMES: Final[dict[bytes, str]] = {b"": ""}
 _DECODED_ROUTES: Final[dict[tuple[int, int, bytes], tuple[str, str, str]]] = {}
 _ROUTE_CACHE_SIZE: Final = 1024
 _PAYLOAD_LENGTH: Final = struct.Struct("!I")
+# The decoder builds frames it has already checked, so it skips the named tuple's
+# argument handling.
+_new_frame: Final = tuple.__new__
 
 
 class FrameKind(enum.IntEnum):
@@ -92,9 +95,12 @@ class FrameKind(enum.IntEnum):
     """The sender gave up the request with the same ``call_id``."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Frame:
-    """One message, request, reply or cancel, as it travels inside a packet."""
+class Frame(NamedTuple):
+    """One message, request, reply or cancel, as it travels inside a packet.
+
+    A named tuple rather than a frozen dataclass: the decoder builds one per
+    frame received, and a tuple is built in a quarter of the time.
+    """
 
     kind: FrameKind
     codec: str
@@ -205,11 +211,9 @@ def encode_frame(frame: Frame) -> bytes:
     request_id = _printable_field(frame.request_id, "request id")
     traceparent = _printable_field(frame.traceparent, "trace parent")
     payload = frame.payload
-    if len(payload) > _MAX_PAYLOAD:
-        raise MessageTooLarge(len(payload), _MAX_PAYLOAD, "a frame payload length is a u32")
     header = _FRAME_HEADER.pack(
         kind, 0, len(codec), len(compressor), len(target), len(request_id), len(traceparent), 0,
-        _call_id_field(frame.call_id), _deadline_field(frame.deadline_ms), len(payload),
+        _call_id_field(frame.call_id), _deadline_field(frame.deadline_ms), _payload_length(payload),
     )  # fmt: skip
     return b"".join((header, codec, compressor, target, request_id, traceparent, payload))
 
@@ -392,12 +396,12 @@ def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:
         if len(_DECODED_ROUTES) < _ROUTE_CACHE_SIZE:
             _DECODED_ROUTES[route_key] = route
     codec, compressor, target = route
-    frame = _frame_from_wire(
+    frame = _new_frame(Frame, (
         kind, codec, data[e : e + size], compressor, target,
         call_id, None if deadline == NO_DEADLINE else deadline,
         _ascii(data[c:d], _PRINTABLE, "request id", _PRINTABLE_RULE) if lr else "",
         _ascii(data[d:e], _PRINTABLE, "trace parent", _PRINTABLE_RULE) if lp else "",
-    )  # fmt: skip
+    ))  # fmt: skip
     return frame, e + size
 
 
@@ -421,11 +425,65 @@ def message_frame_encoder(codec: str, compressor: str, target: str) -> Callable[
     join = b"".join
 
     def encode(payload: bytes) -> bytes:
-        if len(payload) > _MAX_PAYLOAD:
-            raise MessageTooLarge(len(payload), _MAX_PAYLOAD, "a frame payload length is a u32")
-        return join((head, pack_length(len(payload)), names, payload))
+        return join((head, pack_length(_payload_length(payload)), names, payload))
 
     return encode
+
+
+RequestFrameEncoder = Callable[[bytes, int, int, str, str], bytes]
+"""``(payload, call_id, deadline_ms, request_id, traceparent) -> frame``"""
+ReplyFrameEncoder = Callable[[bytes, int, str], bytes]
+"""``(payload, call_id, request_id) -> frame``"""
+
+
+def request_frame_encoder(codec: str, compressor: str, target: str) -> RequestFrameEncoder:
+    """A fast encoder for REQUEST frames to one actor: the per-call path of a caller.
+
+    The names are checked and encoded once, here; each frame then checks only
+    what varies (call id, deadline, the two ids and the payload length).
+    """
+    template = encode_frame(Frame(FrameKind.REQUEST, codec, b"", compressor, target, call_id=1))
+    names = template[FRAME_HEADER_SIZE:]
+    lc, lz, lt = template[2], template[3], template[4]  # the fixed part's name lengths
+    pack = _FRAME_HEADER.pack
+    join = b"".join
+
+    def encode(payload: bytes, call_id: int, deadline_ms: int, request_id: str,
+               traceparent: str) -> bytes:
+        if not 0 < call_id <= MAX_SEQUENCE:
+            raise MalformedFrame(f"call id {call_id} is outside 1 to 2**64-1")
+        rid = _printable_field(request_id, "request id")
+        parent = _printable_field(traceparent, "trace parent")
+        header = pack(FrameKind.REQUEST, 0, lc, lz, lt, len(rid), len(parent), 0, call_id,
+                      _deadline_field(deadline_ms), _payload_length(payload))
+        return join((header, names, rid, parent, payload))
+
+    return encode
+
+
+def reply_frame_encoder(kind: FrameKind, codec: str, compressor: str) -> ReplyFrameEncoder:
+    """A fast encoder for RESPONSE (or ERROR) frames: the per-request path of a server."""
+    template = encode_frame(Frame(kind, codec, b"", compressor, call_id=1))
+    names = template[FRAME_HEADER_SIZE:]
+    lc, lz = template[2], template[3]
+    pack = _FRAME_HEADER.pack
+    join = b"".join
+
+    def encode(payload: bytes, call_id: int, request_id: str) -> bytes:
+        if not 0 < call_id <= MAX_SEQUENCE:
+            raise MalformedFrame(f"call id {call_id} is outside 1 to 2**64-1")
+        rid = _printable_field(request_id, "request id")
+        header = pack(kind, 0, lc, lz, 0, len(rid), 0, 0, call_id, NO_DEADLINE,
+                      _payload_length(payload))
+        return join((header, names, rid, payload))
+
+    return encode
+
+
+def _payload_length(payload: bytes) -> int:
+    if len(payload) > _MAX_PAYLOAD:
+        raise MessageTooLarge(len(payload), _MAX_PAYLOAD, "a frame payload length is a u32")
+    return len(payload)
 
 
 def _overrun(names: int, size: int, remaining: int) -> str:
@@ -454,30 +512,3 @@ def _utf8(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise MalformedFrame(f"target actor name {raw!r} is not UTF-8: {error.reason}") from None
-
-
-# A frozen dataclass's __init__ sets each field through object.__setattr__, which
-# measured at over half the cost of decoding a frame. The decoder only builds
-# frames it has already validated, so it fills the slots directly, in half the time.
-_new_object = object.__new__
-(
-    _set_kind, _set_codec, _set_payload, _set_compressor, _set_target, _set_call_id,
-    _set_deadline_ms, _set_request_id, _set_traceparent,
-) = (getattr(Frame, field.name).__set__ for field in dataclasses.fields(Frame))  # fmt: skip
-
-
-def _frame_from_wire(
-    kind: FrameKind, codec: str, payload: bytes, compressor: str, target: str, call_id: int,
-    deadline_ms: int | None, request_id: str, traceparent: str,
-) -> Frame:  # fmt: skip
-    frame: Frame = _new_object(Frame)
-    _set_kind(frame, kind)
-    _set_codec(frame, codec)
-    _set_payload(frame, payload)
-    _set_compressor(frame, compressor)
-    _set_target(frame, target)
-    _set_call_id(frame, call_id)
-    _set_deadline_ms(frame, deadline_ms)
-    _set_request_id(frame, request_id)
-    _set_traceparent(frame, traceparent)
-    return frame

@@ -37,7 +37,7 @@ HEADER_SECTION = re.compile(
 )
 TABLE_ROW = re.compile(r"^\| (\d+) +\| (\d+) +\| ([^|]+?) *\|$", re.MULTILINE)
 STRING_FIELDS = {"codec", "compressor", "target", "request_id", "traceparent"}
-FRAME_FIELDS = {field.name for field in dataclasses.fields(Frame)}
+FRAME_FIELDS = set(Frame._fields)
 
 
 @dataclasses.dataclass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from relay_core import MalformedFrame, MessageTooLarge
 
 from relay_core._wire import (
     Frame,
@@ -12,6 +15,8 @@ from relay_core._wire import (
     encode_frame,
     encode_packet,
     message_frame_encoder,
+    reply_frame_encoder,
+    request_frame_encoder,
 )
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=32)
@@ -31,3 +36,42 @@ def test_names_that_concatenate_to_the_same_bytes_are_told_apart() -> None:
     third = Frame(FrameKind.MESSAGE, "msgpack", b"3", "xa", "ctor")
     packet = encode_packet(1, 1, [encode_frame(f) for f in (first, second, third, first)])
     assert decode_packet(packet).frames == (first, second, third, first)
+
+
+call_ids = st.integers(min_value=1, max_value=2**64 - 1)
+deadlines = st.integers(min_value=0, max_value=0xFFFFFFFE)
+ids = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
+
+
+@given(names, st.one_of(st.just(""), names), targets, st.binary(max_size=200), call_ids,
+       deadlines, ids, ids)
+def test_the_request_frame_encoder_matches_the_general_encoder(
+        codec: str, compressor: str, target: str, payload: bytes, call_id: int, deadline_ms: int,
+        request_id: str, traceparent: str) -> None:
+    expected = encode_frame(Frame(FrameKind.REQUEST, codec, payload, compressor, target,
+                                  call_id, deadline_ms, request_id, traceparent))
+    encode = request_frame_encoder(codec, compressor, target)
+    assert encode(payload, call_id, deadline_ms, request_id, traceparent) == expected
+
+
+@given(st.sampled_from([FrameKind.RESPONSE, FrameKind.ERROR]), names,
+       st.one_of(st.just(""), names), st.binary(max_size=200), call_ids, ids)
+def test_the_reply_frame_encoder_matches_the_general_encoder(
+        kind: FrameKind, codec: str, compressor: str, payload: bytes, call_id: int,
+        request_id: str) -> None:
+    expected = encode_frame(Frame(kind, codec, payload, compressor, call_id=call_id,
+                                  request_id=request_id))
+    assert reply_frame_encoder(kind, codec, compressor)(payload, call_id, request_id) == expected
+
+
+@pytest.mark.parametrize("bad_id", ["caf\u00e9", "tab\there", "x" * 256])
+def test_the_fast_encoders_refuse_what_the_general_encoder_refuses(bad_id: str) -> None:
+    expected = MessageTooLarge if len(bad_id) > 255 else MalformedFrame
+    with pytest.raises(expected, match="request id"):
+        request_frame_encoder("msgpack", "", "echo")(b"x", 1, 100, bad_id, "")
+    with pytest.raises(expected, match="request id"):
+        reply_frame_encoder(FrameKind.RESPONSE, "msgpack", "")(b"x", 1, bad_id)
+    with pytest.raises(MalformedFrame, match="call id 0"):
+        request_frame_encoder("msgpack", "", "echo")(b"x", 0, 100, "id", "")
+    with pytest.raises(MalformedFrame, match="deadline"):
+        request_frame_encoder("msgpack", "", "echo")(b"x", 1, 0xFFFFFFFF, "id", "")
