@@ -78,6 +78,8 @@ _PAYLOAD_LENGTH: Final = struct.Struct("!I")
 # The decoder builds frames it has already checked, so it skips the named tuple's
 # argument handling.
 _new_frame: Final = tuple.__new__
+_REPEAT_HEAD_SIZE: Final = 20  # a frame's fixed part up to its payload length
+_unpack_length: Final = _PAYLOAD_LENGTH.unpack_from
 
 
 class FrameKind(enum.IntEnum):
@@ -119,6 +121,9 @@ class Frame(NamedTuple):
     """The traceable request id, for logs; empty when there is none."""
     traceparent: str = ""
     """W3C ``traceparent`` header value; empty when there is none."""
+
+
+_NO_FRAME: Final = Frame(FrameKind.CANCEL, "", b"")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -347,13 +352,33 @@ def decode_frames(body: bytes) -> tuple[Frame, ...]:
 def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
     frames: list[Frame] = []
     end = len(data)
+    # A burst to one actor repeats all but the payload. A frame whose fixed part
+    # (less the payload length) and names equal the previous frame's has passed
+    # the same checks, except whether its payload fits and whether it is empty.
+    previous_head = previous_names = b""
+    previous = _NO_FRAME
     while offset < end:
+        head = data[offset : offset + _REPEAT_HEAD_SIZE]
+        if head == previous_head:
+            start = offset + FRAME_HEADER_SIZE
+            payload_start = start + len(previous_names)
+            size = _unpack_length(data, offset + _REPEAT_HEAD_SIZE)[0]
+            if (payload_start + size <= end and (size > 0) is (len(previous[2]) > 0)
+                    and data[start:payload_start] == previous_names):
+                kind, codec, _, compressor, target, call_id, deadline, request_id, parent = previous
+                offset = payload_start + size
+                frames.append(_new_frame(Frame, (
+                    kind, codec, data[payload_start:offset], compressor, target, call_id, deadline,
+                    request_id, parent)))  # fmt: skip
+                continue
         try:
-            frame, next_offset = _decode_frame(data, offset)
+            previous, next_offset = _decode_frame(data, offset)
         except MalformedFrame as error:
             where = f"frame {len(frames) + 1} (at byte {offset})"
             raise MalformedFrame(f"{where}: {error}") from None
-        frames.append(frame)
+        frames.append(previous)
+        previous_head = head
+        previous_names = data[offset + FRAME_HEADER_SIZE : next_offset - len(previous[2])]
         offset = next_offset
     if not frames:
         raise MalformedFrame("packet has a header but no frame")

@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay_core import MalformedFrame, MessageTooLarge
-
 from relay_core._wire import (
     Frame,
     FrameKind,
@@ -75,3 +74,45 @@ def test_the_fast_encoders_refuse_what_the_general_encoder_refuses(bad_id: str) 
         request_frame_encoder("msgpack", "", "echo")(b"x", 0, 100, "id", "")
     with pytest.raises(MalformedFrame, match="deadline"):
         request_frame_encoder("msgpack", "", "echo")(b"x", 1, 0xFFFFFFFF, "id", "")
+
+
+frame_kinds = st.sampled_from(list(FrameKind))
+
+
+@st.composite
+def repeated_frames(draw: st.DrawFn) -> list[Frame]:
+    """Frames that differ only in their payloads (possibly empty): a burst to one actor."""
+    kind = draw(frame_kinds)
+    template = {
+        FrameKind.MESSAGE: Frame(kind, draw(names), b"", "", draw(targets)),
+        FrameKind.REQUEST: Frame(kind, draw(names), b"", "", draw(targets), 7, 100, "rid"),
+        FrameKind.RESPONSE: Frame(kind, draw(names), b"", draw(names), call_id=3),
+        FrameKind.ERROR: Frame(kind, draw(names), b"", call_id=3, request_id="r"),
+        FrameKind.CANCEL: Frame(kind, "", b"", call_id=9),
+    }[kind]
+    payloads = draw(st.lists(
+        st.just(b"") if kind is FrameKind.CANCEL else st.binary(max_size=40), min_size=1,
+        max_size=8))
+    return [template._replace(payload=payload) for payload in payloads]
+
+
+@given(repeated_frames())
+def test_frames_that_repeat_all_but_the_payload_decode_as_each_would_alone(
+        frames: list[Frame]) -> None:
+    packet = encode_packet(1, 1, [encode_frame(frame) for frame in frames])
+    assert decode_packet(packet).frames == tuple(frames)
+
+
+def test_a_repeated_frame_is_still_checked_for_a_payload_that_overruns_the_packet() -> None:
+    frame = encode_frame(Frame(FrameKind.MESSAGE, "msgpack", b"abcd", "", "echo"))
+    overrun = bytearray(frame)
+    overrun[20:24] = (1000).to_bytes(4, "big")
+    with pytest.raises(MalformedFrame, match="frame 2 .*payload of 1000 bytes"):
+        decode_packet(encode_packet(1, 1, [frame, bytes(overrun)]))
+
+
+def test_a_repeated_frame_is_still_checked_for_a_payload_its_kind_forbids() -> None:
+    cancel = encode_frame(Frame(FrameKind.CANCEL, "", b"", call_id=9))
+    with_payload = cancel[:20] + (3).to_bytes(4, "big") + b"xyz"
+    with pytest.raises(MalformedFrame, match="frame 2 .*CANCEL"):
+        decode_packet(encode_packet(1, 1, [cancel, with_payload]))
