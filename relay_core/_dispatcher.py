@@ -78,6 +78,21 @@ def _timed_out(link: PeerLink, target: str, timeout: float, request_id: str) -> 
                       f"(request id {request_id})")
 
 
+async def _resend_until_answered(send_request: Callable[[float], None],
+                                 future: asyncio.Future[object], timeout: float, retries: int,
+                                 timed_out: RpcTimeout) -> object:
+    """Send the same request up to ``retries`` more times, an equal share of the time apart."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for attempt in range(retries + 1):
+        remaining = deadline - loop.time()
+        send_request(remaining)
+        done, _ = await asyncio.wait({future}, timeout=remaining / (retries + 1 - attempt))
+        if done:
+            return future.result()
+    raise timed_out
+
+
 def _milliseconds(seconds: float) -> int:
     """A deadline for the wire: at least 1 ms (0 would mean already expired)."""
     return min(max(int(seconds * 1000), 1), MAX_DEADLINE_MS)
@@ -310,45 +325,33 @@ class Dispatcher:
             encode = link.request_encoder(target, compressor)
         call_id, future = self._calls.open()
         traceparent = outgoing_traceparent()
+
+        def send_request(seconds_left: float) -> None:
+            self.queue(link, encode(payload, call_id, _milliseconds(seconds_left), request_id,
+                                    traceparent))
+            link.counters.messages_sent += 1
+
         try:
-            if not retries:
-                frame = encode(payload, call_id, _milliseconds(timeout), request_id, traceparent)
-                return await self._await_reply(link, frame, future, timeout, target, request_id)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            for attempt in range(retries + 1):
-                remaining = deadline - loop.time()
-                self.queue(link, encode(payload, call_id, _milliseconds(remaining), request_id,
-                                        traceparent))
-                link.counters.messages_sent += 1
-                done, _ = await asyncio.wait({future}, timeout=remaining / (retries + 1 - attempt))
-                if done:
-                    return future.result()
-            raise _timed_out(link, target, timeout, request_id)
+            if retries:
+                return await _resend_until_answered(send_request, future, timeout, retries,
+                                                    _timed_out(link, target, timeout, request_id))
+            # The common case: one frame, one timer, one await. The timer cancels
+            # the future, not the task (cheaper than asyncio.timeout), so a
+            # CancelledError while the task is not being cancelled is the deadline.
+            send_request(timeout)
+            expiry = asyncio.get_running_loop().call_later(timeout, future.cancel)
+            try:
+                return await future
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                raise _timed_out(link, target, timeout, request_id) from None
+            finally:
+                expiry.cancel()
         finally:
             if self._calls.close(call_id):
                 self._send_cancel(link, call_id)
-
-    async def _await_reply(self, link: PeerLink, frame: bytes, future: asyncio.Future[object],
-                           timeout: float, target: str, request_id: str) -> object:
-        """Send one request and wait for its reply: the common case, one timer and one await.
-
-        The timer cancels the future rather than the task (cheaper than
-        asyncio.timeout); a CancelledError while the task itself is not being
-        cancelled is therefore the deadline.
-        """
-        self.queue(link, frame)
-        link.counters.messages_sent += 1
-        expiry = asyncio.get_running_loop().call_later(timeout, future.cancel)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            raise _timed_out(link, target, timeout, request_id) from None
-        finally:
-            expiry.cancel()
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
         if not self._closed and link.error is None:
