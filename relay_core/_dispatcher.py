@@ -126,6 +126,7 @@ class Dispatcher:
         self._links = LinkTable(MAX_TRANSIENT_LINKS)
         self._dirty: list[PeerLink] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._sent_this_turn = False
         self._calls = PendingCalls()
         self._server = RequestServer(self, actors, registry, config)
         self._duplicates = DuplicateFilter(config.duplicate_window, config.max_senders)
@@ -393,21 +394,26 @@ class Dispatcher:
     def _mark_dirty(self, link: PeerLink) -> None:
         """Get the link's frames on their way.
 
-        The first frames after a quiet turn of the event loop go at once, so a
-        request or a reply waits for nothing; frames queued later in the same
-        turn are coalesced and flushed together when the turn ends.
+        The first frames of a turn of the event loop go at once, so a request or
+        a reply waits for nothing; frames queued after them are coalesced and
+        flushed together by a callback at the next turn. A turn begins with a
+        received packet or a flush; a lone send schedules nothing, which spares
+        the loop a pass per request or reply.
         """
         if link.dirty or link.destination is None:
             return
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        if not self._sent_this_turn:
+            self._sent_this_turn = True
             self._send_queued(link)
             return
         link.dirty = True
         self._dirty.append(link)
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None
+        self._sent_this_turn = False
         dirty, self._dirty = self._dirty, []
         for link in dirty:
             link.dirty = False
@@ -456,6 +462,7 @@ class Dispatcher:
         self._log.warning("send_error", "send to %s failed: %s", where, error)
 
     def packet_received(self, scheme: str, data: bytes, source: HostPort) -> None:
+        self._sent_this_turn = False
         counters = self._counters_for(scheme, source)
         counters.packets_received += 1
         counters.bytes_received += len(data)
