@@ -92,7 +92,9 @@ class Rpc:
         self._answer = answer
         self._answered = False
         self._cancelled = False
-        self._cancel_callbacks: list[Callable[[], object]] = []
+        # Made on first use: most requests never get a callback, and one list
+        # per request showed in profiles.
+        self._cancel_callbacks: list[Callable[[], object]] | None = None
 
     def __repr__(self) -> str:
         return f"<Rpc request_id={self.request_id} request={self.request!r}>"
@@ -154,6 +156,8 @@ class Rpc:
         """Call ``callback`` when the request is cancelled (at once if it already is)."""
         if self._cancelled:
             callback()
+        elif self._cancel_callbacks is None:
+            self._cancel_callbacks = [callback]
         else:
             self._cancel_callbacks.append(callback)
 
@@ -162,14 +166,14 @@ class Rpc:
         if self._cancelled or self._answered:
             return
         self._cancelled = True
-        callbacks, self._cancel_callbacks = self._cancel_callbacks, []
-        for callback in callbacks:
+        callbacks, self._cancel_callbacks = self._cancel_callbacks, None
+        for callback in callbacks or ():
             callback()
 
     def _settle(self, value: object, error: BaseException | None) -> None:
         if self._answered:
             raise RpcError(f"request {self.request_id} was already answered")
         self._answered = True
-        self._cancel_callbacks.clear()
+        self._cancel_callbacks = None
         if not self._cancelled:
             self._answer(value, error)
