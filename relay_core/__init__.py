@@ -43,6 +43,7 @@ from ._errors import (
 )
 from ._faults import FaultProfile, FaultyTransport
 from ._interfaces import Codec, Compressor, HostPort, Transport, TransportEvents
+from ._loop import run
 from ._messages import MessageTypes, UnknownMessage, message, message_types
 from ._metrics import MetricsExporter, metrics_available
 from ._node import Node, Router
@@ -111,4 +112,5 @@ __all__ = [
     "message_types",
     "metrics_available",
     "parse_address",
+    "run",
 ]

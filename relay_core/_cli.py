@@ -22,6 +22,10 @@ from ._bench import run_command as run_bench_command
 from ._config import NodeConfig
 from ._demo import run_demo, spawn_demo_actors
 from ._errors import RelayError
+from ._loop import CHOICES as LOOP_CHOICES
+from ._loop import ENVIRONMENT_VARIABLE as LOOP_VARIABLE
+from ._loop import loop_name
+from ._loop import run as run_on_loop
 from ._messages import UnknownMessage, message_types
 from ._node import STATS_ACTOR, Node
 from ._registry import PluginRegistry
@@ -33,6 +37,13 @@ __all__ = ["main"]
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
+LOOP_HELP = (f"event loop: auto (today the stock asyncio loop), asyncio or uvloop "
+             f"(default: ${LOOP_VARIABLE}, else auto)")
+BENCH_LOOP_HELP = (f"event loop of the net-relay rows and the bench itself: auto, asyncio or "
+                   f"uvloop (default: ${LOOP_VARIABLE}, else auto); raw asyncio rows always "
+                   "run on the stock loop")
+
+logger = logging.getLogger("relay_core.cli")
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -109,6 +120,7 @@ async def _cmd_node(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     async with Node(config) as node:
         spawn_demo_actors(node)
+        logger.info("running on the %s event loop", loop_name(args.loop))
         for scheme in config.listen:
             print(f"node {node.name!r} listening on {node.address(scheme)}", flush=True)
         if node.metrics_address:
@@ -197,6 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
     )
+    parser.add_argument("--loop", choices=LOOP_CHOICES, help=LOOP_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("plugins", help="list every transport, codec and compressor")
     node = commands.add_parser("node", help="run a node hosting the echo and counter actors")
@@ -243,6 +256,8 @@ def _parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help="log more (-v: info, -vv: debug)",
         )
+        sub.add_argument("--loop", choices=LOOP_CHOICES, default=argparse.SUPPRESS,
+                         help=BENCH_LOOP_HELP if sub is bench else LOOP_HELP)
     return parser
 
 
@@ -266,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_gen_cert(args)
         if args.command == "train-dict":
             return _cmd_train_dict(args)
-        return asyncio.run(_ASYNC_COMMANDS[args.command](args))
+        return run_on_loop(_ASYNC_COMMANDS[args.command](args), loop=args.loop)
     except RelayError as exc:
         print(f"net-relay {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR

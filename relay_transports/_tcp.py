@@ -173,6 +173,12 @@ class TcpTransport(Transport):
         self._check_open(f"cannot listen on tcp {where}")
         _check_port(where, port, 0)
         loop = asyncio.get_running_loop()
+        if self._server_tls is not None and type(loop).__module__.startswith("uvloop"):
+            # uvloop reads an accepted connection before pause_reading() takes
+            # effect, so the client's TLS hello would reach the stream as a frame.
+            raise ConfigError(f"cannot listen with TLS on tcp {where} on the uvloop event loop: "
+                              "it ignores pause_reading() on accepted connections; run on "
+                              "the stock loop (NET_RELAY_LOOP=asyncio, the default)")
         framing = self.settings.framing
         try:
             server = await loop.create_server(

@@ -7,6 +7,7 @@ figures depend on the machine.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,8 +17,11 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from relay_core._bench import Case, Measurement, summarize
+from relay_core import ConfigError
+from relay_core._bench import BenchSettings, Case, Measurement, summarize
+from relay_core._bench._cases import cases
 from relay_core._bench._workers._common import sample
+from relay_core._loop import choose, loop_name
 
 BENCH = [sys.executable, "-m", "relay_core._cli", "bench"]
 TINY = ["--quick", "--messages", "200", "--rpcs", "20", "--inflight", "10",
@@ -52,20 +56,28 @@ def test_the_table_shows_every_scenario_with_ratios_and_skipped_rows() -> None:
     assert "run 1/1" in result.stderr  # progress goes to stderr, not into the table
 
 
+UVLOOP_ROWS = {("one-way", "raw uvloop udp 1 msg/datagram"), ("rpc", "raw uvloop udp echo"),
+               ("inflight", "raw uvloop udp echo")}
+"""Rows for information, run only when the net-relay rows run on uvloop."""
+
+
 @pytest.mark.slow
-def test_json_output_has_settings_environment_and_one_object_per_row() -> None:
-    result = bench(*TINY, "--transports", "udp", "--json")
+@pytest.mark.parametrize("loop", ["auto", pytest.param("uvloop", marks=pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"))])
+def test_json_output_has_settings_environment_and_one_object_per_row(loop: str) -> None:
+    result = bench(*TINY, "--transports", "udp", "--json", "--loop", loop)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["settings"]["messages"] == 200 and report["settings"]["runs"] == 1
     assert {"python", "cpus", "load_before", "load_after"} <= set(report["environment"])
+    assert report["environment"]["loop"] == loop_name(loop)
     rows = {(row["scenario"], row["label"]): row for row in report["rows"]}
     assert set(rows) == {
         ("one-way", "raw asyncio udp 1 msg/datagram"), ("one-way", "raw asyncio udp 20 msg/datagram"),
         ("one-way", "net-relay udp msgpack"), ("rpc", "raw asyncio udp echo"),
         ("rpc", "net-relay udp msgpack"), ("inflight", "raw asyncio udp echo"),
         ("inflight", "net-relay udp msgpack"),
-    }
+    } | (UVLOOP_ROWS if choose(loop) == "uvloop" else set())
     assert all(row["status"] == "ok" and row["runs_ok"] == 1 for row in rows.values())
     one_way = rows["one-way", "net-relay udp msgpack"]
     assert one_way["metrics"]["sent"] == 200
@@ -103,12 +115,51 @@ def test_bad_options_are_refused_in_one_line_before_anything_runs(
     assert "Traceback" not in result.stderr
 
 
+def test_a_bad_loop_in_the_environment_is_refused_in_one_line() -> None:
+    result = bench("--quick", env={**os.environ, "NET_RELAY_LOOP": "fast"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "NET_RELAY_LOOP 'fast' is not allowed: choose auto, asyncio, uvloop" in result.stderr
+
+
 def test_pinning_without_taskset_is_refused_with_what_to_do(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": str(tmp_path)}  # a directory with no taskset in it
     result = bench("--pin", "--quick", env=env)
     assert result.returncode == 1
     assert "--pin needs the taskset command" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the rows and their event loops -----------------------------------------------------
+
+
+def workers_loops(case: Case) -> set[str]:
+    """The --loop each worker of a row is started with."""
+    return {args[args.index("--loop") + 1] for args in (case.server, case.client)}
+
+
+def test_on_the_stock_loop_every_worker_is_told_so_and_no_uvloop_row_is_added(
+    tmp_path: Path
+) -> None:
+    rows = cases(BenchSettings(loop="asyncio", transports=("udp",), baselines=("raw",)), tmp_path)
+    assert all(workers_loops(row) == {"asyncio"} for row in rows)
+    assert not any("uvloop" in row.label for row in rows)
+
+
+def test_on_uvloop_raw_baselines_keep_the_stock_loop_and_uvloop_rows_are_informative(
+    tmp_path: Path
+) -> None:
+    try:
+        choose("uvloop")
+    except ConfigError:
+        pytest.skip("uvloop is not installed (pip install 'net-relay[fast]')")
+    rows = cases(BenchSettings(loop="uvloop", transports=("udp",), baselines=("raw",)), tmp_path)
+    loops = {(row.scenario, row.label): workers_loops(row) for row in rows}
+    assert {key for key, loop in loops.items() if loop == {"uvloop"}} == UVLOOP_ROWS | {
+        (scenario, "net-relay udp msgpack") for scenario in ("one-way", "rpc", "inflight")}
+    assert all(row.baseline == "" for row in rows if row.implementation == "raw uvloop")
+    assert [row.baseline for row in rows if row.implementation == "raw asyncio"] == [
+        "raw", "", "raw", "raw"]  # 1 msg/datagram, 20 msg/datagram, then both echoes
 
 
 # -- summing runs up -------------------------------------------------------------------

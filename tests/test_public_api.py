@@ -17,6 +17,7 @@ EXPECTED_PUBLIC_NAMES = {
     "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor",
     "Unauthenticated", "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
     "current_request_id", "hookimpl", "message", "message_types", "metrics_available", "parse_address",
+    "run",
 }
 
 

@@ -3,6 +3,12 @@
 A :class:`Case` names the worker role and arguments for each side. Rows that
 cannot run here stay in the list, ``skipped`` with the reason: a transport or
 codec that is not installed, pyzmq missing, or no certificate for quic.
+
+Every asyncio worker is told its event loop. net-relay rows run on the loop
+net-relay would choose (``BenchSettings.relay_loop``); the raw baseline rows
+always run on the stock asyncio loop, as the issue defines them. When the
+net-relay rows run on uvloop, raw rows on uvloop join them, for information
+only (never a baseline), so the loop's own share of a gain can be read off.
 """
 
 from __future__ import annotations
@@ -65,10 +71,11 @@ def _one_way(settings: BenchSettings, relay: Sequence[_RelaySetup]) -> list[Case
     count = ("--messages", str(settings.messages))
     rows = []
     if "raw" in settings.baselines:
-        for batch, variant, baseline in ((1, "1 msg/datagram", "raw"), (20, "20 msg/datagram", "")):
+        informative = [(loop, 1) for loop in _raw_loops(settings)[1:]]
+        for loop, batch in [("asyncio", 1), ("asyncio", 20), *informative]:
             source = ("udp-source", *count, "--batch", str(batch))
-            rows.append(Case("one-way", "raw asyncio", variant, "udp", "msgpack",
-                             ("udp-sink",), source, baseline))
+            rows.append(_raw("one-way", f"{batch} msg/datagram", ("udp-sink",), source, loop,
+                             "raw" if batch == 1 else ""))
     if "pyzmq" in settings.baselines:
         rows.append(Case("one-way", "pyzmq", "push/pull", "tcp", "msgpack", ("zmq-pull",),
                          ("zmq-push", *count), "pyzmq", _zmq_missing()))
@@ -83,8 +90,8 @@ def _rpc(settings: BenchSettings, relay: Sequence[_RelaySetup]) -> list[Case]:
     calls = ("--rpcs", str(settings.rpcs), "--warmup", str(settings.warmup))
     rows = []
     if "raw" in settings.baselines:
-        rows.append(Case("rpc", "raw asyncio", "echo", "udp", "msgpack", ("udp-echo",),
-                         ("udp-call", *calls), "raw"))
+        rows += [_raw("rpc", "echo", ("udp-echo",), ("udp-call", *calls), loop, "raw")
+                 for loop in _raw_loops(settings)]
     if "pyzmq" in settings.baselines:
         rows.append(Case("rpc", "pyzmq", "req/rep", "tcp", "msgpack", ("zmq-rep",),
                          ("zmq-req", *calls), "pyzmq", _zmq_missing()))
@@ -100,13 +107,26 @@ def _inflight(settings: BenchSettings, relay: Sequence[_RelaySetup]) -> list[Cas
              "--warmup", str(settings.warmup))
     rows = []
     if "raw" in settings.baselines:
-        rows.append(Case("inflight", "raw asyncio", "echo", "udp", "msgpack", ("udp-echo",),
-                         ("udp-call", *calls), "raw"))
+        rows += [_raw("inflight", "echo", ("udp-echo",), ("udp-call", *calls), loop, "raw")
+                 for loop in _raw_loops(settings)]
     return rows + [
         Case("inflight", "net-relay", r.codec, r.transport, r.codec, ("relay-echo", *r.arguments),
              ("relay-call", *r.arguments, *calls), skipped=r.skipped)
         for r in relay
     ]
+
+
+def _raw_loops(settings: BenchSettings) -> tuple[str, ...]:
+    """The stock loop of the baseline, then uvloop when the net-relay rows run on it."""
+    return ("asyncio", "uvloop") if settings.relay_loop == "uvloop" else ("asyncio",)
+
+
+def _raw(scenario: str, variant: str, server: tuple[str, ...], client: tuple[str, ...],
+         loop: str, baseline: str = "") -> Case:
+    """A raw UDP row on ``loop``; only a stock-asyncio row can be the baseline."""
+    on_loop = ("--loop", loop)
+    return Case(scenario, f"raw {loop}", variant, "udp", "msgpack", (*server, *on_loop),
+                (*client, *on_loop), baseline if loop == "asyncio" else "")
 
 
 def _zmq_missing() -> str:
@@ -122,10 +142,11 @@ def _relay_setups(settings: BenchSettings, workdir: Path) -> list[_RelaySetup]:
     problems = {name: _missing(registry.transport_class, name) for name in transports}
     problems |= {name: _missing(registry.codec, name) for name in settings.codecs}
     tls: tuple[str, ...] = ()
+    loop = ("--loop", settings.relay_loop)
     if "quic" in transports and not problems["quic"]:
         tls, problems["quic"] = _quic_files(workdir)
     return [
-        _RelaySetup(transport, codec, ("--transport", transport, "--codec", codec, *tls),
+        _RelaySetup(transport, codec, ("--transport", transport, "--codec", codec, *tls, *loop),
                     problems[transport] or problems[codec])
         for transport in transports for codec in settings.codecs
     ]

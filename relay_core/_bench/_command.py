@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .._loop import loop_name
 from ._cases import Case, cases
 from ._growth import growth_settings_from_args, run_growth_command
 from ._report import BenchReport, render_json, render_table, summarize
@@ -76,6 +77,7 @@ def _environment(settings: BenchSettings) -> dict[str, object]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "pinned_to_cpu0": settings.pin,
+        "loop": loop_name(settings.loop),
         "net_relay": _version("net-relay"),
         "pyzmq": _version("pyzmq"),
         "load_before": list(os.getloadavg()),

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ConfigError
+from .._loop import choose
 
 __all__ = ["BASELINES", "PIN", "BenchSettings", "add_arguments", "settings_from_args"]
 
@@ -38,8 +39,12 @@ class BenchSettings:
     """Run every child under ``taskset -c 0`` (one CPU: no cross-CPU wake-ups)."""
     time_limit: float = 120.0
     """Seconds one run of one row may take before its children are killed."""
+    loop: str | None = None
+    """The event loop of the net-relay rows: auto, asyncio or uvloop; None: as
+    ``relay_core.run`` chooses (``NET_RELAY_LOOP``, else auto). Raw rows keep the stock loop."""
 
     def __post_init__(self) -> None:
+        choose(self.loop)  # a bad loop, or uvloop where it is missing, fails here, not in a worker
         for name in ("messages", "rpcs", "inflight", "inflight_rpcs", "runs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -60,6 +65,11 @@ class BenchSettings:
     @property
     def warmup(self) -> int:
         return min(WARMUP, self.rpcs)
+
+    @property
+    def relay_loop(self) -> str:
+        """The loop the net-relay workers run on: ``uvloop`` or ``asyncio``."""
+        return choose(self.loop)
 
 
 def _flag(name: str) -> str:
@@ -85,7 +95,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     for name in ("transports", "codecs", "baselines"):
         if getattr(args, name) is not None:
             given[name] = _names(getattr(args, name), _flag(name))
-    return BenchSettings(pin=args.pin, **given)
+    return BenchSettings(pin=args.pin, loop=getattr(args, "loop", None), **given)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -130,8 +130,8 @@ def render_growth_table(report: GrowthReport) -> str:
     out.append(
         f"median of {bench.runs} run(s) per row. {env.get('cpus')} CPUs, "
         f"{'pinned to CPU 0' if bench.pin else 'not pinned'}, Python {env.get('python')}, "
-        f"load average {_load(env.get('load_before'))} before, "
-        f"{_load(env.get('load_after'))} after.")
+        f"event loop {env.get('loop', '?')}, load average {_load(env.get('load_before'))} "
+        f"before, {_load(env.get('load_after'))} after.")
     return "\n".join(out)
 
 

@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ..._loop import loop_name
 from .._runner import Measurement, Runner, _Start
 from .._scenarios import Result, RunFailed
 from .._settings import PIN
@@ -122,7 +123,7 @@ def _environment(settings: GrowthSettings) -> dict[str, object]:
         version = None
     return {"python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "pinned_to_cpu0": settings.bench.pin, "net_relay": version,
-            "load_before": list(os.getloadavg())}
+            "loop": loop_name(settings.bench.loop), "load_before": list(os.getloadavg())}
 
 
 async def run_growth_command(settings: GrowthSettings, as_json: bool) -> int:

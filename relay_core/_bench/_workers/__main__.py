@@ -7,6 +7,8 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
+from ..._loop import CHOICES as LOOPS
+from ..._loop import run
 from ._common import AsyncRole, Control, Result, emit
 from ._growth import GROWTH_ROLES, add_growth_arguments
 from ._raw import udp_call, udp_echo, udp_sink, udp_source
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--codec", default="msgpack")
     parser.add_argument("--cert", help="PEM certificate (quic)")
     parser.add_argument("--key", help="PEM private key (quic)")
+    parser.add_argument("--loop", choices=LOOPS,
+                        help="event loop of an asyncio role (default: as relay_core.run chooses)")
     add_growth_arguments(parser)
     return parser
 
@@ -62,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         blocking = BLOCKING_ROLES.get(args.role)
-        result = blocking(args) if blocking else asyncio.run(_guarded(ASYNC_ROLES[args.role], args))
+        result = blocking(args) if blocking else run(_guarded(ASYNC_ROLES[args.role], args),
+                                                     loop=args.loop)
     except Exception as exc:  # noqa: BLE001 - reported to the orchestrator as one line
         emit({"error": f"{type(exc).__name__}: {exc}"})
         return 1

@@ -64,7 +64,9 @@ class Control:
         self.closed = asyncio.Event()
 
     async def watch(self) -> None:
-        if not stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+        # The orchestrator's stdin pipe is a FIFO on asyncio's loop and a socket pair on uvloop's.
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
             return  # run by hand: no orchestrator to listen to (epoll refuses files)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
