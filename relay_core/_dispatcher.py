@@ -339,9 +339,11 @@ class Dispatcher:
             # The common case: one frame, one timer, one await. The timer cancels
             # the future, not the task (cheaper than asyncio.timeout), so a
             # CancelledError while the task is not being cancelled is the deadline.
-            send_request(timeout)
+            # It is set first so that sending is the last work before the await:
+            # on a shared CPU the other node runs the sooner.
             expiry = asyncio.get_running_loop().call_later(timeout, future.cancel)
             try:
+                send_request(timeout)
                 return await future
             except asyncio.CancelledError:
                 task = asyncio.current_task()
