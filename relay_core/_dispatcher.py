@@ -9,6 +9,11 @@ parsed, passed through the duplicate window, and each frame is decoded and
 delivered to a mailbox, a pending call, the router, or (for requests) the
 :class:`~relay_core._serving.RequestServer`. Nothing a peer sends can raise out
 of ``packet_received``: bad input is dropped, counted and logged (rate-limited).
+
+A message from a reliable transport that finds its mailbox full is not dropped:
+its source is parked (see :mod:`relay_core._backlog`) and ``packet_received``
+returns a future telling the transport to stop reading from that source until
+the message, and what came after it, have been delivered.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 
 from ._address import Address, format_host_port, parse_address
+from ._backlog import Backlog, Stall, Stalled
 from ._calls import PendingCalls
 from ._config import NodeConfig
 from ._error_payload import error_from_payload
@@ -66,6 +72,9 @@ logger = logging.getLogger("relay_core.node")
 
 MAX_TRANSIENT_LINKS = 4096
 MAX_DEADLINE_MS = NO_DEADLINE - 1
+MIN_BACKLOG_LIMIT = 1024 * 1024
+"""A parked source's backlog takes at least this many bytes: more than a stream
+transport reads at once (256 KiB), so one that stops reading never meets the limit."""
 _FAILED = object()
 
 
@@ -107,8 +116,8 @@ class _Inbound:
         self._dispatcher = dispatcher
         self._scheme = scheme
 
-    def packet_received(self, packet: bytes, source: HostPort) -> None:
-        self._dispatcher.packet_received(self._scheme, packet, source)
+    def packet_received(self, packet: bytes, source: HostPort) -> asyncio.Future[None] | None:
+        return self._dispatcher.packet_received(self._scheme, packet, source)
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self._dispatcher.send_failed(self._scheme, destination, error)
@@ -138,6 +147,11 @@ class Dispatcher:
             for name, peer in config.peers.items()
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self._parked: dict[LinkKey, Backlog] = {}
+        self._drains: set[asyncio.Task[None]] = set()
+        """One task per parked source; cancelled at close rather than waited for (each
+        waits on an actor, and the node's actors have stopped by then)."""
+        self._backlog_limit = max(4 * config.max_message_size, MIN_BACKLOG_LIMIT)
         self._security = SecurityPolicy(config)
         self._faults = FaultPlan(config)
         self._heph = HephPlan(config)
@@ -165,6 +179,9 @@ class Dispatcher:
             return
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
+        for drain in self._drains:
+            drain.cancel()
+        await asyncio.gather(*self._drains, return_exceptions=True)
         self._flush()
         self._closed = True
         self._calls.fail_all(ActorStopped("the node closed before a reply came"))
@@ -463,7 +480,13 @@ class Dispatcher:
         counters.send_errors += 1
         self._log.warning("send_error", "send to %s failed: %s", where, error)
 
-    def packet_received(self, scheme: str, data: bytes, source: HostPort) -> None:
+    def packet_received(self, scheme: str, data: bytes,
+                        source: HostPort) -> asyncio.Future[None] | None:
+        """Handle one packet; a future while ``source`` is parked (see the module docstring)."""
+        if self._parked:
+            backlog = self._parked.get((scheme, source[0], source[1]))
+            if backlog is not None and not backlog.draining:
+                return self._hold(backlog, scheme, data, source)
         self._sent_this_turn = False
         counters = self._counters_for(scheme, source)
         counters.packets_received += 1
@@ -473,11 +496,10 @@ class Dispatcher:
             counters.not_allowed += 1
             self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
                               _url(scheme, source))
-            return
+            return None
         heph_target = self._heph.target_for(scheme)
         if heph_target is not None and is_heph_json(data):
-            self._on_heph(data, heph_target, scheme, source, counters)
-            return
+            return self._on_heph(data, heph_target, scheme, source, counters)
         try:
             if is_sealed(data):
                 incarnation, sequence, frames = self._open(data)
@@ -489,33 +511,47 @@ class Dispatcher:
                 self._receiving_key_id = None
         except MalformedFrame as exc:
             self._count_bad_packet(exc, counters, scheme, source)
-            return
+            return None
         verdict = self._duplicates.check(incarnation, sequence)
         if verdict is not Verdict.ACCEPTED:
             if verdict is Verdict.DUPLICATE:
                 counters.duplicates += 1
             else:
                 counters.too_old += 1
-            return
+            return None
         counters.frames_received += len(frames)
+        return self._handle_frames(iter(frames), scheme, source, counters, incarnation)
+
+    def _handle_frames(self, frames: Iterator[Frame], scheme: str, source: HostPort,
+                       counters: Counters, incarnation: int) -> asyncio.Future[None] | None:
         handlers = self._handlers
-        for frame in frames:
-            handlers[frame.kind](self, frame, scheme, source, counters, incarnation)
+        try:
+            for frame in frames:
+                handlers[frame.kind](self, frame, scheme, source, counters, incarnation)
+        except Stalled as stalled:
+            # ``frames`` has stopped just past the stalled frame: the rest waits behind it
+            stall = Stall(stalled, frames, incarnation, self._receiving_key_id)
+            return self._park(scheme, source, stall)
+        return None
 
     def _on_heph(self, data: bytes, target: str, scheme: str, source: HostPort,
-                 counters: Counters) -> None:
+                 counters: Counters) -> asyncio.Future[None] | None:
         """A Heph JSON datagram: checked, deduplicated by uuid, delivered to ``target``."""
         try:
             heph = decode_datagram(data, self._config.max_message_size)
         except MalformedFrame as exc:
             self._count_bad_packet(exc, counters, scheme, source)
-            return
+            return None
         if not self._heph.window.first_time(heph.uuid):
             counters.duplicates += 1
-            return
+            return None
         counters.frames_received += 1
         counters.messages_received += 1
-        self._deliver(heph.message, target, scheme, source, counters)
+        try:
+            self._deliver(heph.message, target, scheme, source, counters)
+        except Stalled as stalled:
+            return self._park(scheme, source, Stall(stalled, iter(()), 0, None))
+        return None
 
     def _open(self, data: bytes) -> tuple[int, int, tuple[Frame, ...]]:
         """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies)."""
@@ -587,6 +623,8 @@ class Dispatcher:
 
     def _deliver(self, message: object, target: str, scheme: str, source: HostPort,
                  counters: Counters) -> None:
+        """Queue ``message`` for ``target``; raise Stalled for a full mailbox on a reliable
+        transport (the source is then parked), else drop what cannot be queued."""
         mailbox = self._actors.mailbox(target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(message, _url(scheme, source)):
@@ -594,6 +632,8 @@ class Dispatcher:
                 self._log.warning("unknown_actor", "dropped a message from %s for unknown actor %r",
                                   _url(scheme, source), target)
         elif not mailbox.put_nowait(message):
+            if self.transport(scheme).reliable:
+                raise Stalled(mailbox, message, target, counters)
             counters.mailbox_full += 1
             self._log.warning("mailbox_full", "dropped a message from %s: mailbox of %r is full",
                               _url(scheme, source), target)
@@ -635,6 +675,73 @@ class Dispatcher:
             future.set_result(value)
 
     _handlers: dict[FrameKind, Callable[[Dispatcher, Frame, str, HostPort, Counters, int], None]]
+
+    # -- backpressure --------------------------------------------------------
+
+    def _park(self, scheme: str, source: HostPort, stall: Stall) -> asyncio.Future[None]:
+        """Make ``stall`` the source's next wait, parking the source if it is not yet."""
+        key = (scheme, source[0], source[1])
+        backlog = self._parked.get(key)
+        if backlog is None:
+            future = asyncio.get_running_loop().create_future()
+            backlog = self._parked[key] = Backlog(future, self._backlog_limit)
+            drain = asyncio.ensure_future(self._drain(key, source, backlog))
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+        backlog.stall = stall
+        return backlog.future
+
+    def _hold(self, backlog: Backlog, scheme: str, data: bytes,
+              source: HostPort) -> asyncio.Future[None]:
+        """Keep a packet from a parked source for later, unless past the backlog's guard."""
+        if not backlog.hold(data):
+            counters = self._counters_for(scheme, source)
+            counters.packets_received += 1
+            counters.bytes_received += len(data)
+            counters.mailbox_full += 1
+            self._log.warning("mailbox_full", "dropped a packet from %s: it kept sending while "
+                              "a mailbox was full and its backlog is at the limit",
+                              _url(scheme, source))
+        return backlog.future
+
+    async def _drain(self, key: LinkKey, source: HostPort, backlog: Backlog) -> None:
+        """Deliver a parked source's stalled messages and what waits behind them, in order."""
+        try:
+            while (stall := backlog.stall) is not None:
+                backlog.stall = None
+                await self._put_stalled(stall.stalled, key[0], source)
+                self._resume(key[0], source, stall, backlog)
+        finally:
+            del self._parked[key]
+            if not backlog.future.done():
+                backlog.future.set_result(None)
+
+    async def _put_stalled(self, stalled: Stalled, scheme: str, source: HostPort) -> None:
+        """Wait for room for the message; if its actor stops, deliver it as to a stopped actor."""
+        mailbox = stalled.mailbox
+        while True:
+            try:
+                await mailbox.put(stalled.message)
+                return
+            except ActorStopped:
+                pass
+            try:
+                self._deliver(stalled.message, stalled.target, scheme, source, stalled.counters)
+                return
+            except Stalled as again:  # a restarted actor, with a new mailbox already full
+                mailbox = again.mailbox
+
+    def _resume(self, scheme: str, source: HostPort, stall: Stall, backlog: Backlog) -> None:
+        """Hand on what waited behind ``stall``, until the next stall or an empty backlog."""
+        backlog.draining = True
+        try:
+            self._receiving_key_id = stall.key_id
+            self._handle_frames(stall.rest, scheme, source, stall.stalled.counters,
+                                stall.incarnation)
+            while backlog.stall is None and (packet := backlog.take()) is not None:
+                self.packet_received(scheme, packet, source)
+        finally:
+            backlog.draining = False
 
     # -- replies -----------------------------------------------------------
 

@@ -251,8 +251,8 @@ class _Events:
     def __init__(self, adapter: FaultyTransport) -> None:
         self._adapter = adapter
 
-    def packet_received(self, packet: bytes, source: HostPort) -> None:
-        self._adapter._received(packet, source)
+    def packet_received(self, packet: bytes, source: HostPort) -> asyncio.Future[None] | None:
+        return self._adapter._received(packet, source)
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self._adapter.events.send_failed(destination, error)
@@ -377,11 +377,14 @@ class FaultyTransport(Transport):
     def _dice(self, profile: FaultProfile | None) -> _Dice | None:
         return _Dice(profile, self._counts) if profile is not None and profile.active else None
 
-    def _received(self, packet: bytes, source: HostPort) -> None:
+    def _received(self, packet: bytes, source: HostPort) -> asyncio.Future[None] | None:
+        """Pass a packet in; the node's "stop reading" future passes back only when no
+        inbound faults are set (faulted packets arrive later, from the adapter's own timers)."""
         if self._inbound is None:
-            self.events.packet_received(packet, source)
-        elif not self._closed:
+            return self.events.packet_received(packet, source)
+        if not self._closed:
             self._route(self._lanes[1], self._inbound, source, packet, self._deliver_in)
+        return None
 
     def _route(self, lane: _Lane, dice: _Dice, place: HostPort, packet: bytes,
                now: Deliver) -> None:

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Codec", "Compressor", "HostPort", "Transport", "TransportEvents"]
 
@@ -73,8 +76,16 @@ class Compressor(abc.ABC):
 class TransportEvents(Protocol):
     """What a transport reports to its node."""
 
-    def packet_received(self, packet: bytes, source: HostPort) -> None:
-        """A whole packet arrived. ``source`` is accepted by ``send`` for the reply."""
+    def packet_received(self, packet: bytes, source: HostPort) -> asyncio.Future[None] | None:
+        """A whole packet arrived. ``source`` is accepted by ``send`` for the reply.
+
+        None means the node took the packet. A future means the node cannot take
+        more from ``source`` until the future completes (an actor's mailbox is
+        full): a reliable transport then stops reading that connection until
+        then, so its own flow control slows the sender. It still hands over, in
+        order, the packets it had already read; the node queues them behind the
+        waiting one. An unreliable transport ignores the return value.
+        """
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         """A send failed after ``send`` returned (ICMP unreachable, full buffer, reset)."""

@@ -82,7 +82,8 @@ COUNTER_NAMES: tuple[str, ...] = Counters.__slots__
 - malformed: packets that did not parse; undecodable: payloads that did not decode
 - unsupported_codec: frames naming a codec or compressor not installed here
 - unknown_actor: frames for a name with no actor and no router
-- mailbox_full: inbound messages dropped because the mailbox was full
+- mailbox_full: inbound messages dropped because the mailbox was full (over a
+  reliable transport, whose source waits instead, only packets past its backlog limit)
 - oversize: frames over the node's message size limit, either way
 - send_errors: transport failures reported after a send
 - late_replies: replies that arrived after the caller stopped waiting

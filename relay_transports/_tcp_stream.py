@@ -9,6 +9,11 @@ A stream reports to its transport (opened, closed, malformed input) and to its
 route (writable again, lost); it never decides where packets go. Its write
 buffer is capped at the settings' ``high_water``: above it the stream is
 ``paused`` and its route queues instead of writing.
+
+Reading is the node's to slow: when ``packet_received`` returns a future (an
+actor's mailbox is full), the stream stops reading until the future completes,
+still handing over the packets of the chunk it already read (the node queues
+them in order), so TCP's own flow control slows the sender and nothing is lost.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ class _Stream(asyncio.Protocol):
         )
         self._deliver = owner.events.packet_received
         self._timer: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.Future[None] | None = None
+        """What reading waits for (the node's latest future), or None while reading."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.handle = cast(asyncio.Transport, transport)
@@ -73,7 +80,9 @@ class _Stream(asyncio.Protocol):
             return
         self.active = self.received = True
         for packet in self._split(data):
-            self._deliver(packet, self.source)
+            waiting = self._deliver(packet, self.source)
+            if waiting is not None and waiting is not self._waiting:
+                self._wait_for(waiting)
         splitter = self._splitter
         if isinstance(splitter, HephObjectSplitter) and splitter.failed and not self._failed:
             self._split(b"")  # raises the fault found after those packets
@@ -87,6 +96,22 @@ class _Stream(asyncio.Protocol):
             self.owner.stream_malformed(self, exc)
             self.abort()
             return []
+
+    def _wait_for(self, waiting: asyncio.Future[None]) -> None:
+        """Stop reading until ``waiting`` (the node completes its futures in order) is done."""
+        reader = self.transport or self.handle
+        if self._waiting is None and reader is not None:
+            reader.pause_reading()
+        self._waiting = waiting
+        waiting.add_done_callback(self._read_again)
+
+    def _read_again(self, done: asyncio.Future[None]) -> None:
+        if done is not self._waiting:
+            return  # an earlier future: a later one still holds reading
+        self._waiting = None
+        reader = self.transport or self.handle
+        if reader is not None and not self.dead and not reader.is_closing():
+            reader.resume_reading()
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -132,8 +157,11 @@ class _Stream(asyncio.Protocol):
             self._timer = asyncio.get_running_loop().call_later(idle_timeout, self._check_idle)
 
     def _check_idle(self) -> None:
-        """Close after a whole ``idle_timeout`` period with no byte read or written."""
-        if self.active:
+        """Close after a whole ``idle_timeout`` period with no byte read or written.
+
+        A stream whose reading waits for the node is not idle: its peer is being held back.
+        """
+        if self.active or self._waiting is not None:
             self.active = False
             self._watch_idle()
             return

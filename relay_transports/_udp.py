@@ -67,7 +67,8 @@ _RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IP
 _ANCILLARY_SIZE = 512
 _EXTENDED_ERRNO = struct.Struct("=I")  # ee_errno, the first field of struct sock_extended_err
 
-Deliver = Callable[[bytes, HostPort], None]
+Deliver = Callable[[bytes, HostPort], object]
+"""``events.packet_received``; its backpressure future is ignored: datagrams are lossy anyway."""
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
 
