@@ -9,6 +9,8 @@ counted, as before. Requests to a full mailbox still get ``Overloaded``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Callable, Coroutine
 
 import pytest
 
@@ -17,12 +19,17 @@ from relay_core import ActorContext, ListenConfig, Node, NodeConfig, Overloaded
 
 MESSAGES = 2000
 
-
-def tcp_config(name: str, **settings: object) -> NodeConfig:
-    return NodeConfig(name=name, listen={"tcp": ListenConfig("127.0.0.1", 0)}, **settings)  # type: ignore[arg-type]
+Actor = Callable[[ActorContext], Coroutine[object, object, None]]
 
 
-def gated_reader(gate: asyncio.Event, into: list[object], pause_every: int = 0):  # type: ignore[no-untyped-def]
+def tcp_config(name: str, max_message_size: int | None = None) -> NodeConfig:
+    config = NodeConfig(name=name, listen={"tcp": ListenConfig("127.0.0.1", 0)})
+    if max_message_size is None:
+        return config
+    return dataclasses.replace(config, max_message_size=max_message_size)
+
+
+def gated_reader(gate: asyncio.Event, into: list[object], pause_every: int = 0) -> Actor:
     """An actor that reads nothing until ``gate`` opens, then reads, pausing now and then."""
     async def actor(ctx: ActorContext) -> None:
         await gate.wait()
@@ -33,7 +40,7 @@ def gated_reader(gate: asyncio.Event, into: list[object], pause_every: int = 0):
     return actor
 
 
-def collector(into: list[object]):  # type: ignore[no-untyped-def]
+def collector(into: list[object]) -> Actor:
     async def actor(ctx: ActorContext) -> None:
         async for message in ctx:
             into.append(message)
