@@ -42,6 +42,7 @@ class ZstdCompressor(Compressor):
     """Zstandard (https://facebook.github.io/zstd/)."""
 
     name = "zstd"
+    path_options = frozenset({"dictionary", "dictionaries"})
 
     def __init__(
         self,

@@ -4,7 +4,8 @@ The rules this module keeps (docs/config.md is the user-facing reference):
 
 - ``NodeConfig(...)`` in code and ``NodeConfig.from_file(...)`` build the same
   value through the same checks; a file only adds where a bad value was (file,
-  table, key) to the message.
+  table, key) to the message, and its directory as :attr:`NodeConfig.directory`,
+  which relative file paths in plugin options resolve against (relay_core._paths).
 - Every rejection is a :class:`~relay_core.ConfigError` (an
   :class:`~relay_core.InvalidAddress` for a bad peer address) naming the key,
   the value and what is allowed. Nothing else escapes, whatever the input.
@@ -26,7 +27,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -229,9 +230,14 @@ class NodeConfig:
     """Keyword options for codec constructors, by codec name."""
     compressor_options: Mapping[str, Options] = field(default_factory=dict, hash=False)
     """Keyword options for compressor constructors, by compressor name."""
+    directory: str | None = None
+    """The directory relative file paths in plugin options resolve against (made
+    absolute); set by :meth:`from_file` to the file's directory. None: the working
+    directory. Not a TOML key, so :meth:`to_dict` leaves it out."""
 
     def __post_init__(self) -> None:
         _check_values("NodeConfig: [node]", _NODE_KEYS, self)
+        _set(self, "directory", _absolute_directory(self.directory))
         _set(self, "listen", _frozen_members("NodeConfig:", "listen", self.listen, ListenConfig))
         _set(self, "peers", _frozen_members("NodeConfig:", "peers", self.peers, PeerConfig))
         for table in ("codec_options", "compressor_options"):
@@ -239,7 +245,10 @@ class NodeConfig:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> NodeConfig:
-        """Load and check a TOML file; any problem is a ConfigError naming the file."""
+        """Load and check a TOML file; any problem is a ConfigError naming the file.
+
+        Relative file paths in its plugin options are relative to the file's directory.
+        """
         source = os.fspath(path)
         try:
             raw = Path(path).read_bytes()
@@ -253,7 +262,8 @@ class NodeConfig:
             raise ConfigError(
                 f"{source}: the file is not UTF-8 text (byte {exc.start}); TOML files must be UTF-8"
             ) from None
-        return cls.from_toml(text, source=source)
+        config = cls.from_toml(text, source=source)
+        return replace(config, directory=os.path.dirname(os.path.abspath(source)))
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "<string>") -> NodeConfig:
@@ -511,6 +521,15 @@ def _thawed(value: object) -> object:
     if isinstance(value, tuple):
         return [_thawed(item) for item in value]
     return value
+
+
+def _absolute_directory(directory: object) -> str | None:
+    if directory is None:
+        return None
+    if not isinstance(directory, str) or not directory:
+        raise _reject("NodeConfig:", "directory", directory,
+                      "must be None or a directory path (a non-empty string)")
+    return os.path.abspath(directory)
 
 
 def _peer_name_problem(name: str) -> str | None:

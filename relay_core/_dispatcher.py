@@ -48,6 +48,7 @@ from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._links import LinkKey, LinkTable, PeerLink
+from ._paths import resolve_paths
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
 from ._seal import Sealer, is_sealed, sealed_key_id
@@ -213,7 +214,9 @@ class Dispatcher:
         if transport is None:
             cls = self._registry.transport_class(scheme)
             listen = self._config.listen.get(scheme)
-            options = transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {}
+            options = resolve_paths(
+                transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {},
+                cls.path_options, self._config.directory)
             options.update(self._heph.transport_options(scheme))
             self._registry.check_options(cls, options, f"listen.{scheme}")
             transport = self._transports[scheme] = self._faults.build(
@@ -225,7 +228,9 @@ class Dispatcher:
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
         if codec is None:
-            options = self._config.codec_options.get(name, {})
+            options = resolve_paths(self._config.codec_options.get(name, {}),
+                                    self._registry.codec_class(name).path_options,
+                                    self._config.directory)
             codec = self._codecs[name] = self._registry.codec(name, **options)
         return codec
 
@@ -236,7 +241,9 @@ class Dispatcher:
     def decompressor(self, name: str) -> Compressor:
         compressor = self._compressors.get(name)
         if compressor is None:
-            options = self._config.compressor_options.get(name, {})
+            options = resolve_paths(self._config.compressor_options.get(name, {}),
+                                    self._registry.compressor_class(name).path_options,
+                                    self._config.directory)
             compressor = self._compressors[name] = self._registry.compressor(name, **options)
         return compressor
 
@@ -251,8 +258,11 @@ class Dispatcher:
             link = self._new_link(key, address.node_url(), peer, pinned=True)
             link.fallback = self._fallback_of(peer)
             link.heph = self._heph.speaks_heph(peer)
-            options = (transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
-                       if peer else {})
+            options = resolve_paths(
+                transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
+                if peer else {},
+                self._registry.transport_class(address.scheme).path_options,
+                self._config.directory)
             options.update(self._heph.prepare_options(peer))
             self._start_task(self._prepare(link, address, options, peer))
         else:

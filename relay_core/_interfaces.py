@@ -13,7 +13,9 @@ They are deliberately small, because third parties implement them:
 Every plugin class has a class attribute naming it (``name`` for codecs and
 compressors, ``scheme`` for transports), unique across installed plugins, and a
 constructor that takes its options as keyword arguments (the matching config
-table, for example ``[compressors.zstd]``).
+table, for example ``[compressors.zstd]``). Options that name files are listed
+in the class attribute ``path_options``: when the options come from a config
+file, the node makes a relative path there relative to that file's directory.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class Codec(abc.ABC):
     name: ClassVar[str]
     """Short ASCII name written into every frame, for example ``"msgpack"``."""
 
+    path_options: ClassVar[frozenset[str]] = frozenset()
+    """Options whose values are file paths (a string, or an array of strings); a relative
+    one from a config file is joined to that file's directory before it reaches the plugin."""
+
     @abc.abstractmethod
     def encode(self, obj: object) -> bytes:
         """Return the encoding of ``obj``; raise ``EncodeError`` for values outside the model."""
@@ -58,6 +64,10 @@ class Compressor(abc.ABC):
 
     name: ClassVar[str]
     """Short ASCII name written into every compressed frame, for example ``"zstd"``."""
+
+    path_options: ClassVar[frozenset[str]] = frozenset()
+    """Options whose values are file paths (a string, or an array of strings); a relative
+    one from a config file is joined to that file's directory before it reaches the plugin."""
 
     @abc.abstractmethod
     def compress(self, data: bytes) -> bytes | None:
@@ -105,6 +115,11 @@ class Transport(abc.ABC):
 
     reliable: ClassVar[bool]
     """True for stream transports (ordered, no loss, no duplication)."""
+
+    path_options: ClassVar[frozenset[str]] = frozenset()
+    """Listener and peer options whose values are file paths (a string, or an array of
+    strings); a relative one from a config file is joined to that file's directory before
+    it reaches the constructor, :meth:`check_peer_options` or :meth:`prepare`."""
 
     max_packet_size: int
     """The largest packet :meth:`send` accepts."""

@@ -23,6 +23,7 @@ from ._dispatcher import Dispatcher
 from ._errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 from ._mailbox import Mailbox
 from ._metrics import MetricsExporter
+from ._paths import resolve_paths
 from ._registry import PluginRegistry
 from ._rpc import Rpc
 from ._security import NODE_PEER_KEYS, transport_options
@@ -82,7 +83,8 @@ class Node:
             self._dispatcher.transport(scheme)
         for name, peer in self.config.peers.items():
             transport = self.registry.transport_class(peer.parsed.scheme)
-            options = transport_options(peer.options, NODE_PEER_KEYS)
+            options = resolve_paths(transport_options(peer.options, NODE_PEER_KEYS),
+                                    transport.path_options, self.config.directory)
             transport.check_peer_options(options, f"peers.{name}")
             if "fallback" in peer.options:
                 self._check_fallback(name, peer.options["fallback"])

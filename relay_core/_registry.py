@@ -160,6 +160,14 @@ class PluginRegistry:
         entry = self._find(self._compressors, "compressor", name)
         return self._create(entry, options, "compressors")
 
+    def codec_class(self, name: str) -> type[Codec]:
+        """Return the codec class called ``name``, for what it declares (``path_options``)."""
+        return self._find(self._codecs, "codec", name).cls
+
+    def compressor_class(self, name: str) -> type[Compressor]:
+        """Return the compressor class called ``name``, for what it declares (``path_options``)."""
+        return self._find(self._compressors, "compressor", name).cls
+
     def transport_class(self, scheme: str) -> type[Transport]:
         """Return the transport class for a URL scheme; the node instantiates it."""
         return self._find(self._transports, "transport", scheme).cls
@@ -356,6 +364,10 @@ def _check_class(cls: type, spec: _KindSpec, origin: _Origin) -> None:
         raise PluginError(f"{origin}: {_qualified(cls)} is abstract; it must implement {missing}")
     if spec.kind == "transport" and not isinstance(getattr(cls, "reliable", None), bool):
         raise PluginError(f"{origin}: {_qualified(cls)}.reliable must be True or False")
+    paths: object = getattr(cls, "path_options", frozenset())
+    if not (isinstance(paths, frozenset | set) and all(isinstance(key, str) for key in paths)):
+        raise PluginError(f"{origin}: {_qualified(cls)}.path_options is {paths!r}; it must be a "
+                          "frozenset of option names")
 
 
 def _option_parameters(cls: type, described: str) -> list[inspect.Parameter]:

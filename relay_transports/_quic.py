@@ -91,6 +91,8 @@ class QuicTransport(Transport):
 
     scheme = "quic"
     reliable = True  # true of the default stream mode; a datagram-mode peer is like UDP
+    path_options = frozenset(
+        {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
 
     def __init__(
         self,

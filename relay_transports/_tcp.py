@@ -115,6 +115,8 @@ class TcpTransport(Transport):
 
     scheme = "tcp"
     reliable = True
+    path_options = frozenset(
+        {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
 
     def __init__(
         self,

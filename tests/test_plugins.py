@@ -133,6 +133,11 @@ class UnreliableTransport(FakeTransport):
     reliable = None  # type: ignore[assignment]
 
 
+class StringPathsCodec(FakeCodec):
+    name: ClassVar[str] = "stringly"
+    path_options = "dictionary"  # type: ignore[assignment]  # a str would match substrings
+
+
 def make_plugin(name: str = "fake_plugin", /, **results: object) -> types.ModuleType:
     """A plugin module whose hooks return ``results``: codecs=, compressors=, transports=."""
     module = types.ModuleType(name)
@@ -295,6 +300,8 @@ INVALID_RESULTS = [
         {"codecs": [AbstractCodec]}, "abstract; it must implement decode, encode", id="abc"
     ),
     pytest.param({"transports": [UnreliableTransport]}, "reliable must be True or False", id="rel"),
+    pytest.param({"codecs": [StringPathsCodec]}, "path_options is 'dictionary'; it must be a "
+                 "frozenset of option names", id="paths"),
 ]
 
 
