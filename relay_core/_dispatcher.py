@@ -348,9 +348,7 @@ class Dispatcher:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
         payload, compressor = self.encode(link.codec, link.compressor, request)
-        encode = link.request_encoders.get((target, compressor))
-        if encode is None:
-            encode = link.request_encoder(target, compressor)
+        encode = link.request_encoder(target, compressor)
         call_id, future = self._calls.open()
         traceparent = outgoing_traceparent()
 
