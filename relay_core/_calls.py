@@ -20,21 +20,73 @@ CallKey = tuple[int, int]
 """(caller incarnation, call id): unique for every request a node receives."""
 
 
+class _Lane:
+    """The calls made with one timeout: insertion order is deadline order."""
+
+    __slots__ = ("deadlines", "timer")
+
+    def __init__(self) -> None:
+        self.deadlines: dict[int, float] = {}
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class PendingCalls:
+    """Calls waiting for their reply, and the deadlines that cancel their futures.
+
+    A timer per call (``call_later``, then ``cancel`` when the reply comes)
+    cost more than the rest of a call's bookkeeping, because every cancelled
+    handle stays in the event loop's heap until it is due or the heap is
+    rebuilt. Calls made with the same timeout expire in the order they were
+    made, so each timeout in use gets a lane: an insertion-ordered dict of
+    deadlines and one timer for its oldest call. Past ``MAX_LANES`` distinct
+    timeouts (a caller passing each call its own time left), a call gets its
+    own timer as before.
+    """
+
+    MAX_LANES = 8
+
     def __init__(self) -> None:
         self._futures: dict[int, asyncio.Future[object]] = {}
         self._next_call_id = 1
+        self._lanes: dict[float, _Lane] = {}
+        self._own_timers: dict[int, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Kept from the first call: asyncio.get_running_loop() costs a system call."""
 
-    def open(self) -> tuple[int, asyncio.Future[object]]:
-        """A new call id and the future its reply will resolve."""
+    def open(self, timeout: float | None) -> tuple[int, asyncio.Future[object]]:
+        """A new call id and the future its reply will resolve.
+
+        The future is cancelled ``timeout`` seconds from now if it is still
+        waiting; with None the caller keeps time itself.
+        """
         call_id = self._next_call_id
         self._next_call_id += 1
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[object] = loop.create_future()
         self._futures[call_id] = future
+        if timeout is None:
+            return call_id, future
+        deadline = loop.time() + timeout
+        lane = self._lanes.get(timeout)
+        if lane is None:
+            if len(self._lanes) >= self.MAX_LANES:
+                self._own_timers[call_id] = loop.call_at(deadline, future.cancel)
+                return call_id, future
+            lane = self._lanes[timeout] = _Lane()
+        lane.deadlines[call_id] = deadline
+        if lane.timer is None:
+            lane.timer = loop.call_at(deadline, self._expire, timeout)
         return call_id, future
 
-    def close(self, call_id: int) -> bool:
+    def close(self, call_id: int, timeout: float | None) -> bool:
         """Forget ``call_id``; True if its reply had not come (the caller gave up)."""
+        lane = self._lanes.get(timeout) if timeout is not None else None
+        if lane is None or lane.deadlines.pop(call_id, None) is None:
+            timer = self._own_timers.pop(call_id, None)
+            if timer is not None:
+                timer.cancel()
         future = self._futures.pop(call_id, None)
         # A caller cancelled while awaiting the future cancels the future with it.
         return future is not None and (not future.done() or future.cancelled())
@@ -45,9 +97,37 @@ class PendingCalls:
         return None if future is None or future.done() else future
 
     def fail_all(self, error: BaseException) -> None:
+        for lane in self._lanes.values():
+            if lane.timer is not None:
+                lane.timer.cancel()
+        self._lanes.clear()
+        for timer in self._own_timers.values():
+            timer.cancel()
+        self._own_timers.clear()
         for future in self._futures.values():
             if not future.done():
                 future.set_exception(error)
+
+    def _expire(self, timeout: float) -> None:
+        """Cancel the lane's calls whose deadline has come; wait for the next one."""
+        lane = self._lanes[timeout]
+        lane.timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        expired = []
+        for call_id, deadline in lane.deadlines.items():
+            if deadline > now:
+                break
+            expired.append(call_id)
+        for call_id in expired:
+            del lane.deadlines[call_id]
+            future = self._futures.get(call_id)
+            if future is not None:
+                future.cancel()
+        if lane.deadlines:
+            lane.timer = loop.call_at(next(iter(lane.deadlines.values())), self._expire, timeout)
+        else:
+            del self._lanes[timeout]
 
 
 class ActiveRequests:

@@ -136,6 +136,8 @@ class Dispatcher:
         self._links = LinkTable(MAX_TRANSIENT_LINKS)
         self._dirty: list[PeerLink] = []
         self._flush_handle: asyncio.Handle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Kept from the first flush: asyncio.get_running_loop() costs a system call."""
         self._sent_this_turn = False
         self._calls = PendingCalls()
         self._server = RequestServer(self, actors, registry, config)
@@ -349,7 +351,7 @@ class Dispatcher:
                               "or the net-relay format for RPC")
         payload, compressor = self.encode(link.codec, link.compressor, request)
         encode = link.request_encoder(target, compressor)
-        call_id, future = self._calls.open()
+        call_id, future = self._calls.open(None if retries else timeout)
         traceparent = outgoing_traceparent()
 
         def send_request(seconds_left: float) -> None:
@@ -361,12 +363,9 @@ class Dispatcher:
             if retries:
                 return await _resend_until_answered(send_request, future, timeout, retries,
                                                     _timed_out(link, target, timeout, request_id))
-            # The common case: one frame, one timer, one await. The timer cancels
-            # the future, not the task (cheaper than asyncio.timeout), so a
+            # The common case: one frame, one await. The deadline cancels the
+            # future, not the task (cheaper than asyncio.timeout), so a
             # CancelledError while the task is not being cancelled is the deadline.
-            # It is set first so that sending is the last work before the await:
-            # on a shared CPU the other node runs the sooner.
-            expiry = asyncio.get_running_loop().call_later(timeout, future.cancel)
             try:
                 send_request(timeout)
                 return await future
@@ -375,10 +374,8 @@ class Dispatcher:
                 if task is not None and task.cancelling():
                     raise
                 raise _timed_out(link, target, timeout, request_id) from None
-            finally:
-                expiry.cancel()
         finally:
-            if self._calls.close(call_id):
+            if self._calls.close(call_id, None if retries else timeout):
                 self._send_cancel(link, call_id)
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
@@ -436,7 +433,10 @@ class Dispatcher:
         link.dirty = True
         self._dirty.append(link)
         if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_handle = None

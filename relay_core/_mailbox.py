@@ -22,7 +22,7 @@ __all__ = ["Mailbox"]
 
 
 class Mailbox:
-    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_putters")
+    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_loop", "_putters")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
@@ -30,6 +30,8 @@ class Mailbox:
         self._capacity = capacity
         self._items: deque[object] = deque()
         self._getter: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Kept from the first wait: asyncio.get_running_loop() costs a system call."""
         self._putters: deque[asyncio.Future[None]] = deque()
         self._closed = False
 
@@ -72,7 +74,10 @@ class Mailbox:
         while not self._items:
             if self._closed:
                 raise ActorStopped("the mailbox is closed")
-            self._getter = asyncio.get_running_loop().create_future()
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            self._getter = loop.create_future()
             try:
                 await self._getter
             finally:

@@ -76,6 +76,7 @@ class Rpc:
         "_answered",
         "_cancel_callbacks",
         "_cancelled",
+        "_clock",
         "deadline",
         "request",
         "request_id",
@@ -83,7 +84,7 @@ class Rpc:
     )
 
     def __init__(self, request: object, request_id: str, deadline: float, answer: Answer,
-                 traceparent: str = "") -> None:
+                 traceparent: str = "", clock: Callable[[], float] | None = None) -> None:
         self.request = request
         self.request_id = request_id
         self.traceparent = traceparent
@@ -92,6 +93,9 @@ class Rpc:
         self._answer = answer
         self._answered = False
         self._cancelled = False
+        # The running loop's time(), handed in by whoever has the loop at hand:
+        # asyncio.get_running_loop() makes a getpid system call each time.
+        self._clock = clock
         # Made on first use: most requests never get a callback, and one list
         # per request showed in profiles.
         self._cancel_callbacks: list[Callable[[], object]] | None = None
@@ -106,14 +110,17 @@ class Rpc:
     @property
     def cancelled(self) -> bool:
         """True once the caller gave up: its deadline passed, or it cancelled."""
-        if not self._cancelled and asyncio.get_running_loop().time() >= self.deadline:
+        if not self._cancelled and self._now() >= self.deadline:
             self.cancel()
         return self._cancelled
 
     @property
     def time_left(self) -> float:
         """Seconds until the deadline (negative once it has passed)."""
-        return self.deadline - asyncio.get_running_loop().time()
+        return self.deadline - self._now()
+
+    def _now(self) -> float:
+        return (self._clock or asyncio.get_running_loop().time)()
 
     def respond(self, value: object) -> None:
         """Send ``value`` as the reply."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections.abc import Callable
 from typing import Protocol
 
 from ._calls import ActiveRequests, CallKey
@@ -71,6 +72,8 @@ class RequestServer:
         self._config = config
         self.active = ActiveRequests(ReplyCache())
         self._reply_encoders: dict[tuple[str, str], ReplyFrameEncoder] = {}
+        self._clock: Callable[[], float] | None = None
+        """The event loop's time(), kept: asyncio.get_running_loop() costs a system call."""
 
     def is_retry(self, key: CallKey, link: PeerLink, counters: Counters) -> bool:
         """True for a request already running or answered: it must not run again."""
@@ -87,11 +90,14 @@ class RequestServer:
     def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object,
               counters: Counters, origin: str) -> None:
         """Hand a decoded request to its actor (or the router), or refuse it."""
-        deadline = asyncio.get_running_loop().time() + (
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = asyncio.get_running_loop().time
+        deadline = clock() + (
             NO_DEADLINE_SECONDS if frame.deadline_ms is None else frame.deadline_ms / 1000)
         rpc = Rpc(request, frame.request_id or new_request_id(), deadline,
                   lambda value, error: self._answer(link, frame, key, value, error),
-                  frame.traceparent)
+                  frame.traceparent, clock)
         self.active.start(key, rpc)
         mailbox = self._actors.mailbox(frame.target)
         if mailbox is None or mailbox.closed:

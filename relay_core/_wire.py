@@ -233,7 +233,10 @@ def _name_field(value: str, what: str) -> bytes:
 
 
 def _printable_field(value: str, what: str) -> bytes:
-    return _ascii_field(value, _PRINTABLE, what, _PRINTABLE_RULE) if value else b""
+    # Together these admit exactly 0x20 to 0x7e, and cost half the table check.
+    if value.isascii() and value.isprintable():
+        return _checked_length(value.encode("ascii"), what)
+    return _ascii_field(value, _PRINTABLE, what, _PRINTABLE_RULE)
 
 
 def _ascii_field(value: str, allowed: bytes, what: str, rule: str) -> bytes:
@@ -424,8 +427,8 @@ def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:
     frame = _new_frame(Frame, (
         kind, codec, data[e : e + size], compressor, target,
         call_id, None if deadline == NO_DEADLINE else deadline,
-        _ascii(data[c:d], _PRINTABLE, "request id", _PRINTABLE_RULE) if lr else "",
-        _ascii(data[d:e], _PRINTABLE, "trace parent", _PRINTABLE_RULE) if lp else "",
+        _printable(data[c:d], "request id") if lr else "",
+        _printable(data[d:e], "trace parent") if lp else "",
     ))  # fmt: skip
     return frame, e + size
 
@@ -524,6 +527,13 @@ def _name(raw: bytes, what: str) -> str:
         if len(_DECODED_NAMES) < _NAME_CACHE_SIZE:
             _DECODED_NAMES[raw] = name
     return name
+
+
+def _printable(raw: bytes, what: str) -> str:
+    text = raw.decode("latin-1")  # any byte decodes; the test below refuses all but 0x20-0x7e
+    if text.isascii() and text.isprintable():
+        return text
+    raise MalformedFrame(f"{what} {raw!r} may only hold {_PRINTABLE_RULE}")
 
 
 def _ascii(raw: bytes, allowed: bytes, what: str, rule: str) -> str:
