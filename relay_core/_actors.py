@@ -31,7 +31,7 @@ from ._address import Address
 from ._dispatcher import Dispatcher
 from ._errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
 from ._links import PeerLink
-from ._mailbox import Mailbox
+from ._mailbox import EMPTY, Mailbox
 from ._rpc import Rpc, current_request_id, new_request_id, set_current_request_id
 from ._tracing import enter_traceparent, outgoing_traceparent
 
@@ -212,10 +212,12 @@ class ActorContext:
         # to read a mailbox, and one coroutine less per message showed in profiles.
         mailbox = self._mailbox
         while True:
-            try:
-                message = mailbox.take() if len(mailbox) else await mailbox.get()
-            except ActorStopped:
-                raise StopAsyncIteration from None
+            message = mailbox.poll()
+            if message is EMPTY:
+                try:
+                    message = await mailbox.get()
+                except ActorStopped:
+                    raise StopAsyncIteration from None
             if isinstance(message, Rpc):
                 if message.cancelled:
                     continue  # its caller gave up while it waited in the mailbox

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 
-from ._address import Address, format_host_port, parse_address
+from ._address import Address, endpoint_url, format_host_port, parse_address
 from ._backlog import Backlog, Stall, Stalled
 from ._calls import PendingCalls
 from ._config import NodeConfig
@@ -77,10 +77,6 @@ MIN_BACKLOG_LIMIT = 1024 * 1024
 """A parked source's backlog takes at least this many bytes: more than a stream
 transport reads at once (256 KiB), so one that stops reading never meets the limit."""
 _FAILED = object()
-
-
-def _url(scheme: str, source: HostPort) -> str:
-    return f"{scheme}://{format_host_port(*source)}"
 
 
 def _timed_out(link: PeerLink, target: str, timeout: float, request_id: str) -> RpcTimeout:
@@ -205,7 +201,7 @@ class Dispatcher:
             raise TransportError(
                 f"this node is not listening on {scheme!r} (listening: {listening})"
             )
-        return f"{scheme}://{format_host_port(*bound[0])}"
+        return endpoint_url(scheme, bound[0])
 
     def snapshot(self) -> NodeStats:
         """Counters, fault adapter figures and the duplicate window's size, now."""
@@ -353,21 +349,22 @@ class Dispatcher:
         encode = link.request_encoder(target, compressor)
         call_id, future = self._calls.open(None if retries else timeout)
         traceparent = outgoing_traceparent()
-
-        def send_request(seconds_left: float) -> None:
-            self.queue(link, encode(payload, call_id, _milliseconds(seconds_left), request_id,
-                                    traceparent))
-            link.counters.messages_sent += 1
-
         try:
             if retries:
+                def send_request(seconds_left: float) -> None:
+                    self.queue(link, encode(payload, call_id, _milliseconds(seconds_left),
+                                            request_id, traceparent))
+                    link.counters.messages_sent += 1
+
                 return await _resend_until_answered(send_request, future, timeout, retries,
                                                     _timed_out(link, target, timeout, request_id))
             # The common case: one frame, one await. The deadline cancels the
             # future, not the task (cheaper than asyncio.timeout), so a
             # CancelledError while the task is not being cancelled is the deadline.
             try:
-                send_request(timeout)
+                self.queue(link, encode(payload, call_id, _milliseconds(timeout), request_id,
+                                        traceparent))
+                link.counters.messages_sent += 1
                 return await future
             except asyncio.CancelledError:
                 task = asyncio.current_task()
@@ -484,7 +481,7 @@ class Dispatcher:
             where = f"{scheme} socket"
         else:
             counters = self._counters_for(scheme, destination)
-            where = f"{scheme}://{format_host_port(*destination)}"
+            where = endpoint_url(scheme, destination)
         counters.send_errors += 1
         self._log.warning("send_error", "send to %s failed: %s", where, error)
 
@@ -503,7 +500,7 @@ class Dispatcher:
         if not security.allows(scheme, source[0]):
             counters.not_allowed += 1
             self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
-                              _url(scheme, source))
+                              endpoint_url(scheme, source))
             return None
         heph_target = self._heph.target_for(scheme)
         if heph_target is not None and is_heph_json(data):
@@ -581,7 +578,8 @@ class Dispatcher:
         else:
             counters.malformed += 1
             kind, what = "malformed", "a malformed"
-        self._log.warning(kind, "dropped %s packet from %s: %s", what, _url(scheme, source), error)
+        self._log.warning(kind, "dropped %s packet from %s: %s", what,
+                          endpoint_url(scheme, source), error)
 
     def _counters_for(self, scheme: str, source: HostPort) -> Counters:
         key = (scheme, source[0], source[1])
@@ -590,7 +588,7 @@ class Dispatcher:
             return link.counters
         counters = self._source_counters.get(key)
         if counters is None:
-            counters = self.stats.peer(f"{scheme}://{format_host_port(*source)}")
+            counters = self.stats.peer(endpoint_url(scheme, source))
             if len(self._source_counters) < MAX_TRANSIENT_LINKS:
                 self._source_counters[key] = counters
         return counters
@@ -610,15 +608,15 @@ class Dispatcher:
         except DecompressionLimitExceeded as exc:
             counters.oversize += 1
             self._log.warning("oversize", "dropped a frame from %s that decompresses past the "
-                              "message size limit: %s", _url(scheme, source), exc)
+                              "message size limit: %s", endpoint_url(scheme, source), exc)
         except UnknownPlugin as exc:
             counters.unsupported_codec += 1
             self._log.warning("unsupported_codec", "dropped a frame from %s: %s",
-                              _url(scheme, source), exc)
+                              endpoint_url(scheme, source), exc)
         except (CodecError, CompressionError) as exc:
             counters.undecodable += 1
             self._log.warning("undecodable", "dropped an undecodable frame from %s: %s",
-                              _url(scheme, source), exc)
+                              endpoint_url(scheme, source), exc)
         return _FAILED
 
     def _on_message(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
@@ -635,16 +633,16 @@ class Dispatcher:
         transport (the source is then parked), else drop what cannot be queued."""
         mailbox = self._actors.mailbox(target)
         if mailbox is None or mailbox.closed:
-            if not self._actors.deliver_unrouted(message, _url(scheme, source)):
+            if not self._actors.deliver_unrouted(message, endpoint_url(scheme, source)):
                 counters.unknown_actor += 1
                 self._log.warning("unknown_actor", "dropped a message from %s for unknown actor %r",
-                                  _url(scheme, source), target)
+                                  endpoint_url(scheme, source), target)
         elif not mailbox.put_nowait(message):
             if self.transport(scheme).reliable:
                 raise Stalled(mailbox, message, target, counters)
             counters.mailbox_full += 1
             self._log.warning("mailbox_full", "dropped a message from %s: mailbox of %r is full",
-                              _url(scheme, source), target)
+                              endpoint_url(scheme, source), target)
 
     def _on_request(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
                     incarnation: int) -> None:
@@ -658,7 +656,7 @@ class Dispatcher:
             server.reject(link, frame)
             return
         counters.messages_received += 1
-        server.serve(link, frame, key, request, counters, _url(scheme, source))
+        server.serve(link, frame, key, request, counters, scheme, source)
 
     def _on_cancel(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
@@ -675,9 +673,9 @@ class Dispatcher:
         value = self._decode(frame, counters, scheme, source)
         if value is _FAILED:
             future.set_exception(
-                RelayError(f"the reply from {_url(scheme, source)} could not be decoded"))
+                RelayError(f"the reply from {endpoint_url(scheme, source)} could not be decoded"))
         elif frame.kind is FrameKind.ERROR:
-            future.set_exception(error_from_payload(value, _url(scheme, source)))
+            future.set_exception(error_from_payload(value, endpoint_url(scheme, source)))
         else:
             counters.messages_received += 1
             future.set_result(value)
@@ -709,7 +707,7 @@ class Dispatcher:
             counters.mailbox_full += 1
             self._log.warning("mailbox_full", "dropped a packet from %s: it kept sending while "
                               "a mailbox was full and its backlog is at the limit",
-                              _url(scheme, source))
+                              endpoint_url(scheme, source))
         return backlog.future
 
     async def _drain(self, key: LinkKey, source: HostPort, backlog: Backlog) -> None:
@@ -759,7 +757,8 @@ class Dispatcher:
         if link is None:
             key_id = self._receiving_key_id
             sealer = None if key_id is None else self._security.reply_sealer(key_id)
-            link = self._new_link(key, _url(scheme, source), None, pinned=False, sealer=sealer)
+            link = self._new_link(key, endpoint_url(scheme, source), None, pinned=False,
+                                  sealer=sealer)
             link.destination = source
             self._fit_link(link)
             link.counters = counters

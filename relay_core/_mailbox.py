@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Final
 
 from ._errors import ActorStopped
 
-__all__ = ["Mailbox"]
+__all__ = ["EMPTY", "Mailbox"]
+
+EMPTY: Final = object()
+"""What :meth:`Mailbox.poll` returns when nothing is queued."""
 
 
 class Mailbox:
@@ -83,6 +87,16 @@ class Mailbox:
             finally:
                 self._getter = None
         return self.take()
+
+    def poll(self) -> object:
+        """Take the oldest item now, or return ``EMPTY``: one call for the common case."""
+        items = self._items
+        if not items:
+            return EMPTY
+        item = items.popleft()
+        if self._putters:
+            self._wake_one_putter()
+        return item
 
     def take(self) -> object:
         """Take the oldest item now; the box must not be empty (check ``len`` first)."""

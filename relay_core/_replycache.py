@@ -34,13 +34,15 @@ class ReplyCache:
 
     def put(self, key: CallKey, frame: bytes) -> None:
         """Remember ``frame`` as the reply to ``key`` (a reply larger than the byte bound is not kept)."""
-        if len(frame) > self._max_bytes:
+        size = len(frame)
+        if size > self._max_bytes:
             return
-        old = self._entries.pop(key, None)
+        entries = self._entries
+        old = entries.pop(key, None)
         if old is not None:
-            self._bytes -= len(old)
-        self._entries[key] = frame
-        self._bytes += len(frame)
-        while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self._bytes -= len(evicted)
+            size -= len(old)
+        entries[key] = frame
+        total = self._bytes + size
+        while len(entries) > self._max_entries or total > self._max_bytes:
+            total -= len(entries.popitem(last=False)[1])
+        self._bytes = total

@@ -16,11 +16,12 @@ import traceback
 from collections.abc import Callable
 from typing import Protocol
 
+from ._address import endpoint_url
 from ._calls import ActiveRequests, CallKey
 from ._config import NodeConfig
 from ._error_payload import ErrorCode, error_payload
 from ._errors import RelayError
-from ._interfaces import Codec, Compressor
+from ._interfaces import Codec, Compressor, HostPort
 from ._links import PeerLink
 from ._mailbox import Mailbox
 from ._registry import PluginRegistry
@@ -32,6 +33,9 @@ from ._wire import Frame, FrameKind, ReplyFrameEncoder, encode_frame, reply_fram
 __all__ = ["LocalActors", "RequestServer", "ServingHost"]
 
 logger = logging.getLogger("relay_core.node")
+
+_ReplyPlan = tuple[Codec, "Compressor | None", dict[str, ReplyFrameEncoder]]
+"""A request's codec, its compressor, and the reply encoder for each compressor name."""
 
 NO_DEADLINE_SECONDS = 86400.0
 """How long a request that names no deadline may run."""
@@ -71,7 +75,7 @@ class RequestServer:
         self._registry = registry
         self._config = config
         self.active = ActiveRequests(ReplyCache())
-        self._reply_encoders: dict[tuple[str, str], ReplyFrameEncoder] = {}
+        self._reply_plans: dict[tuple[str, str], _ReplyPlan] = {}
         self._clock: Callable[[], float] | None = None
         """The event loop's time(), kept: asyncio.get_running_loop() costs a system call."""
 
@@ -88,7 +92,7 @@ class RequestServer:
         return True
 
     def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object,
-              counters: Counters, origin: str) -> None:
+              counters: Counters, scheme: str, source: HostPort) -> None:
         """Hand a decoded request to its actor (or the router), or refuse it."""
         clock = self._clock
         if clock is None:
@@ -101,7 +105,7 @@ class RequestServer:
         self.active.start(key, rpc)
         mailbox = self._actors.mailbox(frame.target)
         if mailbox is None or mailbox.closed:
-            if not self._actors.deliver_unrouted(rpc, origin):
+            if not self._actors.deliver_unrouted(rpc, endpoint_url(scheme, source)):
                 self.active.cancel(key)
                 counters.unknown_actor += 1
                 self._refuse(link, frame, ErrorCode.UNKNOWN_ACTOR, "UnknownActor",
@@ -148,15 +152,28 @@ class RequestServer:
         return "".join(traceback.format_exception(error))
 
     def _response_frame(self, request: Frame, value: object) -> bytes:
-        codec = self._host.codec(request.codec)
-        payload, compressor = self._host.encode(codec, self._host.compressor(request.compressor),
-                                                value)
-        # Keyed by installed plugin names only (the request decoded), so bounded.
-        encode = self._reply_encoders.get((codec.name, compressor))
-        if encode is None:
-            encode = reply_frame_encoder(FrameKind.RESPONSE, codec.name, compressor)
-            self._reply_encoders[(codec.name, compressor)] = encode
-        return encode(payload, request.call_id, request.request_id)
+        plan = self._reply_plans.get((request.codec, request.compressor))
+        if plan is None:
+            plan = self._plan_replies(request.codec, request.compressor)
+        codec, compressor, encoders = plan
+        payload, used = self._host.encode(codec, compressor, value)
+        return encoders[used](payload, request.call_id, request.request_id)
+
+    def _plan_replies(self, codec_name: str, compressor_name: str) -> _ReplyPlan:
+        """How replies to requests in this codec and compressor are made.
+
+        Keyed by installed plugin names only (the request decoded), so bounded.
+        A reply is compressed like its request, or not at all where that does
+        not pay: one encoder for each.
+        """
+        codec = self._host.codec(codec_name)
+        compressor = self._host.compressor(compressor_name)
+        encoders = {"": reply_frame_encoder(FrameKind.RESPONSE, codec.name, "")}
+        if compressor is not None:
+            encoders[compressor.name] = reply_frame_encoder(FrameKind.RESPONSE, codec.name,
+                                                            compressor.name)
+        plan = self._reply_plans[(codec_name, compressor_name)] = (codec, compressor, encoders)
+        return plan
 
     def _error_frame(self, request: Frame, code: str, error_type: str, message: str,
                      traceback_text: str = "", codec: str | None = None) -> bytes:
