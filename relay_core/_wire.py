@@ -233,6 +233,8 @@ def _name_field(value: str, what: str) -> bytes:
 
 
 def _printable_field(value: str, what: str) -> bytes:
+    if not value:
+        return b""
     # Together these admit exactly 0x20 to 0x7e, and cost half the table check.
     if value.isascii() and value.isprintable():
         return _checked_length(value.encode("ascii"), what)
