@@ -68,7 +68,9 @@ class Rpc:
     ``deadline`` is the event-loop time (``loop.time()``) after which the caller
     no longer waits; ``time_left`` is what remains of it. ``cancelled`` turns
     true when the deadline passes or the caller cancels; an answer given after
-    that is dropped.
+    that is dropped. ``clock`` is the loop's ``time`` function when the creator
+    has it at hand (asking asyncio for the running loop costs a system call);
+    without it the running loop's is used.
     """
 
     __slots__ = (

@@ -1,4 +1,4 @@
-"""Deadlines of outgoing calls: each call's future gives up at its own deadline.
+"""Deadlines: each outgoing call gives up at its own deadline; a handled request knows its own.
 
 Calls with the same timeout share one event-loop timer (a lane); these tests
 pin down that sharing never changes which call expires, or when relative to
@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from nodes import udp_config
-from relay_core import ActorContext, Node, RpcTimeout
+from relay_core import ActorContext, Node, Rpc, RpcTimeout
 from relay_core._calls import PendingCalls
 
 LONG = 3600.0
@@ -143,3 +143,23 @@ async def test_remote_calls_with_mixed_timeouts_each_time_out_on_their_own() -> 
         long_call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await long_call
+
+
+def no_answer(value: object, error: BaseException | None) -> None:
+    raise AssertionError("a cancelled request must not be answered")
+
+
+async def test_a_handled_request_is_cancelled_by_the_clock_it_was_given() -> None:
+    now = [100.0]
+    rpc = Rpc("request", "0123456789abcdef", deadline=105.0, answer=no_answer,
+              clock=lambda: now[0])
+    assert not rpc.cancelled
+    assert rpc.time_left == 5.0
+    now[0] = 105.0
+    assert rpc.cancelled
+
+
+async def test_a_handled_request_without_a_clock_uses_the_running_loop() -> None:
+    loop_time = asyncio.get_running_loop().time()
+    assert not Rpc("r", "0123456789abcdef", loop_time + LONG, no_answer).cancelled
+    assert Rpc("r", "0123456789abcdef", loop_time - 1.0, no_answer).cancelled
