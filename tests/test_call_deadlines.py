@@ -51,13 +51,17 @@ async def test_a_call_answered_in_time_is_not_cancelled_later() -> None:
     assert future.result() == "reply"
 
 
-async def test_a_short_call_made_after_a_long_one_expires_first() -> None:
+@pytest.mark.parametrize("first_timeout", [LONG, None], ids=["long timeout", "no timeout"])
+async def test_a_short_call_made_after_a_longer_one_expires_alone(
+        first_timeout: float | None) -> None:
     calls = PendingCalls()
-    _, long_call = calls.open(LONG)
+    _, first = calls.open(first_timeout)
     _, short_call = calls.open(0.01)
     await expiry_of(short_call)
-    assert not long_call.done()
+    assert not first.done()
     calls.fail_all(RuntimeError("test over"))
+    with pytest.raises(RuntimeError):
+        await first
 
 
 async def test_calls_sharing_a_timeout_expire_in_the_order_they_were_made() -> None:
@@ -103,17 +107,6 @@ async def test_a_call_with_its_own_timer_answered_in_time_is_not_cancelled() -> 
     await asyncio.sleep(0.05)
     assert future.result() == "reply"
     calls.fail_all(RuntimeError("test over"))
-
-
-async def test_a_call_without_a_timeout_is_never_cancelled_by_the_table() -> None:
-    calls = PendingCalls()
-    _, untimed = calls.open(None)
-    _, timed = calls.open(0.01)
-    await expiry_of(timed)
-    assert not untimed.done()
-    calls.fail_all(RuntimeError("test over"))
-    with pytest.raises(RuntimeError):
-        await untimed
 
 
 async def test_fail_all_fails_waiting_calls_and_stops_their_timers() -> None:
