@@ -19,9 +19,12 @@ import sys
 import venv
 from pathlib import Path
 
+from setup import load_module_list
+
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".net-relay-installed"
+COMPILED = load_module_list()
 EXAMPLE_PLUGINS = sorted(p.parent for p in (ROOT / "examples").glob("*/pyproject.toml"))
 PYTEST_NO_TESTS = 5
 LINTED_PACKAGES = ["relay_core", "relay_codecs", "relay_transports"]
@@ -33,8 +36,9 @@ def venv_python() -> Path:
 
 def wanted_stamp() -> str:
     digest = hashlib.sha256()
-    for pyproject in [ROOT / "pyproject.toml", *(p / "pyproject.toml" for p in EXAMPLE_PLUGINS)]:
-        digest.update(pyproject.read_bytes())
+    for file in [ROOT / "pyproject.toml", ROOT / "setup.py",
+                 *(p / "pyproject.toml" for p in EXAMPLE_PLUGINS)]:
+        digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
@@ -49,10 +53,18 @@ def ensure_environment() -> Path:
         packages = ["-e", f"{ROOT}[test,lint,fast]"]
         for plugin in EXAMPLE_PLUGINS:
             packages += ["-e", str(plugin)]
-        subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                        *packages], check=True)
+        pip_install(python, packages)
         STAMP.write_text(stamp)
+    elif not COMPILED.pure_python_requested() and COMPILED.build_is_stale(ROOT):
+        print(f"compiling the changed hot modules with mypyc (about a minute; "
+              f"{COMPILED.PURE_PYTHON_ENV}=1 skips this and runs pure Python) ...", flush=True)
+        pip_install(python, ["--no-deps", "-e", str(ROOT)])
     return python
+
+
+def pip_install(python: Path, arguments: list[str]) -> None:
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    *arguments], check=True)
 
 
 def lint(python: Path) -> int:

@@ -7,6 +7,7 @@ keeps the two in step).
 
 from __future__ import annotations
 
+from . import _compiled  # noqa: F401  (first: it decides where the compiled modules come from)
 from ._actors import ActorContext, ActorRef
 from ._address import Address, parse_address
 from ._config import ListenConfig, NodeConfig, PeerConfig

@@ -10,6 +10,7 @@ running the handler again.
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 from ._replycache import ReplyCache
 from ._rpc import Rpc
@@ -43,7 +44,7 @@ class PendingCalls:
     own timer as before.
     """
 
-    MAX_LANES = 8
+    MAX_LANES: ClassVar[int] = 8
 
     def __init__(self) -> None:
         self._futures: dict[int, asyncio.Future[object]] = {}
@@ -135,7 +136,7 @@ class ActiveRequests:
     deadline with the clock, ``Rpc.handle`` times its own work, and a sweep once a
     second retires requests nobody answered, so the table cannot grow for ever."""
 
-    SWEEP_INTERVAL = 1.0
+    SWEEP_INTERVAL: ClassVar[float] = 1.0
 
     def __init__(self, replies: ReplyCache) -> None:
         self._active: dict[CallKey, Rpc] = {}

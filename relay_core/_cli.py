@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib.metadata
 import json
 import logging
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 from ._address import parse_address
 from ._bench import add_arguments as add_bench_arguments
 from ._bench import run_command as run_bench_command
+from ._compiled import build_description
 from ._config import NodeConfig
 from ._demo import run_demo, spawn_demo_actors
 from ._errors import RelayError
@@ -204,12 +206,22 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+def _version_line() -> str:
+    try:
+        version = importlib.metadata.version("net-relay")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        version = "(not installed)"
+    return f"net-relay {version}, {build_description()}"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="net-relay", description=__doc__.splitlines()[0])
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
     )
     parser.add_argument("--loop", choices=LOOP_CHOICES, help=LOOP_HELP)
+    parser.add_argument("--version", action="version", version=_version_line(),
+                        help="print the version and whether the hot modules run compiled")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("plugins", help="list every transport, codec and compressor")
     node = commands.add_parser("node", help="run a node hosting the echo and counter actors")

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import ClassVar
 
 from ._address import Address, endpoint_url, format_host_port, parse_address
 from ._backlog import Backlog, Stall, Stalled
@@ -680,7 +681,7 @@ class Dispatcher:
             counters.messages_received += 1
             future.set_result(value)
 
-    _handlers: dict[FrameKind, Callable[[Dispatcher, Frame, str, HostPort, Counters, int], None]]
+    _handlers: ClassVar[dict[FrameKind, Callable[[Dispatcher, Frame, str, HostPort, Counters, int], None]]]
 
     # -- backpressure --------------------------------------------------------
 

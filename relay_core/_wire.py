@@ -203,9 +203,13 @@ def encode_frame(frame: Frame) -> bytes:
     Raise :class:`MalformedFrame` for a value the format does not allow and
     :class:`MessageTooLarge` for a name or payload too long for its length field.
     """
-    entry = _KINDS.get(frame.kind)
+    try:
+        entry = _KINDS.get(frame.kind)
+    except TypeError:  # compiled, reading a field checks it holds its declared type
+        entry = None
     if entry is None:
-        raise MalformedFrame(f"frame kind {frame.kind!r} is not one of 1 to 5")
+        kind: object = tuple.__getitem__(frame, 0)
+        raise MalformedFrame(f"frame kind {kind!r} is not one of 1 to 5")
     kind, mask, required = entry
     shape = _shape(frame)
     if shape & mask != required:
@@ -364,7 +368,7 @@ def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
     previous = _NO_FRAME
     while offset < end:
         head = data[offset : offset + _REPEAT_HEAD_SIZE]
-        if head == previous_head:
+        if head == previous_head and offset + FRAME_HEADER_SIZE <= end:
             start = offset + FRAME_HEADER_SIZE
             payload_start = start + len(previous_names)
             size = _unpack_length(data, offset + _REPEAT_HEAD_SIZE)[0]

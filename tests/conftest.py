@@ -1,4 +1,4 @@
-"""Shared test set-up: ``async def`` tests run in a fresh event loop each.
+"""Shared test set-up: which build is under test, and ``async def`` tests in a fresh loop each.
 
 A small hook instead of a plugin: each coroutine test gets its own loop and a
 generous overall limit, so a hung test fails instead of stalling the suite.
@@ -12,7 +12,27 @@ from typing import Any
 
 import pytest
 
+from relay_core._compiled import (
+    PURE_PYTHON_ENV,
+    build_description,
+    build_is_stale,
+    compiled_modules,
+)
+
 ASYNC_TEST_LIMIT_SECONDS = 60.0
+
+
+def pytest_report_header() -> str:
+    return f"net-relay build under test: {build_description()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules built from older sources: the edits would go untested."""
+    if compiled_modules() and build_is_stale():
+        pytest.exit(
+            "the compiled modules were built from older sources, so the tests would run the old "
+            "code. Rebuild with `python3 dev.py test` (it recompiles what changed), or test the "
+            f"sources with {PURE_PYTHON_ENV}=1.", returncode=4)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -111,6 +111,13 @@ def test_a_repeated_frame_is_still_checked_for_a_payload_that_overruns_the_packe
         decode_packet(encode_packet(1, 1, [frame, bytes(overrun)]))
 
 
+@pytest.mark.parametrize("cut", [20, 21, 23])
+def test_a_repeated_frame_cut_inside_its_payload_length_is_malformed(cut: int) -> None:
+    frame = encode_frame(Frame(FrameKind.MESSAGE, "msgpack", b"abcd", "", "echo"))
+    with pytest.raises(MalformedFrame, match="frame 2 .*24-byte fixed part"):
+        decode_packet(encode_packet(1, 1, [frame, frame[:cut]]))
+
+
 def test_a_repeated_frame_is_still_checked_for_a_payload_its_kind_forbids() -> None:
     cancel = encode_frame(Frame(FrameKind.CANCEL, "", b"", call_id=9))
     with_payload = cancel[:20] + (3).to_bytes(4, "big") + b"xyz"

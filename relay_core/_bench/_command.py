@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .._compiled import build_description
 from .._loop import loop_name
 from ._cases import Case, cases
 from ._growth import growth_settings_from_args, run_growth_command
@@ -79,6 +80,7 @@ def _environment(settings: BenchSettings) -> dict[str, object]:
         "pinned_to_cpu0": settings.pin,
         "loop": loop_name(settings.loop),
         "net_relay": _version("net-relay"),
+        "net_relay_build": build_description(),
         "pyzmq": _version("pyzmq"),
         "load_before": list(os.getloadavg()),
     }

@@ -161,8 +161,8 @@ def render_table(report: BenchReport) -> str:
         f"median of {settings.runs} run(s) per row; ratios compare rows of this bench only. "
         f"{env.get('cpus')} CPUs, {'pinned to CPU 0' if settings.pin else 'not pinned'}, "
         f"Python {env.get('python')}, load average {_load(env.get('load_before'))} before, "
-        f"{_load(env.get('load_after'))} after. net-relay rows on {env.get('loop', '?')}, "
-        "raw asyncio rows on the stock asyncio loop.")
+        f"{_load(env.get('load_after'))} after. net-relay {env.get('net_relay_build', '?')}, "
+        f"its rows on {env.get('loop', '?')}; raw asyncio rows on the stock asyncio loop.")
     return "\n".join(out)
 
 

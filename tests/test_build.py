@@ -1,0 +1,107 @@
+"""The compiled build: the pure-Python switch, staleness, and saying which build runs.
+
+Whether the suite as a whole runs compiled or pure Python is in the header of
+every run ("net-relay build under test"); CI runs it both ways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from relay_core._compiled import (
+    COMPILED_MODULES,
+    DIGEST_FILE,
+    PACKAGES_ROOT,
+    PURE_PYTHON_ENV,
+    build_description,
+    build_is_stale,
+    compiled_modules,
+    record_build,
+    source_path,
+)
+
+WHERE_THEY_CAME_FROM = (
+    "import importlib, json, sys\n"
+    "print(json.dumps({name: importlib.import_module(name).__file__ for name in sys.argv[1:]}))\n"
+)
+
+
+def run_python(code: str, *args: str, pure: str | None) -> str:
+    env = {key: value for key, value in os.environ.items() if key != PURE_PYTHON_ENV}
+    if pure is not None:
+        env[PURE_PYTHON_ENV] = pure
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, check=True, timeout=120)
+    return done.stdout
+
+
+def test_the_switch_imports_every_compiled_module_from_its_source() -> None:
+    files = json.loads(run_python(WHERE_THEY_CAME_FROM, *COMPILED_MODULES, pure="1"))
+    assert {name: Path(file).name for name, file in files.items()} == {
+        name: Path(source_path(name)).name for name in COMPILED_MODULES}
+
+
+def test_the_switch_set_to_0_or_empty_leaves_the_build_as_installed() -> None:
+    installed = json.loads(run_python(WHERE_THEY_CAME_FROM, *COMPILED_MODULES, pure=None))
+    for setting in ("0", ""):
+        assert json.loads(run_python(WHERE_THEY_CAME_FROM, *COMPILED_MODULES,
+                                     pure=setting)) == installed
+
+
+def test_version_says_which_build_runs() -> None:
+    code = "from relay_core._cli import main; main(['--version'])"
+    assert "pure Python (NET_RELAY_PURE_PYTHON is set)" in run_python(code, pure="1")
+    installed = run_python(code, pure=None)
+    assert installed.startswith("net-relay ")
+    assert ("compiled with mypyc" in installed) == bool(compiled_modules())
+
+
+def test_the_description_matches_the_modules_that_run_compiled() -> None:
+    compiled = compiled_modules()
+    description = build_description()
+    if len(compiled) == len(COMPILED_MODULES):
+        assert description == "compiled with mypyc"
+    elif compiled:
+        assert description.startswith("partly compiled")
+    else:
+        assert description.startswith("pure Python")
+
+
+def test_every_compiled_module_keeps_its_source_beside_it() -> None:
+    for name in COMPILED_MODULES:
+        assert (PACKAGES_ROOT / source_path(name)).is_file(), name
+
+
+def copy_of_the_sources(tmp_path: Path) -> Path:
+    for name in COMPILED_MODULES:
+        target = tmp_path / source_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PACKAGES_ROOT / source_path(name), target)
+    return tmp_path
+
+
+def test_a_build_is_current_until_a_compiled_source_changes(tmp_path: Path) -> None:
+    root = copy_of_the_sources(tmp_path)
+    record_build(root)
+    assert not build_is_stale(root)
+    wire = root / source_path("relay_core._wire")
+    wire.write_text(wire.read_text() + "\n# edited\n")
+    assert build_is_stale(root)
+
+
+def test_touching_a_source_without_changing_it_leaves_the_build_current(tmp_path: Path) -> None:
+    root = copy_of_the_sources(tmp_path)
+    record_build(root)
+    os.utime(root / source_path("relay_core._window"))
+    assert not build_is_stale(root)
+
+
+def test_a_tree_never_compiled_counts_as_stale(tmp_path: Path) -> None:
+    root = copy_of_the_sources(tmp_path)
+    assert not (root / DIGEST_FILE).exists()
+    assert build_is_stale(root)
