@@ -54,7 +54,7 @@ def compiled_extensions() -> list[Extension]:
     # business (their optional dependencies are absent from the build environment).
     arguments = ["--follow-imports=silent", *map(listing.source_path, listing.COMPILED_MODULES)]
     try:
-        extensions: list[Extension] = mypycify(arguments, opt_level="3")
+        extensions: list[Extension] = mypycify(arguments, opt_level="3", group_name="net_relay")
     # Whatever goes wrong, the sources still work: fall back (mypyc exits on a type error).
     except (Exception, SystemExit) as error:  # noqa: BLE001
         return fall_back(listing, f"mypyc could not translate the modules ({error!r})")
