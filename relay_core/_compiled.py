@@ -45,10 +45,17 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._links",
     "relay_core._serving",
     "relay_core._dispatcher",
+    "relay_core._stats",
+    "relay_core._rpc",
+    "relay_core._tracing",
+    "relay_core._backlog",
     "relay_codecs._model",
 )
-"""The per-message modules. Plugin modules cannot be among them: pluggy marks
-hook functions by setting attributes on them, which compiled functions refuse."""
+"""The per-message modules. Plugin modules cannot be among them (pluggy marks
+hook functions by setting attributes on them, which compiled functions refuse),
+nor can those that check what a user passes to the public API (_address,
+_actors): a compiled function checks its argument types itself, with a
+TypeError instead of the library's own error."""
 
 PURE_PYTHON_ENV = "NET_RELAY_PURE_PYTHON"
 DIGEST_FILE = "relay_core/_compiled.sha256"

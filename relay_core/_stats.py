@@ -9,36 +9,57 @@ someone asks. The peer table is bounded: past ``max_peers`` distinct peers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 __all__ = ["COUNTER_NAMES", "Counters", "NodeStats", "StatsTable"]
+
+
+COUNTER_NAMES: Final[tuple[str, ...]] = (
+    "bytes_received",
+    "bytes_sent",
+    "corrupt",
+    "duplicates",
+    "frames_received",
+    "frames_sent",
+    "late_replies",
+    "mailbox_full",
+    "malformed",
+    "messages_received",
+    "messages_sent",
+    "not_allowed",
+    "oversize",
+    "packets_received",
+    "packets_sent",
+    "send_errors",
+    "too_old",
+    "unauthenticated",
+    "undecodable",
+    "unknown_actor",
+    "unsupported_codec",
+)
+"""Every counter name, in a stable order.
+
+- messages: frames that carry a user payload (message, request, response)
+- frames / packets / bytes: everything, as it crosses the transport
+- duplicates / too_old: packets the duplicate window rejected
+- corrupt: packets whose checksum did not match (damaged in transit)
+- unauthenticated: packets that were not sealed where sealing is required, or did not verify
+- not_allowed: packets from a source outside the listener's ``allow`` networks
+- malformed: packets that did not parse; undecodable: payloads that did not decode
+- unsupported_codec: frames naming a codec or compressor not installed here
+- unknown_actor: frames for a name with no actor and no router
+- mailbox_full: inbound messages dropped because the mailbox was full (over a
+  reliable transport, whose source waits instead, only packets past its backlog limit)
+- oversize: frames over the node's message size limit, either way
+- send_errors: transport failures reported after a send
+- late_replies: replies that arrived after the caller stopped waiting
+"""
 
 
 class Counters:
     """What happened with one peer. Every field is a plain int for speed."""
 
-    __slots__ = (
-        "bytes_received",
-        "bytes_sent",
-        "corrupt",
-        "duplicates",
-        "frames_received",
-        "frames_sent",
-        "late_replies",
-        "mailbox_full",
-        "malformed",
-        "messages_received",
-        "messages_sent",
-        "not_allowed",
-        "oversize",
-        "packets_received",
-        "packets_sent",
-        "send_errors",
-        "too_old",
-        "unauthenticated",
-        "undecodable",
-        "unknown_actor",
-        "unsupported_codec",
-    )
+    __slots__ = COUNTER_NAMES
 
     messages_sent: int
     messages_received: int
@@ -63,31 +84,13 @@ class Counters:
     late_replies: int
 
     def __init__(self) -> None:
-        for name in self.__slots__:
+        for name in COUNTER_NAMES:
             setattr(self, name, 0)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in COUNTER_NAMES}
 
 
-COUNTER_NAMES: tuple[str, ...] = Counters.__slots__
-"""Every counter name, in a stable order.
-
-- messages: frames that carry a user payload (message, request, response)
-- frames / packets / bytes: everything, as it crosses the transport
-- duplicates / too_old: packets the duplicate window rejected
-- corrupt: packets whose checksum did not match (damaged in transit)
-- unauthenticated: packets that were not sealed where sealing is required, or did not verify
-- not_allowed: packets from a source outside the listener's ``allow`` networks
-- malformed: packets that did not parse; undecodable: payloads that did not decode
-- unsupported_codec: frames naming a codec or compressor not installed here
-- unknown_actor: frames for a name with no actor and no router
-- mailbox_full: inbound messages dropped because the mailbox was full (over a
-  reliable transport, whose source waits instead, only packets past its backlog limit)
-- oversize: frames over the node's message size limit, either way
-- send_errors: transport failures reported after a send
-- late_replies: replies that arrived after the caller stopped waiting
-"""
 
 OTHER_PEERS = "(other)"
 
