@@ -52,7 +52,10 @@ def compiled_extensions() -> list[Extension]:
         return fall_back(listing, "mypyc (part of mypy) is not installed in the build environment")
     # Errors in the modules they import but that are not compiled are not this build's
     # business (their optional dependencies are absent from the build environment).
-    arguments = ["--follow-imports=silent", *map(listing.source_path, listing.COMPILED_MODULES)]
+    # Its own type cache: one left by a lint run (made with every optional dependency
+    # installed) would hide from this build what its environment lacks.
+    arguments = ["--follow-imports=silent", "--cache-dir", "build/mypyc-cache",
+                 *map(listing.source_path, listing.COMPILED_MODULES)]
     try:
         extensions: list[Extension] = mypycify(arguments, opt_level="3", group_name="net_relay")
     # Whatever goes wrong, the sources still work: fall back (mypyc exits on a type error).

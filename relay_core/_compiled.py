@@ -47,7 +47,6 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._dispatcher",
     "relay_core._stats",
     "relay_core._rpc",
-    "relay_core._tracing",
     "relay_core._backlog",
     "relay_codecs._model",
 )
@@ -55,7 +54,9 @@ COMPILED_MODULES: tuple[str, ...] = (
 hook functions by setting attributes on them, which compiled functions refuse),
 nor can those that check what a user passes to the public API (_address,
 _actors): a compiled function checks its argument types itself, with a
-TypeError instead of the library's own error."""
+TypeError instead of the library's own error. All of them import only the
+standard library and each other: the build environment has none of the
+optional dependencies (_tracing, which imports OpenTelemetry, stays out)."""
 
 PURE_PYTHON_ENV = "NET_RELAY_PURE_PYTHON"
 DIGEST_FILE = "relay_core/_compiled.sha256"
