@@ -41,8 +41,23 @@ def fall_back(listing: ModuleType, reason: str) -> list[Extension]:
     return []
 
 
+def remove_leftover_extensions(listing: ModuleType) -> None:
+    """Delete extensions of modules no longer compiled: Python would import them over the source."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    for package in ("relay_core", "relay_codecs"):
+        for suffix in EXTENSION_SUFFIXES:
+            for extension in (ROOT / package).glob(f"*{suffix}"):
+                name = f"{package}.{extension.name.removesuffix(suffix)}"
+                if name not in listing.COMPILED_MODULES:
+                    print(f"net-relay: removing {extension.name}, left from an earlier build",
+                          file=sys.stderr)
+                    extension.unlink()
+
+
 def compiled_extensions() -> list[Extension]:
     listing = load_module_list()
+    remove_leftover_extensions(listing)
     if listing.pure_python_requested():
         warn(f"{listing.PURE_PYTHON_ENV} is set")
         return []
