@@ -113,7 +113,8 @@ class PendingCalls:
         """Cancel the lane's calls whose deadline has come; wait for the next one."""
         lane = self._lanes[timeout]
         lane.timer = None
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        assert loop is not None  # set by the open() that armed this timer
         now = loop.time()
         expired = []
         for call_id, deadline in lane.deadlines.items():

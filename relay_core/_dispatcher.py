@@ -348,7 +348,9 @@ class Dispatcher:
                               "or the net-relay format for RPC")
         payload, compressor = self.encode(link.codec, link.compressor, request)
         encode = link.request_encoder(target, compressor)
-        call_id, future = self._calls.open(None if retries else timeout)
+        # Retried calls keep time themselves; the others expire in their timeout's lane.
+        lane = None if retries else timeout
+        call_id, future = self._calls.open(lane)
         traceparent = outgoing_traceparent()
         try:
             if retries:
@@ -373,7 +375,7 @@ class Dispatcher:
                     raise
                 raise _timed_out(link, target, timeout, request_id) from None
         finally:
-            if self._calls.close(call_id, None if retries else timeout):
+            if self._calls.close(call_id, lane):
                 self._send_cancel(link, call_id)
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
