@@ -52,7 +52,7 @@ from ._links import LinkKey, LinkTable, PeerLink
 from ._paths import resolve_paths
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
-from ._seal import Sealer, is_sealed, sealed_key_id
+from ._seal import Sealer, sealed_key_id
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
 from ._serving import LocalActors, RequestServer
 from ._stats import Counters, NodeStats, StatsTable
@@ -66,6 +66,7 @@ from ._wire import (
     decode_packet,
     encode_frame,
     encode_packet,
+    is_sealed,
 )
 
 __all__ = ["Dispatcher"]
@@ -126,6 +127,7 @@ class Dispatcher:
         self._config = config
         self._registry = registry
         self._actors = actors
+        self._mailboxes = actors.mailboxes
         self.incarnation = int.from_bytes(os.urandom(8), "big") or 1
         self._sequence = 0
         self._transports: dict[str, Transport] = {}
@@ -155,6 +157,9 @@ class Dispatcher:
         self._security = SecurityPolicy(config)
         self._faults = FaultPlan(config)
         self._heph = HephPlan(config)
+        # Looked up once per packet: most schemes need none of these checks.
+        self._screened_schemes = self._security.screened_schemes | self._heph.listening_schemes
+        self._sealed_schemes = self._security.sealed_schemes
         self._receiving_key_id: int | None = None
         """Key id of the sealed packet being handled, so replies are sealed alike."""
         self.stats = StatsTable()
@@ -499,23 +504,22 @@ class Dispatcher:
         counters = self._counters_for(scheme, source)
         counters.packets_received += 1
         counters.bytes_received += len(data)
-        security = self._security
-        if not security.allows(scheme, source[0]):
-            counters.not_allowed += 1
-            self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
-                              endpoint_url(scheme, source))
-            return None
-        heph_target = self._heph.target_for(scheme)
-        if heph_target is not None and is_heph_json(data):
-            return self._on_heph(data, heph_target, scheme, source, counters)
+        if scheme in self._screened_schemes:
+            if not self._security.allows(scheme, source[0]):
+                counters.not_allowed += 1
+                self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
+                                  endpoint_url(scheme, source))
+                return None
+            heph_target = self._heph.target_for(scheme)
+            if heph_target is not None and is_heph_json(data):
+                return self._on_heph(data, heph_target, scheme, source, counters)
         try:
             if is_sealed(data):
                 incarnation, sequence, frames = self._open(data)
-            elif security.requires_sealed(scheme):
+            elif scheme in self._sealed_schemes:
                 raise Unauthenticated(f"{scheme} packets must be sealed here; this one is not")
             else:
-                packet = decode_packet(data)
-                incarnation, sequence, frames = packet.incarnation, packet.sequence, packet.frames
+                incarnation, sequence, frames = decode_packet(data)
                 self._receiving_key_id = None
         except MalformedFrame as exc:
             self._count_bad_packet(exc, counters, scheme, source)
@@ -634,7 +638,7 @@ class Dispatcher:
                  counters: Counters) -> None:
         """Queue ``message`` for ``target``; raise Stalled for a full mailbox on a reliable
         transport (the source is then parked), else drop what cannot be queued."""
-        mailbox = self._actors.mailbox(target)
+        mailbox = self._mailboxes.get(target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(message, endpoint_url(scheme, source)):
                 counters.unknown_actor += 1

@@ -62,6 +62,11 @@ class HephPlan:
         self.window = UuidWindow()
         """Heph message uuids seen lately: a repeat is a duplicate."""
 
+    @property
+    def listening_schemes(self) -> frozenset[str]:
+        """Schemes whose listener also takes Heph datagrams or streams."""
+        return frozenset(self._targets)
+
     def target_for(self, scheme: str) -> str | None:
         """The actor Heph datagrams on ``scheme`` go to; None if the listener takes none."""
         return self._targets.get(scheme)

@@ -12,8 +12,8 @@ import asyncio
 import inspect
 import itertools
 import logging
-from collections.abc import Callable
-from types import TracebackType
+from collections.abc import Callable, Mapping
+from types import MappingProxyType, TracebackType
 from typing import Self
 
 from ._actors import ActorContext, ActorFunction, ActorRef, RemoteRef, RestartPolicy, Supervisor
@@ -66,9 +66,11 @@ class Node:
             compressors=self.registry.compressor_names(),
             transports=self.registry.transport_schemes(),
         )
+        self._actors: dict[str, Supervisor] = {}
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._mailbox_view = MappingProxyType(self._mailboxes)
         self._dispatcher = Dispatcher(self.config, self.registry, self)
         self._check_transport_options()
-        self._actors: dict[str, Supervisor] = {}
         self._router: Router | None = None
         self._router_tasks: set[asyncio.Future[object]] = set()
         self._anonymous = itertools.count(1)
@@ -182,13 +184,17 @@ class Node:
             restart_window,
             self._actor_exited,
         )
-        self._actors[name] = supervisor
+        self._add(supervisor)
         return supervisor.ref
 
     def _spawn_system(self, function: ActorFunction, name: str) -> None:
         supervisor = Supervisor(self, function, name, Mailbox(64), "on-error", 3, 60.0,
                                 self._actor_exited)
-        self._actors[name] = supervisor
+        self._add(supervisor)
+
+    def _add(self, supervisor: Supervisor) -> None:
+        self._actors[supervisor.name] = supervisor
+        self._mailboxes[supervisor.name] = supervisor.mailbox
 
     async def stop(self, name: str, grace: float = 5.0) -> None:
         """Stop the local actor ``name`` (see the lifecycle rules in the actors module)."""
@@ -236,9 +242,10 @@ class Node:
 
     # -- what the dispatcher asks of us (LocalActors) --------------------
 
-    def mailbox(self, name: str) -> Mailbox | None:
-        supervisor = self._actors.get(name)
-        return supervisor.mailbox if supervisor is not None else None
+    @property
+    def mailboxes(self) -> Mapping[str, Mailbox]:
+        """Each local actor's mailbox by name, read-only and always current."""
+        return self._mailbox_view
 
     def deliver_unrouted(self, message: object, source: str) -> bool:
         router = self._router
@@ -262,3 +269,4 @@ class Node:
 
     def _actor_exited(self, name: str) -> None:
         self._actors.pop(name, None)
+        self._mailboxes.pop(name, None)

@@ -43,7 +43,7 @@ from ._errors import (
     Unauthenticated,
     UnsupportedVersion,
 )
-from ._wire import MAGIC, MAX_SEQUENCE, PACKET_HEADER_SIZE, WIRE_VERSION
+from ._wire import MAGIC, MAX_SEQUENCE, PACKET_HEADER_SIZE, SEALED, WIRE_VERSION, is_sealed
 
 __all__ = [
     "KEY_SIZE",
@@ -58,12 +58,9 @@ __all__ = [
 
 KEY_SIZE: Final = 32
 TAG_SIZE: Final = 16
-SEALED: Final = 0x01
-"""Packet flag bit 0: the packet is sealed."""
 MAX_KEY_ID: Final = 0xFFFFFFFF
 HKDF_SALT: Final = b"net-relay v1 sealed"
 _HEADER: Final = struct.Struct("!2sBBIQQ")  # magic, version, flags, key id, incarnation, sequence
-_PREFIX: Final = MAGIC + bytes([WIRE_VERSION])
 _NONCE_PREFIX: Final = bytes(4)
 _MIN_SIZE: Final = PACKET_HEADER_SIZE + TAG_SIZE
 _MAX_BODY: Final = 2**31 - 1 - TAG_SIZE  # what the AEAD library accepts in one call
@@ -134,11 +131,6 @@ def parse_key(text: str, where: str) -> bytes:
     if len(key) != KEY_SIZE:
         raise ConfigError(f"{where}: base64 of {len(key)} bytes, not {KEY_SIZE}; {_KEY_RULE}")
     return key
-
-
-def is_sealed(packet: bytes) -> bool:
-    """Tell whether ``packet`` claims to be sealed (magic, version 1, flag bit 0); no crypto."""
-    return len(packet) > 3 and packet[:3] == _PREFIX and bool(packet[3] & SEALED)
 
 
 def sealed_key_id(packet: bytes) -> int:

@@ -119,8 +119,15 @@ class SecurityPolicy:
         """How to seal packets to ``peer`` (None: they go unsealed)."""
         return self._peer_sealers.get(peer) if peer else None
 
-    def requires_sealed(self, scheme: str) -> bool:
-        return scheme in self._sealed_schemes
+    @property
+    def sealed_schemes(self) -> frozenset[str]:
+        """Schemes on which unsealed packets are refused."""
+        return frozenset(self._sealed_schemes)
+
+    @property
+    def screened_schemes(self) -> frozenset[str]:
+        """Schemes whose listener accepts only some source networks."""
+        return frozenset(self._allow)
 
     def allows(self, scheme: str, host: str) -> bool:
         """Whether the listener for ``scheme`` accepts packets from ``host``."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ._address import endpoint_url
@@ -44,8 +44,9 @@ NO_DEADLINE_SECONDS = 86400.0
 class LocalActors(Protocol):
     """What the node layer needs from the node's actor table."""
 
-    def mailbox(self, name: str) -> Mailbox | None:
-        """The mailbox of the local actor ``name``, or None."""
+    @property
+    def mailboxes(self) -> Mapping[str, Mailbox]:
+        """The mailbox of each local actor, by name (kept current by the node)."""
 
     def deliver_unrouted(self, message: object, source: str) -> bool:
         """Offer a message for an unknown name to the router; False if there is none."""
@@ -72,6 +73,7 @@ class RequestServer:
                  config: NodeConfig) -> None:
         self._host = host
         self._actors = actors
+        self._mailboxes = actors.mailboxes
         self._registry = registry
         self._config = config
         self.active = ActiveRequests(ReplyCache())
@@ -103,7 +105,7 @@ class RequestServer:
                   lambda value, error: self._answer(link, frame, key, value, error),
                   frame.traceparent, clock)
         self.active.start(key, rpc)
-        mailbox = self._actors.mailbox(frame.target)
+        mailbox = self._mailboxes.get(frame.target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(rpc, endpoint_url(scheme, source)):
                 self.active.cancel(key)

@@ -17,7 +17,6 @@ docs/protocol.md describes every byte. The rules this module keeps:
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import struct
 import zlib
@@ -32,6 +31,7 @@ __all__ = [
     "MAX_SEQUENCE",
     "NO_DEADLINE",
     "PACKET_HEADER_SIZE",
+    "SEALED",
     "WIRE_VERSION",
     "Frame",
     "FrameKind",
@@ -39,6 +39,7 @@ __all__ = [
     "decode_packet",
     "encode_frame",
     "encode_packet",
+    "is_sealed",
     "peek_header",
 ]
 
@@ -49,16 +50,22 @@ FRAME_HEADER_SIZE: Final = 24
 NO_DEADLINE: Final = 0xFFFFFFFF
 MAX_SEQUENCE: Final = 2**64 - 1
 """Largest incarnation, sequence number and call id (u64)."""
+SEALED: Final = 0x01
+"""Packet flag bit 0: the packet is sealed (its layout is in ``relay_core._seal``)."""
+_VERSIONED_MAGIC: Final = MAGIC + bytes([WIRE_VERSION])
 
 _PACKET_HEADER: Final = struct.Struct("!2sBBIQQ")
+_PacketHeaderFields = tuple[bytes, int, int, int, int, int]
 _IDENTITY: Final = struct.Struct("!QQ")  # incarnation and sequence, the header's last 16 bytes
 _CHECKSUM: Final = struct.Struct("!I")
 _CHECKSUM_END: Final = 8  # the checksum covers every byte but 4 to 7, where it sits
+_COPY_TO_CHECKSUM_BELOW: Final = 4096
 # The first 4 covered bytes are always magic, version 1 and flags 0, so their
 # CRC is a constant: encoding and verifying start from it.
 _HEAD: Final = MAGIC + bytes([WIRE_VERSION, 0])
 _HEAD_CRC: Final = zlib.crc32(_HEAD)
 _FRAME_HEADER: Final = struct.Struct("!BBBBBBBBQII")
+_FrameHeaderFields = tuple[int, int, int, int, int, int, int, int, int, int, int]
 _MAX_NAME: Final = 0xFF
 _MAX_PAYLOAD: Final = 0xFFFFFFFF
 # Checked with bytes.translate(None, allowed): whatever survives is not allowed.
@@ -126,9 +133,12 @@ class Frame(NamedTuple):
 _NO_FRAME: Final = Frame(FrameKind.CANCEL, "", b"")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Packet:
-    """A decoded packet: who sent it, its place in their sequence, its frames."""
+class Packet(NamedTuple):
+    """A decoded packet: who sent it, its place in their sequence, its frames.
+
+    A named tuple like :class:`Frame`, and for the same reason: one is built
+    per packet received.
+    """
 
     incarnation: int
     """Random per sender process start; never 0."""
@@ -161,7 +171,9 @@ _RULES: Final = {  # kind: (mask, bits within the mask that must be set)
     FrameKind.CANCEL: (63, _CALL_ID),
 }
 # Decoding looks the kind byte up once and gets the kind and its rule together.
-_KINDS: Final = {kind.value: (kind, *_RULES[kind]) for kind in FrameKind}
+_KINDS: Final[dict[int, tuple[FrameKind, int, int]]] = {
+    kind.value: (kind, mask, required) for kind, (mask, required) in _RULES.items()
+}
 
 
 def _shape(frame: Frame) -> int:
@@ -295,6 +307,11 @@ def encode_packet(incarnation: int, sequence: int, frames: Sequence[bytes]) -> b
     return b"".join((_HEAD, _CHECKSUM.pack(zlib.crc32(body, _HEAD_CRC)), body))
 
 
+def is_sealed(packet: bytes) -> bool:
+    """Tell whether ``packet`` claims to be sealed (magic, version 1, flag bit 0); no crypto."""
+    return len(packet) > 3 and packet[:3] == _VERSIONED_MAGIC and bool(packet[3] & SEALED)
+
+
 def peek_header(data: bytes) -> tuple[int, int]:
     """Return ``(incarnation, sequence)`` of a packet without decoding its frames.
 
@@ -307,7 +324,8 @@ def peek_header(data: bytes) -> tuple[int, int]:
         raise MalformedFrame(
             f"packet of {len(data)} bytes is shorter than its {PACKET_HEADER_SIZE}-byte header"
         )
-    magic, version, flags, checksum, incarnation, sequence = _PACKET_HEADER.unpack_from(data)
+    fields: _PacketHeaderFields = _PACKET_HEADER.unpack_from(data)
+    magic, version, flags, checksum, incarnation, sequence = fields
     if magic != MAGIC:
         raise MalformedFrame(
             f"packet does not start with the magic 4e52 ('NR'): it starts {magic.hex()}"
@@ -329,10 +347,13 @@ def peek_header(data: bytes) -> tuple[int, int]:
 def _verify_checksum(data: bytes, stated: int) -> None:
     """Raise :class:`ChecksumMismatch` unless ``stated`` is the CRC-32 of the covered bytes.
 
-    Called only once bytes 0 to 3 are known to equal ``_HEAD``, whose CRC is precomputed;
-    the memoryview spares a copy of the packet.
+    Called only once bytes 0 to 3 are known to equal ``_HEAD``, whose CRC is precomputed.
+    A large packet is read through a memoryview; copying a small one costs less
+    than making the view (measured: below about 4 KiB).
     """
-    actual = zlib.crc32(memoryview(data)[_CHECKSUM_END:], _HEAD_CRC)
+    covered = (data[_CHECKSUM_END:] if len(data) < _COPY_TO_CHECKSUM_BELOW
+               else memoryview(data)[_CHECKSUM_END:])
+    actual = zlib.crc32(covered, _HEAD_CRC)
     if actual != stated:
         raise ChecksumMismatch(
             f"packet checksum {stated:#010x} does not match its contents {actual:#010x}: "
@@ -345,7 +366,7 @@ def decode_packet(data: bytes) -> Packet:
     if type(data) is not bytes:  # names are looked up by value and payloads must hash
         data = bytes(data)
     incarnation, sequence = peek_header(data)
-    return Packet(incarnation, sequence, _decode_frames(data, PACKET_HEADER_SIZE))
+    return _new_frame(Packet, (incarnation, sequence, _decode_frames(data, PACKET_HEADER_SIZE)))
 
 
 def decode_frames(body: bytes) -> tuple[Frame, ...]:
@@ -371,7 +392,7 @@ def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
         if head == previous_head and offset + FRAME_HEADER_SIZE <= end:
             start = offset + FRAME_HEADER_SIZE
             payload_start = start + len(previous_names)
-            size = _unpack_length(data, offset + _REPEAT_HEAD_SIZE)[0]
+            size: int = _unpack_length(data, offset + _REPEAT_HEAD_SIZE)[0]
             if (payload_start + size <= end and (size > 0) is (len(previous[2]) > 0)
                     and data[start:payload_start] == previous_names):
                 kind, codec, _, compressor, target, call_id, deadline, request_id, parent = previous
@@ -399,9 +420,9 @@ def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:
     remaining = len(data) - offset - FRAME_HEADER_SIZE
     if remaining < 0:
         raise MalformedFrame(f"needs a 24-byte fixed part but {remaining + 24} bytes remain")
-    kind_byte, flags, lc, lz, lt, lr, lp, reserved, call_id, deadline, size = (
-        _FRAME_HEADER.unpack_from(data, offset)
-    )
+    # Typed, so the compiled build does its arithmetic and slicing on machine ints.
+    fields: _FrameHeaderFields = _FRAME_HEADER.unpack_from(data, offset)
+    kind_byte, flags, lc, lz, lt, lr, lp, reserved, call_id, deadline, size = fields
     entry = _KINDS.get(kind_byte)
     if entry is None:
         raise MalformedFrame(f"kind {kind_byte} is unknown; kinds are 1 to 5")

@@ -121,6 +121,66 @@ def test_every_packet_arrives_byte_for_byte(packets: list[bytes]) -> None:
     assert sorted(asyncio.run(exchange())) == sorted(packets)  # UDP promises no order
 
 
+# --- reading --------------------------------------------------------------------------------
+
+
+class _CountingReads:
+    """Stands in for an endpoint's socket: counts reads, reads that found the socket
+    empty, and the largest read budget the endpoint had while reading."""
+
+    def __init__(self, endpoint: _udp._Endpoint) -> None:
+        self._endpoint = endpoint
+        self._sock = endpoint.sock
+        self.reads = self.empty = self.largest_budget = 0
+
+    def recvfrom(self, size: int) -> tuple[bytes, HostPort]:
+        self.reads += 1
+        self.largest_budget = max(self.largest_budget, self._endpoint.read_budget)
+        try:
+            return self._sock.recvfrom(size)  # type: ignore[no-any-return]
+        except BlockingIOError:
+            self.empty += 1
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+async def _counting_receiver(receiver: UdpTransport) -> tuple[_CountingReads, HostPort]:
+    address = await receiver.listen("127.0.0.1", 0)
+    endpoint = receiver._v4
+    assert endpoint is not None
+    counting = _CountingReads(endpoint)
+    endpoint.sock = counting  # type: ignore[assignment]
+    return counting, address
+
+
+async def test_datagrams_that_come_one_at_a_time_seldom_meet_an_empty_socket() -> None:
+    async with udp() as (sender, _), udp() as (receiver, events):
+        reads, address = await _counting_receiver(receiver)
+        destination = await sender.prepare(*address)
+        for number in range(40):
+            sender.send(destination, bytes([number]))
+            await events.packet()
+        assert [packet for packet, _ in events.packets] == [bytes([n]) for n in range(40)]
+        # Reading until empty would have cost 40 empty reads; the budget costs one
+        # every few wakeups, when it tries to grow.
+        assert reads.empty <= 40 // _udp._FULL_READS_BEFORE_GROWING
+        assert reads.reads == 40 + reads.empty
+
+
+async def test_a_burst_is_read_in_bulk_and_every_datagram_of_it_arrives() -> None:
+    async with udp() as (sender, _), udp() as (receiver, events):
+        reads, address = await _counting_receiver(receiver)
+        destination = await sender.prepare(*address)
+        for number in range(200):  # all queued before the receiver first wakes
+            sender.send(destination, number.to_bytes(2, "big"))
+        await events.until(lambda: len(events.packets) == 200)
+        assert sorted(packet for packet, _ in events.packets) == [
+            number.to_bytes(2, "big") for number in range(200)]
+        assert reads.largest_budget == _udp._READS_PER_WAKEUP
+
+
 # --- binding and resolving ------------------------------------------------------------------
 
 
