@@ -17,6 +17,7 @@ import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from ._errors import RpcCancelled, RpcError
 
@@ -25,6 +26,8 @@ __all__ = ["RequestIdFilter", "Rpc", "current_request_id", "new_request_id"]
 _current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "net_relay_request_id", default=None
 )
+
+_random_bits: Final = random.getrandbits  # the module's generator, which a fork reseeds
 
 Answer = Callable[[object, BaseException | None], None]
 """Delivers ``(value, None)`` for a reply or ``(None, error)`` for a failure."""
@@ -37,7 +40,7 @@ def new_request_id() -> str:
     and a system call per request showed in profiles. The module's generator
     is reseeded in a forked child, so workers do not repeat each other's ids.
     """
-    return f"{random.getrandbits(64):016x}"
+    return f"{_random_bits(64):016x}"
 
 
 def current_request_id() -> str | None:
@@ -46,7 +49,10 @@ def current_request_id() -> str | None:
 
 
 def set_current_request_id(request_id: str | None) -> None:
-    _current_request_id.set(request_id)
+    # Setting a context variable copies the context's mapping: skipped when
+    # nothing changes, as for every plain message an actor reads.
+    if _current_request_id.get() != request_id:
+        _current_request_id.set(request_id)
 
 
 class RequestIdFilter(logging.Filter):
