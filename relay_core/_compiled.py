@@ -48,6 +48,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._stats",
     "relay_core._rpc",
     "relay_core._backlog",
+    "relay_core._inbox",
     "relay_codecs._model",
 )
 """The per-message modules. Plugin modules cannot be among them (pluggy marks

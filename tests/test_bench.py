@@ -115,6 +115,19 @@ def test_bad_options_are_refused_in_one_line_before_anything_runs(
     assert "Traceback" not in result.stderr
 
 
+def test_the_rpc_breakdown_script_times_every_segment_for_raw_and_net_relay() -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "rpc_breakdown.py"
+    result = subprocess.run([sys.executable, str(script), "--rpcs", "10", "--runs", "1",
+                             "--warm-up", "5"], capture_output=True, text=True,
+                            timeout=BENCH_LIMIT, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = {line[:22].strip(): line[22:].split() for line in result.stdout.splitlines()[2:]}
+    assert list(rows) == ["client send path", "to the server", "server path", "to the client",
+                          "client receive path", "round trip"]
+    assert all(len(figures) == 2 and all(float(f) > 0 for f in figures)
+               for figures in rows.values())
+
+
 def test_a_bad_loop_in_the_environment_is_refused_in_one_line() -> None:
     result = bench("--quick", env={**os.environ, "NET_RELAY_LOOP": "fast"})
     assert result.returncode == 1 and result.stdout == ""
