@@ -6,6 +6,12 @@ that id, so the wire format needs no field of its own, and dictionaries can be
 rotated: compress with the new one while still accepting frames made with the
 old ones (``dictionaries``).
 
+Compressing what does not shrink only costs time, so after ``skip_after``
+payloads in a row that zstd could not shrink, the compressor stops trying
+except for every ``_PROBE_EVERY``-th payload, and tries each one again as soon
+as a probe pays. Traffic that turns compressible goes uncompressed for at most
+``_PROBE_EVERY - 1`` payloads; each one is still delivered whole.
+
 Invariant: :meth:`ZstdCompressor.decompress` never produces more than
 ``max_output_size`` bytes. A frame that declares a larger content size is refused
 before any work; a frame that does not declare it is decompressed into a buffer
@@ -36,6 +42,8 @@ MIN_LEVEL = -(1 << 17)
 """zstd's fastest level (ZSTD_minCLevel); negative levels trade ratio for speed."""
 MAX_LEVEL = zstandard.MAX_COMPRESSION_LEVEL
 _DICTIONARY_MAGIC = bytes.fromhex("37a430ec")
+_PROBE_EVERY = 16
+"""While skipping, one payload in this many is compressed to see if it pays again."""
 
 
 class ZstdCompressor(Compressor):
@@ -49,12 +57,19 @@ class ZstdCompressor(Compressor):
         *,
         level: int = 3,
         min_size: int = 64,
+        skip_after: int = 8,
         dictionary: str | None = None,
         dictionaries: Sequence[str] = (),
     ) -> None:
         _check_int("level", level, MIN_LEVEL, MAX_LEVEL)
         _check_int("min_size", min_size, 0, None)
+        _check_int("skip_after", skip_after, 0, None)
         self._min_size = min_size
+        self._skip_after = skip_after
+        self._misses = 0
+        """Payloads in a row that compressing did not shrink."""
+        self._skipped = 0
+        """Payloads passed over since the last attempt, while skipping."""
         own = _load_dictionary(dictionary) if dictionary is not None else None
         extra = [_load_dictionary(path) for path in _paths(dictionaries)]
         self._compressor = zstandard.ZstdCompressor(
@@ -68,8 +83,17 @@ class ZstdCompressor(Compressor):
     def compress(self, data: bytes) -> bytes | None:
         if len(data) < self._min_size:
             return None
+        if self._skip_after and self._misses >= self._skip_after:
+            self._skipped += 1
+            if self._skipped < _PROBE_EVERY:
+                return None
+            self._skipped = 0
         compressed = self._compressor.compress(data)
-        return compressed if len(compressed) < len(data) else None
+        if len(compressed) < len(data):
+            self._misses = 0
+            return compressed
+        self._misses += 1
+        return None
 
     def decompress(self, data: bytes, max_output_size: int) -> bytes:
         frame = _frame_parameters(data)

@@ -65,8 +65,9 @@ def train_from_samples(samples_path: Path, output: Path, *, codec: str = "msgpac
     payloads = [encoder.encode(sample) for sample in _read_samples(samples_path)]
     dictionary = train_dictionary(payloads, size)
     output.write_bytes(dictionary)
-    plain = ZstdCompressor(min_size=0)
-    trained = ZstdCompressor(min_size=0, dictionary=str(output))
+    # skip_after=0: every sample is measured, none passed over as not paying.
+    plain = ZstdCompressor(min_size=0, skip_after=0)
+    trained = ZstdCompressor(min_size=0, skip_after=0, dictionary=str(output))
     return DictionaryReport(
         samples=len(payloads), dictionary_bytes=len(dictionary),
         dictionary_id=int.from_bytes(dictionary[4:8], "little"),

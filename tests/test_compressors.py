@@ -89,6 +89,70 @@ def test_zstd_frames_record_their_size_and_dictionary_id(dictionary_path: Path) 
     assert parameters.content_size == len(similar_messages(1, 3)[0])
 
 
+# --- passing over what does not shrink ----------------------------------------------------
+
+
+class _CountingZstd:
+    """Stands in for the compressor's zstd context: counts the payloads it is given."""
+
+    def __init__(self, context: zstandard.ZstdCompressor) -> None:
+        self._context = context
+        self.calls = 0
+
+    def compress(self, data: bytes) -> bytes:
+        self.calls += 1
+        return self._context.compress(data)
+
+
+def counting(compressor: ZstdCompressor) -> _CountingZstd:
+    spy = compressor._compressor = _CountingZstd(compressor._compressor)  # type: ignore[assignment]
+    return spy
+
+
+RANDOM = random.Random(7)
+INCOMPRESSIBLE = [RANDOM.randbytes(1000) for _ in range(200)]
+COMPRESSIBLE = b"the same words again and again " * 40
+
+
+def test_after_eight_misses_in_a_row_only_one_payload_in_sixteen_is_tried() -> None:
+    compressor = ZstdCompressor()
+    spy = counting(compressor)
+    assert all(compressor.compress(payload) is None for payload in INCOMPRESSIBLE[:8])
+    assert spy.calls == 8
+    assert all(compressor.compress(payload) is None for payload in INCOMPRESSIBLE[8:8 + 160])
+    assert spy.calls == 8 + 160 // _zstd._PROBE_EVERY
+
+
+def test_a_probe_that_pays_makes_every_payload_tried_again() -> None:
+    compressor = ZstdCompressor()
+    spy = counting(compressor)
+    for payload in INCOMPRESSIBLE[:8]:
+        compressor.compress(payload)
+    results = [compressor.compress(COMPRESSIBLE) for _ in range(_zstd._PROBE_EVERY + 4)]
+    first = results.index(next(result for result in results if result is not None))
+    assert first == _zstd._PROBE_EVERY - 1  # passed over until the probe, never longer
+    assert all(result is not None for result in results[first:])
+    assert spy.calls == 8 + 1 + 4
+    assert compressor.decompress(results[-1], len(COMPRESSIBLE)) == COMPRESSIBLE  # type: ignore[arg-type]
+
+
+def test_misses_that_are_not_in_a_row_never_stop_the_attempts() -> None:
+    compressor = ZstdCompressor()
+    spy = counting(compressor)
+    for payload in INCOMPRESSIBLE[:100]:
+        assert compressor.compress(payload) is None
+        assert compressor.compress(COMPRESSIBLE) is not None
+    assert spy.calls == 200
+
+
+def test_skip_after_zero_tries_every_payload() -> None:
+    compressor = ZstdCompressor(skip_after=0)
+    spy = counting(compressor)
+    for payload in INCOMPRESSIBLE:
+        compressor.compress(payload)
+    assert spy.calls == len(INCOMPRESSIBLE)
+
+
 # --- output limits (bombs) -----------------------------------------------------------------
 
 
@@ -203,6 +267,8 @@ def test_training_needs_a_sensible_size() -> None:
         ({"level": "3"}, "level"),
         ({"level": True}, "level"),
         ({"min_size": -1}, "min_size"),
+        ({"skip_after": -1}, "skip_after"),
+        ({"skip_after": 2.5}, "skip_after"),
         ({"dictionary": "/nonexistent/net-relay.zdict"}, "cannot read"),
         ({"dictionaries": "/one/path/as/str"}, "list of paths"),
     ],
