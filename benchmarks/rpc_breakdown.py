@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import msgpack
@@ -92,7 +93,7 @@ class _RawServer(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
-    def datagram_received(self, data: bytes, source: tuple[str | Any, int]) -> None:
+    def datagram_received(self, data: bytes, source: Any) -> None:
         stamps["received"].append(now())
         reply = msgpack.packb(msgpack.unpackb(data))
         stamps["sending"].append(now())
@@ -105,7 +106,7 @@ class _RawClient(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
-    def datagram_received(self, data: bytes, source: tuple[str | Any, int]) -> None:
+    def datagram_received(self, data: bytes, source: Any) -> None:
         stamps["received"].append(now())
         self.reply.set_result(msgpack.unpackb(data))
 
@@ -156,9 +157,9 @@ def _one_run(kind: str, rpcs: int, warm_up: int, pin: bool) -> dict[str, float]:
     segments: dict[str, list[float]] = {name: [] for name in SEGMENTS}
     for index in range(warm_up, len(points[0])):
         times = [point[index] for point in points]
-        for name, start, end in zip(SEGMENTS, times, times[1:], strict=False):
+        for name, (start, end) in zip(SEGMENTS[:-1], pairwise(times), strict=True):
             segments[name].append((end - start) / 1000)
-        segments["round trip"].append((times[-1] - times[0]) / 1000)
+        segments[SEGMENTS[-1]].append((times[-1] - times[0]) / 1000)
     return {name: statistics.median(values) for name, values in segments.items()}
 
 

@@ -62,7 +62,7 @@ _CHECKSUM_END: Final = 8  # the checksum covers every byte but 4 to 7, where it 
 _COPY_TO_CHECKSUM_BELOW: Final = 4096
 # The first 4 covered bytes are always magic, version 1 and flags 0, so their
 # CRC is a constant: encoding and verifying start from it.
-_HEAD: Final = MAGIC + bytes([WIRE_VERSION, 0])
+_HEAD: Final = _VERSIONED_MAGIC + bytes([0])
 _HEAD_CRC: Final = zlib.crc32(_HEAD)
 _crc32: Final = zlib.crc32  # a constant for the compiled build, not a module lookup per packet
 _FRAME_HEADER: Final = struct.Struct("!BBBBBBBBQII")
@@ -310,7 +310,7 @@ def encode_packet(incarnation: int, sequence: int, frames: Sequence[bytes]) -> b
 
 def is_sealed(packet: bytes) -> bool:
     """Tell whether ``packet`` claims to be sealed (magic, version 1, flag bit 0); no crypto."""
-    return len(packet) > 3 and packet[:3] == _VERSIONED_MAGIC and bool(packet[3] & SEALED)
+    return len(packet) > 3 and bool(packet[3] & SEALED) and packet.startswith(_VERSIONED_MAGIC)
 
 
 def peek_header(data: bytes) -> tuple[int, int]:
