@@ -35,16 +35,18 @@ Rules this module keeps:
 
 Reading uses protocol callbacks rather than stream coroutines, and a packet is
 one ``transport.write`` (the node already coalesces frames up to
-``batch_size``). Listening TLS starts after the accept (``loop.start_tls``)
-instead of through ``create_server(ssl=...)``, because asyncio drops the
-handshake failures of accepted connections without a word.
+``batch_size``). A TLS listener accepts connections itself and runs each
+handshake before the connection's stream exists (``_tcp_tls_listener``):
+``create_server(ssl=...)`` would drop handshake failures without a word, and
+``start_tls`` after an ordinary accept cannot hold back the client's first
+bytes on uvloop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import ssl
+import socket
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -74,6 +76,7 @@ from ._tcp_options import (
 )
 from ._tcp_route import _Outbound, _Route
 from ._tcp_stream import _Stream
+from ._tcp_tls_listener import TlsListener, bind
 
 __all__ = ["TcpTransport"]
 
@@ -155,7 +158,9 @@ class TcpTransport(Transport):
         self._server_tls = _server_tls(certificate, private_key, client_ca)
         self._client_tls = _ClientTls(ca, client_certificate, client_key)
         self._routes: dict[HostPort, _Route] = {}
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[asyncio.Server | TlsListener] = []
+        self._unclaimed: set[socket.socket] = set()
+        """Accepted TLS connections whose handshake task has not started yet."""
         self._streams: set[_Stream] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._drained = asyncio.Event()
@@ -174,26 +179,25 @@ class TcpTransport(Transport):
         where = _display(host, port)
         self._check_open(f"cannot listen on tcp {where}")
         _check_port(where, port, 0)
-        loop = asyncio.get_running_loop()
-        if self._server_tls is not None and type(loop).__module__.startswith("uvloop"):
-            # uvloop reads an accepted connection before pause_reading() takes
-            # effect, so the client's TLS hello would reach the stream as a frame.
-            raise ConfigError(f"cannot listen with TLS on tcp {where} on the uvloop event loop: "
-                              "it ignores pause_reading() on accepted connections; run on "
-                              "the stock loop (NET_RELAY_LOOP=asyncio, the default)")
         framing = self.settings.framing
+        server: asyncio.Server | TlsListener
         try:
-            server = await loop.create_server(
-                lambda: _Stream(self, None, ("", 0), framing),
-                host,
-                port,
-                backlog=1024,
-                reuse_address=True,
-            )
+            if self._server_tls is None:
+                server = await asyncio.get_running_loop().create_server(
+                    lambda: _Stream(self, None, ("", 0), framing),
+                    host,
+                    port,
+                    backlog=1024,
+                    reuse_address=True,
+                )
+            else:
+                numeric, _ = await _resolve(host, port)
+                server = TlsListener(bind(numeric, port), self._accepted_tls, self._log)
         except OSError as exc:
             raise _error(exc.errno, f"cannot listen on tcp {where}: {_reason(exc)}") from None
         self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
+        sockname = server.sock.getsockname() if isinstance(server, TlsListener) else (
+            server.sockets[0].getsockname())
         return (str(sockname[0]), int(sockname[1]))
 
     async def prepare(
@@ -258,6 +262,9 @@ class TcpTransport(Transport):
         self._routes.clear()
         await self._close_streams()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for connection in self._unclaimed:  # its handshake task was cancelled unstarted
+            connection.close()
+        self._unclaimed.clear()
         for server in self._servers:
             await server.wait_closed()
         if lost:
@@ -285,12 +292,8 @@ class TcpTransport(Transport):
         route = _Route(self, stream.source, self.settings.framing)
         stream.route = route
         self._routes.setdefault(stream.source, route)
-        if self._server_tls is None:
-            stream.ready(handle)
-            route.attach(stream)
-        else:
-            handle.pause_reading()  # not a byte may reach the stream before start_tls takes it over
-            self.spawn(self._start_tls(stream, route, handle, self._server_tls))
+        stream.ready(handle)  # a TLS listener's streams open once their handshake is done
+        route.attach(stream)
 
     def stream_closed(self, stream: _Stream) -> None:
         self._streams.discard(stream)
@@ -308,31 +311,32 @@ class TcpTransport(Transport):
 
     # -- internals -------------------------------------------------------
 
-    async def _start_tls(
-        self, stream: _Stream, route: _Route, raw: asyncio.Transport, context: ssl.SSLContext
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        timeout = self.settings.connect_timeout
-        tls = None
+    def _accepted_tls(self, connection: socket.socket, peer: HostPort) -> None:
+        if self.closed:
+            connection.close()
+            return
+        self._unclaimed.add(connection)
+        self.spawn(self._handshake(connection, peer))
+
+    async def _handshake(self, connection: socket.socket, peer: HostPort) -> None:
+        """Run the server side of TLS on an accepted connection; its stream opens when done."""
+        self._unclaimed.discard(connection)
+        assert self._server_tls is not None  # only a TLS listener accepts through here
+        framing = self.settings.framing
         try:
-            tls = await loop.start_tls(
-                raw, stream, context, server_side=True, ssl_handshake_timeout=timeout
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: _Stream(self, None, peer, framing),
+                connection,
+                ssl=self._server_tls,
+                ssl_handshake_timeout=self.settings.connect_timeout,
             )
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError, a reset, or the handshake timing out
             self._log.warning(
                 "tls_handshake",
                 "tls handshake with tcp client %s failed: %s",
-                _display(*stream.source),
+                _display(*peer),
                 _reason(exc),
             )
-        finally:
-            if tls is None or stream.dead:  # its connection_lost will not be called now
-                self.stream_closed(stream)
-                self.forget(route)
-        if tls is None or stream.dead:
-            return
-        stream.ready(tls)
-        route.attach(stream)
 
     async def _close_streams(self) -> None:
         """Close every connection, flushing for up to ``_CLOSE_GRACE`` seconds, then abort."""

@@ -11,6 +11,7 @@ the tests are plain functions, not ``async def`` (those get the stock loop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import inspect
 import logging
@@ -252,9 +253,7 @@ async def exchange(kind: str, pki: Pki) -> tuple[object, object, str]:
 
 
 @needs_uvloop
-@pytest.mark.parametrize("kind", [
-    "udp", "tcp", "quic",
-])
+@pytest.mark.parametrize("kind", ["udp", "tcp", "tcp-tls", "quic"])
 def test_two_nodes_exchange_messages_and_an_rpc_on_uvloop(kind: str, pki: Pki) -> None:
     if kind.split("-")[0] not in INSTALLED:
         pytest.skip(f"the {kind} transport is not installed")
@@ -263,17 +262,30 @@ def test_two_nodes_exchange_messages_and_an_rpc_on_uvloop(kind: str, pki: Pki) -
 
 
 @needs_uvloop
-def test_a_tls_tcp_listener_on_uvloop_is_refused_with_the_reason(pki: Pki) -> None:
-    # uvloop reads an accepted connection before pause_reading() takes effect,
-    # so the TLS hello would reach the stream as a frame: refused, not flaky.
+def test_a_tls_tcp_listener_on_uvloop_logs_a_failed_handshake_and_serves_the_next_client(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvloop reads an accepted connection as soon as connection_made returns: the
+    # listener must start TLS before any stream sees the client's bytes.
     if "tcp" not in INSTALLED:
         pytest.skip("the tcp transport is not installed")
-    listen, _ = listen_and_peer_options("tcp-tls", pki)
+    listen, peer = listen_and_peer_options("tcp-tls", pki)
     config = NodeConfig(name="server", listen={"tcp": ListenConfig("127.0.0.1", 0, listen)})
 
-    async def start() -> None:
-        async with Node(config):
-            pass
+    async def garbage_then_a_node() -> object:
+        async with Node(config) as server:
+            server.spawn(echo, name="echo")
+            host, port = server.address("tcp").removeprefix("tcp://").rsplit(":", 1)
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"\x00" * 64)
+            with contextlib.suppress(ConnectionResetError):  # closed or reset: either way, gone
+                await reader.read()
+            writer.close()
+            target = PeerConfig(address=server.address("tcp"), options=peer)
+            async with Node(NodeConfig(name="client", listen={},
+                                       peers={"server": target})) as client:
+                return await client.ref("server/echo").rpc("after garbage", timeout=5.0)
 
-    with pytest.raises(ConfigError, match="TLS on tcp .* uvloop .*NET_RELAY_LOOP=asyncio"):
-        run(start(), loop="uvloop")
+    with caplog.at_level(logging.WARNING, logger="relay_transports._tcp"):
+        assert run(garbage_then_a_node(), loop="uvloop") == "after garbage"
+    assert "tls handshake with tcp client 127.0.0.1" in caplog.text

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from test_tcp_transport import WAIT_LIMIT, Recorder, tcp
 
 from certs import Pki, make_pki
 from relay_core import ConfigError
+from relay_transports import _tcp_tls_listener
 from relay_transports._tcp import TcpTransport
 from relay_transports._tls import client_context, server_context
 
@@ -128,6 +132,68 @@ async def test_a_failed_handshake_is_logged_by_the_listener(
             writer.close()
     # the listener logs as it closes the connection, before the client can see the close
     assert "tls handshake with tcp client 127.0.0.1" in caplog.text
+
+
+class _ExhaustedOnce:
+    """A listening socket whose first accept fails as if the process had no descriptors left."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.failed = False
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        if not self.failed:
+            self.failed = True
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        return self.sock.accept()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+async def test_a_listener_out_of_descriptors_rests_logs_it_and_then_accepts_again(
+    pki: Pki, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_tcp_tls_listener, "_RETRY_DELAY", 0.05)
+    server_events = Recorder()
+    async with tcp(server_events, **serving(pki)) as server, tcp(Recorder()) as client:
+        host, port = await server.listen("127.0.0.1", 0)
+        (listener,) = [s for s in server._servers if isinstance(s, _tcp_tls_listener.TlsListener)]
+        exhausted = _ExhaustedOnce(listener.sock)
+        listener.sock = exhausted  # type: ignore[assignment]
+        with caplog.at_level(logging.WARNING, logger="relay_transports._tcp"):
+            destination = await client.prepare(host, port, trusting(pki))
+            client.send(destination, b"accepted after the rest")
+            await server_events.until(lambda: len(server_events.packets) == 1)
+    assert exhausted.failed
+    assert server_events.payloads == [b"accepted after the rest"]
+    assert "cannot accept connections: Too many open files; trying again" in caplog.text
+
+
+async def test_a_client_that_never_starts_its_handshake_is_cut_off_at_connect_timeout(
+    pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with tcp(Recorder(), connect_timeout=0.2, **serving(pki)) as server:
+        host, port = await server.listen("127.0.0.1", 0)
+        with caplog.at_level(logging.WARNING, logger="relay_transports._tcp"):
+            reader, writer = await asyncio.open_connection(host, port)
+            async with asyncio.timeout(WAIT_LIMIT):
+                with _either_closed():
+                    assert await reader.read() == b""
+            writer.close()
+    assert "tls handshake with tcp client 127.0.0.1" in caplog.text
+
+
+async def test_closing_with_handshakes_under_way_leaves_no_connection_open(pki: Pki) -> None:
+    async with tcp(Recorder(), **serving(pki)) as server:
+        host, port = await server.listen("127.0.0.1", 0)
+        silent = [await asyncio.open_connection(host, port) for _ in range(3)]
+    for reader, writer in silent:
+        async with asyncio.timeout(WAIT_LIMIT):
+            with _either_closed():
+                assert await reader.read() == b""
+        writer.close()
+    assert not server._unclaimed and not server._tasks
 
 
 # -- mutual TLS ---------------------------------------------------------------------
