@@ -39,7 +39,8 @@ __all__ = ["main"]
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
-LOOP_HELP = (f"event loop: auto (today the stock asyncio loop), asyncio or uvloop "
+LOOP_HELP = (f"event loop: auto (uvloop when installed, else the stock asyncio loop), "
+             f"asyncio or uvloop "
              f"(default: ${LOOP_VARIABLE}, else auto)")
 BENCH_LOOP_HELP = (f"event loop of the net-relay rows and the bench itself: auto, asyncio or "
                    f"uvloop (default: ${LOOP_VARIABLE}, else auto); raw asyncio rows always "

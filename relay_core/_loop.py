@@ -1,13 +1,12 @@
 """Which event loop net-relay's own entry points run on: the one place that chooses.
 
-The choice is ``auto`` (the loop measured fastest for net-relay: today the
-stock asyncio loop), ``asyncio`` or ``uvloop`` (which must be installed). It
-comes from the caller, else from the ``NET_RELAY_LOOP`` environment variable,
-else ``auto``. ``auto`` does not take uvloop: measured with ``net-relay bench
---loop``, it made no row faster (the UDP transport reads its own sockets, so
-uvloop's fast datagram path never runs, and TCP was slower), and uvloop ignores
-``pause_reading`` on a just-accepted connection, which TLS listening needs
-(relay_transports._tcp refuses a TLS listener on it).
+The choice is ``auto`` (uvloop when it is installed, else the stock asyncio
+loop), ``asyncio`` or ``uvloop`` (which must be installed). It comes from the
+caller, else from the ``NET_RELAY_LOOP`` environment variable, else ``auto``.
+``auto`` takes uvloop because ``net-relay bench --loop`` measured it faster on
+the rows that matter most: udp one-way (no loss where the stock loop lost a
+tenth), the udp and tcp round trip p50 and requests in flight; only tcp one-way
+was slower, by about a tenth (docs/performance.md has the figures).
 uvloop is optional (``pip install 'net-relay[fast]'``) and is only ever
 imported here. Loops are made through ``asyncio.Runner(loop_factory=...)``,
 never by setting a global event loop policy, so choosing touches no state
@@ -44,8 +43,8 @@ def choose(loop: str | None = None) -> str:
         where, loop = ENVIRONMENT_VARIABLE, os.environ.get(ENVIRONMENT_VARIABLE) or "auto"
     if loop not in CHOICES:
         raise ConfigError(f"{where} {loop!r} is not allowed: choose {', '.join(CHOICES)} "
-                          "(auto: the stock asyncio loop, measured fastest for net-relay)")
-    if loop != "uvloop":
+                          "(auto: uvloop when installed, else the stock asyncio loop)")
+    if loop == "asyncio" or (loop == "auto" and _uvloop_version() is None):
         return "asyncio"
     if _uvloop_version() is None:
         raise ConfigError(f"{where} 'uvloop' needs uvloop, which is not installed: "

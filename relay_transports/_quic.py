@@ -58,7 +58,7 @@ from ._certs import CertificateChain, load_trust_anchors
 from ._quic_connection import _Connection
 from ._quic_internals import _AEAD_TAG_SIZE, _SHORT_HEADER_MAX, _path_datagram_limit, _payload_room
 from ._quic_listener import _Listener
-from ._quic_net import _display, _resolve, logger
+from ._quic_net import _display, _listening_socket, _resolve, logger
 from ._quic_options import (
     _DEFAULT_BATCH_SIZE,
     _FLOW_WINDOW,
@@ -162,7 +162,7 @@ class QuicTransport(Transport):
             udp, server = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: QuicServer(configuration=configuration,
                                    create_protocol=listener.make_connection),
-                local_addr=(host, port),
+                sock=await _listening_socket(host, port),
             )
         except (OSError, OverflowError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)

@@ -2,6 +2,8 @@
 
 A small hook instead of a plugin: each coroutine test gets its own loop and a
 generous overall limit, so a hung test fails instead of stalling the suite.
+The loop is the one ``relay_core.run`` chooses, as for users: ``NET_RELAY_LOOP``
+(``.ci/run`` runs the suite once on each loop), else uvloop where it is installed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from relay_core import run as run_on_chosen_loop
 from relay_core._compiled import (
     PURE_PYTHON_ENV,
     build_description,
@@ -46,5 +49,5 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         async with asyncio.timeout(ASYNC_TEST_LIMIT_SECONDS):
             await pyfuncitem.obj(**kwargs)
 
-    asyncio.run(run())
+    run_on_chosen_loop(run())
     return True

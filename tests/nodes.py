@@ -39,15 +39,25 @@ class RawUdp:
         self.url = f"udp://127.0.0.1:{self.port}"
 
     async def receive(self) -> tuple[bytes, tuple[str, int]]:
-        loop = asyncio.get_running_loop()
         async with asyncio.timeout(WAIT_LIMIT):
-            data, source = await loop.sock_recvfrom(self.sock, 65535)
-        return data, source
+            return await self.receive_forever()
 
     async def receive_forever(self) -> tuple[bytes, tuple[str, int]]:
+        """The next datagram; waits with add_reader, which every loop has (uvloop lacks
+        ``sock_recvfrom``)."""
         loop = asyncio.get_running_loop()
-        data, source = await loop.sock_recvfrom(self.sock, 65535)
-        return data, source
+        while True:
+            try:
+                data, source = self.sock.recvfrom(65535)
+                return data, source
+            except BlockingIOError:
+                pass
+            readable = loop.create_future()
+            loop.add_reader(self.sock.fileno(), lambda: readable.done() or readable.set_result(None))
+            try:
+                await readable
+            finally:
+                loop.remove_reader(self.sock.fileno())
 
     def send_to(self, data: bytes, address: str) -> None:
         host, _, port = address.removeprefix("udp://").rpartition(":")
