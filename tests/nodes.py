@@ -52,8 +52,8 @@ class RawUdp:
                 return data, source
             except BlockingIOError:
                 pass
-            readable = loop.create_future()
-            loop.add_reader(self.sock.fileno(), lambda: readable.done() or readable.set_result(None))
+            readable: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(self.sock.fileno(), _settle, readable)
             try:
                 await readable
             finally:
@@ -65,6 +65,11 @@ class RawUdp:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class LossyRelay:
