@@ -50,11 +50,13 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._backlog",
     "relay_core._inbox",
     "relay_codecs._model",
+    "relay_codecs._msgpack_fast",
 )
 """The per-message modules. Plugin modules cannot be among them (pluggy marks
-hook functions by setting attributes on them, which compiled functions refuse),
-nor can those that check what a user passes to the public API (_address,
-_actors): a compiled function checks its argument types itself, with a
+hook functions by setting attributes on them, which compiled functions refuse;
+so relay_codecs._msgpack hands its instances the bound methods of a compiled
+class in relay_codecs._msgpack_fast), nor can those that check what a user
+passes to the public API (_address, _actors): a compiled function checks its argument types itself, with a
 TypeError instead of the library's own error. All of them import only the
 standard library and each other: the build environment has none of the
 optional dependencies (_tracing, which imports OpenTelemetry, stays out)."""

@@ -252,9 +252,12 @@ def _name_field(value: str, what: str) -> bytes:
 def _printable_field(value: str, what: str) -> bytes:
     if not value:
         return b""
-    # Together these admit exactly 0x20 to 0x7e, and cost half the table check.
-    if value.isascii() and value.isprintable():
-        return _checked_length(value.encode("ascii"), what)
+    # Together these admit exactly 0x20 to 0x7e, and cost half the table check;
+    # bytes.isalnum (ASCII letters and digits) passes a request id for less still.
+    if value.isascii():
+        raw = value.encode("ascii")
+        if raw.isalnum() or value.isprintable():
+            return _checked_length(raw, what)
     return _ascii_field(value, _PRINTABLE, what, _PRINTABLE_RULE)
 
 
@@ -558,6 +561,8 @@ def _name(raw: bytes, what: str) -> str:
 
 
 def _printable(raw: bytes, what: str) -> str:
+    if raw.isalnum():  # ASCII letters and digits only (bytes know no others): request ids
+        return raw.decode("ascii")
     text = raw.decode("latin-1")  # any byte decodes; the test below refuses all but 0x20-0x7e
     if text.isascii() and text.isprintable():
         return text

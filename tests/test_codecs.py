@@ -566,7 +566,7 @@ def test_a_missing_zstandard_leaves_the_codecs_importable() -> None:
     assert result.stdout.strip() == "unavailable"
 
 
-SANS_IO_MODULES = ["_model", "_msgpack", "_cbor", "_json", "_zstd", "_none"]
+SANS_IO_MODULES = ["_model", "_msgpack", "_msgpack_fast", "_cbor", "_json", "_zstd", "_none"]
 
 
 @pytest.mark.parametrize("module", SANS_IO_MODULES)
