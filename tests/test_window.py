@@ -133,6 +133,22 @@ def test_the_window_agrees_with_a_model_that_remembers_everything(
 
 
 @RELAXED
+@given(st.sampled_from([64, 65, 100, 203]), st.lists(st.integers(1, 210), max_size=60), st.data())
+def test_sliding_by_any_step_forgets_exactly_the_numbers_that_leave_the_window(
+    size: int, steps: list[int], data: st.DataObject
+) -> None:
+    # Steps of every length, around the ring more than once, each followed by a
+    # look back at a number still inside the window or just below it.
+    window, model = ReplayWindow(size), ModelWindow(size)
+    sequence = 0
+    for step in steps:
+        sequence += step
+        assert window.check(sequence) is model.check(sequence), sequence
+        probe = max(sequence - data.draw(st.integers(0, size + 2)), 0)
+        assert window.check(probe) is model.check(probe), probe
+
+
+@RELAXED
 @given(st.lists(SEQUENCES, max_size=200))
 def test_no_number_is_ever_accepted_twice(sequences: list[int]) -> None:
     window = ReplayWindow(64)
