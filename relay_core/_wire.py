@@ -54,8 +54,9 @@ SEALED: Final = 0x01
 """Packet flag bit 0: the packet is sealed (its layout is in ``relay_core._seal``)."""
 _VERSIONED_MAGIC: Final = MAGIC + bytes([WIRE_VERSION])
 
-_PACKET_HEADER: Final = struct.Struct("!2sBBIQQ")
-_PacketHeaderFields = tuple[bytes, int, int, int, int, int]
+_HEADER_WORDS: Final = struct.Struct("!IQQ")  # checksum, incarnation, sequence: bytes 4 to 23
+_MAGIC_0: Final = MAGIC[0]
+_MAGIC_1: Final = MAGIC[1]
 _IDENTITY: Final = struct.Struct("!QQ")  # incarnation and sequence, the header's last 16 bytes
 _CHECKSUM: Final = struct.Struct("!I")
 _CHECKSUM_END: Final = 8  # the checksum covers every byte but 4 to 7, where it sits
@@ -66,7 +67,7 @@ _HEAD: Final = _VERSIONED_MAGIC + bytes([0])
 _HEAD_CRC: Final = zlib.crc32(_HEAD)
 _crc32: Final = zlib.crc32  # a constant for the compiled build, not a module lookup per packet
 _FRAME_HEADER: Final = struct.Struct("!BBBBBBBBQII")
-_FrameHeaderFields = tuple[int, int, int, int, int, int, int, int, int, int, int]
+_FRAME_WORDS: Final = struct.Struct("!QII")  # call id, deadline, payload length: bytes 8 to 23
 _MAX_NAME: Final = 0xFF
 _MAX_PAYLOAD: Final = 0xFFFFFFFF
 # Checked with bytes.translate(None, allowed): whatever survives is not allowed.
@@ -88,6 +89,8 @@ _PAYLOAD_LENGTH: Final = struct.Struct("!I")
 _new_frame: Final = tuple.__new__
 _REPEAT_HEAD_SIZE: Final = 20  # a frame's fixed part up to its payload length
 _unpack_length: Final = _PAYLOAD_LENGTH.unpack_from
+_unpack_header_words: Final = _HEADER_WORDS.unpack_from  # bound once: no method lookup per call
+_unpack_frame_words: Final = _FRAME_WORDS.unpack_from
 
 
 class FrameKind(enum.IntEnum):
@@ -328,11 +331,12 @@ def peek_header(data: bytes) -> tuple[int, int]:
         raise MalformedFrame(
             f"packet of {len(data)} bytes is shorter than its {PACKET_HEADER_SIZE}-byte header"
         )
-    fields: _PacketHeaderFields = _PACKET_HEADER.unpack_from(data)
-    magic, version, flags, checksum, incarnation, sequence = fields
-    if magic != MAGIC:
+    # Single bytes by index and the words by one unpack: the whole header through
+    # struct would allocate the magic and a six-item tuple per packet.
+    version, flags = data[2], data[3]
+    if data[0] != _MAGIC_0 or data[1] != _MAGIC_1:
         raise MalformedFrame(
-            f"packet does not start with the magic 4e52 ('NR'): it starts {magic.hex()}"
+            f"packet does not start with the magic 4e52 ('NR'): it starts {data[:2].hex()}"
         )
     if version != WIRE_VERSION:
         raise UnsupportedVersion(
@@ -340,6 +344,8 @@ def peek_header(data: bytes) -> tuple[int, int]:
         )
     if flags:
         raise MalformedFrame(f"packet flags are {flags:#04x}; every flag is reserved and must be 0")
+    words: tuple[int, int, int] = _unpack_header_words(data, 4)
+    checksum, incarnation, sequence = words
     _verify_checksum(data, checksum)
     if not incarnation:
         raise MalformedFrame("sender incarnation 0 is not allowed")
@@ -425,8 +431,11 @@ def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:
     if remaining < 0:
         raise MalformedFrame(f"needs a 24-byte fixed part but {remaining + 24} bytes remain")
     # Typed, so the compiled build does its arithmetic and slicing on machine ints.
-    fields: _FrameHeaderFields = _FRAME_HEADER.unpack_from(data, offset)
-    kind_byte, flags, lc, lz, lt, lr, lp, reserved, call_id, deadline, size = fields
+    # The eight single bytes by index (no objects made), the three words by one unpack.
+    kind_byte, flags, lc, lz = data[offset], data[offset + 1], data[offset + 2], data[offset + 3]
+    lt, lr, lp, reserved = data[offset + 4], data[offset + 5], data[offset + 6], data[offset + 7]
+    words: tuple[int, int, int] = _unpack_frame_words(data, offset + 8)
+    call_id, deadline, size = words
     entry = _KINDS.get(kind_byte)
     if entry is None:
         raise MalformedFrame(f"kind {kind_byte} is unknown; kinds are 1 to 5")
