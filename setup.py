@@ -45,7 +45,7 @@ def remove_leftover_extensions(listing: ModuleType) -> None:
     """Delete extensions of modules no longer compiled: Python would import them over the source."""
     from importlib.machinery import EXTENSION_SUFFIXES
 
-    for package in ("relay_core", "relay_codecs"):
+    for package in ("relay_core", "relay_codecs", "relay_transports"):
         for suffix in EXTENSION_SUFFIXES:
             for extension in (ROOT / package).glob(f"*{suffix}"):
                 name = f"{package}.{extension.name.removesuffix(suffix)}"

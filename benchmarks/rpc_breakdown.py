@@ -7,15 +7,16 @@ process) at the same five points of every round trip, so the stamps of the two
 processes can be subtracted:
 
 - client send path: from calling ``rpc()`` to handing the request to ``sendto``;
-- to the server: from there until the server's reader callback runs (the
-  kernel, and on a VM the hypervisor waking the other CPU);
-- server path: from the reader callback to handing the reply to ``sendto``;
+- to the server: from there until the server has read the datagram (the
+  kernel, and on a VM the hypervisor waking the other CPU, then the read);
+- server path: from the datagram read to handing the reply to ``sendto``;
 - to the client: the same, back;
-- client receive path: from the client's reader callback until ``rpc()`` returns.
+- client receive path: from the client's read of the reply until ``rpc()`` returns.
 
 The raw rows do what the bench's raw echo does (a ``DatagramProtocol`` that
-decodes and re-encodes with msgpack). The net-relay rows wrap the udp
-transport's reader callback and ``send`` to take the stamps: a developer's
+decodes and re-encodes with msgpack), and stamp in ``datagram_received``. The
+net-relay rows wrap what the udp transport's reader hands each datagram to, and
+its ``send``, to take the stamps: a developer's
 probe of private code, not an API. Medians of each segment over the round
 trips of a run, then the median of the runs.
 """
@@ -44,21 +45,25 @@ stamps: dict[str, list[int]] = {"received": [], "sending": []}
 
 
 def _stamp_the_udp_transport() -> None:
-    """Stamp net-relay's udp reader callback and send, as the raw roles stamp theirs."""
+    """Stamp each datagram net-relay's udp reader hands over, and each send, as the raw
+    roles stamp theirs (the reader is compiled, so its ``deliver`` is what gets wrapped)."""
     from relay_transports import _udp
 
-    on_readable = _udp._Endpoint._on_readable
+    reader_class = _udp.DatagramReader
     send = _udp.UdpTransport.send
 
-    def stamped_on_readable(self: Any, deliver: Callable[..., object], v6: bool) -> None:
-        stamps["received"].append(now())
-        on_readable(self, deliver, v6)
+    def stamped_reader(sock: Any, deliver: Callable[..., object], *handlers: Any) -> Any:
+        def stamped_deliver(packet: bytes, source: Any) -> object:
+            stamps["received"].append(now())
+            return deliver(packet, source)
+
+        return reader_class(sock, stamped_deliver, *handlers)
 
     def stamped_send(self: Any, destination: Any, packet: bytes) -> None:
         stamps["sending"].append(now())
         send(self, destination, packet)
 
-    _udp._Endpoint._on_readable = stamped_on_readable  # type: ignore[method-assign]
+    _udp.DatagramReader = stamped_reader  # type: ignore[misc, assignment]
     _udp.UdpTransport.send = stamped_send  # type: ignore[method-assign]
 
 

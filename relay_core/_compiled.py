@@ -51,6 +51,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._inbox",
     "relay_codecs._model",
     "relay_codecs._msgpack_fast",
+    "relay_transports._udp_reader",
 )
 """The per-message modules. Plugin modules cannot be among them (pluggy marks
 hook functions by setting attributes on them, which compiled functions refuse;

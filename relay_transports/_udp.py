@@ -44,6 +44,8 @@ from relay_core import (
     hookimpl,
 )
 
+from ._udp_reader import DatagramReader
+
 __all__ = ["SEND_BACKLOG_LIMIT", "UdpTransport"]
 
 logger = logging.getLogger(__name__)
@@ -52,9 +54,6 @@ SEND_BACKLOG_LIMIT = 1 << 20
 """Bytes of packets a socket may hold back, beyond which new packets are dropped."""
 
 _MAX_DATAGRAM = 65507  # the largest UDP payload an IPv4 datagram can carry
-_RECEIVE_SIZE = 65535  # above any UDP payload, so no datagram is ever truncated
-_READS_PER_WAKEUP = 128  # bounds one reader callback, so a flood cannot starve the loop
-_FULL_READS_BEFORE_GROWING = 8  # wakeups in a row that find at least their budget waiting
 _MAX_BUFFER = 2**31 - 1  # setsockopt takes a C int
 _TOO_LARGE_HINT = "use a stream transport (tcp:// or quic://) for large messages"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
@@ -68,8 +67,6 @@ _RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IP
 _ANCILLARY_SIZE = 512
 _EXTENDED_ERRNO = struct.Struct("=I")  # ee_errno, the first field of struct sock_extended_err
 
-Deliver = Callable[[bytes, HostPort], object]
-"""``events.packet_received``; its backpressure future is ignored: datagrams are lossy anyway."""
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
 
@@ -94,8 +91,7 @@ class _Endpoint:
     """One bound, non-blocking datagram socket, its reader and its send backlog."""
 
     __slots__ = (
-        "_events", "_loop", "backlog", "backlog_bytes", "full_reads", "local", "read_budget",
-        "sendto", "sock",
+        "_events", "_loop", "backlog", "backlog_bytes", "local", "reader", "sendto", "sock",
     )
 
     def __init__(
@@ -106,14 +102,11 @@ class _Endpoint:
         self.local: HostPort = sock.getsockname()[:2]
         self.backlog: deque[tuple[HostPort, bytes]] = deque()
         self.backlog_bytes = 0
-        self.read_budget = 1
-        """Datagrams a wakeup reads at most (see ``_on_readable``)."""
-        self.full_reads = 0
-        """Wakeups in a row that read their whole budget."""
         self._loop = loop
         self._events = events
-        v6 = sock.family == socket.AF_INET6
-        loop.add_reader(sock.fileno(), self._on_readable, events.packet_received, v6)
+        self.reader = DatagramReader(
+            sock, events.packet_received, self._drain_error_queue, self._socket_error)
+        loop.add_reader(sock.fileno(), self.reader.on_readable)
 
     def send_failed_at_once(self, destination: HostPort, packet: bytes, first: OSError) -> None:
         """Handle a sendto that raised: hold the packet back, report it, or raise."""
@@ -183,34 +176,6 @@ class _Endpoint:
         except OSError:
             return self._send_again(destination, packet)
         return None
-
-    def _on_readable(self, deliver: Deliver, v6: bool) -> None:
-        # Reading until the socket is empty costs a recvfrom per wakeup that finds
-        # nothing, and its BlockingIOError: with one request or reply per wakeup it
-        # added a fifth to a round trip. So a wakeup reads at most a budget, and
-        # what it leaves is reported again by the selector at the next pass. The
-        # budget shrinks to the burst that emptied the socket and doubles once
-        # enough wakeups in a row have filled it, so one packet at a time meets an
-        # empty socket only every few wakeups, and a flood soon reads in bulk.
-        recvfrom = self.sock.recvfrom
-        budget = self.read_budget
-        for count in range(budget):
-            try:
-                packet, source = recvfrom(_RECEIVE_SIZE)
-            except _WOULD_BLOCK:
-                if count == 0:  # woken with nothing to read: only the error queue can have woken us
-                    self._drain_error_queue()
-                else:
-                    self.read_budget = count
-                    self.full_reads = 0
-                return
-            except OSError as exc:
-                self._socket_error(exc)
-                continue
-            deliver(packet, (source[0], source[1]) if v6 else source)
-        self.full_reads += 1
-        if self.full_reads >= _FULL_READS_BEFORE_GROWING:
-            self.read_budget = min(2 * budget, _READS_PER_WAKEUP)
 
     def _socket_error(self, error: OSError) -> None:
         """Report an error the socket raised on receive, about some earlier send."""

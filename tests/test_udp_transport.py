@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from relay_core import ConfigError, HostPort, MessageTooLarge, Transport, TransportError
 from relay_core.testing import PacketRecorder
-from relay_transports import UdpTransport, _udp
+from relay_transports import UdpTransport, _udp, _udp_reader
 
 WAIT_LIMIT = 20.0
 
@@ -125,17 +125,17 @@ def test_every_packet_arrives_byte_for_byte(packets: list[bytes]) -> None:
 
 
 class _CountingReads:
-    """Stands in for an endpoint's socket: counts reads, reads that found the socket
-    empty, and the largest read budget the endpoint had while reading."""
+    """Stands in for an endpoint's socket in its reader: counts reads, reads that found
+    the socket empty, and the largest read budget the reader had while reading."""
 
-    def __init__(self, endpoint: _udp._Endpoint) -> None:
-        self._endpoint = endpoint
-        self._sock = endpoint.sock
+    def __init__(self, reader: _udp_reader.DatagramReader) -> None:
+        self._reader = reader
+        self._sock = reader.sock
         self.reads = self.empty = self.largest_budget = 0
 
     def recvfrom(self, size: int) -> tuple[bytes, HostPort]:
         self.reads += 1
-        self.largest_budget = max(self.largest_budget, self._endpoint.read_budget)
+        self.largest_budget = max(self.largest_budget, self._reader.read_budget)
         try:
             return self._sock.recvfrom(size)  # type: ignore[no-any-return]
         except BlockingIOError:
@@ -150,8 +150,8 @@ async def _counting_receiver(receiver: UdpTransport) -> tuple[_CountingReads, Ho
     address = await receiver.listen("127.0.0.1", 0)
     endpoint = receiver._v4
     assert endpoint is not None
-    counting = _CountingReads(endpoint)
-    endpoint.sock = counting  # type: ignore[assignment]
+    counting = _CountingReads(endpoint.reader)
+    endpoint.reader.sock = counting  # type: ignore[assignment]
     return counting, address
 
 
@@ -165,7 +165,7 @@ async def test_datagrams_that_come_one_at_a_time_seldom_meet_an_empty_socket() -
         assert [packet for packet, _ in events.packets] == [bytes([n]) for n in range(40)]
         # Reading until empty would have cost 40 empty reads; the budget costs one
         # every few wakeups, when it tries to grow.
-        assert reads.empty <= 40 // _udp._FULL_READS_BEFORE_GROWING
+        assert reads.empty <= 40 // _udp_reader.FULL_READS_BEFORE_GROWING
         assert reads.reads == 40 + reads.empty
 
 
@@ -178,7 +178,7 @@ async def test_a_burst_is_read_in_bulk_and_every_datagram_of_it_arrives() -> Non
         await events.until(lambda: len(events.packets) == 200)
         assert sorted(packet for packet, _ in events.packets) == [
             number.to_bytes(2, "big") for number in range(200)]
-        assert reads.largest_budget == _udp._READS_PER_WAKEUP
+        assert reads.largest_budget == _udp_reader.READS_PER_WAKEUP
 
 
 # --- binding and resolving ------------------------------------------------------------------
