@@ -272,19 +272,13 @@ class Supervisor:
                     await self._function(context)
                     return
                 except Exception as exc:
-                    self._report_failure(context, exc)
+                    logger.exception("actor %r failed", self.name)
+                    _fail_unanswered(context, exc)
                 if not self._may_restart(failures):
                     return
                 logger.info("restarting actor %r", self.name)
         finally:
             self._finish()
-
-    def _report_failure(self, context: ActorContext, error: Exception) -> None:
-        """Log a failed run, and fail the request it was handling, if unanswered."""
-        logger.exception("actor %r failed", self.name, exc_info=error)
-        current = context.current
-        if isinstance(current, Rpc) and not current.answered:
-            current.fail(error)
 
     def _may_restart(self, failures: deque[float]) -> bool:
         if self._restart != "on-error" or self.mailbox.closed:
@@ -309,3 +303,10 @@ class Supervisor:
             if isinstance(message, Rpc) and not message.answered:
                 message.fail(ActorStopped(f"actor {self.name!r} stopped"))
         self._on_exit(self.name)
+
+
+def _fail_unanswered(context: ActorContext, error: Exception) -> None:
+    """Fail the request a failed run was handling, unless it was answered."""
+    current = context.current
+    if isinstance(current, Rpc) and not current.answered:
+        current.fail(error)
