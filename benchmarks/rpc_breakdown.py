@@ -17,7 +17,9 @@ The raw rows do what the bench's raw echo does (a ``DatagramProtocol`` that
 decodes and re-encodes with msgpack), and stamp in ``datagram_received``. The
 net-relay rows wrap what the udp transport's reader hands each datagram to, and
 its ``send``, to take the stamps: a developer's
-probe of private code, not an API. Medians of each segment over the round
+probe of private code, not an API. As in the bench, net-relay runs on the loop
+``relay_core.run`` chooses (``NET_RELAY_LOOP``, else uvloop where it is
+installed) and the raw echo on the stock loop. Medians of each segment over the round
 trips of a run, then the median of the runs.
 """
 
@@ -183,15 +185,25 @@ def main() -> None:
              "raw-server": lambda: _raw_server(),
              "raw-client": lambda: _raw_client(args.address, args.rpcs)}
     if args.role:
-        asyncio.run(roles[args.role]())
+        # As in the bench: net-relay on the loop relay_core.run chooses (NET_RELAY_LOOP,
+        # else uvloop where installed), the raw echo on the stock loop it is defined by.
+        if args.role.startswith("relay"):
+            from relay_core import run
+
+            run(roles[args.role]())
+        else:
+            asyncio.run(roles[args.role]())
         return
     results: dict[str, list[dict[str, float]]] = {"raw": [], "relay": []}
     for run in range(args.runs):
         for kind, runs in results.items():
             print(f"run {run + 1}/{args.runs}: {kind}", file=sys.stderr, flush=True)
             runs.append(_one_run(kind, args.rpcs, args.warm_up, args.pin))
+    from relay_core._loop import loop_name
+
     print(f"median microseconds, {args.rpcs} sequential RPCs per run, median of {args.runs} "
-          f"runs, {'pinned to CPU 0' if args.pin else 'not pinned'}")
+          f"runs, {'pinned to CPU 0' if args.pin else 'not pinned'}; net-relay on {loop_name()}, "
+          "raw on the stock asyncio loop")
     print(f"{'segment':22s} {'raw asyncio':>12s} {'net-relay':>10s}")
     for name in SEGMENTS:
         raw = statistics.median(run[name] for run in results["raw"])
