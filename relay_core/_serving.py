@@ -145,8 +145,12 @@ class RequestServer:
                                exc, extra={"request_id": request.request_id})
                 reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
                                           str(exc))
-        self.active.finish(key, reply)
-        self._host.queue(link, reply)
+        # The reply leaves first: remembering it for retries is not on its way
+        # (nothing else runs in between, so a retry still finds it).
+        try:
+            self._host.queue(link, reply)
+        finally:
+            self.active.finish(key, reply)
 
     def _traceback_of(self, error: BaseException) -> str:
         if not self._config.send_tracebacks:
