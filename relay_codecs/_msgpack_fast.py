@@ -15,8 +15,7 @@ from typing import Final
 
 from ._model import MAX_DEPTH, is_plain
 
-__all__ = ["EXT_MESSAGE", "ExtensionMet", "MsgpackFastPaths", "ext_header", "message_payload",
-           "refuse_extensions"]
+__all__ = ["EXT_MESSAGE", "PLAIN_LEAVES", "MsgpackFastPaths"]
 
 EXT_MESSAGE: Final = 1
 """The msgpack extension type code of a message."""

@@ -54,10 +54,11 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_transports._udp_reader",
 )
 """The per-message modules. Plugin modules cannot be among them (pluggy marks
-hook functions by setting attributes on them, which compiled functions refuse;
-so relay_codecs._msgpack hands its instances the bound methods of a compiled
-class in relay_codecs._msgpack_fast), nor can those that check what a user
-passes to the public API (_address, _actors): a compiled function checks its argument types itself, with a
+hook functions by setting attributes on them, which compiled functions refuse),
+so their per-message work moves to modules beside them: msgpack's fast paths
+(whose bound methods each codec instance answers with) and the udp reader. Nor
+can the modules that check what a user passes to the public API (_address,
+_actors): a compiled function checks its argument types itself, with a
 TypeError instead of the library's own error. All of them import only the
 standard library and each other: the build environment has none of the
 optional dependencies (_tracing, which imports OpenTelemetry, stays out)."""

@@ -44,9 +44,12 @@ def choose(loop: str | None = None) -> str:
     if loop not in CHOICES:
         raise ConfigError(f"{where} {loop!r} is not allowed: choose {', '.join(CHOICES)} "
                           "(auto: uvloop when installed, else the stock asyncio loop)")
-    if loop == "asyncio" or (loop == "auto" and _uvloop_version() is None):
+    if loop == "asyncio":
         return "asyncio"
-    if _uvloop_version() is None:
+    installed = _uvloop_version() is not None
+    if loop == "auto":
+        return "uvloop" if installed else "asyncio"
+    if not installed:
         raise ConfigError(f"{where} 'uvloop' needs uvloop, which is not installed: "
                           f"{INSTALL_HINT}, or choose auto or asyncio")
     return "uvloop"

@@ -196,8 +196,7 @@ class TcpTransport(Transport):
         except OSError as exc:
             raise _error(exc.errno, f"cannot listen on tcp {where}: {_reason(exc)}") from None
         self._servers.append(server)
-        sockname = server.sock.getsockname() if isinstance(server, TlsListener) else (
-            server.sockets[0].getsockname())
+        sockname = server.sockets[0].getsockname()
         return (str(sockname[0]), int(sockname[1]))
 
     async def prepare(

@@ -50,6 +50,11 @@ class TlsListener:
         self._closed = asyncio.Event()
         self._loop.add_reader(sock.fileno(), self._accept)
 
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening socket, as ``asyncio.Server.sockets`` gives them."""
+        return (self.sock,)
+
     def close(self) -> None:
         if self._closed.is_set():
             return
