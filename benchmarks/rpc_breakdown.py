@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from itertools import pairwise
 from typing import Any
 
@@ -46,27 +45,39 @@ now = time.perf_counter_ns
 stamps: dict[str, list[int]] = {"received": [], "sending": []}
 
 
+class _StampedEvents:
+    """A udp transport's events, stamping each datagram its reader hands over."""
+
+    def __init__(self, events: Any) -> None:
+        self._events = events
+
+    def packet_received(self, packet: bytes, source: Any) -> Any:
+        stamps["received"].append(now())
+        return self._events.packet_received(packet, source)
+
+    def send_failed(self, destination: Any, error: BaseException) -> None:
+        self._events.send_failed(destination, error)
+
+
 def _stamp_the_udp_transport() -> None:
-    """Stamp each datagram net-relay's udp reader hands over, and each send, as the raw
-    roles stamp theirs (the reader is compiled, so its ``deliver`` is what gets wrapped)."""
+    """Stamp each datagram net-relay's udp transport receives, and each send, as the raw
+    roles stamp theirs (its reading and sending are compiled, so what the reader calls
+    and what the transport hands out as ``send`` are what get wrapped)."""
     from relay_transports import _udp
 
-    reader_class = _udp.DatagramReader
-    send = _udp.UdpTransport.send
+    transport_init = _udp.UdpTransport.__init__
 
-    def stamped_reader(sock: Any, deliver: Callable[..., object], *handlers: Any) -> Any:
-        def stamped_deliver(packet: bytes, source: Any) -> object:
-            stamps["received"].append(now())
-            return deliver(packet, source)
+    def stamped_init(self: Any, events: Any, **options: Any) -> None:
+        transport_init(self, _StampedEvents(events), **options)
+        send = self.send
 
-        return reader_class(sock, stamped_deliver, *handlers)
+        def stamped_send(destination: Any, packet: bytes) -> None:
+            stamps["sending"].append(now())
+            send(destination, packet)
 
-    def stamped_send(self: Any, destination: Any, packet: bytes) -> None:
-        stamps["sending"].append(now())
-        send(self, destination, packet)
+        self.send = stamped_send
 
-    _udp.DatagramReader = stamped_reader  # type: ignore[misc, assignment]
-    _udp.UdpTransport.send = stamped_send  # type: ignore[method-assign]
+    _udp.UdpTransport.__init__ = stamped_init  # type: ignore[method-assign]
 
 
 async def _relay_server() -> None:
@@ -195,9 +206,9 @@ def main() -> None:
             asyncio.run(roles[args.role]())
         return
     results: dict[str, list[dict[str, float]]] = {"raw": [], "relay": []}
-    for run in range(args.runs):
+    for number in range(args.runs):
         for kind, runs in results.items():
-            print(f"run {run + 1}/{args.runs}: {kind}", file=sys.stderr, flush=True)
+            print(f"run {number + 1}/{args.runs}: {kind}", file=sys.stderr, flush=True)
             runs.append(_one_run(kind, args.rpcs, args.warm_up, args.pin))
     from relay_core._loop import loop_name
 

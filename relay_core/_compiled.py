@@ -51,12 +51,13 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._inbox",
     "relay_codecs._model",
     "relay_codecs._msgpack_fast",
-    "relay_transports._udp_reader",
+    "relay_transports._udp_socket",
 )
 """The per-message modules. Plugin modules cannot be among them (pluggy marks
 hook functions by setting attributes on them, which compiled functions refuse),
 so their per-message work moves to modules beside them: msgpack's fast paths
-(whose bound methods each codec instance answers with) and the udp reader. Nor
+(whose bound methods each codec instance answers with) and the udp socket's
+reading and sending (whose ``send`` the transport answers with). Nor
 can the modules that check what a user passes to the public API (_address,
 _actors): a compiled function checks its argument types itself, with a
 TypeError instead of the library's own error. All of them import only the

@@ -27,57 +27,34 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
 import socket
-import struct
-import sys
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from relay_core import (
     ConfigError,
     HostPort,
-    MessageTooLarge,
     Transport,
     TransportError,
     TransportEvents,
     hookimpl,
 )
 
-from ._udp_reader import DatagramReader
+from ._udp_socket import (
+    RECVERR,
+    SEND_BACKLOG_LIMIT,
+    USE_ERROR_QUEUE,
+    Endpoint,
+    Sockets,
+    display,
+)
 
 __all__ = ["SEND_BACKLOG_LIMIT", "UdpTransport"]
 
 logger = logging.getLogger(__name__)
 
-SEND_BACKLOG_LIMIT = 1 << 20
-"""Bytes of packets a socket may hold back, beyond which new packets are dropped."""
-
 _MAX_DATAGRAM = 65507  # the largest UDP payload an IPv4 datagram can carry
 _MAX_BUFFER = 2**31 - 1  # setsockopt takes a C int
-_TOO_LARGE_HINT = "use a stream transport (tcp:// or quic://) for large messages"
-_WOULD_BLOCK = (BlockingIOError, InterruptedError)
 _WILDCARD = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
-
-# Linux reports ICMP errors to an unconnected UDP socket only with IP_RECVERR set,
-# and then through its error queue. Python 3.11 lacks the constants; these are
-# the values of <linux/in.h> and <linux/in6.h>.
-_USE_ERROR_QUEUE = sys.platform == "linux"
-_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
-_ANCILLARY_SIZE = 512
-_EXTENDED_ERRNO = struct.Struct("=I")  # ee_errno, the first field of struct sock_extended_err
-
-SockAddr = tuple[str, int] | tuple[str, int, int, int]
-
-
-def _display(host: str, port: object) -> str:
-    """``host:port`` as a user writes it, with brackets around an IPv6 host."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _send_error(destination: HostPort, error: OSError) -> TransportError:
-    reason = error.strerror or str(error)
-    return TransportError(error.errno, f"udp send to {_display(*destination)} failed: {reason}")
 
 
 def _option(name: str, value: object, low: int, high: int, allowed: str) -> int:
@@ -85,139 +62,6 @@ def _option(name: str, value: object, low: int, high: int, allowed: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"[listen.udp] {name} = {value!r} is not allowed: {allowed}")
     return value
-
-
-class _Endpoint:
-    """One bound, non-blocking datagram socket, its reader and its send backlog."""
-
-    __slots__ = (
-        "_events", "_loop", "backlog", "backlog_bytes", "local", "reader", "sendto", "sock",
-    )
-
-    def __init__(
-        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, events: TransportEvents
-    ) -> None:
-        self.sock = sock
-        self.sendto: Callable[[bytes, SockAddr], int] = sock.sendto
-        self.local: HostPort = sock.getsockname()[:2]
-        self.backlog: deque[tuple[HostPort, bytes]] = deque()
-        self.backlog_bytes = 0
-        self._loop = loop
-        self._events = events
-        self.reader = DatagramReader(
-            sock, events.packet_received, self._drain_error_queue, self._socket_error)
-        loop.add_reader(sock.fileno(), self.reader.on_readable)
-
-    def send_failed_at_once(self, destination: HostPort, packet: bytes, first: OSError) -> None:
-        """Handle a sendto that raised: hold the packet back, report it, or raise."""
-        error = first if isinstance(first, _WOULD_BLOCK) else self._send_again(destination, packet)
-        if error is None:
-            return
-        if isinstance(error, _WOULD_BLOCK):
-            self.enqueue(destination, packet)
-        elif error.errno == errno.ENOBUFS:  # a full device queue: transient, like a lost packet
-            self._events.send_failed(destination, _send_error(destination, error))
-        else:
-            raise _send_error(destination, error) from error
-
-    def _send_again(self, destination: HostPort, packet: bytes) -> OSError | None:
-        """Retry once after an error that may not be this packet's own.
-
-        A pending ICMP error about an earlier packet fails the next sendto once
-        (the error queue still reports it), and a scoped IPv6 host needs its
-        scope id, which a ``(host, port)`` pair cannot carry.
-        """
-        try:
-            self.sendto(packet, self._sockaddr(destination))
-        except OSError as exc:
-            return exc
-        return None
-
-    def _sockaddr(self, destination: HostPort) -> SockAddr:
-        host, port = destination
-        if "%" not in host:
-            return destination
-        try:
-            infos = socket.getaddrinfo(host, port, self.sock.family, 0, 0, socket.AI_NUMERICHOST)
-        except OSError:
-            return destination  # sendto reports the address as it stands
-        sockaddr = infos[0][4]
-        return (host, port, 0, sockaddr[3]) if len(sockaddr) == 4 else destination
-
-    def enqueue(self, destination: HostPort, packet: bytes) -> None:
-        """Hold ``packet`` back until the socket is writable, unless the backlog is full."""
-        if self.backlog_bytes + len(packet) > SEND_BACKLOG_LIMIT:
-            text = f"send buffer full ({self.backlog_bytes} bytes waiting); packet dropped"
-            self._events.send_failed(destination, TransportError(errno.ENOBUFS, text))
-            return
-        if not self.backlog:
-            self._loop.add_writer(self.sock.fileno(), self._on_writable)
-        self.backlog.append((destination, packet))
-        self.backlog_bytes += len(packet) or 1  # an empty datagram waits too
-
-    def _on_writable(self) -> None:
-        while self.backlog:
-            destination, packet = self.backlog[0]
-            error = self._flush_one(destination, packet)
-            if isinstance(error, _WOULD_BLOCK):
-                return
-            self.backlog.popleft()
-            self.backlog_bytes -= len(packet) or 1
-            if error is not None:
-                self._events.send_failed(destination, _send_error(destination, error))
-        self._loop.remove_writer(self.sock.fileno())
-
-    def _flush_one(self, destination: HostPort, packet: bytes) -> OSError | None:
-        """Send a held-back packet; return the error that kept it from leaving."""
-        try:
-            self.sendto(packet, destination)
-        except _WOULD_BLOCK as exc:
-            return exc
-        except OSError:
-            return self._send_again(destination, packet)
-        return None
-
-    def _socket_error(self, error: OSError) -> None:
-        """Report an error the socket raised on receive, about some earlier send."""
-        if self._drain_error_queue() == 0:
-            reason = error.strerror or str(error)
-            text = f"udp socket {_display(*self.local)}: {reason}"
-            self._events.send_failed(None, TransportError(error.errno, text))
-
-    def _drain_error_queue(self) -> int:
-        """Report each queued ICMP or local error against its packet's destination."""
-        if not _USE_ERROR_QUEUE:
-            return 0
-        reported = 0
-        while True:
-            try:
-                _, ancillary, _, address = self.sock.recvmsg(
-                    0, _ANCILLARY_SIZE, socket.MSG_ERRQUEUE
-                )
-            except OSError:
-                return reported
-            destination = (address[0], address[1])
-            code = _extended_errno(ancillary)
-            error = OSError(code, os.strerror(code))
-            self._events.send_failed(destination, _send_error(destination, error))
-            reported += 1
-
-    def close(self) -> int:
-        """Flush what the kernel takes at once, close the socket, return the packets lost."""
-        fd = self.sock.fileno()
-        self._loop.remove_reader(fd)
-        self._loop.remove_writer(fd)
-        while self.backlog and self._flush_one(*self.backlog[0]) is None:
-            self.backlog.popleft()
-        self.sock.close()
-        return len(self.backlog)
-
-
-def _extended_errno(ancillary: list[tuple[int, int, bytes]]) -> int:
-    for _, _, data in ancillary:
-        if len(data) >= _EXTENDED_ERRNO.size:
-            return int(_EXTENDED_ERRNO.unpack_from(data)[0])
-    return errno.EIO
 
 
 DEFAULT_BATCH_SIZE = 1400
@@ -252,9 +96,11 @@ class UdpTransport(Transport):
             socket.SO_RCVBUF: _option("receive_buffer", receive_buffer, 0, _MAX_BUFFER, buffer),
             socket.SO_SNDBUF: _option("send_buffer", send_buffer, 0, _MAX_BUFFER, buffer),
         }
-        self._endpoints: list[_Endpoint] = []
-        self._v4: _Endpoint | None = None
-        self._v6: _Endpoint | None = None
+        self._endpoints: list[Endpoint] = []
+        self._sockets = Sockets(size, self._cannot_send)
+        # The dispatcher calls send for every packet: the compiled one, not a
+        # frame of this module in front of it.
+        self.send = self._sockets.send  # type: ignore[method-assign]
         self._closed = False
 
     async def listen(self, host: str, port: int) -> HostPort:
@@ -277,37 +123,30 @@ class UdpTransport(Transport):
         return sockaddr
 
     def send(self, destination: HostPort, packet: bytes) -> None:
-        """Send one datagram, from the socket of the destination's address family."""
-        if len(packet) > self.max_packet_size:
-            raise MessageTooLarge(len(packet), self.max_packet_size, hint=_TOO_LARGE_HINT)
-        endpoint = self._v6 if ":" in destination[0] else self._v4
-        if endpoint is None:
-            raise self._cannot_send(destination)
-        if endpoint.backlog_bytes:  # keeps packets in order behind those held back
-            endpoint.enqueue(destination, packet)
-            return
-        try:
-            endpoint.sendto(packet, destination)
-        except OSError as exc:
-            endpoint.send_failed_at_once(destination, packet, exc)
+        """Send one datagram, from the socket of the destination's address family.
+
+        A packet that cannot leave at once waits (in order, up to
+        ``SEND_BACKLOG_LIMIT`` bytes a socket) until the socket is writable.
+        """
+        self._sockets.send(destination, packet)
 
     async def close(self) -> None:
         """Close every socket; packets still held back are reported as lost."""
         if self._closed:
             return
         self._closed = True
-        self._v4 = self._v6 = None
+        self._sockets.v4 = self._sockets.v6 = None
         lost = sum(endpoint.close() for endpoint in self._endpoints)
         self._endpoints.clear()
         if lost:
             text = f"udp transport closed with {lost} packets unsent"
             self.events.send_failed(None, TransportError(errno.ESHUTDOWN, text))
 
-    def _sender(self, family: int) -> _Endpoint | None:
-        return self._v6 if family == socket.AF_INET6 else self._v4
+    def _sender(self, family: int) -> Endpoint | None:
+        return self._sockets.v6 if family == socket.AF_INET6 else self._sockets.v4
 
     def _cannot_send(self, destination: HostPort) -> TransportError:
-        where = _display(*destination)
+        where = display(*destination)
         if self._closed:
             return TransportError(f"cannot send to udp {where}: the transport is closed")
         return TransportError(
@@ -320,25 +159,25 @@ class UdpTransport(Transport):
     ) -> tuple[socket.AddressFamily, HostPort]:
         """Return a family and numeric address for host:port, preferring a family we can send from."""
         if self._closed:
-            raise TransportError(f"udp {_display(host, port)}: the transport is closed")
+            raise TransportError(f"udp {display(host, port)}: the transport is closed")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise TransportError(f"udp {_display(host, port)}: port must be from 0 to 65535")
+            raise TransportError(f"udp {display(host, port)}: port must be from 0 to 65535")
         found = await _getaddrinfo(host, port, flags)
         if not found:
-            raise TransportError(f"cannot resolve udp {_display(host, port)}: no IP address")
+            raise TransportError(f"cannot resolve udp {display(host, port)}: no IP address")
         return next((item for item in found if self._sender(item[0])), found[0])
 
     def _open(
         self, family: socket.AddressFamily, sockaddr: HostPort, host: str, port: int
-    ) -> _Endpoint:
-        sock = _bind(family, sockaddr, _display(host, port), self._buffers)
-        endpoint = _Endpoint(sock, asyncio.get_running_loop(), self.events)
+    ) -> Endpoint:
+        sock = _bind(family, sockaddr, display(host, port), self._buffers)
+        endpoint = Endpoint(sock, asyncio.get_running_loop(), self.events)
         self._endpoints.append(endpoint)
         if self._sender(family) is None:
             if family == socket.AF_INET6:
-                self._v6 = endpoint
+                self._sockets.v6 = endpoint
             else:
-                self._v4 = endpoint
+                self._sockets.v4 = endpoint
         return endpoint
 
 
@@ -357,7 +196,7 @@ async def _getaddrinfo(
             )
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise TransportError(f"cannot resolve udp {_display(host, port)}: {reason}") from exc
+            raise TransportError(f"cannot resolve udp {display(host, port)}: {reason}") from exc
     return [(info[0], (str(info[4][0]), int(info[4][1]))) for info in infos if info[0] in _WILDCARD]
 
 
@@ -370,8 +209,8 @@ def _bind(
         sock.setblocking(False)
         if family == socket.AF_INET6:  # so a v4 and a v6 listener can share a port
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if _USE_ERROR_QUEUE:
-            sock.setsockopt(*_RECVERR[family], 1)
+        if USE_ERROR_QUEUE:
+            sock.setsockopt(*RECVERR[family], 1)
         for option, size in buffers.items():
             _request_buffer(sock, option, size)
         sock.bind(sockaddr)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from relay_core import ConfigError, HostPort, MessageTooLarge, Transport, TransportError
 from relay_core.testing import PacketRecorder
-from relay_transports import UdpTransport, _udp, _udp_reader
+from relay_transports import UdpTransport, _udp, _udp_socket
 
 WAIT_LIMIT = 20.0
 
@@ -128,7 +128,7 @@ class _CountingReads:
     """Stands in for an endpoint's socket in its reader: counts reads, reads that found
     the socket empty, and the largest read budget the reader had while reading."""
 
-    def __init__(self, reader: _udp_reader.DatagramReader) -> None:
+    def __init__(self, reader: _udp_socket.DatagramReader) -> None:
         self._reader = reader
         self._sock = reader.sock
         self.reads = self.empty = self.largest_budget = 0
@@ -148,7 +148,7 @@ class _CountingReads:
 
 async def _counting_receiver(receiver: UdpTransport) -> tuple[_CountingReads, HostPort]:
     address = await receiver.listen("127.0.0.1", 0)
-    endpoint = receiver._v4
+    endpoint = receiver._sockets.v4
     assert endpoint is not None
     counting = _CountingReads(endpoint.reader)
     endpoint.reader.sock = counting  # type: ignore[assignment]
@@ -165,7 +165,7 @@ async def test_datagrams_that_come_one_at_a_time_seldom_meet_an_empty_socket() -
         assert [packet for packet, _ in events.packets] == [bytes([n]) for n in range(40)]
         # Reading until empty would have cost 40 empty reads; the budget costs one
         # every few wakeups, when it tries to grow.
-        assert reads.empty <= 40 // _udp_reader.FULL_READS_BEFORE_GROWING
+        assert reads.empty <= 40 // _udp_socket.FULL_READS_BEFORE_GROWING
         assert reads.reads == 40 + reads.empty
 
 
@@ -178,7 +178,7 @@ async def test_a_burst_is_read_in_bulk_and_every_datagram_of_it_arrives() -> Non
         await events.until(lambda: len(events.packets) == 200)
         assert sorted(packet for packet, _ in events.packets) == [
             number.to_bytes(2, "big") for number in range(200)]
-        assert reads.largest_budget == _udp_reader.READS_PER_WAKEUP
+        assert reads.largest_budget == _udp_socket.READS_PER_WAKEUP
 
 
 # --- binding and resolving ------------------------------------------------------------------
@@ -283,7 +283,7 @@ async def test_sending_to_a_closed_port_reports_send_failed_and_the_transport_ke
         destination, error = sender_events.failures[0]
         assert destination == nobody
         assert isinstance(error, TransportError) and error.errno == errno.ECONNREFUSED
-        assert _udp._display(*nobody) in str(error)
+        assert _udp_socket.display(*nobody) in str(error)
         sender.send(await sender.prepare(*await receiver.listen(host, 0)), b"still here")
         assert (await receiver_events.packet())[0] == b"still here"
 
@@ -303,11 +303,11 @@ async def test_a_refusal_for_one_packet_does_not_cost_the_next_packet() -> None:
 class _Jammed:
     """Stands in for a socket's sendto: refuses (as a full socket does) while jammed."""
 
-    def __init__(self, sendto: Callable[[bytes, _udp.SockAddr], int]) -> None:
+    def __init__(self, sendto: Callable[[bytes, _udp_socket.SockAddr], int]) -> None:
         self.sendto = sendto
         self.jammed = True
 
-    def __call__(self, packet: bytes, address: _udp.SockAddr) -> int:
+    def __call__(self, packet: bytes, address: _udp_socket.SockAddr) -> int:
         if self.jammed:
             raise BlockingIOError(errno.EAGAIN, "would block")
         return self.sendto(packet, address)
@@ -316,7 +316,7 @@ class _Jammed:
 async def test_a_full_socket_holds_packets_back_in_order_up_to_a_bound_then_reports_drops() -> None:
     async with udp() as (sender, sender_events), udp() as (receiver, receiver_events):
         destination = await sender.prepare(*await receiver.listen("127.0.0.1", 0))
-        endpoint = sender._v4
+        endpoint = sender._sockets.v4
         assert endpoint is not None
         jam = endpoint.sendto = _Jammed(endpoint.sendto)
         kept = _udp.SEND_BACKLOG_LIMIT // 10_000
@@ -333,8 +333,8 @@ async def test_a_full_socket_holds_packets_back_in_order_up_to_a_bound_then_repo
 async def test_closing_with_packets_held_back_reports_them_lost() -> None:
     async with udp() as (sender, events):
         destination = await sender.prepare("127.0.0.1", _free_port(socket.AF_INET, "127.0.0.1"))
-        assert sender._v4 is not None
-        sender._v4.sendto = _Jammed(sender._v4.sendto)
+        assert sender._sockets.v4 is not None
+        sender._sockets.v4.sendto = _Jammed(sender._sockets.v4.sendto)
         sender.send(destination, b"one")
         sender.send(destination, b"two")
         await sender.close()
