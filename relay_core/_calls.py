@@ -12,13 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import ClassVar
 
-from ._replycache import ReplyCache
+from ._replycache import CallKey, ReplyCache
 from ._rpc import Rpc
 
 __all__ = ["ActiveRequests", "CallKey", "PendingCalls"]
-
-CallKey = tuple[int, int]
-"""(caller incarnation, call id): unique for every request a node receives."""
 
 
 class _Lane:

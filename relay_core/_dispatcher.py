@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from typing import ClassVar
+from typing import Final
 
 from ._address import Address, endpoint_url, format_host_port, parse_address
 from ._backlog import Backlog, Stall, Stalled
@@ -52,6 +52,7 @@ from ._links import LinkKey, LinkTable, PeerLink
 from ._paths import resolve_paths
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
+from ._replycache import call_key
 from ._seal import Sealer, sealed_key_id
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
 from ._serving import LocalActors, RequestServer
@@ -63,7 +64,7 @@ from ._wire import (
     Frame,
     FrameKind,
     decode_frames,
-    decode_packet,
+    decode_packet_fields,
     encode_frame,
     encode_packet,
     is_sealed,
@@ -79,6 +80,11 @@ MIN_BACKLOG_LIMIT = 1024 * 1024
 """A parked source's backlog takes at least this many bytes: more than a stream
 transport reads at once (256 KiB), so one that stops reading never meets the limit."""
 _FAILED = object()
+# Final, so the compiled build reads each once rather than the enum's attribute per frame.
+_MESSAGE: Final = FrameKind.MESSAGE
+_REQUEST: Final = FrameKind.REQUEST
+_CANCEL: Final = FrameKind.CANCEL
+_ERROR: Final = FrameKind.ERROR
 
 
 def _timed_out(link: PeerLink, target: str, timeout: float, request_id: str) -> RpcTimeout:
@@ -162,6 +168,8 @@ class Dispatcher:
         self._sealed_schemes = self._security.sealed_schemes
         self._receiving_key_id: int | None = None
         """Key id of the sealed packet being handled, so replies are sealed alike."""
+        self._source_link: PeerLink | None = None
+        """The link to the source of the packet being handled, if there is one."""
         self.stats = StatsTable()
         self._log = RateLimitedLog(logger)
         self._closed = False
@@ -519,7 +527,7 @@ class Dispatcher:
             elif scheme in self._sealed_schemes:
                 raise Unauthenticated(f"{scheme} packets must be sealed here; this one is not")
             else:
-                incarnation, sequence, frames = decode_packet(data)
+                incarnation, sequence, frames = decode_packet_fields(data)
                 self._receiving_key_id = None
         except MalformedFrame as exc:
             self._count_bad_packet(exc, counters, scheme, source)
@@ -536,10 +544,19 @@ class Dispatcher:
 
     def _handle_frames(self, frames: Iterator[Frame], scheme: str, source: HostPort,
                        counters: Counters, incarnation: int) -> asyncio.Future[None] | None:
-        handlers = self._handlers
         try:
+            # Branches, not a table of handlers: a call through a table hands the
+            # source over as a new tuple per frame, where native calls pass it as is.
             for frame in frames:
-                handlers[frame.kind](self, frame, scheme, source, counters, incarnation)
+                kind = frame.kind
+                if kind is _MESSAGE:
+                    self._on_message(frame, scheme, source, counters, incarnation)
+                elif kind is _REQUEST:
+                    self._on_request(frame, scheme, source, counters, incarnation)
+                elif kind is _CANCEL:
+                    self._on_cancel(frame, scheme, source, counters, incarnation)
+                else:
+                    self._on_reply(frame, scheme, source, counters, incarnation)
         except Stalled as stalled:
             # ``frames`` has stopped just past the stalled frame: the rest waits behind it
             stall = Stall(stalled, frames, incarnation, self._receiving_key_id)
@@ -591,6 +608,7 @@ class Dispatcher:
     def _counters_for(self, scheme: str, source: HostPort) -> Counters:
         key = (scheme, source[0], source[1])
         link = self._links.get(key)
+        self._source_link = link
         if link is not None:
             return link.counters
         counters = self._source_counters.get(key)
@@ -654,7 +672,7 @@ class Dispatcher:
     def _on_request(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
                     incarnation: int) -> None:
         link = self._reply_link(scheme, source, counters)
-        key = (incarnation, frame.call_id)
+        key = call_key(incarnation, frame.call_id)
         server = self._server
         if server.is_retry(key, link, counters):
             return
@@ -668,7 +686,7 @@ class Dispatcher:
     def _on_cancel(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
     ) -> None:
-        self._server.active.cancel((incarnation, frame.call_id))
+        self._server.active.cancel(call_key(incarnation, frame.call_id))
 
     def _on_reply(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
@@ -681,13 +699,12 @@ class Dispatcher:
         if value is _FAILED:
             future.set_exception(
                 RelayError(f"the reply from {endpoint_url(scheme, source)} could not be decoded"))
-        elif frame.kind is FrameKind.ERROR:
+        elif frame.kind is _ERROR:
             future.set_exception(error_from_payload(value, endpoint_url(scheme, source)))
         else:
             counters.messages_received += 1
             future.set_result(value)
 
-    _handlers: ClassVar[dict[FrameKind, Callable[[Dispatcher, Frame, str, HostPort, Counters, int], None]]]
 
     # -- backpressure --------------------------------------------------------
 
@@ -759,6 +776,11 @@ class Dispatcher:
     # -- replies -----------------------------------------------------------
 
     def _reply_link(self, scheme: str, source: HostPort, counters: Counters) -> PeerLink:
+        # The link _counters_for found for this packet's source, unless these
+        # counters are another source's (frames resumed after a stall).
+        link = self._source_link
+        if link is not None and link.counters is counters:
+            return link
         key = (scheme, source[0], source[1])
         link = self._links.get(key)
         if link is None:
@@ -775,12 +797,3 @@ class Dispatcher:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-Dispatcher._handlers = {
-    FrameKind.MESSAGE: Dispatcher._on_message,
-    FrameKind.REQUEST: Dispatcher._on_request,
-    FrameKind.RESPONSE: Dispatcher._on_reply,
-    FrameKind.ERROR: Dispatcher._on_reply,
-    FrameKind.CANCEL: Dispatcher._on_cancel,
-}

@@ -37,6 +37,7 @@ __all__ = [
     "FrameKind",
     "Packet",
     "decode_packet",
+    "decode_packet_fields",
     "encode_frame",
     "encode_packet",
     "is_sealed",
@@ -91,6 +92,8 @@ _REPEAT_HEAD_SIZE: Final = 20  # a frame's fixed part up to its payload length
 _unpack_length: Final = _PAYLOAD_LENGTH.unpack_from
 _unpack_header_words: Final = _HEADER_WORDS.unpack_from  # bound once: no method lookup per call
 _unpack_frame_words: Final = _FRAME_WORDS.unpack_from
+_pack_identity: Final = _IDENTITY.pack
+_pack_checksum: Final = _CHECKSUM.pack
 
 
 class FrameKind(enum.IntEnum):
@@ -309,9 +312,10 @@ def encode_packet(incarnation: int, sequence: int, frames: Sequence[bytes]) -> b
     if not frames:
         raise MalformedFrame("a packet carries at least one frame")
     # Joining twice copies the frames once more, which measured cheaper than one
-    # crc32 call per frame.
-    body = b"".join((_IDENTITY.pack(incarnation, sequence), *frames))
-    return b"".join((_HEAD, _CHECKSUM.pack(_crc32(body, _HEAD_CRC)), body))
+    # crc32 call per frame; a lone frame (a request, a reply) is one concatenation.
+    identity = _pack_identity(incarnation, sequence)
+    body = identity + frames[0] if len(frames) == 1 else b"".join((identity, *frames))
+    return b"".join((_HEAD, _pack_checksum(_crc32(body, _HEAD_CRC)), body))
 
 
 def is_sealed(packet: bytes) -> bool:
@@ -373,10 +377,16 @@ def _verify_checksum(data: bytes, stated: int) -> None:
 
 def decode_packet(data: bytes) -> Packet:
     """Return the packet ``data`` holds; raise :class:`MalformedFrame` for anything else."""
+    return _new_frame(Packet, decode_packet_fields(data))
+
+
+def decode_packet_fields(data: bytes) -> tuple[int, int, tuple[Frame, ...]]:
+    """:func:`decode_packet`'s fields as a plain tuple: what a receiver unpacks at
+    once (compiled, the tuple is never built as an object)."""
     if type(data) is not bytes:  # names are looked up by value and payloads must hash
         data = bytes(data)
     incarnation, sequence = peek_header(data)
-    return _new_frame(Packet, (incarnation, sequence, _decode_frames(data, PACKET_HEADER_SIZE)))
+    return incarnation, sequence, _decode_frames(data, PACKET_HEADER_SIZE)
 
 
 def decode_frames(body: bytes) -> tuple[Frame, ...]:

@@ -5,33 +5,60 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core._replycache import ReplyCache
+from relay_core._replycache import ReplyCache, call_key
+
+
+_U64 = st.integers(0, 2**64 - 1)
+
+
+@given(_U64, _U64, _U64, _U64)
+def test_a_call_key_names_one_incarnation_and_call_id(a: int, b: int, c: int, d: int) -> None:
+    assert (call_key(a, b) == call_key(c, d)) == ((a, b) == (c, d))
 
 
 def test_a_stored_reply_is_found_by_its_call() -> None:
     cache = ReplyCache()
-    cache.put((1, 7), b"reply")
-    assert cache.get((1, 7)) == b"reply"
-    assert cache.get((2, 7)) is None
+    cache.put(call_key(1, 7), b"reply")
+    assert cache.get(call_key(1, 7)) == b"reply"
+    assert cache.get(call_key(2, 7)) is None
 
 
 def test_the_oldest_reply_goes_first_when_entries_run_out() -> None:
     cache = ReplyCache(max_entries=2)
     for call in range(3):
-        cache.put((1, call), b"r")
-    assert [cache.get((1, call)) for call in range(3)] == [None, b"r", b"r"]
+        cache.put(call_key(1, call), b"r")
+    assert [cache.get(call_key(1, call)) for call in range(3)] == [None, b"r", b"r"]
 
 
 def test_a_reply_larger_than_the_byte_bound_is_not_kept() -> None:
     cache = ReplyCache(max_bytes=10)
-    cache.put((1, 1), b"x" * 11)
-    assert cache.get((1, 1)) is None
+    cache.put(call_key(1, 1), b"x" * 11)
+    assert cache.get(call_key(1, 1)) is None
 
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.binary(max_size=30))))
-def test_entries_and_bytes_never_exceed_the_bounds(puts: list[tuple[int, int, bytes]]) -> None:
+def test_entries_and_bytes_never_exceed_the_bounds_and_the_newest_stay(puts: list[tuple[int, int, bytes]]) -> None:
     cache = ReplyCache(max_entries=8, max_bytes=100)
+    model: dict[int, bytes] = {}  # insertion-ordered: the oldest first
     for incarnation, call, frame in puts:
-        cache.put((incarnation, call), frame)
+        key = call_key(incarnation, call)
+        cache.put(key, frame)
+        model.pop(key, None)
+        model[key] = frame
+        while len(model) > 8 or sum(map(len, model.values())) > 100:
+            del model[next(iter(model))]
         assert len(cache) <= 8
         assert cache.size_bytes <= 100
+        assert len(cache) == len(model)
+        assert cache.size_bytes == sum(map(len, model.values()))
+        assert all(cache.get(kept) == frame for kept, frame in model.items())
+
+
+def test_storing_a_reply_again_makes_it_the_newest() -> None:
+    cache = ReplyCache(max_entries=2)
+    cache.put(call_key(1, 1), b"first")
+    cache.put(call_key(1, 2), b"second")
+    cache.put(call_key(1, 1), b"again")
+    cache.put(call_key(1, 3), b"third")
+    assert [cache.get(call_key(1, call)) for call in (1, 2, 3)] == [b"again", None, b"third"]
+    assert cache.size_bytes == len(b"again") + len(b"third")
