@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from relay_core._replycache import ReplyCache, call_key
 
-
 _U64 = st.integers(0, 2**64 - 1)
 
 
