@@ -606,11 +606,11 @@ class Dispatcher:
                           endpoint_url(scheme, source), error)
 
     def _counters_for(self, scheme: str, source: HostPort) -> Counters:
-        key = (scheme, source[0], source[1])
-        link = self._links.get(key)
+        link = self._links.find(scheme, source[0], source[1])
         self._source_link = link
         if link is not None:
             return link.counters
+        key = (scheme, source[0], source[1])
         counters = self._source_counters.get(key)
         if counters is None:
             counters = self.stats.peer(endpoint_url(scheme, source))

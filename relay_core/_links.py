@@ -137,11 +137,32 @@ class LinkTable:
         self._links: dict[LinkKey, PeerLink] = {}
         self._max_transient = max_transient
         self._transient = 0
+        # The link find() found last, and its key: packets come in runs from one source,
+        # and each brings its address as new strings, which a dict lookup would hash.
+        self._found: PeerLink | None = None
+        self._found_scheme = ""
+        self._found_host = ""
+        self._found_port = -1
 
     def get(self, key: LinkKey) -> PeerLink | None:
         return self._links.get(key)
 
+    def find(self, scheme: str, host: str, port: int) -> PeerLink | None:
+        """``get((scheme, host, port))``, answered without a lookup when asked twice in a row."""
+        if port == self._found_port and host == self._found_host and scheme == self._found_scheme:
+            return self._found
+        link = self._links.get((scheme, host, port))
+        if link is not None:
+            self._found = link
+            self._found_scheme, self._found_host, self._found_port = scheme, host, port
+        return link
+
+    def _forget_found(self) -> None:
+        self._found = None
+        self._found_port = -1
+
     def add(self, key: LinkKey, link: PeerLink) -> None:
+        self._forget_found()
         if not link.pinned:
             if self._transient >= self._max_transient:
                 self._evict_one()
@@ -154,6 +175,7 @@ class LinkTable:
             self._transient -= 1
 
     def discard(self, key: LinkKey) -> None:
+        self._forget_found()
         link = self._links.pop(key, None)
         if link is not None and not link.pinned:
             self._transient -= 1
