@@ -258,12 +258,16 @@ def _name_field(value: str, what: str) -> bytes:
 def _printable_field(value: str, what: str) -> bytes:
     if not value:
         return b""
-    # Together these admit exactly 0x20 to 0x7e, and cost half the table check;
-    # bytes.isalnum (ASCII letters and digits) passes a request id for less still.
-    if value.isascii():
-        raw = value.encode("ascii")
-        if raw.isalnum() or value.isprintable():
-            return _checked_length(raw, what)
+    # A request id (ASCII letters and digits) passes on two checks the compiled
+    # build makes without a method call; str.isalnum alone would admit any script.
+    if value.isalnum():
+        try:
+            return _checked_length(value.encode("ascii"), what)
+        except UnicodeEncodeError:
+            pass
+    # Together these admit exactly 0x20 to 0x7e, and cost half the table check.
+    if value.isascii() and value.isprintable():
+        return _checked_length(value.encode("ascii"), what)
     return _ascii_field(value, _PRINTABLE, what, _PRINTABLE_RULE)
 
 
@@ -580,8 +584,12 @@ def _name(raw: bytes, what: str) -> str:
 
 
 def _printable(raw: bytes, what: str) -> str:
-    if raw.isalnum():  # ASCII letters and digits only (bytes know no others): request ids
-        return raw.decode("ascii")
+    try:  # a request id: ASCII letters and digits, checked without a method call when compiled
+        text = raw.decode("ascii")
+        if text.isalnum():
+            return text
+    except UnicodeDecodeError:
+        pass
     text = raw.decode("latin-1")  # any byte decodes; the test below refuses all but 0x20-0x7e
     if text.isascii() and text.isprintable():
         return text

@@ -426,6 +426,11 @@ REJECTED = [
         "request id .* printable ASCII",
         id="request-id-charset",
     ),
+    pytest.param(  # a letter in Latin-1 (0xaa is "ª"), not in ASCII
+        sealed(pack_header(), message_bytes(request_id=b"req\xaa1")),
+        "request id .* printable ASCII",
+        id="request-id-latin1-letter",
+    ),
     pytest.param(
         sealed(pack_header(), message_bytes(traceparent=b"\x80")),
         "trace parent .* printable ASCII",
