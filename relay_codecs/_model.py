@@ -37,7 +37,7 @@ from relay_core._messages import MessageTypes
 
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**64 - 1
-MAX_DEPTH = 256
+MAX_DEPTH: Final = 256
 ALLOWED = (
     "None, bool, int, float, str, bytes, bytearray, memoryview, list, tuple, dict,"
     " a registered @message dataclass or UnknownMessage"

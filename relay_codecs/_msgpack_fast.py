@@ -41,6 +41,10 @@ def refuse_extensions(code: int, data: bytes) -> object:
     raise ExtensionMet
 
 
+# Final: the compiled build reads a constant instead of looking the function up per message.
+_EXT_HOOK: Final[Callable[[int, bytes], object]] = refuse_extensions
+
+
 class MsgpackFastPaths:
     """Encode and decode where msgpack's C code alone keeps values to the data model.
 
@@ -86,7 +90,7 @@ class MsgpackFastPaths:
         try:
             # msgpack's defaults since 1.0 are raw=False and strict_map_key=True.
             value = self._unpackb(data if payload is None else payload,
-                                  ext_hook=refuse_extensions)
+                                  ext_hook=_EXT_HOOK)
         except self._decode_errors:
             return self._decode_walked(data)  # also for bad input: the walk explains it
         # No extension got through; a bin header (0xc4-0xc6) may have made a

@@ -74,13 +74,14 @@ __all__ = ["Dispatcher"]
 
 logger = logging.getLogger("relay_core.node")
 
-MAX_TRANSIENT_LINKS = 4096
-MAX_DEADLINE_MS = NO_DEADLINE - 1
+# Final (here and below): the compiled build reads them as constants, not from the
+# module's dict each time they are used.
+MAX_TRANSIENT_LINKS: Final = 4096
+MAX_DEADLINE_MS: Final = NO_DEADLINE - 1
 MIN_BACKLOG_LIMIT = 1024 * 1024
 """A parked source's backlog takes at least this many bytes: more than a stream
 transport reads at once (256 KiB), so one that stops reading never meets the limit."""
-_FAILED = object()
-# Final, so the compiled build reads each once rather than the enum's attribute per frame.
+_FAILED: Final = object()
 _MESSAGE: Final = FrameKind.MESSAGE
 _REQUEST: Final = FrameKind.REQUEST
 _CANCEL: Final = FrameKind.CANCEL

@@ -10,7 +10,7 @@ first; links to configured peers and to refs the program made are kept.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ._address import Address
 from ._coalesce import Coalescer
@@ -122,7 +122,7 @@ class PeerLink:
         return encode
 
 
-_REQUEST_ENCODERS: dict[tuple[str, ...], RequestFrameEncoder] = {}
+_REQUEST_ENCODERS: Final[dict[tuple[str, ...], RequestFrameEncoder]] = {}
 """By (codec, compressor, target); the encoders are pure, so nodes may share them."""
 
 

@@ -23,7 +23,7 @@ from ._errors import RpcCancelled, RpcError
 
 __all__ = ["RequestIdFilter", "Rpc", "current_request_id", "new_request_id"]
 
-_current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+_current_request_id: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
     "net_relay_request_id", default=None
 )
 

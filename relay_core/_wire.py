@@ -138,6 +138,7 @@ class Frame(NamedTuple):
 
 
 _NO_FRAME: Final = Frame(FrameKind.CANCEL, "", b"")
+_FRAME_TYPE: Final = Frame  # a constant to the compiled decoder: no global lookup per frame
 
 
 class Packet(NamedTuple):
@@ -421,7 +422,7 @@ def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
                     and data[start:payload_start] == previous_names):
                 kind, codec, _, compressor, target, call_id, deadline, request_id, parent = previous
                 offset = payload_start + size
-                frames.append(_new_frame(Frame, (
+                frames.append(_new_frame(_FRAME_TYPE, (
                     kind, codec, data[payload_start:offset], compressor, target, call_id, deadline,
                     request_id, parent)))  # fmt: skip
                 continue
@@ -478,7 +479,7 @@ def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:
         if len(_DECODED_ROUTES) < _ROUTE_CACHE_SIZE:
             _DECODED_ROUTES[route_key] = route
     codec, compressor, target = route
-    frame = _new_frame(Frame, (
+    frame = _new_frame(_FRAME_TYPE, (
         kind, codec, data[e : e + size], compressor, target,
         call_id, None if deadline == NO_DEADLINE else deadline,
         _printable(data[c:d], "request id") if lr else "",
