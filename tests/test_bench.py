@@ -128,6 +128,24 @@ def test_the_rpc_breakdown_script_times_every_segment_for_raw_and_net_relay() ->
                for figures in rows.values())
 
 
+INSTRUCTIONS = Path(__file__).resolve().parents[1] / "benchmarks" / "instructions.py"
+
+
+@pytest.mark.parametrize(("scenario", "transport"), [("rpc", "udp"), ("oneway", "tcp")])
+def test_the_instruction_probe_runs_its_scenario_to_the_end(scenario: str, transport: str) -> None:
+    result = subprocess.run([sys.executable, str(INSTRUCTIONS), "--scenario", scenario,
+                             "--transport", transport, "--probe", "20"],
+                            capture_output=True, text=True, timeout=BENCH_LIMIT, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_instruction_count_refuses_runs_that_cannot_be_subtracted() -> None:
+    result = subprocess.run([sys.executable, str(INSTRUCTIONS), "--short", "10", "--long", "10"],
+                            capture_output=True, text=True, timeout=BENCH_LIMIT, check=False)
+    assert result.returncode == 2 and "need 0 < short < long" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_bad_loop_in_the_environment_is_refused_in_one_line() -> None:
     result = bench("--quick", env={**os.environ, "NET_RELAY_LOOP": "fast"})
     assert result.returncode == 1 and result.stdout == ""
