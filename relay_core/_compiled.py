@@ -39,6 +39,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._wire",
     "relay_core._window",
     "relay_core._coalesce",
+    "relay_core._framing",
     "relay_core._replycache",
     "relay_core._calls",
     "relay_core._mailbox",

@@ -1,22 +1,29 @@
 """Packets on a byte stream: each one preceded by its length (u32, big-endian).
 
 Stream transports (TCP, QUIC streams) carry the same packets as datagrams do;
-this splits a stream back into them. Sans-IO: bytes in, packets out.
+this splits a stream back into them. Sans-IO: bytes in, packets out. Compiled
+by the build (relay_core._compiled): a reader feeds it every chunk it reads.
 
-Invariant: a declared length above ``max_packet_size`` is rejected before any
-of it is buffered, so a peer cannot make us hold more than one packet's worth.
+Invariants:
+
+- a declared length above ``max_packet_size`` is rejected before any of it is
+  buffered, so a peer cannot make us hold more than one packet's worth;
+- each byte is copied once on its way to a packet, however the stream is cut:
+  a packet whole in its chunk is sliced out of it, and only the part of a
+  packet that a chunk leaves unfinished is held, and completed from the next.
 """
 
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 from ._errors import MalformedFrame, MessageTooLarge
 
 __all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream"]
 
-_LENGTH = struct.Struct("!I")
-LENGTH_PREFIX_SIZE = _LENGTH.size
+_LENGTH: Final = struct.Struct("!I")
+LENGTH_PREFIX_SIZE: Final = 4
 
 
 def frame_for_stream(packet: bytes) -> bytes:
@@ -34,6 +41,7 @@ class StreamDeframer:
     def __init__(self, max_packet_size: int) -> None:
         self._max_packet_size = max_packet_size
         self._buffer = bytearray()
+        """The start of a packet that the chunks so far left unfinished, its prefix first."""
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Add ``chunk``; return every packet now complete, in order.
@@ -41,24 +49,49 @@ class StreamDeframer:
         Raises ``MalformedFrame`` for an empty or oversized declared length;
         the stream cannot be resynchronised after that and should be closed.
         """
-        buffer = self._buffer
-        buffer += chunk
-        packets = []
-        offset = 0
-        while len(buffer) - offset >= LENGTH_PREFIX_SIZE:
-            (length,) = _LENGTH.unpack_from(buffer, offset)
-            if length == 0 or length > self._max_packet_size:
-                raise MalformedFrame(f"stream packet declares {length} bytes; allowed 1.."
-                                     f"{self._max_packet_size}")
-            end = offset + LENGTH_PREFIX_SIZE + length
-            if len(buffer) < end:
+        packets: list[bytes] = []
+        offset = self._complete_held(chunk, packets) if self._buffer else 0
+        end = len(chunk)
+        while end - offset >= LENGTH_PREFIX_SIZE:
+            stop = offset + LENGTH_PREFIX_SIZE + self._declared(chunk, offset)
+            if stop > end:
                 break
-            packets.append(bytes(buffer[offset + LENGTH_PREFIX_SIZE:end]))
-            offset = end
-        del buffer[:offset]
+            packets.append(chunk[offset + LENGTH_PREFIX_SIZE:stop])
+            offset = stop
+        if offset < end:
+            self._buffer += memoryview(chunk)[offset:]
         return packets
 
     @property
     def buffered(self) -> int:
         """Bytes held while waiting for the rest of a packet."""
         return len(self._buffer)
+
+    def _complete_held(self, chunk: bytes, packets: list[bytes]) -> int:
+        """Take from ``chunk`` what the held packet lacks (all of it, if not enough).
+
+        Appends the packet once whole; returns how many bytes of ``chunk`` it took.
+        """
+        buffer = self._buffer
+        taken = 0
+        if len(buffer) < LENGTH_PREFIX_SIZE:
+            taken = min(LENGTH_PREFIX_SIZE - len(buffer), len(chunk))
+            buffer += chunk[:taken]
+            if len(buffer) < LENGTH_PREFIX_SIZE:
+                return taken
+        missing = LENGTH_PREFIX_SIZE + self._declared(buffer, 0) - len(buffer)
+        piece = min(missing, len(chunk) - taken)
+        buffer += memoryview(chunk)[taken:taken + piece]
+        if piece == missing:
+            del buffer[:LENGTH_PREFIX_SIZE]  # cheap: a bytearray drops its head in place
+            packets.append(bytes(buffer))
+            buffer.clear()
+        return taken + piece
+
+    def _declared(self, data: bytes | bytearray, offset: int) -> int:
+        """The length declared at ``offset``, if allowed; else raise ``MalformedFrame``."""
+        (length,) = _LENGTH.unpack_from(data, offset)
+        if length == 0 or length > self._max_packet_size:
+            raise MalformedFrame(f"stream packet declares {length} bytes; allowed 1.."
+                                 f"{self._max_packet_size}")
+        return int(length)

@@ -28,10 +28,39 @@ def test_any_chunking_of_the_stream_yields_the_packets_in_order(
     assert deframer.buffered == 0
 
 
+def test_a_stream_cut_at_any_byte_or_fed_byte_by_byte_yields_the_same_packets() -> None:
+    packets = [b"a", b"bc" * 40, b"d" * 5]
+    stream = b"".join(frame_for_stream(packet) for packet in packets)
+    for cut in range(len(stream) + 1):
+        deframer = StreamDeframer(max_packet_size=100)
+        out = deframer.feed(stream[:cut]) + deframer.feed(stream[cut:])
+        assert out == packets
+        assert all(type(packet) is bytes for packet in out)
+        assert deframer.buffered == 0
+    deframer = StreamDeframer(max_packet_size=100)
+    out = [packet for at in range(len(stream)) for packet in deframer.feed(stream[at:at + 1])]
+    assert out == packets
+
+
+def test_a_packet_still_incomplete_is_held_and_counted() -> None:
+    deframer = StreamDeframer(max_packet_size=100)
+    assert deframer.feed(frame_for_stream(b"whole") + frame_for_stream(b"half")[:6]) == [b"whole"]
+    assert deframer.buffered == 6
+    assert deframer.feed(b"lf") == [b"half"]
+    assert deframer.buffered == 0
+
+
 def test_a_declared_length_over_the_limit_is_rejected_before_buffering() -> None:
     deframer = StreamDeframer(max_packet_size=100)
     with pytest.raises(MalformedFrame, match="declares 101 bytes"):
         deframer.feed((101).to_bytes(4, "big") + b"x")
+
+
+def test_a_declared_length_over_the_limit_is_rejected_once_its_split_prefix_is_whole() -> None:
+    deframer = StreamDeframer(max_packet_size=100)
+    assert deframer.feed(frame_for_stream(b"ok") + b"\x00\x00") == [b"ok"]
+    with pytest.raises(MalformedFrame, match="declares 101 bytes"):
+        deframer.feed(b"\x00\x65")
 
 
 def test_a_zero_length_packet_is_rejected() -> None:
