@@ -52,13 +52,15 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._inbox",
     "relay_codecs._model",
     "relay_codecs._msgpack_fast",
+    "relay_transports._tcp_packets",
     "relay_transports._udp_socket",
 )
 """The per-message modules. Plugin modules cannot be among them (pluggy marks
 hook functions by setting attributes on them, which compiled functions refuse),
 so their per-message work moves to modules beside them: msgpack's fast paths
-(whose bound methods each codec instance answers with) and the udp socket's
-reading and sending (whose ``send`` the transport answers with). Nor
+(whose bound methods each codec instance answers with), the udp socket's
+reading and sending (whose ``send`` the transport answers with) and a tcp
+connection's (whose ``data_received`` its protocol answers with). Nor
 can the modules that check what a user passes to the public API (_address,
 _actors): a compiled function checks its argument types itself, with a
 TypeError instead of the library's own error. All of them import only the

@@ -34,8 +34,9 @@ Rules this module keeps:
   handshake) is logged at WARNING, rate-limited, and closes only that connection.
 
 Reading uses protocol callbacks rather than stream coroutines, and a packet is
-one ``transport.write`` (the node already coalesces frames up to
-``batch_size``). A TLS listener accepts connections itself and runs each
+one write of its length prefix and itself, as two buffers (the node already
+coalesces frames up to ``batch_size``); both run compiled
+(``_tcp_packets``). A TLS listener accepts connections itself and runs each
 handshake before the connection's stream exists (``_tcp_tls_listener``):
 ``create_server(ssl=...)`` would drop handshake failures without a word, and
 ``start_tls`` after an ordinary accept cannot hold back the client's first
@@ -54,14 +55,11 @@ from relay_core import (
     ConfigError,
     HostPort,
     MalformedFrame,
-    MessageTooLarge,
     Transport,
     TransportError,
     TransportEvents,
     hookimpl,
 )
-from relay_core._framing import frame_for_stream
-from relay_core._heph import is_heph_json
 from relay_core._ratelog import RateLimitedLog
 
 from ._tcp_net import _check_port, _display, _error, _reason, _resolve, logger
@@ -74,6 +72,7 @@ from ._tcp_options import (
     _server_tls,
     _settings,
 )
+from ._tcp_packets import Sender
 from ._tcp_route import _Outbound, _Route
 from ._tcp_stream import _Stream
 from ._tcp_tls_listener import TlsListener, bind
@@ -158,6 +157,10 @@ class TcpTransport(Transport):
         self._server_tls = _server_tls(certificate, private_key, client_ca)
         self._client_tls = _ClientTls(ca, client_certificate, client_key)
         self._routes: dict[HostPort, _Route] = {}
+        self._sender = Sender(self._routes, self.max_packet_size, self._cannot_send)
+        # The dispatcher calls send for every packet: the compiled one, not a
+        # frame of this module in front of it.
+        self.send = self._sender.send  # type: ignore[method-assign]
         self._servers: list[asyncio.Server | TlsListener] = []
         self._unclaimed: set[socket.socket] = set()
         """Accepted TLS connections whose handshake task has not started yet."""
@@ -231,22 +234,7 @@ class TcpTransport(Transport):
 
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Write one packet on the destination's connection, or queue it until it can be."""
-        if len(packet) > self.max_packet_size:
-            raise MessageTooLarge(len(packet), self.max_packet_size)
-        route = self._routes.get(destination)
-        if route is None:
-            raise self._cannot_send(destination)
-        if not packet:
-            raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
-        if route.framing == NET_RELAY:
-            route.send(frame_for_stream(packet))
-        elif is_heph_json(packet):
-            route.send(packet)
-        else:
-            raise TransportError(
-                f"cannot send to tcp {_display(*destination)}: it speaks heph-json, so a packet"
-                f" must be one JSON object, starting with b'{{'; this one starts {packet[:8]!r}"
-            )
+        self._sender.send(destination, packet)
 
     async def close(self) -> None:
         """Stop listening, close every connection, and report packets still queued as lost."""

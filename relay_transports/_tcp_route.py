@@ -2,8 +2,9 @@
 
 An inbound route lives and dies with its accepted connection. An outbound
 route connects, and after a loss reconnects only while packets wait for it,
-with capped exponential backoff and full jitter. A queued frame leaves at most
+with capped exponential backoff and full jitter. A queued packet leaves at most
 once, in order; what a lost connection took is reported, never written again.
+A queue holds packets, and counts the bytes they take framed.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections import deque
 from typing import TYPE_CHECKING, cast
 
 from relay_core import HostPort, TransportError
+from relay_core._framing import LENGTH_PREFIX_SIZE
 
 from ._tcp_net import _display, _error, _reason
+from ._tcp_options import NET_RELAY
 from ._tcp_stream import _Stream
 
 if TYPE_CHECKING:
@@ -33,21 +36,28 @@ class _Route:
         self.framing = framing  # NET_RELAY or HEPH_JSON, for every connection of this route
         self.stream: _Stream | None = None
         self.queue: deque[bytes] = deque()
-        self.queued = 0
+        self.queued = 0  # bytes the queued packets take on the stream
+        self._prefix_size = LENGTH_PREFIX_SIZE if framing == NET_RELAY else 0
 
-    def send(self, frame: bytes) -> None:
+    def send(self, packet: bytes) -> None:
         stream = self.stream
         if stream is not None and not stream.paused and not self.queue:
-            stream.write(frame)
-        elif self.queue and self.queued + len(frame) > self.owner.settings.queue_limit:
+            stream.io.write(packet)
+        else:
+            self.hold(packet)
+
+    def hold(self, packet: bytes) -> None:
+        """Queue a packet that cannot be written yet, unless the queue is full."""
+        size = len(packet) + self._prefix_size
+        if self.queue and self.queued + size > self.owner.settings.queue_limit:
             text = (
                 f"tcp queue to {_display(*self.destination)} is full ({self.queued} bytes "
                 f"waiting, queue_limit {self.owner.settings.queue_limit}); packet dropped"
             )
             self.owner.events.send_failed(self.destination, TransportError(errno.ENOBUFS, text))
         else:
-            self.queue.append(frame)
-            self.queued += len(frame)
+            self.queue.append(packet)
+            self.queued += size
 
     def attach(self, stream: _Stream) -> None:
         self.stream = stream
@@ -55,15 +65,15 @@ class _Route:
         self.flush()
 
     def flush(self) -> None:
-        """Write queued frames, in order, while the connection takes them."""
+        """Write queued packets, in order, while the connection takes them."""
         stream, queue = self.stream, self.queue
         while queue and stream is not None and not stream.paused:
-            frame = queue.popleft()
-            self.queued -= len(frame)
-            stream.write(frame)
+            packet = queue.popleft()
+            self.queued -= len(packet) + self._prefix_size
+            stream.io.write(packet)
 
     def drop_queue(self) -> int:
-        """Forget every queued frame; return how many there were."""
+        """Forget every queued packet; return how many there were."""
         count = len(self.queue)
         self.queue.clear()
         self.queued = 0
@@ -101,10 +111,10 @@ class _Outbound(_Route):
         self._attempts = 0  # failures since the last connection that stayed up
         self._connected_at = 0.0
 
-    def send(self, frame: bytes) -> None:
+    def hold(self, packet: bytes) -> None:
         if self.stream is None and not self._connecting:
             self.start()
-        super().send(frame)
+        super().hold(packet)
 
     def start(self) -> None:
         if self.stream is None and not self._connecting and not self.owner.closed:

@@ -14,6 +14,10 @@ Reading is the node's to slow: when ``packet_received`` returns a future (an
 actor's mailbox is full), the stream stops reading until the future completes,
 still handing over the packets of the chunk it already read (the node queues
 them in order), so TCP's own flow control slows the sender and nothing is lost.
+
+The work per chunk and per packet (splitting, handing over, pausing, writing)
+is the compiled :class:`~relay_transports._tcp_packets.PacketIO`'s; the loop
+calls its ``data_received`` directly.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from relay_core._heph import HephObjectSplitter
 
 from ._tcp_net import _display, _tune, logger
 from ._tcp_options import HEPH_JSON
+from ._tcp_packets import PacketIO
 
 if TYPE_CHECKING:
     from ._tcp import TcpTransport
@@ -41,77 +46,46 @@ class _Stream(asyncio.Protocol):
     ) -> None:
         self.owner = owner
         self.route = route  # None for an accepted connection until connection_made
-        self.source = source  # handed to packet_received, and the route's key
         self.handle: asyncio.Transport | None = None  # what connection_made got
-        self.transport: asyncio.Transport | None = None  # set once writable (TLS is up)
         self.paused = False
         self.dead = False
         self.idle = False  # closed by the idle timer rather than by a failure
-        self.active = True
-        self.received = False  # whether a byte ever arrived
-        self._failed = False
         size = owner.settings.max_packet_size
-        self._splitter: StreamDeframer | HephObjectSplitter = (
-            HephObjectSplitter(size) if framing == HEPH_JSON else StreamDeframer(size)
-        )
-        self._deliver = owner.events.packet_received
+        splitter = HephObjectSplitter(size) if framing == HEPH_JSON else StreamDeframer(size)
+        self.io = PacketIO(splitter, owner.events.packet_received, source, self._malformed)
+        # The loop calls data_received for every chunk read: the compiled one, not a
+        # frame of this module in front of it.
+        self.data_received = self.io.data_received  # type: ignore[method-assign]
         self._timer: asyncio.TimerHandle | None = None
-        self._waiting: asyncio.Future[None] | None = None
-        """What reading waits for (the node's latest future), or None while reading."""
+
+    @property
+    def source(self) -> HostPort:
+        """Handed to packet_received, and the route's key."""
+        return self.io.source
+
+    @source.setter
+    def source(self, source: HostPort) -> None:
+        self.io.source = source
+
+    @property
+    def received(self) -> bool:
+        """Whether a byte ever arrived."""
+        return self.io.received
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.handle = cast(asyncio.Transport, transport)
+        self.handle = self.io.transport = cast(asyncio.Transport, transport)
         _tune(transport.get_extra_info("socket"), self.owner.settings.keepalive)
         self.owner.stream_opened(self)
 
     def ready(self, transport: asyncio.Transport) -> None:
         """Start writing on ``transport`` (the TLS one, once its handshake is done)."""
         transport.set_write_buffer_limits(high=self.owner.settings.high_water)
-        self.transport = transport
         self._watch_idle()
 
-    def write(self, frame: bytes) -> None:
-        assert self.transport is not None  # routes write only to ready streams
-        self.active = True
-        self.transport.write(frame)
-
-    def data_received(self, data: bytes) -> None:
-        if self._failed:
-            return
-        self.active = self.received = True
-        for packet in self._split(data):
-            waiting = self._deliver(packet, self.source)
-            if waiting is not None and waiting is not self._waiting:
-                self._wait_for(waiting)
-        splitter = self._splitter
-        if isinstance(splitter, HephObjectSplitter) and splitter.failed and not self._failed:
-            self._split(b"")  # raises the fault found after those packets
-
-    def _split(self, data: bytes) -> list[bytes]:
-        """The packets ``data`` completes; none, and the connection aborted, at a fault."""
-        try:
-            return self._splitter.feed(data)
-        except MalformedFrame as exc:
-            self._failed = True
-            self.owner.stream_malformed(self, exc)
-            self.abort()
-            return []
-
-    def _wait_for(self, waiting: asyncio.Future[None]) -> None:
-        """Stop reading until ``waiting`` (the node completes its futures in order) is done."""
-        reader = self.transport or self.handle
-        if self._waiting is None and reader is not None:
-            reader.pause_reading()
-        self._waiting = waiting
-        waiting.add_done_callback(self._read_again)
-
-    def _read_again(self, done: asyncio.Future[None]) -> None:
-        if done is not self._waiting:
-            return  # an earlier future: a later one still holds reading
-        self._waiting = None
-        reader = self.transport or self.handle
-        if reader is not None and not self.dead and not reader.is_closing():
-            reader.resume_reading()
+    def _malformed(self, error: MalformedFrame) -> None:
+        """What was read does not parse: report it and drop the connection."""
+        self.owner.stream_malformed(self, error)
+        self.abort()
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -133,19 +107,18 @@ class _Stream(asyncio.Protocol):
             route.lost(self, exc)
 
     def close(self) -> None:
-        transport = self.transport or self.handle
-        if transport is not None:
-            transport.close()
+        if self.handle is not None:
+            self.handle.close()
 
     def abort(self) -> None:
-        transport = self.transport or self.handle
-        if transport is not None:
-            transport.abort()
+        if self.handle is not None:
+            self.handle.abort()
 
     def _check_ended(self) -> None:
         """A heph-json stream cut inside an object lost that object: say so, as for garbage."""
-        splitter = self._splitter
-        if isinstance(splitter, HephObjectSplitter) and not self._failed and not self.owner.closed:
+        splitter = self.io.splitter
+        if (isinstance(splitter, HephObjectSplitter) and not self.io.failed
+                and not self.owner.closed):
             try:
                 splitter.end()
             except MalformedFrame as exc:
@@ -161,8 +134,8 @@ class _Stream(asyncio.Protocol):
 
         A stream whose reading waits for the node is not idle: its peer is being held back.
         """
-        if self.active or self._waiting is not None:
-            self.active = False
+        if self.io.active or self.io.waiting is not None:
+            self.io.active = False
             self._watch_idle()
             return
         self.idle = True
