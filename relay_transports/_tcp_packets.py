@@ -57,6 +57,8 @@ class PacketIO:
         """Handed to ``deliver`` with every packet."""
         self.transport: asyncio.Transport | None = None
         """What reads and writes, from connection_made until connection_lost."""
+        self.paused = False
+        """Whether the write buffer is above its high-water mark: packets wait in the route."""
         self.active = True
         """Whether a byte was read or written since the idle timer last looked."""
         self.received = False
@@ -120,9 +122,11 @@ class Route(Protocol):
     """What :class:`Sender` needs of a destination's route (``_tcp_route._Route``)."""
 
     framing: str
+    writer: PacketIO | None
+    """Its connection's, while nothing waits in its queue; else None."""
 
-    def send(self, packet: bytes) -> None:
-        """Write ``packet`` on the route's connection, or queue it."""
+    def hold(self, packet: bytes) -> None:
+        """Queue ``packet`` until the connection takes it (or report it dropped)."""
 
 
 class Sender:
@@ -147,10 +151,13 @@ class Sender:
             raise self._cannot_send(destination)
         if not packet:
             raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
-        if route.framing != HEPH_JSON or is_heph_json(packet):
-            route.send(packet)  # its connection frames it
-        else:
+        if route.framing == HEPH_JSON and not is_heph_json(packet):
             raise TransportError(
                 f"cannot send to tcp {_display(*destination)}: it speaks heph-json, so a packet"
                 f" must be one JSON object, starting with b'{{'; this one starts {packet[:8]!r}"
             )
+        writer = route.writer
+        if writer is not None and not writer.paused:
+            writer.write(packet)  # which frames it
+        else:
+            route.hold(packet)

@@ -4,7 +4,9 @@ An inbound route lives and dies with its accepted connection. An outbound
 route connects, and after a loss reconnects only while packets wait for it,
 with capped exponential backoff and full jitter. A queued packet leaves at most
 once, in order; what a lost connection took is reported, never written again.
-A queue holds packets, and counts the bytes they take framed.
+A queue holds packets, and counts the bytes they take framed. The transport's
+(compiled) send writes a packet straight to the route's ``writer`` while it has
+one and the connection takes writes, and hands it to :meth:`_Route.hold` otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from relay_core._framing import LENGTH_PREFIX_SIZE
 
 from ._tcp_net import _display, _error, _reason
 from ._tcp_options import NET_RELAY
+from ._tcp_packets import PacketIO
 from ._tcp_stream import _Stream
 
 if TYPE_CHECKING:
@@ -35,19 +38,14 @@ class _Route:
         self.destination = destination
         self.framing = framing  # NET_RELAY or HEPH_JSON, for every connection of this route
         self.stream: _Stream | None = None
+        self.writer: PacketIO | None = None
+        """The stream's packet I/O while nothing waits in the queue, else None."""
         self.queue: deque[bytes] = deque()
         self.queued = 0  # bytes the queued packets take on the stream
         self._prefix_size = LENGTH_PREFIX_SIZE if framing == NET_RELAY else 0
 
-    def send(self, packet: bytes) -> None:
-        stream = self.stream
-        if stream is not None and not stream.paused and not self.queue:
-            stream.io.write(packet)
-        else:
-            self.hold(packet)
-
     def hold(self, packet: bytes) -> None:
-        """Queue a packet that cannot be written yet, unless the queue is full."""
+        """Queue a packet that cannot be written now, unless the queue is full."""
         size = len(packet) + self._prefix_size
         if self.queue and self.queued + size > self.owner.settings.queue_limit:
             text = (
@@ -58,6 +56,7 @@ class _Route:
         else:
             self.queue.append(packet)
             self.queued += size
+            self.writer = None  # later packets wait behind this one
 
     def attach(self, stream: _Stream) -> None:
         self.stream = stream
@@ -67,21 +66,26 @@ class _Route:
     def flush(self) -> None:
         """Write queued packets, in order, while the connection takes them."""
         stream, queue = self.stream, self.queue
-        while queue and stream is not None and not stream.paused:
+        if stream is None:
+            return
+        while queue and not stream.io.paused:
             packet = queue.popleft()
             self.queued -= len(packet) + self._prefix_size
             stream.io.write(packet)
+        if not queue and self.stream is stream:
+            self.writer = stream.io
 
     def drop_queue(self) -> int:
         """Forget every queued packet; return how many there were."""
         count = len(self.queue)
         self.queue.clear()
         self.queued = 0
+        self.writer = self.stream.io if self.stream is not None else None
         return count
 
     def lost(self, stream: _Stream, error: BaseException | None) -> None:
         """An accepted connection is gone: its route goes with it."""
-        self.stream = None
+        self.stream = self.writer = None
         self.owner.forget(self)
         dropped = self.drop_queue()
         if self.owner.closed:
@@ -122,7 +126,7 @@ class _Outbound(_Route):
             self.owner.spawn(self._connect_until_up())
 
     def lost(self, stream: _Stream, error: BaseException | None) -> None:
-        self.stream = None
+        self.stream = self.writer = None
         if stream.idle or self.owner.closed:
             self._attempts = 0
             return

@@ -8,7 +8,7 @@ are delivered.
 A stream reports to its transport (opened, closed, malformed input) and to its
 route (writable again, lost); it never decides where packets go. Its write
 buffer is capped at the settings' ``high_water``: above it the stream is
-``paused`` and its route queues instead of writing.
+``paused`` (its ``io.paused``) and its route queues instead of writing.
 
 Reading is the node's to slow: when ``packet_received`` returns a future (an
 actor's mailbox is full), the stream stops reading until the future completes,
@@ -47,7 +47,6 @@ class _Stream(asyncio.Protocol):
         self.owner = owner
         self.route = route  # None for an accepted connection until connection_made
         self.handle: asyncio.Transport | None = None  # what connection_made got
-        self.paused = False
         self.dead = False
         self.idle = False  # closed by the idle timer rather than by a failure
         size = owner.settings.max_packet_size
@@ -88,10 +87,10 @@ class _Stream(asyncio.Protocol):
         self.abort()
 
     def pause_writing(self) -> None:
-        self.paused = True
+        self.io.paused = True
 
     def resume_writing(self) -> None:
-        self.paused = False
+        self.io.paused = False
         route = self.route
         if route is not None and route.stream is self:
             route.flush()
