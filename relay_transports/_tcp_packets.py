@@ -2,13 +2,13 @@
 
 Compiled by the build (relay_core._compiled), so the loop's ``data_received``
 runs native code from the chunk read to ``packet_received``, and a send runs
-native code from the dispatcher to the route (:class:`Sender`, whose ``send``
-the transport answers with) and from there down to the socket transport's
-write. The connection's
+native code from the dispatcher (:class:`Sender`, whose ``send`` the transport
+answers with) to the socket transport's write. The connection's
 ``asyncio.Protocol`` (relay_transports._tcp_stream._Stream) cannot be compiled
 (mypyc compiles no subclass of a Python class): it answers ``data_received``
 with the bound method of its :class:`PacketIO`, and keeps the rest (opening,
-closing, flow control of writes, the idle timer).
+closing, flow control of writes, the idle timer). Routes keep their queues
+(relay_transports._tcp_route).
 """
 
 from __future__ import annotations
@@ -26,12 +26,16 @@ from relay_core._interfaces import HostPort
 from ._tcp_net import _display
 from ._tcp_options import HEPH_JSON
 
-__all__ = ["Deliver", "PacketIO", "Route", "Sender"]
+__all__ = ["JOIN_BELOW", "Deliver", "PacketIO", "Route", "Sender"]
 
 Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
 
 _LENGTH: Final = struct.Struct("!I")
+JOIN_BELOW: Final = 4096
+"""A packet smaller than this is written joined to its length prefix, a larger one
+beside it: copying a few KiB costs less than a second buffer (with uvloop, its
+write context), and avoiding a copy of more pays."""
 
 
 class PacketIO:
@@ -87,11 +91,12 @@ class PacketIO:
         transport = self.transport
         assert transport is not None  # routes write only to connected streams
         self.active = True
-        if self.prefixed:
-            # Two buffers, not one joined copy: uvloop writes them with one writev.
-            transport.writelines((_LENGTH.pack(len(packet)), packet))
-        else:
+        if not self.prefixed:
             transport.write(packet)
+        elif len(packet) < JOIN_BELOW:
+            transport.write(_LENGTH.pack(len(packet)) + packet)
+        else:  # uvloop writes the two with one writev, without a joined copy
+            transport.writelines((_LENGTH.pack(len(packet)), packet))
 
     def _split(self, data: bytes) -> list[bytes]:
         """The packets ``data`` completes; none, and the fault reported, if it is malformed."""

@@ -14,6 +14,7 @@ from relay_core import ConfigError, MessageTooLarge, TransportError
 from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
+from relay_transports._tcp_packets import JOIN_BELOW
 
 WAIT_LIMIT = 20.0
 QUICK_BACKOFF = {"backoff_initial": 0.01, "backoff_max": 0.1}
@@ -104,6 +105,20 @@ async def test_a_ten_mebibyte_packet_arrives_intact() -> None:
         client.send(destination, b"after")
         await server_events.until(lambda: len(server_events.packets) == 2)
     assert server_events.payloads == [big, b"after"]
+
+
+async def test_packets_written_joined_to_their_prefix_or_beside_it_arrive_framed_alike() -> None:
+    sizes = [1, JOIN_BELOW - 1, JOIN_BELOW, JOIN_BELOW + 1, 1]
+    packets = [bytes([size % 256]) * size for size in sizes]
+    async with tcp(Recorder()) as client:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.setblocking(False)
+            destination = await client.prepare(*listener.getsockname())
+            for packet in packets:
+                client.send(destination, packet)
+            peer, _ = await asyncio.get_running_loop().sock_accept(listener)
+            with peer:
+                assert await read_packets(peer, len(packets)) == packets
 
 
 async def test_a_packet_over_max_packet_size_is_refused_at_once() -> None:
