@@ -36,31 +36,48 @@ def frame_for_stream(packet: bytes) -> bytes:
 class StreamDeframer:
     """Reassembles length-prefixed packets from stream chunks of any size."""
 
-    __slots__ = ("_buffer", "_max_packet_size")
+    __slots__ = ("_buffer", "_failure", "_max_packet_size")
 
     def __init__(self, max_packet_size: int) -> None:
         self._max_packet_size = max_packet_size
         self._buffer = bytearray()
         """The start of a packet that the chunks so far left unfinished, its prefix first."""
+        self._failure: MalformedFrame | None = None
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """Add ``chunk``; return every packet now complete, in order.
 
-        Raises ``MalformedFrame`` for an empty or oversized declared length;
-        the stream cannot be resynchronised after that and should be closed.
+        Raise ``MalformedFrame`` for an empty or oversized declared length; the
+        stream cannot be resynchronised after that and should be closed. Packets
+        that were whole before the fault in the same chunk are returned first,
+        and the fault is raised by the next call (:attr:`failed` is True meanwhile).
         """
+        if self._failure is not None:
+            raise self._failure
         packets: list[bytes] = []
-        offset = self._complete_held(chunk, packets) if self._buffer else 0
-        end = len(chunk)
-        while end - offset >= LENGTH_PREFIX_SIZE:
-            stop = offset + LENGTH_PREFIX_SIZE + self._declared(chunk, offset)
-            if stop > end:
-                break
-            packets.append(chunk[offset + LENGTH_PREFIX_SIZE:stop])
-            offset = stop
+        try:
+            offset = self._complete_held(chunk, packets) if self._buffer else 0
+            end = len(chunk)
+            while end - offset >= LENGTH_PREFIX_SIZE:
+                stop = offset + LENGTH_PREFIX_SIZE + self._declared(chunk, offset)
+                if stop > end:
+                    break
+                packets.append(chunk[offset + LENGTH_PREFIX_SIZE:stop])
+                offset = stop
+        except MalformedFrame as failure:
+            self._failure = failure
+            self._buffer.clear()
+            if not packets:
+                raise
+            return packets
         if offset < end:
             self._buffer += memoryview(chunk)[offset:]
         return packets
+
+    @property
+    def failed(self) -> bool:
+        """True once the stream was found malformed: every later call raises."""
+        return self._failure is not None
 
     @property
     def buffered(self) -> int:

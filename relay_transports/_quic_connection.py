@@ -209,15 +209,23 @@ class _Connection(QuicConnectionProtocol):
         if event.stream_id != self._stream_id:
             self.fail("net-relay carries packets on one stream per connection")
             return
-        try:
-            packets = self._deframer.feed(event.data)
-        except MalformedFrame as exc:
-            self.fail(str(exc))
+        packets = self._deframe(event.data)
+        if packets is None:
             return
         if not self.is_client:
             self.mode = _Mode.STREAM  # replies go the way requests came
         for packet in packets:
             self.events.packet_received(packet, self.remote)
+        if self._deframer.failed:
+            self._deframe(b"")  # reports the fault found after those packets
+
+    def _deframe(self, data: bytes) -> list[bytes] | None:
+        """The packets ``data`` completes; None, and the connection failed, at a fault."""
+        try:
+            return self._deframer.feed(data)
+        except MalformedFrame as exc:
+            self.fail(str(exc))
+            return None
 
     def _datagram(self, packet: bytes) -> None:
         if self.is_open and self.remote is not None:

@@ -82,8 +82,7 @@ class PacketIO:
             waiting = self._deliver(packet, self.source)
             if waiting is not None and waiting is not self.waiting:
                 self._wait_for(waiting)
-        splitter = self.splitter
-        if isinstance(splitter, HephObjectSplitter) and splitter.failed and not self.failed:
+        if self.splitter.failed and not self.failed:
             self._split(b"")  # raises the fault found after those packets
 
     def write(self, packet: bytes) -> None:

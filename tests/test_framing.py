@@ -68,6 +68,18 @@ def test_a_zero_length_packet_is_rejected() -> None:
         StreamDeframer(max_packet_size=100).feed(b"\x00\x00\x00\x00")
 
 
+def test_packets_whole_before_a_fault_come_first_and_the_fault_is_raised_next() -> None:
+    deframer = StreamDeframer(max_packet_size=100)
+    held = frame_for_stream(b"held")
+    assert deframer.feed(held[:5]) == []
+    chunk = held[5:] + frame_for_stream(b"next") + (101).to_bytes(4, "big") + b"more"
+    assert deframer.feed(chunk) == [b"held", b"next"]
+    assert deframer.failed
+    for later in (b"", frame_for_stream(b"after")):
+        with pytest.raises(MalformedFrame, match="declares 101 bytes"):
+            deframer.feed(later)
+
+
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_give_packets_or_malformed_frame_only(data: bytes) -> None:
     try:

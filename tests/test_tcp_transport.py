@@ -274,6 +274,19 @@ async def test_a_declared_length_over_the_limit_closes_only_that_connection() ->
     assert server_events.payloads == [b"still served"]
 
 
+async def test_packets_whole_before_a_bad_length_in_the_same_chunk_are_delivered() -> None:
+    events = Recorder()
+    async with tcp(events, max_packet_size=1024) as server:
+        host, port = await server.listen("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(frame_for_stream(b"one") + frame_for_stream(b"two")
+                     + (1025).to_bytes(4, "big") + b"x" * 100)
+        async with asyncio.timeout(WAIT_LIMIT):
+            assert await reader.read() == b""  # then the connection is closed
+        writer.close()
+    assert events.payloads == [b"one", b"two"]
+
+
 async def test_sending_after_close_is_an_error_and_close_is_idempotent() -> None:
     server_events = Recorder()
     async with tcp(server_events) as server:
