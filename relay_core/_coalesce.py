@@ -52,6 +52,12 @@ class Coalescer:
         self._used += size
         return bool(self._groups)
 
+    def takes_alone(self, frame: bytes) -> bool:
+        """Tell whether nothing waits and ``frame`` fits a packet by itself: a sender
+        may then make its packet at once, as :meth:`add` and :meth:`drain` would."""
+        return (not self._current and not self._groups
+                and PACKET_HEADER_SIZE + len(frame) <= self._max_packet_size)
+
     def take_full(self) -> list[list[bytes]]:
         """Return the complete packets' frames and forget them; the filling one stays."""
         groups = self._groups

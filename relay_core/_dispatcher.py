@@ -66,6 +66,7 @@ from ._wire import (
     decode_frames,
     decode_packet_fields,
     encode_frame,
+    encode_lone_packet,
     encode_packet,
     is_sealed,
 )
@@ -149,6 +150,9 @@ class Dispatcher:
         self._server = RequestServer(self, actors, registry, config)
         self._duplicates = DuplicateFilter(config.duplicate_window, config.max_senders)
         self._codecs: dict[str, Codec] = {}
+        self._decoders: dict[str, Callable[[bytes], object]] = {}
+        """Each codec's ``decode`` by name, bound once: no method lookup per frame."""
+        self._max_message_size: int = config.max_message_size
         self._compressors: dict[str, Compressor] = {}
         self._source_counters: dict[LinkKey, Counters] = {}
         self._peer_names: dict[LinkKey, str] = {
@@ -400,7 +404,7 @@ class Dispatcher:
         self, codec: Codec, compressor: Compressor | None, value: object
     ) -> tuple[bytes, str]:
         payload = codec.encode(value)
-        limit = self._config.max_message_size
+        limit = self._max_message_size
         if len(payload) > limit:
             raise MessageTooLarge(len(payload), limit, "raise [node] max_message_size to allow it")
         if compressor is not None:
@@ -411,6 +415,15 @@ class Dispatcher:
 
     def queue(self, link: PeerLink, frame: bytes) -> None:
         """Queue an encoded frame on ``link``; raise MessageTooLarge if it cannot go."""
+        if (not self._sent_this_turn and link.sealer is None and not link.heph
+                and link.destination is not None and link.coalescer.takes_alone(frame)):
+            # The first frame of a turn, nothing waiting (a request, a reply): its
+            # packet leaves now, as _mark_dirty would send it, without being grouped.
+            self._sent_this_turn = True
+            link.counters.frames_sent += 1
+            self._sequence += 1
+            self._send_packet(link, encode_lone_packet(self.incarnation, self._sequence, frame))
+            return
         try:
             full = link.coalescer.add(frame)
         except MessageTooLarge as exc:
@@ -482,7 +495,7 @@ class Dispatcher:
         assert link.destination is not None
         counters = link.counters
         try:
-            link.transport.send(link.destination, packet)
+            link.send_packet(link.destination, packet)
         except RelayError as exc:
             counters.send_errors += 1
             self._log.warning("send_error", "send to %s failed: %s", link.label, exc)
@@ -622,15 +635,17 @@ class Dispatcher:
     def _decode(self, frame: Frame, counters: Counters, scheme: str, source: HostPort) -> object:
         """The frame's payload as an object, or _FAILED (counted and logged)."""
         try:
-            codec = self._codecs.get(frame.codec) or self.codec(frame.codec)
+            decode = self._decoders.get(frame.codec)
+            if decode is None:
+                decode = self._decoders[frame.codec] = self.codec(frame.codec).decode
             payload = frame.payload
             if frame.compressor:
                 decompressor = self.decompressor(frame.compressor)
-                payload = decompressor.decompress(payload, self._config.max_message_size)
-            elif len(payload) > self._config.max_message_size:
+                payload = decompressor.decompress(payload, self._max_message_size)
+            elif len(payload) > self._max_message_size:
                 counters.oversize += 1
                 return _FAILED
-            return codec.decode(payload)
+            return decode(payload)
         except DecompressionLimitExceeded as exc:
             counters.oversize += 1
             self._log.warning("oversize", "dropped a frame from %s that decompresses past the "

@@ -170,7 +170,9 @@ class Transport(abc.ABC):
         """Send one packet without blocking.
 
         Raise ``MessageTooLarge`` or ``TransportError`` for what is known at once;
-        report later failures through ``events.send_failed``.
+        report later failures through ``events.send_failed``. The node looks this
+        method up once per peer link, so a transport that answers it with another
+        callable (a compiled one, say) sets it in ``__init__``.
         """
 
     @abc.abstractmethod

@@ -46,6 +46,7 @@ class PeerLink:
         "label",
         "pinned",
         "sealer",
+        "send_packet",
         "transport",
     )
 
@@ -61,18 +62,20 @@ class PeerLink:
         sealer: Sealer | None = None,
     ) -> None:
         self.transport = transport
+        self.send_packet: Callable[[HostPort, bytes], None] = transport.send
+        """The transport's ``send``, bound once: no method lookup per packet."""
         self.label = label
         """Peer name from the config, or the peer's node URL."""
         self.codec = codec
         self.compressor = compressor
         self.counters = counters
         self.sealer = sealer
+        """Seals this link's packets (a peer with keys), or None."""
         self.coalescer = self._coalescer(transport.batch_size, transport.max_packet_size)
         self.heph = False
         """True for a peer that speaks Heph's JSON datagrams instead of our packets."""
         self.fallback: tuple[Address, str] | None = None
         """A stream transport address (and the peer name) for frames too big for this link."""
-        """Seals this link's packets (a peer with keys), or None."""
         self.destination: HostPort | None = None
         """None until the transport has resolved and prepared it."""
         self.error: BaseException | None = None

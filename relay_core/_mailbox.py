@@ -58,8 +58,14 @@ class Mailbox:
             return False
         self._items.append(item)
         getter = self._getter
-        if getter is not None and not getter.done():
-            getter.set_result(None)
+        if getter is not None:
+            # Forgotten once woken, so the rest of a burst skips it, and not asked
+            # whether it is done: only a waiter cancelled with its task can be.
+            self._getter = None
+            try:
+                getter.set_result(None)
+            except asyncio.InvalidStateError:
+                pass
         return True
 
     async def put(self, item: object) -> None:

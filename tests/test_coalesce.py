@@ -109,3 +109,22 @@ def test_add_reports_a_complete_packet_and_take_full_leaves_the_filling_one() ->
     full = coalescer.take_full()
     assert [len(group) for group in full] == [1]
     assert [len(group) for group in coalescer.drain()] == [1]
+
+
+@RELAXED
+@given(st.lists(st.integers(0, 300), max_size=4), st.integers(0, 400), st.booleans())
+def test_a_frame_may_leave_alone_only_when_nothing_waits_and_it_fits(
+    waiting: list[int], size: int, drained: bool
+) -> None:
+    max_packet_size = HEADER + 300
+    coalescer = Coalescer(HEADER + 100, max_packet_size)
+    for tag, waiting_size in enumerate(waiting):
+        coalescer.add(frame(waiting_size, tag))
+    if drained:
+        coalescer.drain()
+    nothing_waits = drained or not waiting
+    fits = HEADER + size <= max_packet_size
+    assert coalescer.takes_alone(frame(size)) is (nothing_waits and fits)
+    if nothing_waits and fits:  # what adding and draining would have made of it
+        coalescer.add(frame(size, 9))
+        assert coalescer.drain() == [[frame(size, 9)]]

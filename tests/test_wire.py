@@ -27,6 +27,7 @@ from relay_core._wire import (
     Packet,
     decode_packet,
     encode_frame,
+    encode_lone_packet,
     encode_packet,
     peek_header,
 )
@@ -332,6 +333,23 @@ def test_packets_need_an_incarnation_and_sequence_in_the_u64_range(
 ) -> None:
     with pytest.raises(MalformedFrame, match=message):
         encode_packet(incarnation, sequence, [encode_frame(frame_of(FrameKind.CANCEL))])
+
+
+@RELAXED
+@given(INCARNATIONS, SEQUENCES, frames())
+def test_a_lone_frames_packet_is_the_packet_of_a_one_frame_list(
+    incarnation: int, sequence: int, frame: Frame
+) -> None:
+    encoded = encode_frame(frame)
+    assert encode_lone_packet(incarnation, sequence, encoded) == encode_packet(
+        incarnation, sequence, [encoded]
+    )
+
+
+@pytest.mark.parametrize(("incarnation", "sequence"), [(0, 1), (2**64, 1), (1, 0), (1, 2**64)])
+def test_a_lone_frames_packet_checks_its_identity_too(incarnation: int, sequence: int) -> None:
+    with pytest.raises(MalformedFrame, match="is outside 1 to 2"):
+        encode_lone_packet(incarnation, sequence, encode_frame(frame_of(FrameKind.CANCEL)))
 
 
 def test_a_packet_carries_at_least_one_frame() -> None:
