@@ -346,10 +346,10 @@ class Dispatcher:
             link.counters.messages_sent += 1
             return
         payload, compressor = self.encode(link.codec, link.compressor, message)
-        encode = link.frame_encoders.get((target, compressor))
-        if encode is None:
-            encode = link.frame_encoder(target, compressor)
-        self.queue(link, encode(payload))
+        encoder = link.frame_encoders.get((target, compressor))
+        if encoder is None:
+            encoder = link.frame_encoder(target, compressor)
+        self.queue(link, encoder.encode(payload))
         link.counters.messages_sent += 1
 
     async def call(self, link: PeerLink, target: str, request: object, timeout: float,
@@ -365,7 +365,7 @@ class Dispatcher:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
         payload, compressor = self.encode(link.codec, link.compressor, request)
-        encode = link.request_encoder(target, compressor)
+        encoder = link.request_encoder(target, compressor)
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
         call_id, future = self._calls.open(lane)
@@ -373,8 +373,9 @@ class Dispatcher:
         try:
             if retries:
                 def send_request(seconds_left: float) -> None:
-                    self.queue(link, encode(payload, call_id, _milliseconds(seconds_left),
-                                            request_id, traceparent))
+                    self.queue(link, encoder.encode(payload, call_id,
+                                                    _milliseconds(seconds_left), request_id,
+                                                    traceparent))
                     link.counters.messages_sent += 1
 
                 return await _resend_until_answered(send_request, future, timeout, retries,
@@ -383,8 +384,8 @@ class Dispatcher:
             # future, not the task (cheaper than asyncio.timeout), so a
             # CancelledError while the task is not being cancelled is the deadline.
             try:
-                self.queue(link, encode(payload, call_id, _milliseconds(timeout), request_id,
-                                        traceparent))
+                self.queue(link, encoder.encode(payload, call_id, _milliseconds(timeout),
+                                                request_id, traceparent))
                 link.counters.messages_sent += 1
                 return await future
             except asyncio.CancelledError:

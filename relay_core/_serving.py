@@ -14,7 +14,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ._address import endpoint_url
 from ._calls import ActiveRequests, CallKey
@@ -28,9 +28,12 @@ from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters
-from ._wire import Frame, FrameKind, ReplyFrameEncoder, encode_frame, reply_frame_encoder
+from ._wire import Frame, FrameKind, ReplyFrameEncoder, encode_frame
 
-__all__ = ["LocalActors", "RequestServer", "ServingHost"]
+if TYPE_CHECKING:  # the dispatcher imports this module; only the type comes back
+    from ._dispatcher import Dispatcher
+
+__all__ = ["LocalActors", "RequestServer"]
 
 logger = logging.getLogger("relay_core.node")
 
@@ -52,25 +55,11 @@ class LocalActors(Protocol):
         """Offer a message for an unknown name to the router; False if there is none."""
 
 
-class ServingHost(Protocol):
-    """What answering needs from the dispatcher."""
-
-    @property
-    def closed(self) -> bool: ...
-
-    def queue(self, link: PeerLink, frame: bytes) -> None: ...
-
-    def codec(self, name: str) -> Codec: ...
-
-    def compressor(self, name: str) -> Compressor | None: ...
-
-    def encode(self, codec: Codec, compressor: Compressor | None,
-               value: object) -> tuple[bytes, str]: ...
-
-
 class RequestServer:
-    def __init__(self, host: ServingHost, actors: LocalActors, registry: PluginRegistry,
+    def __init__(self, host: Dispatcher, actors: LocalActors, registry: PluginRegistry,
                  config: NodeConfig) -> None:
+        # The dispatcher by its class, not a Protocol: the compiled build then calls
+        # its queue and encode natively, three calls a request.
         self._host = host
         self._actors = actors
         self._mailboxes = actors.mailboxes
@@ -163,7 +152,7 @@ class RequestServer:
             plan = self._plan_replies(request.codec, request.compressor)
         codec, compressor, encoders = plan
         payload, used = self._host.encode(codec, compressor, value)
-        return encoders[used](payload, request.call_id, request.request_id)
+        return encoders[used].encode(payload, request.call_id, request.request_id)
 
     def _plan_replies(self, codec_name: str, compressor_name: str) -> _ReplyPlan:
         """How replies to requests in this codec and compressor are made.
@@ -174,10 +163,10 @@ class RequestServer:
         """
         codec = self._host.codec(codec_name)
         compressor = self._host.compressor(compressor_name)
-        encoders = {"": reply_frame_encoder(FrameKind.RESPONSE, codec.name, "")}
+        encoders = {"": ReplyFrameEncoder(FrameKind.RESPONSE, codec.name, "")}
         if compressor is not None:
-            encoders[compressor.name] = reply_frame_encoder(FrameKind.RESPONSE, codec.name,
-                                                            compressor.name)
+            encoders[compressor.name] = ReplyFrameEncoder(FrameKind.RESPONSE, codec.name,
+                                                          compressor.name)
         plan = self._reply_plans[(codec_name, compressor_name)] = (codec, compressor, encoders)
         return plan
 

@@ -64,3 +64,17 @@ def test_a_replaced_link_is_found_not_its_predecessor() -> None:
     assert table.find("udp", "127.0.0.1", 7000) is None
     table.add(("udp", "127.0.0.1", 7000), second)
     assert table.find("udp", "127.0.0.1", 7000) is second
+
+
+@given(st.lists(st.tuples(st.sampled_from(["echo", "store", "echo2"]),
+                          st.sampled_from(["", "zstd"])), min_size=1, max_size=12))
+def test_a_links_request_encoder_is_the_one_for_that_target_and_compressor(
+    calls: list[tuple[str, str]],
+) -> None:
+    transport = UdpTransport(_NoEvents())  # type: ignore[arg-type]
+    link = new_link(transport, "peer", pinned=True)
+    for target, compressor in calls:
+        encoder = link.request_encoder(target, compressor)
+        assert (encoder.target, encoder.compressor) == (target, compressor)
+        # Equal strings made anew (as a caller's may be) find the same encoder.
+        assert link.request_encoder(target.encode().decode(), compressor) is encoder

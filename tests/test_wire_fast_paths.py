@@ -10,12 +10,12 @@ from relay_core import MalformedFrame, MessageTooLarge
 from relay_core._wire import (
     Frame,
     FrameKind,
+    MessageFrameEncoder,
+    ReplyFrameEncoder,
+    RequestFrameEncoder,
     decode_packet,
     encode_frame,
     encode_packet,
-    message_frame_encoder,
-    reply_frame_encoder,
-    request_frame_encoder,
 )
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=32)
@@ -26,7 +26,7 @@ targets = st.text(min_size=1, max_size=40).filter(lambda t: len(t.encode()) <= 2
 def test_the_message_frame_encoder_matches_the_general_encoder(
         codec: str, compressor: str, target: str, payload: bytes) -> None:
     expected = encode_frame(Frame(FrameKind.MESSAGE, codec, payload, compressor, target))
-    assert message_frame_encoder(codec, compressor, target)(payload) == expected
+    assert MessageFrameEncoder(codec, compressor, target).encode(payload) == expected
 
 
 def test_names_that_concatenate_to_the_same_bytes_are_told_apart() -> None:
@@ -49,8 +49,8 @@ def test_the_request_frame_encoder_matches_the_general_encoder(
         request_id: str, traceparent: str) -> None:
     expected = encode_frame(Frame(FrameKind.REQUEST, codec, payload, compressor, target,
                                   call_id, deadline_ms, request_id, traceparent))
-    encode = request_frame_encoder(codec, compressor, target)
-    assert encode(payload, call_id, deadline_ms, request_id, traceparent) == expected
+    encoder = RequestFrameEncoder(codec, compressor, target)
+    assert encoder.encode(payload, call_id, deadline_ms, request_id, traceparent) == expected
 
 
 @given(st.sampled_from([FrameKind.RESPONSE, FrameKind.ERROR]), names,
@@ -60,20 +60,21 @@ def test_the_reply_frame_encoder_matches_the_general_encoder(
         request_id: str) -> None:
     expected = encode_frame(Frame(kind, codec, payload, compressor, call_id=call_id,
                                   request_id=request_id))
-    assert reply_frame_encoder(kind, codec, compressor)(payload, call_id, request_id) == expected
+    encoder = ReplyFrameEncoder(kind, codec, compressor)
+    assert encoder.encode(payload, call_id, request_id) == expected
 
 
 @pytest.mark.parametrize("bad_id", ["caf\u00e9", "tab\there", "x" * 256])
 def test_the_fast_encoders_refuse_what_the_general_encoder_refuses(bad_id: str) -> None:
     expected = MessageTooLarge if len(bad_id) > 255 else MalformedFrame
     with pytest.raises(expected, match="request id"):
-        request_frame_encoder("msgpack", "", "echo")(b"x", 1, 100, bad_id, "")
+        RequestFrameEncoder("msgpack", "", "echo").encode(b"x", 1, 100, bad_id, "")
     with pytest.raises(expected, match="request id"):
-        reply_frame_encoder(FrameKind.RESPONSE, "msgpack", "")(b"x", 1, bad_id)
+        ReplyFrameEncoder(FrameKind.RESPONSE, "msgpack", "").encode(b"x", 1, bad_id)
     with pytest.raises(MalformedFrame, match="call id 0"):
-        request_frame_encoder("msgpack", "", "echo")(b"x", 0, 100, "id", "")
+        RequestFrameEncoder("msgpack", "", "echo").encode(b"x", 0, 100, "id", "")
     with pytest.raises(MalformedFrame, match="deadline"):
-        request_frame_encoder("msgpack", "", "echo")(b"x", 1, 0xFFFFFFFF, "id", "")
+        RequestFrameEncoder("msgpack", "", "echo").encode(b"x", 1, 0xFFFFFFFF, "id", "")
 
 
 frame_kinds = st.sampled_from(list(FrameKind))
