@@ -50,6 +50,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core._rpc",
     "relay_core._backlog",
     "relay_core._inbox",
+    "relay_core._tracing",
     "relay_codecs._model",
     "relay_codecs._msgpack_fast",
     "relay_transports._tcp_packets",
@@ -64,8 +65,9 @@ connection's (whose ``data_received`` its protocol answers with). Nor
 can the modules that check what a user passes to the public API (_address,
 _actors): a compiled function checks its argument types itself, with a
 TypeError instead of the library's own error. All of them import only the
-standard library and each other: the build environment has none of the
-optional dependencies (_tracing, which imports OpenTelemetry, stays out)."""
+standard library and the project's own modules: the build environment has none
+of the optional dependencies (_tracing finds OpenTelemetry by name at run time,
+as an untyped module, so it compiles without it)."""
 
 PURE_PYTHON_ENV = "NET_RELAY_PURE_PYTHON"
 DIGEST_FILE = "relay_core/_compiled.sha256"

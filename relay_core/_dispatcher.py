@@ -345,7 +345,7 @@ class Dispatcher:
             self.queue(link, encode_datagram(message))  # Heph names no actor: the peer routes
             link.counters.messages_sent += 1
             return
-        payload, compressor = self.encode(link.codec, link.compressor, message)
+        payload, compressor = self.encode(link.encode_value, link.compressor, message)
         encoder = link.frame_encoders.get((target, compressor))
         if encoder is None:
             encoder = link.frame_encoder(target, compressor)
@@ -364,7 +364,7 @@ class Dispatcher:
         if link.heph:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
-        payload, compressor = self.encode(link.codec, link.compressor, request)
+        payload, compressor = self.encode(link.encode_value, link.compressor, request)
         encoder = link.request_encoder(target, compressor)
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
@@ -402,9 +402,12 @@ class Dispatcher:
             self.queue(link, encode_frame(Frame(FrameKind.CANCEL, "", b"", call_id=call_id)))
 
     def encode(
-        self, codec: Codec, compressor: Compressor | None, value: object
+        self, encode_value: Callable[[object], bytes], compressor: Compressor | None,
+        value: object
     ) -> tuple[bytes, str]:
-        payload = codec.encode(value)
+        """``value`` as a frame's payload (by a codec's bound ``encode``) and the name of
+        the compressor it went through ("" for none)."""
+        payload = encode_value(value)
         limit = self._max_message_size
         if len(payload) > limit:
             raise MessageTooLarge(len(payload), limit, "raise [node] max_message_size to allow it")

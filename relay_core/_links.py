@@ -39,6 +39,7 @@ class PeerLink:
         "counters",
         "destination",
         "dirty",
+        "encode_value",
         "error",
         "fallback",
         "frame_encoders",
@@ -68,6 +69,8 @@ class PeerLink:
         self.label = label
         """Peer name from the config, or the peer's node URL."""
         self.codec = codec
+        self.encode_value: Callable[[object], bytes] = codec.encode
+        """The codec's ``encode``, bound once: no method lookup per message."""
         self.compressor = compressor
         self.counters = counters
         self.sealer = sealer

@@ -21,7 +21,7 @@ from ._calls import ActiveRequests, CallKey
 from ._config import NodeConfig
 from ._error_payload import ErrorCode, error_payload
 from ._errors import RelayError
-from ._interfaces import Codec, Compressor, HostPort
+from ._interfaces import Compressor, HostPort
 from ._links import PeerLink
 from ._mailbox import Mailbox
 from ._registry import PluginRegistry
@@ -37,8 +37,9 @@ __all__ = ["LocalActors", "RequestServer"]
 
 logger = logging.getLogger("relay_core.node")
 
-_ReplyPlan = tuple[Codec, "Compressor | None", dict[str, ReplyFrameEncoder]]
-"""A request's codec, its compressor, and the reply encoder for each compressor name."""
+_ReplyPlan = tuple[Callable[[object], bytes], "Compressor | None", dict[str, ReplyFrameEncoder]]
+"""A request's codec's bound ``encode``, its compressor, and the reply encoder for each
+compressor name."""
 
 NO_DEADLINE_SECONDS = 86400.0
 """How long a request that names no deadline may run."""
@@ -150,8 +151,8 @@ class RequestServer:
         plan = self._reply_plans.get((request.codec, request.compressor))
         if plan is None:
             plan = self._plan_replies(request.codec, request.compressor)
-        codec, compressor, encoders = plan
-        payload, used = self._host.encode(codec, compressor, value)
+        encode_value, compressor, encoders = plan
+        payload, used = self._host.encode(encode_value, compressor, value)
         return encoders[used].encode(payload, request.call_id, request.request_id)
 
     def _plan_replies(self, codec_name: str, compressor_name: str) -> _ReplyPlan:
@@ -167,7 +168,8 @@ class RequestServer:
         if compressor is not None:
             encoders[compressor.name] = ReplyFrameEncoder(FrameKind.RESPONSE, codec.name,
                                                           compressor.name)
-        plan = self._reply_plans[(codec_name, compressor_name)] = (codec, compressor, encoders)
+        plan = self._reply_plans[(codec_name, compressor_name)] = (codec.encode, compressor,
+                                                                   encoders)
         return plan
 
     def _error_frame(self, request: Frame, code: str, error_type: str, message: str,

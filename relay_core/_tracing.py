@@ -11,17 +11,22 @@ join the caller's trace. Without it, nothing here needs any extra package.
 from __future__ import annotations
 
 import contextvars
+import importlib
+from typing import Any, Final
 
+# Imported by name, as untyped modules: the compiled build is made where the
+# optional extra may be missing, and must work with it installed or not.
+otel_context: Any
+propagate: Any
 try:
-    from opentelemetry import context as otel_context
-    from opentelemetry import propagate
+    otel_context = importlib.import_module("opentelemetry.context")
+    propagate = importlib.import_module("opentelemetry.propagate")
 except ImportError:  # the optional extra is not installed
-    otel_context = None  # type: ignore[assignment]
-    propagate = None  # type: ignore[assignment]
+    otel_context = propagate = None
 
 __all__ = ["enter_traceparent", "outgoing_traceparent"]
 
-_current_traceparent: contextvars.ContextVar[str] = contextvars.ContextVar(
+_current_traceparent: Final[contextvars.ContextVar[str]] = contextvars.ContextVar(
     "net_relay_traceparent", default=""
 )
 
