@@ -45,14 +45,18 @@ def remove_leftover_extensions(listing: ModuleType) -> None:
     """Delete extensions of modules no longer compiled: Python would import them over the source."""
     from importlib.machinery import EXTENSION_SUFFIXES
 
+    # Longest first: "x.cpython-311-x86_64-linux-gnu.so" also ends in plain ".so".
+    suffixes = sorted(EXTENSION_SUFFIXES, key=len, reverse=True)
     for package in ("relay_core", "relay_codecs", "relay_transports"):
-        for suffix in EXTENSION_SUFFIXES:
-            for extension in (ROOT / package).glob(f"*{suffix}"):
-                name = f"{package}.{extension.name.removesuffix(suffix)}"
-                if name not in listing.COMPILED_MODULES:
-                    print(f"net-relay: removing {extension.name}, left from an earlier build",
-                          file=sys.stderr)
-                    extension.unlink()
+        for extension in (ROOT / package).iterdir():
+            suffix = next((s for s in suffixes if extension.name.endswith(s)), None)
+            if suffix is None:
+                continue
+            name = f"{package}.{extension.name.removesuffix(suffix)}"
+            if name not in listing.COMPILED_MODULES:
+                print(f"net-relay: removing {extension.name}, left from an earlier build",
+                      file=sys.stderr)
+                extension.unlink()
 
 
 def compiled_extensions() -> list[Extension]:

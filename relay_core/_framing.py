@@ -23,6 +23,8 @@ from ._errors import MalformedFrame, MessageTooLarge
 __all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream"]
 
 _LENGTH: Final = struct.Struct("!I")
+_pack_length: Final = _LENGTH.pack  # bound once, not per packet
+_unpack_length_from: Final = _LENGTH.unpack_from
 LENGTH_PREFIX_SIZE: Final = 4
 
 
@@ -30,7 +32,7 @@ def frame_for_stream(packet: bytes) -> bytes:
     """``packet`` with its length prefix, ready to write to a stream."""
     if len(packet) > 0xFFFFFFFF:
         raise MessageTooLarge(len(packet), 0xFFFFFFFF, "a stream packet's length is a u32")
-    return _LENGTH.pack(len(packet)) + packet
+    return _pack_length(len(packet)) + packet
 
 
 class StreamDeframer:
@@ -107,7 +109,7 @@ class StreamDeframer:
 
     def _declared(self, data: bytes | bytearray, offset: int) -> int:
         """The length declared at ``offset``, if allowed; else raise ``MalformedFrame``."""
-        (length,) = _LENGTH.unpack_from(data, offset)
+        (length,) = _unpack_length_from(data, offset)
         if length == 0 or length > self._max_packet_size:
             raise MalformedFrame(f"stream packet declares {length} bytes; allowed 1.."
                                  f"{self._max_packet_size}")

@@ -29,23 +29,27 @@ __all__ = ["enter_traceparent", "outgoing_traceparent"]
 _current_traceparent: Final[contextvars.ContextVar[str]] = contextvars.ContextVar(
     "net_relay_traceparent", default=""
 )
+# Bound once: every request asks for these, and a method lookup each time showed.
+_get_traceparent: Final = _current_traceparent.get
+_set_traceparent: Final = _current_traceparent.set
+_otel_current_context: Any = None if otel_context is None else otel_context.get_current
 
 
 def outgoing_traceparent() -> str:
     """The traceparent a request sent from this context should carry ("" for none)."""
-    if propagate is not None and otel_context is not None and otel_context.get_current():
+    if propagate is not None and _otel_current_context is not None and _otel_current_context():
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         if carrier.get("traceparent"):
             return carrier["traceparent"]
-    return _current_traceparent.get()
+    return _get_traceparent()
 
 
 def enter_traceparent(traceparent: str) -> None:
     """Make ``traceparent`` (from a received request) current in this context."""
-    if _current_traceparent.get() == traceparent:
+    if _get_traceparent() == traceparent:
         return
-    _current_traceparent.set(traceparent)
+    _set_traceparent(traceparent)
     if propagate is not None and otel_context is not None:
         carrier = {"traceparent": traceparent} if traceparent else {}
         otel_context.attach(propagate.extract(carrier))

@@ -32,6 +32,7 @@ Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
 
 _LENGTH: Final = struct.Struct("!I")
+_pack_length: Final = _LENGTH.pack  # bound once, not per packet
 JOIN_BELOW: Final = 4096
 """A packet smaller than this is written joined to its length prefix, a larger one
 beside it: copying a few KiB costs less than a second buffer (with uvloop, its
@@ -93,9 +94,9 @@ class PacketIO:
         if not self.prefixed:
             transport.write(packet)
         elif len(packet) < JOIN_BELOW:
-            transport.write(_LENGTH.pack(len(packet)) + packet)
+            transport.write(_pack_length(len(packet)) + packet)
         else:  # uvloop writes the two with one writev, without a joined copy
-            transport.writelines((_LENGTH.pack(len(packet)), packet))
+            transport.writelines((_pack_length(len(packet)), packet))
 
     def _split(self, data: bytes) -> list[bytes]:
         """The packets ``data`` completes; none, and the fault reported, if it is malformed."""

@@ -125,8 +125,8 @@ def test_every_packet_arrives_byte_for_byte(packets: list[bytes]) -> None:
 
 
 class _CountingReads:
-    """Stands in for an endpoint's socket in its reader: counts reads, reads that found
-    the socket empty, and the largest read budget the reader had while reading."""
+    """Stands in for an endpoint's socket's recvfrom in its reader: counts reads, reads
+    that found the socket empty, and the largest read budget the reader had while reading."""
 
     def __init__(self, reader: _udp_socket.DatagramReader) -> None:
         self._reader = reader
@@ -142,8 +142,6 @@ class _CountingReads:
             self.empty += 1
             raise
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._sock, name)
 
 
 async def _counting_receiver(receiver: UdpTransport) -> tuple[_CountingReads, HostPort]:
@@ -151,7 +149,7 @@ async def _counting_receiver(receiver: UdpTransport) -> tuple[_CountingReads, Ho
     endpoint = receiver._sockets.v4
     assert endpoint is not None
     counting = _CountingReads(endpoint.reader)
-    endpoint.reader.sock = counting  # type: ignore[assignment]
+    endpoint.reader.recvfrom = counting.recvfrom
     return counting, address
 
 
