@@ -91,6 +91,7 @@ class PeerLink:
         self.frame_encoders: dict[tuple[str, str], MessageFrameEncoder] = {}
         """MESSAGE frame encoders by (target, compressor name): a frame costs one join."""
         self.last_request_encoder: RequestFrameEncoder | None = None
+        """The REQUEST frame encoder this link used last (see :meth:`request_encoder`)."""
 
     def _coalescer(self, batch_size: int, max_packet_size: int) -> Coalescer:
         overhead = TAG_SIZE if self.sealer is not None else 0

@@ -243,7 +243,7 @@ def encode_frame(frame: Frame) -> bytes:
     request_id = _printable_field(frame.request_id, "request id")
     traceparent = _printable_field(frame.traceparent, "trace parent")
     payload = frame.payload
-    header = _FRAME_HEADER.pack(
+    header = _pack_frame_header(
         kind, 0, len(codec), len(compressor), len(target), len(request_id), len(traceparent), 0,
         _call_id_field(frame.call_id), _deadline_field(frame.deadline_ms), _payload_length(payload),
     )  # fmt: skip
