@@ -20,7 +20,7 @@ from typing import Final
 
 from ._errors import MalformedFrame, MessageTooLarge
 
-__all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream"]
+__all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream", "length_prefix"]
 
 _LENGTH: Final = struct.Struct("!I")
 _pack_length: Final = _LENGTH.pack  # bound once, not per packet
@@ -30,9 +30,15 @@ LENGTH_PREFIX_SIZE: Final = 4
 
 def frame_for_stream(packet: bytes) -> bytes:
     """``packet`` with its length prefix, ready to write to a stream."""
+    return length_prefix(packet) + packet
+
+
+def length_prefix(packet: bytes) -> bytes:
+    """The prefix ``packet`` travels after on a stream (for a writer that sends the two
+    as separate buffers rather than joined)."""
     if len(packet) > 0xFFFFFFFF:
         raise MessageTooLarge(len(packet), 0xFFFFFFFF, "a stream packet's length is a u32")
-    return _pack_length(len(packet)) + packet
+    return _pack_length(len(packet))
 
 
 class StreamDeframer:

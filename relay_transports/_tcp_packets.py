@@ -14,12 +14,11 @@ closing, flow control of writes, the idle timer). Routes keep their queues
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
 from relay_core._errors import MalformedFrame, MessageTooLarge, TransportError
-from relay_core._framing import StreamDeframer
+from relay_core._framing import StreamDeframer, frame_for_stream, length_prefix
 from relay_core._heph import HephObjectSplitter, is_heph_json
 from relay_core._interfaces import HostPort
 
@@ -31,8 +30,6 @@ __all__ = ["JOIN_BELOW", "Deliver", "PacketIO", "Route", "Sender"]
 Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
 
-_LENGTH: Final = struct.Struct("!I")
-_pack_length: Final = _LENGTH.pack  # bound once, not per packet
 JOIN_BELOW: Final = 4096
 """A packet smaller than this is written joined to its length prefix, a larger one
 beside it: copying a few KiB costs less than a second buffer (with uvloop, its
@@ -94,9 +91,9 @@ class PacketIO:
         if not self.prefixed:
             transport.write(packet)
         elif len(packet) < JOIN_BELOW:
-            transport.write(_pack_length(len(packet)) + packet)
+            transport.write(frame_for_stream(packet))
         else:  # uvloop writes the two with one writev, without a joined copy
-            transport.writelines((_pack_length(len(packet)), packet))
+            transport.writelines((length_prefix(packet), packet))
 
     def _split(self, data: bytes) -> list[bytes]:
         """The packets ``data`` completes; none, and the fault reported, if it is malformed."""
