@@ -63,11 +63,10 @@ from ._wire import (
     NO_DEADLINE,
     Frame,
     FrameKind,
+    PacketWriter,
     decode_frames,
     decode_packet_fields,
     encode_frame,
-    encode_lone_packet,
-    encode_packet,
     is_sealed,
 )
 
@@ -137,6 +136,7 @@ class Dispatcher:
         self._actors = actors
         self._mailboxes = actors.mailboxes
         self.incarnation = int.from_bytes(os.urandom(8), "big") or 1
+        self._packets = PacketWriter(self.incarnation)
         self._sequence = 0
         self._transports: dict[str, Transport] = {}
         self._bound: dict[str, list[HostPort]] = {}
@@ -426,7 +426,7 @@ class Dispatcher:
             self._sent_this_turn = True
             link.counters.frames_sent += 1
             self._sequence += 1
-            self._send_packet(link, encode_lone_packet(self.incarnation, self._sequence, frame))
+            self._send_packet(link, self._packets.lone(self._sequence, frame))
             return
         try:
             full = link.coalescer.add(frame)
@@ -490,7 +490,7 @@ class Dispatcher:
         for group in groups:
             self._sequence += 1
             if sealer is None:
-                packet = encode_packet(self.incarnation, self._sequence, group)
+                packet = self._packets.packet(self._sequence, group)
             else:
                 packet = sealer.seal(self.incarnation, self._sequence, b"".join(group))
             self._send_packet(link, packet)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -32,6 +33,11 @@ _get_current_request_id: Final = _current_request_id.get
 _set_current_request_id: Final = _current_request_id.set
 
 _random_bits: Final = random.getrandbits  # the module's generator, which a fork reseeds
+_IDS_PER_DRAW: Final = 64
+_spare_request_ids: Final[list[str]] = []
+# A forked child must not hand out the ids its parent drew: it draws its own.
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_spare_request_ids.clear)
 
 Answer = Callable[[object, BaseException | None], None]
 """Delivers ``(value, None)`` for a reply or ``(None, error)`` for a failure."""
@@ -43,8 +49,12 @@ def new_request_id() -> str:
     From the random module, not os.urandom: ids label logs and need no secrecy,
     and a system call per request showed in profiles. The module's generator
     is reseeded in a forked child, so workers do not repeat each other's ids.
+    Ids are drawn 64 at a time, which about halves the cost of each.
     """
-    return _random_bits(64).to_bytes(8, "big").hex()  # a third of a format spec's cost
+    if not _spare_request_ids:
+        digits = _random_bits(64 * _IDS_PER_DRAW).to_bytes(8 * _IDS_PER_DRAW, "big").hex()
+        _spare_request_ids.extend(digits[start : start + 16] for start in range(0, len(digits), 16))
+    return _spare_request_ids.pop()
 
 
 def current_request_id() -> str | None:

@@ -36,6 +36,7 @@ __all__ = [
     "Frame",
     "FrameKind",
     "Packet",
+    "PacketWriter",
     "decode_packet",
     "decode_packet_fields",
     "encode_frame",
@@ -59,7 +60,7 @@ _VERSIONED_MAGIC: Final = MAGIC + bytes([WIRE_VERSION])
 _HEADER_WORDS: Final = struct.Struct("!IQQ")  # checksum, incarnation, sequence: bytes 4 to 23
 _MAGIC_0: Final = MAGIC[0]
 _MAGIC_1: Final = MAGIC[1]
-_IDENTITY: Final = struct.Struct("!QQ")  # incarnation and sequence, the header's last 16 bytes
+_U64: Final = struct.Struct("!Q")  # the incarnation, then the sequence number: the header's last 16 bytes
 _CHECKSUM: Final = struct.Struct("!I")
 _CHECKSUM_END: Final = 8  # the checksum covers every byte but 4 to 7, where it sits
 _COPY_TO_CHECKSUM_BELOW: Final = 4096
@@ -83,7 +84,7 @@ _ENCODED_NAMES: Final[dict[str, bytes]] = {"": b""}
 _DECODED_NAMES: Final[dict[bytes, str]] = {b"": ""}
 # The codec, compressor and target of a frame, keyed by their bytes on the wire:
 # frames in one packet (and packets from one peer) mostly repeat them.
-_DECODED_ROUTES: Final[dict[tuple[int, int, bytes], tuple[str, str, str]]] = {}
+_DECODED_ROUTES: Final[dict[bytes, tuple[str, str, str]]] = {}
 _ROUTE_CACHE_SIZE: Final = 1024
 _PAYLOAD_LENGTH: Final = struct.Struct("!I")
 # The decoder builds frames it has already checked, so it skips the named tuple's
@@ -93,7 +94,8 @@ _REPEAT_HEAD_SIZE: Final = 20  # a frame's fixed part up to its payload length
 _unpack_length: Final = _PAYLOAD_LENGTH.unpack_from
 _unpack_header_words: Final = _HEADER_WORDS.unpack_from  # bound once: no method lookup per call
 _unpack_frame_words: Final = _FRAME_WORDS.unpack_from
-_pack_identity: Final = _IDENTITY.pack
+_pack_frame_words: Final = _FRAME_WORDS.pack
+_pack_u64: Final = _U64.pack
 _pack_frame_header: Final = _FRAME_HEADER.pack
 _pack_payload_length: Final = _PAYLOAD_LENGTH.pack
 _pack_checksum: Final = _CHECKSUM.pack
@@ -181,10 +183,14 @@ _RULES: Final = {  # kind: (mask, bits within the mask that must be set)
     FrameKind.ERROR: (_CODEC | _TARGET | _CALL_ID | _DEADLINE, _CODEC | _CALL_ID),
     FrameKind.CANCEL: (63, _CALL_ID),
 }
-# Decoding looks the kind byte up once and gets the kind and its rule together.
 _KINDS: Final[dict[int, tuple[FrameKind, int, int]]] = {
     kind.value: (kind, mask, required) for kind, (mask, required) in _RULES.items()
 }
+# Decoding indexes this by the kind byte and gets the kind and its rule together
+# (None for an unknown kind): no hashing per frame.
+_KIND_BY_BYTE: Final[tuple[tuple[FrameKind, int, int] | None, ...]] = tuple(
+    _KINDS.get(byte) for byte in range(256)
+)
 
 
 def _shape(frame: Frame) -> int:
@@ -313,30 +319,57 @@ def _deadline_field(deadline_ms: int | None) -> int:
 
 def encode_packet(incarnation: int, sequence: int, frames: Sequence[bytes]) -> bytes:
     """Return a packet: the header, then ``frames`` (each from :func:`encode_frame`)."""
-    if len(frames) == 1:
-        return encode_lone_packet(incarnation, sequence, frames[0])
-    if not frames:
-        raise MalformedFrame("a packet carries at least one frame")
-    # Joining twice copies the frames once more, which measured cheaper than one
-    # crc32 call per frame.
-    return _with_checksum(b"".join((_packet_identity(incarnation, sequence), *frames)))
+    return PacketWriter(incarnation).packet(sequence, frames)
 
 
 def encode_lone_packet(incarnation: int, sequence: int, frame: bytes) -> bytes:
     """:func:`encode_packet` for one frame (a request, a reply): no sequence of frames."""
-    return _with_checksum(_packet_identity(incarnation, sequence) + frame)
+    return PacketWriter(incarnation).lone(sequence, frame)
 
 
-def _packet_identity(incarnation: int, sequence: int) -> bytes:
-    if not 0 < incarnation <= MAX_SEQUENCE:
-        raise MalformedFrame(f"incarnation {incarnation} is outside 1 to 2**64-1")
-    if not 0 < sequence <= MAX_SEQUENCE:
+class PacketWriter:
+    """Encodes the packets of one sender incarnation, as :func:`encode_packet` does.
+
+    A sender's header is the same up to its sequence number, so those bytes are
+    packed, and their CRC taken, once, here: a packet then costs one CRC over
+    its sequence number and frames, and one join. A node keeps one writer.
+    """
+
+    __slots__ = ("_crc_through_incarnation", "_incarnation_field", "incarnation")
+
+    def __init__(self, incarnation: int) -> None:
+        if not 0 < incarnation <= MAX_SEQUENCE:
+            raise MalformedFrame(f"incarnation {incarnation} is outside 1 to 2**64-1")
+        self.incarnation = incarnation
+        self._incarnation_field = _pack_u64(incarnation)
+        self._crc_through_incarnation = _crc32(self._incarnation_field, _HEAD_CRC)
+
+    def packet(self, sequence: int, frames: Sequence[bytes]) -> bytes:
+        """The packet numbered ``sequence`` that carries ``frames``."""
+        if len(frames) == 1:
+            return self.lone(sequence, frames[0])
+        if not frames:
+            raise MalformedFrame("a packet carries at least one frame")
+        # Joining twice copies the frames once more, which measured cheaper than one
+        # crc32 call per frame.
+        return self._finish(b"".join((_sequence_field(sequence), *frames)))
+
+    def lone(self, sequence: int, frame: bytes) -> bytes:
+        """The packet numbered ``sequence`` that carries the one frame ``frame``."""
+        return self._finish(_sequence_field(sequence) + frame)
+
+    def _finish(self, tail: bytes) -> bytes:
+        """The packet whose bytes from the sequence number on are ``tail``."""
+        checksum = _crc32(tail, self._crc_through_incarnation)
+        return b"".join((_HEAD, _pack_checksum(checksum), self._incarnation_field, tail))
+
+
+def _sequence_field(sequence: int) -> bytes:
+    # A shift rather than a comparison with 2**64-1, which the compiled build
+    # could only make as two boxed integers.
+    if sequence <= 0 or sequence >> 64:
         raise MalformedFrame(f"sequence number {sequence} is outside 1 to 2**64-1")
-    return _pack_identity(incarnation, sequence)
-
-
-def _with_checksum(body: bytes) -> bytes:
-    return b"".join((_HEAD, _pack_checksum(_crc32(body, _HEAD_CRC)), body))
+    return _pack_u64(sequence)
 
 
 def is_sealed(packet: bytes) -> bool:
@@ -467,7 +500,7 @@ def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:
     lt, lr, lp, reserved = data[offset + 4], data[offset + 5], data[offset + 6], data[offset + 7]
     words: tuple[int, int, int] = _unpack_frame_words(data, offset + 8)
     call_id, deadline, size = words
-    entry = _KINDS.get(kind_byte)
+    entry = _KIND_BY_BYTE[kind_byte]
     if entry is None:
         raise MalformedFrame(f"kind {kind_byte} is unknown; kinds are 1 to 5")
     if flags or reserved:
@@ -488,12 +521,15 @@ def _decode_frame(data: bytes, offset: int) -> tuple[Frame, int]:
     c = b + lt
     d = c + lr
     e = d + lp
-    route_key = (lc, lz, data[a - lc : c])  # the lengths tell where one name ends
-    route = _DECODED_ROUTES.get(route_key)
-    if route is None:
+    names_key = data[a - lc : c]
+    route = _DECODED_ROUTES.get(names_key)
+    # Codec and compressor names are ASCII, so their lengths tell whether the
+    # cached route split these bytes where this frame does.
+    if route is None or len(route[0]) != lc or len(route[1]) != lz:
+        cached = route is None
         route = _decode_route(data, a - lc, a, b, c)
-        if len(_DECODED_ROUTES) < _ROUTE_CACHE_SIZE:
-            _DECODED_ROUTES[route_key] = route
+        if cached and len(_DECODED_ROUTES) < _ROUTE_CACHE_SIZE:
+            _DECODED_ROUTES[names_key] = route
     codec, compressor, target = route
     frame = _new_frame(_FRAME_TYPE, (
         kind, codec, data[e : e + size], compressor, target,
@@ -539,52 +575,64 @@ class RequestFrameEncoder:
     only what varies (call id, deadline, the two ids and the payload length).
     """
 
-    __slots__ = ("_codec_length", "_compressor_length", "_names", "_target_length", "compressor",
-                 "target")
+    __slots__ = ("_head", "_id_lengths", "_names", "_start", "compressor", "target")
 
     def __init__(self, codec: str, compressor: str, target: str) -> None:
         template = encode_frame(Frame(FrameKind.REQUEST, codec, b"", compressor, target,
                                       call_id=1))
         self._names = template[FRAME_HEADER_SIZE:]
-        self._codec_length, self._compressor_length, self._target_length = template[2:5]
+        self._start = template[:5]  # kind, flags and the three name lengths
+        # The header's first eight bytes for the last lengths of the two ids,
+        # which rarely change from call to call.
+        self._id_lengths = -1
+        self._head = b""
         self.compressor = compressor
         self.target = target
 
     def encode(self, payload: bytes, call_id: int, deadline_ms: int, request_id: str,
                traceparent: str) -> bytes:
         """``(payload, call_id, deadline_ms, request_id, traceparent) -> frame``"""
-        if not 0 < call_id <= MAX_SEQUENCE:
-            raise MalformedFrame(f"call id {call_id} is outside 1 to 2**64-1")
         rid = _printable_field(request_id, "request id")
         parent = _printable_field(traceparent, "trace parent")
-        header = _pack_frame_header(FrameKind.REQUEST, 0, self._codec_length,
-                                    self._compressor_length, self._target_length,
-                                    len(rid), len(parent), 0, call_id,
-                                    _deadline_field(deadline_ms), _payload_length(payload))
-        return b"".join((header, self._names, rid, parent, payload))
+        id_lengths = len(rid) << 8 | len(parent)
+        if id_lengths != self._id_lengths:
+            self._head = self._start + bytes((len(rid), len(parent), 0))
+            self._id_lengths = id_lengths
+        words = _pack_frame_words(_nonzero_call_id(call_id), _deadline_field(deadline_ms),
+                                  _payload_length(payload))
+        return b"".join((self._head, words, self._names, rid, parent, payload))
 
 
 class ReplyFrameEncoder:
     """Encodes RESPONSE (or ERROR) frames in one codec and compressor: the
     per-request path of a server."""
 
-    __slots__ = ("_codec_length", "_compressor_length", "_kind", "_names")
+    __slots__ = ("_head", "_id_length", "_names", "_start")
 
     def __init__(self, kind: FrameKind, codec: str, compressor: str) -> None:
         template = encode_frame(Frame(kind, codec, b"", compressor, call_id=1))
-        self._kind = kind
         self._names = template[FRAME_HEADER_SIZE:]
-        self._codec_length, self._compressor_length = template[2:4]
+        self._start = template[:5]  # kind, flags, the two name lengths and no target
+        self._id_length = -1
+        self._head = b""
 
     def encode(self, payload: bytes, call_id: int, request_id: str) -> bytes:
         """``(payload, call_id, request_id) -> frame``"""
-        if not 0 < call_id <= MAX_SEQUENCE:
-            raise MalformedFrame(f"call id {call_id} is outside 1 to 2**64-1")
         rid = _printable_field(request_id, "request id")
-        header = _pack_frame_header(self._kind, 0, self._codec_length, self._compressor_length,
-                                    0, len(rid), 0, 0, call_id, NO_DEADLINE,
-                                    _payload_length(payload))
-        return b"".join((header, self._names, rid, payload))
+        if len(rid) != self._id_length:
+            self._head = self._start + bytes((len(rid), 0, 0))
+            self._id_length = len(rid)
+        words = _pack_frame_words(_nonzero_call_id(call_id), NO_DEADLINE, _payload_length(payload))
+        return b"".join((self._head, words, self._names, rid, payload))
+
+
+def _nonzero_call_id(call_id: int) -> int:
+    """The call id of a request or reply: 1 to 2**64-1."""
+    # A shift rather than a comparison with 2**64-1, which the compiled build
+    # could only make as two boxed integers.
+    if call_id <= 0 or call_id >> 64:
+        raise MalformedFrame(f"call id {call_id} is outside 1 to 2**64-1")
+    return call_id
 
 
 def _payload_length(payload: bytes) -> int:

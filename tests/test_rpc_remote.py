@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 
 import pytest
 
@@ -19,6 +20,7 @@ from relay_core import (
     RpcTimeout,
     current_request_id,
 )
+from relay_core._rpc import new_request_id
 from relay_core._wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
 
 
@@ -209,6 +211,29 @@ async def test_a_caller_without_a_request_id_gets_a_fresh_one_and_handlers_see_i
         reply = await alpha.ref(f"{beta.address('udp')}/recorder").rpc("x", timeout=5.0)
     assert isinstance(reply, str) and len(reply) == 16
     assert seen == [reply]
+
+
+def test_fresh_request_ids_are_16_lowercase_hex_digits_and_do_not_repeat() -> None:
+    ids = [new_request_id() for _ in range(1000)]  # more than one batch of draws
+    assert all(len(rid) == 16 and set(rid) <= set("0123456789abcdef") for rid in ids)
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_repeat_the_request_ids_its_parent_drew() -> None:
+    new_request_id()  # the parent now holds ids drawn but not yet handed out
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.close(reading)
+        os.write(writing, " ".join(new_request_id() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as pipe:
+        child_ids = set(pipe.read().split())
+    os.waitpid(child, 0)
+    assert len(child_ids) == 8
+    assert not child_ids & {new_request_id() for _ in range(8)}
 
 
 async def test_a_retried_request_whose_reply_was_lost_runs_once_and_succeeds() -> None:

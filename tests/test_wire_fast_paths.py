@@ -37,6 +37,14 @@ def test_names_that_concatenate_to_the_same_bytes_are_told_apart() -> None:
     assert decode_packet(packet).frames == (first, second, third, first)
 
 
+def test_names_that_concatenate_to_the_same_bytes_are_told_apart_across_packets() -> None:
+    first = Frame(FrameKind.MESSAGE, "msgpack", b"1", "zstd", "x")
+    second = Frame(FrameKind.MESSAGE, "msgpackz", b"2", "std", "x")
+    for sequence, frame in enumerate((first, second, first, second), start=1):
+        packet = encode_packet(1, sequence, [encode_frame(frame)])
+        assert decode_packet(packet).frames == (frame,)
+
+
 call_ids = st.integers(min_value=1, max_value=2**64 - 1)
 deadlines = st.integers(min_value=0, max_value=0xFFFFFFFE)
 ids = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=60)
@@ -64,6 +72,19 @@ def test_the_reply_frame_encoder_matches_the_general_encoder(
     assert encoder.encode(payload, call_id, request_id) == expected
 
 
+@given(st.lists(st.tuples(call_ids, ids, ids), min_size=1, max_size=6))
+def test_one_encoder_matches_the_general_encoder_whatever_ids_come_in_turn(
+        calls: list[tuple[int, str, str]]) -> None:
+    requests = RequestFrameEncoder("msgpack", "", "echo")
+    replies = ReplyFrameEncoder(FrameKind.RESPONSE, "msgpack", "")
+    for call_id, request_id, traceparent in calls:
+        assert requests.encode(b"q", call_id, 5, request_id, traceparent) == encode_frame(
+            Frame(FrameKind.REQUEST, "msgpack", b"q", "", "echo", call_id, 5, request_id,
+                  traceparent))
+        assert replies.encode(b"r", call_id, request_id) == encode_frame(
+            Frame(FrameKind.RESPONSE, "msgpack", b"r", call_id=call_id, request_id=request_id))
+
+
 @pytest.mark.parametrize("bad_id", ["caf\u00e9", "tab\there", "x" * 256])
 def test_the_fast_encoders_refuse_what_the_general_encoder_refuses(bad_id: str) -> None:
     expected = MessageTooLarge if len(bad_id) > 255 else MalformedFrame
@@ -73,6 +94,8 @@ def test_the_fast_encoders_refuse_what_the_general_encoder_refuses(bad_id: str) 
         ReplyFrameEncoder(FrameKind.RESPONSE, "msgpack", "").encode(b"x", 1, bad_id)
     with pytest.raises(MalformedFrame, match="call id 0"):
         RequestFrameEncoder("msgpack", "", "echo").encode(b"x", 0, 100, "id", "")
+    with pytest.raises(MalformedFrame, match="call id 18446744073709551616"):
+        ReplyFrameEncoder(FrameKind.RESPONSE, "msgpack", "").encode(b"x", 2**64, "id")
     with pytest.raises(MalformedFrame, match="deadline"):
         RequestFrameEncoder("msgpack", "", "echo").encode(b"x", 1, 0xFFFFFFFF, "id", "")
 
