@@ -459,27 +459,33 @@ def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
     # A burst to one actor repeats all but the payload. A frame whose fixed part
     # (less the payload length) and names equal the previous frame's has passed
     # the same checks, except whether its payload fits and whether it is empty.
-    previous_head = previous_names = b""
+    head = previous_head = previous_names = b""
     previous = _NO_FRAME
     while offset < end:
-        head = data[offset : offset + _REPEAT_HEAD_SIZE]
-        if head == previous_head and offset + FRAME_HEADER_SIZE <= end:
-            start = offset + FRAME_HEADER_SIZE
-            payload_start = start + len(previous_names)
-            size: int = _unpack_length(data, offset + _REPEAT_HEAD_SIZE)[0]
-            if (payload_start + size <= end and (size > 0) is (len(previous[2]) > 0)
-                    and data[start:payload_start] == previous_names):
-                kind, codec, _, compressor, target, call_id, deadline, request_id, parent = previous
-                offset = payload_start + size
-                frames.append(_new_frame(_FRAME_TYPE, (
-                    kind, codec, data[payload_start:offset], compressor, target, call_id, deadline,
-                    request_id, parent)))  # fmt: skip
-                continue
+        if frames:
+            head = data[offset : offset + _REPEAT_HEAD_SIZE]
+            if head == previous_head and offset + FRAME_HEADER_SIZE <= end:
+                start = offset + FRAME_HEADER_SIZE
+                payload_start = start + len(previous_names)
+                size: int = _unpack_length(data, offset + _REPEAT_HEAD_SIZE)[0]
+                if (payload_start + size <= end and (size > 0) is (len(previous[2]) > 0)
+                        and data[start:payload_start] == previous_names):
+                    kind, codec, _, compressor, target, call_id, deadline, request_id, parent = (
+                        previous)
+                    offset = payload_start + size
+                    frames.append(_new_frame(_FRAME_TYPE, (
+                        kind, codec, data[payload_start:offset], compressor, target, call_id,
+                        deadline, request_id, parent)))  # fmt: skip
+                    continue
         try:
             previous, next_offset = _decode_frame(data, offset)
         except MalformedFrame as error:
             where = f"frame {len(frames) + 1} (at byte {offset})"
             raise MalformedFrame(f"{where}: {error}") from None
+        if not frames:
+            if next_offset == end:  # a lone frame (a request, a reply): nothing to compare
+                return (previous,)
+            head = data[offset : offset + _REPEAT_HEAD_SIZE]
         frames.append(previous)
         previous_head = head
         previous_names = data[offset + FRAME_HEADER_SIZE : next_offset - len(previous[2])]
