@@ -26,13 +26,17 @@ EMPTY: Final = object()
 
 
 class Mailbox:
-    __slots__ = ("_capacity", "_closed", "_getter", "_items", "_loop", "_putters")
+    __slots__ = ("_append", "_capacity", "_closed", "_getter", "_items", "_loop", "_popleft",
+                 "_putters")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"mailbox capacity must be >= 1, got {capacity}")
         self._capacity = capacity
         self._items: deque[object] = deque()
+        # Bound once: a deque method looked up per message showed in instruction counts.
+        self._append = self._items.append
+        self._popleft = self._items.popleft
         self._getter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         """Kept from the first wait: asyncio.get_running_loop() costs a system call."""
@@ -56,7 +60,7 @@ class Mailbox:
             raise ActorStopped("the actor has stopped and takes no more messages")
         if len(self._items) >= self._capacity:
             return False
-        self._items.append(item)
+        self._append(item)
         getter = self._getter
         if getter is not None:
             # Forgotten once woken, so the rest of a burst skips it, and not asked
@@ -99,14 +103,14 @@ class Mailbox:
         items = self._items
         if not items:
             return EMPTY
-        item = items.popleft()
+        item = self._popleft()
         if self._putters:
             self._wake_one_putter()
         return item
 
     def take(self) -> object:
         """Take the oldest item now; the box must not be empty (check ``len`` first)."""
-        item = self._items.popleft()
+        item = self._popleft()
         if self._putters:
             self._wake_one_putter()
         return item
