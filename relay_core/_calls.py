@@ -21,10 +21,12 @@ __all__ = ["ActiveRequests", "CallKey", "PendingCalls"]
 class _Lane:
     """The calls made with one timeout: insertion order is deadline order."""
 
-    __slots__ = ("deadlines", "timer")
+    __slots__ = ("deadlines", "forget", "timer")
 
     def __init__(self) -> None:
         self.deadlines: dict[int, float] = {}
+        self.forget = self.deadlines.pop
+        """The deadlines' ``pop``, bound once (see PendingCalls)."""
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -45,6 +47,8 @@ class PendingCalls:
 
     def __init__(self) -> None:
         self._futures: dict[int, asyncio.Future[object]] = {}
+        # Bound once: compiled, dict.pop is a method looked up by name at each call.
+        self._pop_future = self._futures.pop
         self._next_call_id = 1
         self._lanes: dict[float, _Lane] = {}
         self._own_timers: dict[int, asyncio.TimerHandle] = {}
@@ -81,18 +85,24 @@ class PendingCalls:
     def close(self, call_id: int, timeout: float | None) -> bool:
         """Forget ``call_id``; True if its reply had not come (the caller gave up)."""
         lane = self._lanes.get(timeout) if timeout is not None else None
-        if lane is None or lane.deadlines.pop(call_id, None) is None:
+        if lane is None or lane.forget(call_id, None) is None:
             timer = self._own_timers.pop(call_id, None)
             if timer is not None:
                 timer.cancel()
-        future = self._futures.pop(call_id, None)
+        future = self._pop_future(call_id, None)
         # A caller cancelled while awaiting the future cancels the future with it.
         return future is not None and (not future.done() or future.cancelled())
 
     def take(self, call_id: int) -> asyncio.Future[object] | None:
-        """The future still waiting for this reply, or None for a late or unknown reply."""
-        future = self._futures.pop(call_id, None)
-        return None if future is None or future.done() else future
+        """The future of the call this reply answers, or None for an unknown reply or one
+        that came after its caller closed the call.
+
+        The future may be done already (its deadline passed, or its caller was
+        cancelled, and the caller has not closed the call yet): setting its
+        result then raises ``asyncio.InvalidStateError``, which the receiver
+        takes for a late reply. Not asking first saves a method call per reply.
+        """
+        return self._pop_future(call_id, None)
 
     def fail_all(self, error: BaseException) -> None:
         for lane in self._lanes.values():

@@ -716,14 +716,17 @@ class Dispatcher:
             counters.late_replies += 1
             return
         value = self._decode(frame, counters, scheme, source)
-        if value is _FAILED:
-            future.set_exception(
-                RelayError(f"the reply from {endpoint_url(scheme, source)} could not be decoded"))
-        elif frame.kind is _ERROR:
-            future.set_exception(error_from_payload(value, endpoint_url(scheme, source)))
-        else:
-            counters.messages_received += 1
-            future.set_result(value)
+        try:
+            if value is _FAILED:
+                future.set_exception(RelayError(
+                    f"the reply from {endpoint_url(scheme, source)} could not be decoded"))
+            elif frame.kind is _ERROR:
+                future.set_exception(error_from_payload(value, endpoint_url(scheme, source)))
+            else:
+                future.set_result(value)
+                counters.messages_received += 1
+        except asyncio.InvalidStateError:  # its caller gave up, and has not closed the call yet
+            counters.late_replies += 1
 
 
     # -- backpressure --------------------------------------------------------

@@ -121,11 +121,17 @@ def test_the_rpc_breakdown_script_times_every_segment_for_raw_and_net_relay() ->
                              "--warm-up", "5"], capture_output=True, text=True,
                             timeout=BENCH_LIMIT, check=False)
     assert result.returncode == 0, result.stderr
-    rows = {line[:22].strip(): line[22:].split() for line in result.stdout.splitlines()[2:]}
+    lines = result.stdout.splitlines()
+    rows = {line[:22].strip(): line[22:].split() for line in lines[2:8]}
     assert list(rows) == ["client send path", "to the server", "server path", "to the client",
                           "client receive path", "round trip"]
     assert all(len(figures) == 2 and all(float(f) > 0 for f in figures)
                for figures in rows.values())
+    assert lines[8].startswith("CPU time per round trip")
+    cpu = [(line[:22].strip(), line[22:].split()) for line in lines[9:]]
+    assert [label for label, _ in cpu] == ["client CPU", "of it user", "server CPU", "of it user"]
+    # A process's CPU clock may tick coarser than ten round trips: zero is possible.
+    assert all(len(figures) == 2 and all(float(f) >= 0 for f in figures) for _, figures in cpu)
 
 
 INSTRUCTIONS = Path(__file__).resolve().parents[1] / "benchmarks" / "instructions.py"
