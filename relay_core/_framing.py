@@ -23,7 +23,6 @@ from ._errors import MalformedFrame, MessageTooLarge
 __all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream", "length_prefix"]
 
 _LENGTH: Final = struct.Struct("!I")
-_pack_length: Final = _LENGTH.pack  # bound once, not per packet
 _unpack_length_from: Final = _LENGTH.unpack_from
 LENGTH_PREFIX_SIZE: Final = 4
 
@@ -38,7 +37,7 @@ def length_prefix(packet: bytes) -> bytes:
     as separate buffers rather than joined)."""
     if len(packet) > 0xFFFFFFFF:
         raise MessageTooLarge(len(packet), 0xFFFFFFFF, "a stream packet's length is a u32")
-    return _pack_length(len(packet))
+    return len(packet).to_bytes(4, "big")  # compiled, native: no call to struct
 
 
 class StreamDeframer:

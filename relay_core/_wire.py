@@ -61,7 +61,6 @@ _HEADER_WORDS: Final = struct.Struct("!IQQ")  # checksum, incarnation, sequence:
 _MAGIC_0: Final = MAGIC[0]
 _MAGIC_1: Final = MAGIC[1]
 _U64: Final = struct.Struct("!Q")  # the incarnation, then the sequence number: the header's last 16 bytes
-_CHECKSUM: Final = struct.Struct("!I")
 _CHECKSUM_END: Final = 8  # the checksum covers every byte but 4 to 7, where it sits
 _COPY_TO_CHECKSUM_BELOW: Final = 4096
 # The first 4 covered bytes are always magic, version 1 and flags 0, so their
@@ -97,8 +96,6 @@ _unpack_frame_words: Final = _FRAME_WORDS.unpack_from
 _pack_frame_words: Final = _FRAME_WORDS.pack
 _pack_u64: Final = _U64.pack
 _pack_frame_header: Final = _FRAME_HEADER.pack
-_pack_payload_length: Final = _PAYLOAD_LENGTH.pack
-_pack_checksum: Final = _CHECKSUM.pack
 
 
 class FrameKind(enum.IntEnum):
@@ -361,15 +358,16 @@ class PacketWriter:
     def _finish(self, tail: bytes) -> bytes:
         """The packet whose bytes from the sequence number on are ``tail``."""
         checksum = _crc32(tail, self._crc_through_incarnation)
-        return b"".join((_HEAD, _pack_checksum(checksum), self._incarnation_field, tail))
+        return b"".join((_HEAD, checksum.to_bytes(4, "big"), self._incarnation_field, tail))
 
 
 def _sequence_field(sequence: int) -> bytes:
     # A shift rather than a comparison with 2**64-1, which the compiled build
-    # could only make as two boxed integers.
+    # could only make as two boxed integers; and int.to_bytes, which it makes
+    # natively, rather than a call to struct (here and for the checksum).
     if sequence <= 0 or sequence >> 64:
         raise MalformedFrame(f"sequence number {sequence} is outside 1 to 2**64-1")
-    return _pack_u64(sequence)
+    return sequence.to_bytes(8, "big")
 
 
 def is_sealed(packet: bytes) -> bool:
@@ -570,7 +568,7 @@ class MessageFrameEncoder:
         self._names = template[FRAME_HEADER_SIZE:]
 
     def encode(self, payload: bytes) -> bytes:
-        return b"".join((self._head, _pack_payload_length(_payload_length(payload)), self._names,
+        return b"".join((self._head, _payload_length(payload).to_bytes(4, "big"), self._names,
                          payload))
 
 
