@@ -61,6 +61,16 @@ class PendingCalls:
         The future is cancelled ``timeout`` seconds from now if it is still
         waiting; with None the caller keeps time itself.
         """
+        call_id, future = self.reserve()
+        self.arm(call_id, future, timeout)
+        return call_id, future
+
+    def reserve(self) -> tuple[int, asyncio.Future[object]]:
+        """:meth:`open` without the deadline, which :meth:`arm` sets.
+
+        A caller arms the deadline once its request has left, so that the
+        request leaves sooner; a reply found before then is still delivered.
+        """
         call_id = self._next_call_id
         self._next_call_id += 1
         loop = self._loop
@@ -68,19 +78,24 @@ class PendingCalls:
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[object] = loop.create_future()
         self._futures[call_id] = future
+        return call_id, future
+
+    def arm(self, call_id: int, future: asyncio.Future[object], timeout: float | None) -> None:
+        """Cancel ``future`` ``timeout`` seconds from now if it still waits (None: never)."""
         if timeout is None:
-            return call_id, future
+            return
+        loop = self._loop
+        assert loop is not None  # set by the reserve() that made the future
         deadline = loop.time() + timeout
         lane = self._lanes.get(timeout)
         if lane is None:
             if len(self._lanes) >= self.MAX_LANES:
                 self._own_timers[call_id] = loop.call_at(deadline, future.cancel)
-                return call_id, future
+                return
             lane = self._lanes[timeout] = _Lane()
         lane.deadlines[call_id] = deadline
         if lane.timer is None:
             lane.timer = loop.call_at(deadline, self._expire, timeout)
-        return call_id, future
 
     def close(self, call_id: int, timeout: float | None) -> bool:
         """Forget ``call_id``; True if its reply had not come (the caller gave up)."""

@@ -368,7 +368,7 @@ class Dispatcher:
         encoder = link.request_encoder(target, compressor)
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
-        call_id, future = self._calls.open(lane)
+        call_id, future = self._calls.reserve()
         traceparent = outgoing_traceparent()
         try:
             if retries:
@@ -386,6 +386,8 @@ class Dispatcher:
             try:
                 self.queue(link, encoder.encode(payload, call_id, _milliseconds(timeout),
                                                 request_id, traceparent))
+                # Armed once the request has left: the round trip does not wait for it.
+                self._calls.arm(call_id, future, lane)
                 link.counters.messages_sent += 1
                 return await future
             except asyncio.CancelledError:

@@ -43,6 +43,27 @@ async def test_a_call_is_cancelled_once_its_timeout_passes() -> None:
     await expiry_of(future)
 
 
+async def test_a_reserved_call_has_no_deadline_until_it_is_armed() -> None:
+    calls = PendingCalls()
+    call_id, future = calls.reserve()
+    await asyncio.sleep(0.05)
+    assert not future.done()
+    calls.arm(call_id, future, 0.01)
+    await expiry_of(future)
+
+
+async def test_a_reply_that_comes_before_the_deadline_is_armed_is_still_delivered() -> None:
+    calls = PendingCalls()
+    call_id, _ = calls.reserve()
+    future = calls.take(call_id)
+    assert future is not None
+    future.set_result("reply")
+    calls.arm(call_id, future, 0.01)
+    assert calls.close(call_id, 0.01) is False
+    await asyncio.sleep(0.05)
+    assert future.result() == "reply"
+
+
 async def test_a_call_answered_in_time_is_not_cancelled_later() -> None:
     calls = PendingCalls()
     call_id, future = calls.open(0.01)
