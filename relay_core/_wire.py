@@ -60,7 +60,6 @@ _VERSIONED_MAGIC: Final = MAGIC + bytes([WIRE_VERSION])
 _HEADER_WORDS: Final = struct.Struct("!IQQ")  # checksum, incarnation, sequence: bytes 4 to 23
 _MAGIC_0: Final = MAGIC[0]
 _MAGIC_1: Final = MAGIC[1]
-_U64: Final = struct.Struct("!Q")  # the incarnation, then the sequence number: the header's last 16 bytes
 _CHECKSUM_END: Final = 8  # the checksum covers every byte but 4 to 7, where it sits
 _COPY_TO_CHECKSUM_BELOW: Final = 4096
 # The first 4 covered bytes are always magic, version 1 and flags 0, so their
@@ -94,7 +93,6 @@ _unpack_length: Final = _PAYLOAD_LENGTH.unpack_from
 _unpack_header_words: Final = _HEADER_WORDS.unpack_from  # bound once: no method lookup per call
 _unpack_frame_words: Final = _FRAME_WORDS.unpack_from
 _pack_frame_words: Final = _FRAME_WORDS.pack
-_pack_u64: Final = _U64.pack
 _pack_frame_header: Final = _FRAME_HEADER.pack
 
 
@@ -338,7 +336,7 @@ class PacketWriter:
         if not 0 < incarnation <= MAX_SEQUENCE:
             raise MalformedFrame(f"incarnation {incarnation} is outside 1 to 2**64-1")
         self.incarnation = incarnation
-        self._incarnation_field = _pack_u64(incarnation)
+        self._incarnation_field = incarnation.to_bytes(8, "big")
         self._crc_through_incarnation = _crc32(self._incarnation_field, _HEAD_CRC)
 
     def packet(self, sequence: int, frames: Sequence[bytes]) -> bytes:
