@@ -10,18 +10,23 @@ from relay_core import ActorStopped
 from relay_core._mailbox import EMPTY, Mailbox
 
 
-async def test_a_waiting_reader_gets_the_first_item_put() -> None:
-    mailbox = Mailbox(4)
+async def waiting_reader(mailbox: Mailbox) -> asyncio.Future[object]:
+    """A reader already waiting on ``mailbox`` (it has run up to its first wait)."""
     reader = asyncio.ensure_future(mailbox.get())
     await asyncio.sleep(0)
+    return reader
+
+
+async def test_a_waiting_reader_gets_the_first_item_put() -> None:
+    mailbox = Mailbox(4)
+    reader = await waiting_reader(mailbox)
     assert mailbox.put_nowait("a")
     assert await reader == "a"
 
 
 async def test_a_burst_put_while_the_reader_waits_is_read_in_order() -> None:
     mailbox = Mailbox(10)
-    reader = asyncio.ensure_future(mailbox.get())
-    await asyncio.sleep(0)
+    reader = await waiting_reader(mailbox)
     for item in range(5):
         assert mailbox.put_nowait(item)
     assert await reader == 0
@@ -31,15 +36,13 @@ async def test_a_burst_put_while_the_reader_waits_is_read_in_order() -> None:
 
 async def test_a_reader_cancelled_while_waiting_leaves_the_box_working() -> None:
     mailbox = Mailbox(4)
-    reader = asyncio.ensure_future(mailbox.get())
-    await asyncio.sleep(0)
+    reader = await waiting_reader(mailbox)
     reader.cancel()
     assert mailbox.put_nowait("kept")  # before the cancelled reader has run again
     with pytest.raises(asyncio.CancelledError):
         await reader
     assert await mailbox.get() == "kept"
-    second = asyncio.ensure_future(mailbox.get())
-    await asyncio.sleep(0)
+    second = await waiting_reader(mailbox)
     assert mailbox.put_nowait("next")
     assert await second == "next"
 
@@ -69,8 +72,7 @@ async def test_a_closed_box_refuses_new_items_and_hands_out_what_it_holds() -> N
 
 async def test_closing_wakes_a_waiting_reader_with_actor_stopped() -> None:
     mailbox = Mailbox(4)
-    reader = asyncio.ensure_future(mailbox.get())
-    await asyncio.sleep(0)
+    reader = await waiting_reader(mailbox)
     mailbox.close()
     with pytest.raises(ActorStopped):
         await reader
