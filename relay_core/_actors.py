@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._address import Address
 from ._dispatcher import Dispatcher
 from ._errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
-from ._inbox import next_message
+from ._inbox import Inbox
 from ._links import PeerLink
 from ._mailbox import Mailbox
 from ._rpc import Rpc, current_request_id, new_request_id
@@ -203,17 +203,19 @@ class ActorContext:
         self.name = name
         self.ref = ref
         self.node = node
-        self._mailbox = mailbox
-        self.current: object = None
-        """The message most recently received."""
+        self._inbox = Inbox(mailbox)
 
-    def __aiter__(self) -> ActorContext:
-        return self
+    @property
+    def current(self) -> object:
+        """The message most recently received."""
+        return self._inbox.current
+
+    def __aiter__(self) -> Inbox:
+        # The compiled inbox is what ``async for`` steps through.
+        return self._inbox
 
     def __anext__(self) -> Coroutine[Any, Any, object]:
-        # Not a coroutine itself: the compiled one from _inbox is handed back
-        # as is, one coroutine per message, not two.
-        return next_message(self, self._mailbox)
+        return self._inbox.__anext__()
 
     async def receive(self) -> object:
         """The next message; ``ActorStopped`` once the actor is stopping and nothing is left."""

@@ -49,6 +49,7 @@ from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._links import LinkKey, LinkTable, PeerLink
+from ._mailbox import mailbox_of
 from ._paths import resolve_paths
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
@@ -61,13 +62,16 @@ from ._tracing import outgoing_traceparent
 from ._window import DuplicateFilter, Verdict
 from ._wire import (
     NO_DEADLINE,
+    NO_FRAME,
     Frame,
     FrameKind,
     PacketWriter,
-    decode_frames,
-    decode_packet_fields,
+    decode_frames_compact,
+    decode_packet_compact,
     encode_frame,
+    expand_repeats,
     is_sealed,
+    with_payload,
 )
 
 __all__ = ["Dispatcher"]
@@ -547,7 +551,7 @@ class Dispatcher:
             elif scheme in self._sealed_schemes:
                 raise Unauthenticated(f"{scheme} packets must be sealed here; this one is not")
             else:
-                incarnation, sequence, frames = decode_packet_fields(data)
+                incarnation, sequence, frames = decode_packet_compact(data)
                 self._receiving_key_id = None
         except MalformedFrame as exc:
             self._count_bad_packet(exc, counters, scheme, source)
@@ -562,15 +566,25 @@ class Dispatcher:
         counters.frames_received += len(frames)
         return self._handle_frames(iter(frames), scheme, source, counters, incarnation)
 
-    def _handle_frames(self, frames: Iterator[Frame], scheme: str, source: HostPort,
+    def _handle_frames(self, frames: Iterator[Frame | bytes], scheme: str, source: HostPort,
                        counters: Counters, incarnation: int) -> asyncio.Future[None] | None:
+        """Handle a packet's frames, compactly decoded: a payload alone repeats the frame
+        before it (see ``decode_packet_compact``)."""
+        frame = NO_FRAME  # a packet's first item is a frame, never a repeat
         try:
             # Branches, not a table of handlers: a call through a table hands the
             # source over as a new tuple per frame, where native calls pass it as is.
-            for frame in frames:
+            for item in frames:
+                if isinstance(item, bytes):
+                    if frame.kind is _MESSAGE:  # a burst to one actor: no frame is made
+                        self._on_message(frame, item, scheme, source, counters)
+                        continue
+                    frame = with_payload(frame, item)
+                else:
+                    frame = item
                 kind = frame.kind
                 if kind is _MESSAGE:
-                    self._on_message(frame, scheme, source, counters, incarnation)
+                    self._on_message(frame, frame.payload, scheme, source, counters)
                 elif kind is _REQUEST:
                     self._on_request(frame, scheme, source, counters, incarnation)
                 elif kind is _CANCEL:
@@ -578,8 +592,10 @@ class Dispatcher:
                 else:
                     self._on_reply(frame, scheme, source, counters, incarnation)
         except Stalled as stalled:
-            # ``frames`` has stopped just past the stalled frame: the rest waits behind it
-            stall = Stall(stalled, frames, incarnation, self._receiving_key_id)
+            # ``frames`` has stopped just past the stalled frame: the rest waits behind it,
+            # expanded, as a leading repeat needs the frame it repeats.
+            stall = Stall(stalled, expand_repeats(frames, frame), incarnation,
+                          self._receiving_key_id)
             return self._park(scheme, source, stall)
         return None
 
@@ -602,14 +618,14 @@ class Dispatcher:
             return self._park(scheme, source, Stall(stalled, iter(()), 0, None))
         return None
 
-    def _open(self, data: bytes) -> tuple[int, int, tuple[Frame, ...]]:
+    def _open(self, data: bytes) -> tuple[int, int, tuple[Frame | bytes, ...]]:
         """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies)."""
         opener = self._security.opener
         if opener is None:
             raise Unauthenticated("a sealed packet, but this node has no keys")
         incarnation, sequence, body = opener.open(data)
         self._receiving_key_id = sealed_key_id(data)
-        return incarnation, sequence, decode_frames(body)
+        return incarnation, sequence, decode_frames_compact(body)
 
     def _count_bad_packet(self, error: MalformedFrame, counters: Counters, scheme: str,
                           source: HostPort) -> None:
@@ -638,13 +654,14 @@ class Dispatcher:
                 self._source_counters[key] = counters
         return counters
 
-    def _decode(self, frame: Frame, counters: Counters, scheme: str, source: HostPort) -> object:
-        """The frame's payload as an object, or _FAILED (counted and logged)."""
+    def _decode(self, frame: Frame, payload: bytes, counters: Counters, scheme: str,
+                source: HostPort) -> object:
+        """``payload``, in ``frame``'s codec and compressor, as an object, or _FAILED
+        (counted and logged)."""
         try:
             decode = self._decoders.get(frame.codec)
             if decode is None:
                 decode = self._decoders[frame.codec] = self.codec(frame.codec).decode
-            payload = frame.payload
             if frame.compressor:
                 decompressor = self.decompressor(frame.compressor)
                 payload = decompressor.decompress(payload, self._max_message_size)
@@ -666,9 +683,9 @@ class Dispatcher:
                               endpoint_url(scheme, source), exc)
         return _FAILED
 
-    def _on_message(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
-                    incarnation: int) -> None:
-        message = self._decode(frame, counters, scheme, source)
+    def _on_message(self, frame: Frame, payload: bytes, scheme: str, source: HostPort,
+                    counters: Counters) -> None:
+        message = self._decode(frame, payload, counters, scheme, source)
         if message is _FAILED:
             return
         counters.messages_received += 1
@@ -678,7 +695,7 @@ class Dispatcher:
                  counters: Counters) -> None:
         """Queue ``message`` for ``target``; raise Stalled for a full mailbox on a reliable
         transport (the source is then parked), else drop what cannot be queued."""
-        mailbox = self._mailboxes.get(target)
+        mailbox = mailbox_of(self._mailboxes, target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(message, endpoint_url(scheme, source)):
                 counters.unknown_actor += 1
@@ -698,7 +715,7 @@ class Dispatcher:
         server = self._server
         if server.is_retry(key, link, counters):
             return
-        request = self._decode(frame, counters, scheme, source)
+        request = self._decode(frame, frame.payload, counters, scheme, source)
         if request is _FAILED:
             server.reject(link, frame)
             return
@@ -717,7 +734,7 @@ class Dispatcher:
         if future is None:
             counters.late_replies += 1
             return
-        value = self._decode(frame, counters, scheme, source)
+        value = self._decode(frame, frame.payload, counters, scheme, source)
         try:
             if value is _FAILED:
                 future.set_exception(RelayError(

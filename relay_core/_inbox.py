@@ -8,26 +8,44 @@ interpreted to raise the library's own errors.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any
 
 from ._errors import ActorStopped
 from ._mailbox import EMPTY, Mailbox
 from ._rpc import Rpc, set_current_request_id
 from ._tracing import enter_traceparent
 
-__all__ = ["Reader", "next_message"]
+__all__ = ["Inbox", "next_message"]
 
 
-class Reader(Protocol):
-    """Who reads: remembers the message it was handed last."""
+class Inbox:
+    """An actor's side of its mailbox: what ``async for message in ctx`` iterates.
 
-    current: object
+    The actor context hands this out from ``__aiter__``, so each step of the loop
+    calls this compiled ``__anext__`` instead of an interpreted method, and the
+    message it hands over is remembered in a native attribute.
+    """
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.current: object = None
+        """The message handed over last."""
+
+    def __aiter__(self) -> Inbox:
+        return self
+
+    def __anext__(self) -> Coroutine[Any, Any, object]:
+        # Not a coroutine itself: the compiled one is handed back as is, one
+        # coroutine per message, not two.
+        return next_message(self)
 
 
-async def next_message(reader: Reader, mailbox: Mailbox) -> object:
-    """The next message for ``reader``; ``StopAsyncIteration`` once the mailbox has
+async def next_message(inbox: Inbox) -> object:
+    """The next message of ``inbox``; ``StopAsyncIteration`` once its mailbox has
     closed and emptied. A request whose caller gave up while it waited is skipped;
     a request's id and trace parent become the context's, a plain message's none."""
+    mailbox = inbox.mailbox
     while True:
         message = mailbox.poll()
         if message is EMPTY:
@@ -43,5 +61,5 @@ async def next_message(reader: Reader, mailbox: Mailbox) -> object:
         else:
             set_current_request_id(None)
             enter_traceparent("")
-        reader.current = message
+        inbox.current = message
         return message

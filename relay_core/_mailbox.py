@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from typing import Final
 
 from ._errors import ActorStopped
 
-__all__ = ["EMPTY", "Mailbox"]
+__all__ = ["EMPTY", "Mailbox", "mailbox_of"]
 
 EMPTY: Final = object()
 """What :meth:`Mailbox.poll` returns when nothing is queued."""
@@ -136,3 +137,15 @@ class Mailbox:
             if not waiter.done():
                 waiter.set_result(None)
                 return
+
+
+def mailbox_of(mailboxes: Mapping[str, Mailbox], name: str) -> Mailbox | None:
+    """The mailbox of the actor ``name``, or None.
+
+    By subscript, not ``get``: the node's table is a read-only view, and a
+    method call on it per message showed in instruction counts.
+    """
+    try:
+        return mailboxes[name]
+    except KeyError:
+        return None

@@ -23,7 +23,7 @@ from ._error_payload import ErrorCode, error_payload
 from ._errors import RelayError
 from ._interfaces import Compressor, HostPort
 from ._links import PeerLink
-from ._mailbox import Mailbox
+from ._mailbox import Mailbox, mailbox_of
 from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
@@ -95,7 +95,7 @@ class RequestServer:
                   lambda value, error: self._answer(link, frame, key, value, error),
                   frame.traceparent, clock)
         self.active.start(key, rpc)
-        mailbox = self._mailboxes.get(frame.target)
+        mailbox = mailbox_of(self._mailboxes, frame.target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(rpc, endpoint_url(scheme, source)):
                 self.active.cancel(key)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, NamedTuple
 
 from ._errors import ChecksumMismatch, MalformedFrame, MessageTooLarge, UnsupportedVersion
@@ -30,6 +30,7 @@ __all__ = [
     "MAGIC",
     "MAX_SEQUENCE",
     "NO_DEADLINE",
+    "NO_FRAME",
     "PACKET_HEADER_SIZE",
     "SEALED",
     "WIRE_VERSION",
@@ -37,13 +38,18 @@ __all__ = [
     "FrameKind",
     "Packet",
     "PacketWriter",
+    "decode_frames",
+    "decode_frames_compact",
     "decode_packet",
+    "decode_packet_compact",
     "decode_packet_fields",
     "encode_frame",
     "encode_lone_packet",
     "encode_packet",
+    "expand_repeats",
     "is_sealed",
     "peek_header",
+    "with_payload",
 ]
 
 MAGIC: Final = b"NR"
@@ -89,7 +95,6 @@ _PAYLOAD_LENGTH: Final = struct.Struct("!I")
 # argument handling.
 _new_frame: Final = tuple.__new__
 _REPEAT_HEAD_SIZE: Final = 20  # a frame's fixed part up to its payload length
-_unpack_length: Final = _PAYLOAD_LENGTH.unpack_from
 _unpack_header_words: Final = _HEADER_WORDS.unpack_from  # bound once: no method lookup per call
 _unpack_frame_words: Final = _FRAME_WORDS.unpack_from
 _pack_frame_words: Final = _FRAME_WORDS.pack
@@ -137,7 +142,8 @@ class Frame(NamedTuple):
     """W3C ``traceparent`` header value; empty when there is none."""
 
 
-_NO_FRAME: Final = Frame(FrameKind.CANCEL, "", b"")
+NO_FRAME: Final = Frame(FrameKind.CANCEL, "", b"")
+"""A placeholder frame where one is needed before any was read; no packet holds it."""
 _FRAME_TYPE: Final = Frame  # a constant to the compiled decoder: no global lookup per frame
 
 
@@ -431,8 +437,19 @@ def decode_packet(data: bytes) -> Packet:
 
 
 def decode_packet_fields(data: bytes) -> tuple[int, int, tuple[Frame, ...]]:
-    """:func:`decode_packet`'s fields as a plain tuple: what a receiver unpacks at
-    once (compiled, the tuple is never built as an object)."""
+    """:func:`decode_packet`'s fields as a plain tuple."""
+    incarnation, sequence, items = decode_packet_compact(data)
+    return incarnation, sequence, tuple(expand_repeats(items))
+
+
+def decode_packet_compact(data: bytes) -> tuple[int, int, tuple[Frame | bytes, ...]]:
+    """:func:`decode_packet_fields`, but a frame that repeats the one before it in all
+    but its payload comes as that payload alone (see :func:`expand_repeats`).
+
+    What a receiver uses: a burst of messages to one actor then costs a slice per
+    message instead of a frame, and is routed once. Compiled, the returned tuple
+    is never built as an object.
+    """
     if type(data) is not bytes:  # names are looked up by value and payloads must hash
         data = bytes(data)
     incarnation, sequence = peek_header(data)
@@ -444,34 +461,54 @@ def decode_frames(body: bytes) -> tuple[Frame, ...]:
 
     Whole or nothing: one bad frame makes the body :class:`MalformedFrame`.
     """
+    return tuple(expand_repeats(decode_frames_compact(body)))
+
+
+def decode_frames_compact(body: bytes) -> tuple[Frame | bytes, ...]:
+    """:func:`decode_frames`, with repeats as their payloads, as :func:`decode_packet_compact`."""
     if type(body) is not bytes:
         body = bytes(body)
     return _decode_frames(body, 0)
 
 
-def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
-    frames: list[Frame] = []
+def expand_repeats(items: Iterable[Frame | bytes], previous: Frame = NO_FRAME) -> Iterator[Frame]:
+    """The frames that compactly decoded ``items`` stand for: each payload becomes
+    a copy of the frame before it (``previous`` for a leading one) with that payload."""
+    for item in items:
+        previous = item if isinstance(item, Frame) else with_payload(previous, item)
+        yield previous
+
+
+def with_payload(frame: Frame, payload: bytes) -> Frame:
+    """``frame`` with another payload: the frame a repeat's payload stands for."""
+    kind, codec, _, compressor, target, call_id, deadline, request_id, parent = frame
+    return _new_frame(_FRAME_TYPE, (kind, codec, payload, compressor, target, call_id, deadline,
+                                    request_id, parent))
+
+
+def _decode_frames(data: bytes, offset: int) -> tuple[Frame | bytes, ...]:
+    frames: list[Frame | bytes] = []
     end = len(data)
     # A burst to one actor repeats all but the payload. A frame whose fixed part
     # (less the payload length) and names equal the previous frame's has passed
-    # the same checks, except whether its payload fits and whether it is empty.
+    # the same checks, except whether its payload fits and whether it is empty:
+    # it is kept as its payload alone.
     head = previous_head = previous_names = b""
-    previous = _NO_FRAME
+    previous = NO_FRAME
+    previous_has_payload = False
     while offset < end:
         if frames:
             head = data[offset : offset + _REPEAT_HEAD_SIZE]
             if head == previous_head and offset + FRAME_HEADER_SIZE <= end:
                 start = offset + FRAME_HEADER_SIZE
                 payload_start = start + len(previous_names)
-                size: int = _unpack_length(data, offset + _REPEAT_HEAD_SIZE)[0]
-                if (payload_start + size <= end and (size > 0) is (len(previous[2]) > 0)
+                # The u32 payload length by its bytes: native arithmetic when compiled.
+                size = ((data[start - 4] << 24) | (data[start - 3] << 16)
+                        | (data[start - 2] << 8) | data[start - 1])
+                if (payload_start + size <= end and (size > 0) is previous_has_payload
                         and data[start:payload_start] == previous_names):
-                    kind, codec, _, compressor, target, call_id, deadline, request_id, parent = (
-                        previous)
                     offset = payload_start + size
-                    frames.append(_new_frame(_FRAME_TYPE, (
-                        kind, codec, data[payload_start:offset], compressor, target, call_id,
-                        deadline, request_id, parent)))  # fmt: skip
+                    frames.append(data[payload_start:offset])
                     continue
         try:
             previous, next_offset = _decode_frame(data, offset)
@@ -484,6 +521,7 @@ def _decode_frames(data: bytes, offset: int) -> tuple[Frame, ...]:
             head = data[offset : offset + _REPEAT_HEAD_SIZE]
         frames.append(previous)
         previous_head = head
+        previous_has_payload = len(previous[2]) > 0
         previous_names = data[offset + FRAME_HEADER_SIZE : next_offset - len(previous[2])]
         offset = next_offset
     if not frames:

@@ -31,6 +31,7 @@ from relay_codecs import (
     _cbor,
     _json,
     _msgpack,
+    _msgpack_fast,
 )
 from relay_core import (
     Codec,
@@ -684,6 +685,11 @@ def test_msgpack_reads_a_message_under_any_ext_header_size() -> None:
     pair = msgpack.packb(["test_codecs.Point", {"x": 1.0}])
     header = b"\xc8" + len(pair).to_bytes(2, "big") + b"\x01"  # ext 16, not the shortest
     assert MsgpackCodec().decode(header + pair) == Point(1.0)
+
+
+def test_msgpack_tells_ext_headers_by_their_first_byte_alone() -> None:
+    ext_first_bytes = {0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xC7, 0xC8, 0xC9}  # fixext 1-16, ext 8-32
+    assert {byte for byte in range(256) if _msgpack_fast._is_ext_header(byte)} == ext_first_bytes
 
 
 @pytest.mark.parametrize(

@@ -256,6 +256,36 @@ def test_a_forked_child_does_not_repeat_the_request_ids_its_parent_drew() -> Non
     assert not child_ids & {new_request_id() for _ in range(8)}
 
 
+async def test_two_copies_of_a_request_in_one_packet_run_once_and_are_answered_once() -> None:
+    # The second frame repeats the first in all but its payload, so the receiver
+    # reads it as a repeat: it is still the same call, and must not run again.
+    received: list[object] = []
+
+    async def recording(ctx: ActorContext) -> None:
+        async for message in ctx:
+            assert isinstance(message, Rpc)
+            received.append(message.request)
+            message.respond("done")
+
+    caller = RawUdp()
+    try:
+        async with Node(udp_config("beta")) as beta:
+            beta.spawn(recording, name="recording")
+            first, second = (Frame(FrameKind.REQUEST, "json", payload, target="recording",
+                                   call_id=5, deadline_ms=5000, request_id="twice")
+                             for payload in (b'"first"', b'"second"'))
+            caller.send_to(encode_packet(77, 1, [encode_frame(first), encode_frame(second)]),
+                           beta.address("udp"))
+            reply, _ = await caller.receive()
+            await asyncio.sleep(0.05)
+            duplicates = beta.stats().total["duplicates"]
+    finally:
+        caller.close()
+    assert decode_packet(reply).frames[0].call_id == 5
+    assert received == ["first"]
+    assert duplicates == 1
+
+
 async def test_a_retried_request_whose_reply_was_lost_runs_once_and_succeeds() -> None:
     runs = 0
 

@@ -14,8 +14,10 @@ from relay_core._wire import (
     ReplyFrameEncoder,
     RequestFrameEncoder,
     decode_packet,
+    decode_packet_compact,
     encode_frame,
     encode_packet,
+    expand_repeats,
 )
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=32)
@@ -125,6 +127,28 @@ def test_frames_that_repeat_all_but_the_payload_decode_as_each_would_alone(
         frames: list[Frame]) -> None:
     packet = encode_packet(1, 1, [encode_frame(frame) for frame in frames])
     assert decode_packet(packet).frames == tuple(frames)
+
+
+@given(repeated_frames())
+def test_a_receiver_gets_a_repeat_as_its_payload_alone(frames: list[Frame]) -> None:
+    # A repeat's payload must be as empty or not as the full frame's it repeats.
+    expected: list[Frame | bytes] = []
+    full = None
+    for frame in frames:
+        if full is not None and bool(frame.payload) == bool(full.payload):
+            expected.append(frame.payload)
+        else:
+            expected.append(frame)
+            full = frame
+    _, _, items = decode_packet_compact(encode_packet(1, 1, [encode_frame(f) for f in frames]))
+    assert list(items) == expected
+    assert tuple(expand_repeats(items)) == tuple(frames)
+
+
+def test_expanding_repeats_can_start_from_the_frame_they_repeat() -> None:
+    frame = Frame(FrameKind.MESSAGE, "msgpack", b"1", "", "echo")
+    assert list(expand_repeats([b"2", b"3"], frame)) == [
+        frame._replace(payload=b"2"), frame._replace(payload=b"3")]
 
 
 def test_a_repeated_frame_is_still_checked_for_a_payload_that_overruns_the_packet() -> None:
