@@ -356,6 +356,10 @@ class Dispatcher:
         self.queue(link, encoder.encode(payload))
         link.counters.messages_sent += 1
 
+    async def send_when_awaited(self, link: PeerLink, target: str, message: object) -> None:
+        """:meth:`send` as a coroutine: what an awaited ``RemoteRef.send`` runs."""
+        self.send(link, target, message)
+
     async def call(self, link: PeerLink, target: str, request: object, timeout: float,
                    request_id: str, retries: int = 0) -> object:
         """Send a request and wait for its reply, at most ``timeout`` seconds in all.

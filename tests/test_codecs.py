@@ -626,6 +626,14 @@ def test_is_plain_answers_true_only_for_values_the_walk_accepts(value: object) -
             checker.check(value)
 
 
+@pytest.mark.parametrize("value", [["a"], {"k": "a"}, [["a"]], [{"k": "a"}]])
+def test_is_plain_takes_strings_as_leaves_only_where_the_leaves_say_so(value: object) -> None:
+    from relay_codecs._model import is_plain
+
+    assert is_plain(value, frozenset({str}))
+    assert not is_plain(value, frozenset({float, bytes}))
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=near_model)
 def test_near_model_values_either_round_trip_or_raise_encode_error(
