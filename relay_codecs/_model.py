@@ -63,9 +63,11 @@ def is_plain(value: object, leaves: frozenset[type], marker_like_ok: bool = True
     would read as a marker (one key, starting with ``$``).
     """
     # Typed containers, so the compiled build walks them with its own dict and
-    # list loops (an Any-typed iteration cost half the time). Strings, most of
-    # any message, are told by identity once ``leaves`` is known to hold str: a
-    # set lookup each showed in instruction counts.
+    # list loops (an Any-typed iteration cost half the time); leaves are
+    # checked inline (a call per item showed in the pure-Python build), nested
+    # containers by one helper. Strings, most of any message, are told by
+    # identity once ``leaves`` is known to hold str: a set lookup each showed
+    # in instruction counts.
     strings = str in leaves
     if type(value) is dict:
         mapping: dict[Any, object] = value
@@ -74,28 +76,28 @@ def is_plain(value: object, leaves: frozenset[type], marker_like_ok: bool = True
         for key, item in mapping.items():
             if type(key) is not str:
                 return False
-            if not _plain_item(item, leaves, strings, marker_like_ok):
+            kind = type(item)
+            if not (kind is str and strings) and kind not in leaves and not _plain_inner(
+                    item, leaves, strings, marker_like_ok):
                 return False
         return True
     if type(value) is list:
         sequence: list[object] = value
         for item in sequence:
-            if not _plain_item(item, leaves, strings, marker_like_ok):
+            kind = type(item)
+            if not (kind is str and strings) and kind not in leaves and not _plain_inner(
+                    item, leaves, strings, marker_like_ok):
                 return False
         return True
     return False
 
 
-def _plain_item(item: object, leaves: frozenset[type], strings: bool,
-                marker_like_ok: bool) -> bool:
-    """Whether an item of a plain value keeps it plain: a leaf, or a list or
-    str-keyed dict of leaves (``strings``: str is a leaf)."""
-    return _leaf(item, leaves, strings) or _container_of_leaves(item, leaves, strings,
-                                                                marker_like_ok)
-
-
-def _container_of_leaves(item: object, leaves: frozenset[type], strings: bool,
-                         marker_like_ok: bool) -> bool:
+def _plain_inner(item: object, leaves: frozenset[type], strings: bool,
+                 marker_like_ok: bool) -> bool:
+    """Whether a non-leaf item inside a plain value keeps it plain: an int in
+    range, or a list or str-keyed dict of leaves (``strings``: str is one)."""
+    if type(item) is int:
+        return INT_MIN <= item <= INT_MAX
     if type(item) is dict:
         mapping: dict[Any, object] = item
         if not marker_like_ok and _marker_like(mapping):

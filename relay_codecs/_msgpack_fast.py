@@ -86,7 +86,11 @@ class MsgpackFastPaths:
         return self._encode_walked(obj)
 
     def decode(self, data: bytes) -> object:
-        payload = message_payload(data) if data and _is_ext_header(data[0]) else None
+        # An ext value starts with fixext 1-16 (0xd4-0xd8) or ext 8/16/32 (0xc7-0xc9):
+        # compared inline, native when compiled and no call when not.
+        first = data[0] if data else 0
+        payload = (message_payload(data) if 0xD4 <= first <= 0xD8 or 0xC7 <= first <= 0xC9
+                   else None)
         try:
             # msgpack's defaults since 1.0 are raw=False and strict_map_key=True.
             value = self._unpackb(data if payload is None else payload,
@@ -100,12 +104,6 @@ class MsgpackFastPaths:
         if payload is None:
             return value
         return self._build(value)
-
-
-def _is_ext_header(first: int) -> bool:
-    """Whether a value starting with byte ``first`` is an ext value: fixext 1 to 16
-    (0xd4-0xd8) or ext 8/16/32 (0xc7-0xc9). Two comparisons, native when compiled."""
-    return 0xD4 <= first <= 0xD8 or 0xC7 <= first <= 0xC9
 
 
 def ext_header(size: int) -> bytes:

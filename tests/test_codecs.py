@@ -31,7 +31,6 @@ from relay_codecs import (
     _cbor,
     _json,
     _msgpack,
-    _msgpack_fast,
 )
 from relay_core import (
     Codec,
@@ -695,9 +694,22 @@ def test_msgpack_reads_a_message_under_any_ext_header_size() -> None:
     assert MsgpackCodec().decode(header + pair) == Point(1.0)
 
 
-def test_msgpack_tells_ext_headers_by_their_first_byte_alone() -> None:
-    ext_first_bytes = {0xD4, 0xD5, 0xD6, 0xD7, 0xD8, 0xC7, 0xC8, 0xC9}  # fixext 1-16, ext 8-32
-    assert {byte for byte in range(256) if _msgpack_fast._is_ext_header(byte)} == ext_first_bytes
+@pytest.mark.parametrize(
+    ("name", "first_byte"),
+    [("a.BCD", 0xD7), ("a.BCDEFGHIJKL", 0xD8), ("a.B" + "C" * 40, 0xC7)],
+    ids=["fixext-8", "fixext-16", "ext-8"],
+)
+def test_msgpack_reads_a_message_under_each_ext_header_it_writes(name: str, first_byte: int) -> None:
+    message = UnknownMessage(name, {})
+    payload = MsgpackCodec().encode(message)
+    assert payload[0] == first_byte
+    assert MsgpackCodec().decode(payload) == message
+
+
+def test_msgpack_reads_a_message_under_an_ext_32_header() -> None:
+    pair = msgpack.packb(["test_codecs.Point", {"x": 1.0}])
+    header = b"\xc9" + len(pair).to_bytes(4, "big") + b"\x01"
+    assert MsgpackCodec().decode(header + pair) == Point(1.0)
 
 
 @pytest.mark.parametrize(
