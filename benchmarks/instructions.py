@@ -1,7 +1,8 @@
 """CPU instructions per RPC or per one-way message, counted by valgrind (callgrind).
 
 Run ``python benchmarks/instructions.py [--scenario rpc|oneway] [--transport udp|tcp]
-[--short N] [--long N] [--loop auto|asyncio|uvloop]``. It needs valgrind on PATH.
+[--short N] [--long N] [--loop auto|asyncio|uvloop] [--side receiver|sender [--roles
+relay|pyzmq]]``. It needs valgrind on PATH.
 
 Timings on a shared VM drift by tens of percent from run to run; instruction counts
 do not, so this is how a change to the hot path is judged. Both nodes run in one
@@ -16,21 +17,35 @@ integers fit a machine word in the compiled build, which moved counts by about
 The rpc scenario is one small request at a time to the demo's echo actor; the
 oneway scenario sends the bench's 82-byte message to a counting actor, yielding
 to the loop every 100 messages, as a sender that awaits ``send`` does.
+
+``--side receiver`` or ``--side sender`` (oneway only) counts one process of the
+bench's own two-process one-way test instead: the receiving or the sending
+worker runs under callgrind, the other at full speed. ``--roles pyzmq`` counts
+the bench's pyzmq PULL or PUSH worker the same way, for comparison. The receiver
+is counted over tcp only: over udp, a receiver slowed by valgrind loses datagrams.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from typing import IO
 
 WARM_UP = 100
+CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+ROLES = {"relay": ("relay-sink", "relay-source"), "pyzmq": ("zmq-pull", "zmq-push")}
+"""The bench's (receiving, sending) one-way workers for ``--side``."""
+SIDE_LIMIT = 600.0
+"""Seconds a --side worker may take under valgrind before it is given up."""
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
@@ -38,19 +53,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=("rpc", "oneway"), default="rpc")
     parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
-    parser.add_argument("--short", type=int, default=1000, metavar="N",
-                        help="round trips (or messages) of the shorter run (1000)")
-    parser.add_argument("--long", type=int, default=3000, metavar="N",
-                        help="round trips (or messages) of the longer run (3000)")
+    parser.add_argument("--short", type=int, metavar="N",
+                        help="round trips (or messages) of the shorter run (1000; 10000 with "
+                             "--side)")
+    parser.add_argument("--long", type=int, metavar="N",
+                        help="round trips (or messages) of the longer run (3000; 30000 with "
+                             "--side)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                         help="event loop, as NET_RELAY_LOOP (auto: uvloop where installed)")
+    parser.add_argument("--side", choices=("receiver", "sender"),
+                        help="oneway: count only this process of the bench's two-process test")
+    parser.add_argument("--roles", choices=tuple(ROLES), default="relay",
+                        help="with --side: whose workers (relay, or pyzmq PUSH/PULL over tcp)")
     parser.add_argument("--probe", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.probe is not None:
         _probe(args.scenario, args.transport, args.probe)
         return 0
+    # Two processes meet the loop in a pattern that varies from run to run: longer
+    # runs make that a smaller share of the difference.
+    scale = 1 if args.side is None else 10
+    args.short = 1000 * scale if args.short is None else args.short
+    args.long = 3000 * scale if args.long is None else args.long
     if not 0 < args.short < args.long:
         parser.error(f"--short {args.short} and --long {args.long}: need 0 < short < long")
+    if args.side is not None and args.scenario != "oneway":
+        parser.error("--side counts a one-way test: add --scenario oneway")
+    if args.side == "receiver" and args.roles == "relay" and args.transport == "udp":
+        parser.error("--side receiver over udp would lose the datagrams valgrind keeps it "
+                     "from reading: use --transport tcp")
+    if args.roles != "relay" and args.side is None:
+        parser.error(f"--roles {args.roles} needs --side receiver or --side sender")
     if shutil.which("valgrind") is None:
         parser.error("valgrind is not on PATH; install it (Debian: apt install valgrind)")
     totals = []
@@ -62,7 +95,9 @@ def main() -> int:
         print(f"  {totals[-1]:,} instructions in {time.monotonic() - started:.0f} s",
               file=sys.stderr, flush=True)
     each = (totals[1] - totals[0]) / (args.long - args.short)
-    print(f"{args.scenario} over {args.transport}, loop {args.loop}: "
+    side = "" if args.side is None else f", {args.roles} {args.side} only"
+    transport = "tcp (pyzmq)" if args.roles == "pyzmq" else args.transport
+    print(f"{args.scenario} over {transport}, loop {args.loop}{side}: "
           f"{each:,.0f} instructions per {_unit(args.scenario)[:-1]}")
     return 0
 
@@ -72,14 +107,69 @@ def _unit(scenario: str) -> str:
 
 
 def _count(args: argparse.Namespace, count: int) -> int:
-    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-               __file__, "--scenario", args.scenario, "--transport", args.transport,
-               "--probe", str(count)]
     environment = {**os.environ, "PYTHONHASHSEED": "0", "NET_RELAY_LOOP": args.loop}
+    if args.side is not None:
+        return _count_side(args, count, environment)
+    command = [*CALLGRIND, sys.executable, __file__, "--scenario", args.scenario,
+               "--transport", args.transport, "--probe", str(count)]
     done = subprocess.run(command, capture_output=True, text=True, env=environment, check=False)
-    found = _COLLECTED.search(done.stderr)
-    if done.returncode != 0 or found is None:
-        sys.exit(f"the probe failed under valgrind (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return _collected(done.returncode, done.stderr)
+
+
+def _count_side(args: argparse.Namespace, count: int, environment: dict[str, str]) -> int:
+    """Run the bench's receiving and sending workers, one of them under callgrind."""
+    receiver_role, sender_role = ROLES[args.roles]
+    worker = [sys.executable, "-m", "relay_core._bench._workers"]
+    options = ["--transport", args.transport] if args.roles == "relay" else []
+    counted_receiver = args.side == "receiver"
+    # The receiver's stderr goes to a file: nothing reads it until the end, and its
+    # stdin stays open until then, as the end of stdin tells a worker to give up.
+    with tempfile.TemporaryFile("w+") as receiver_errors:
+        receiver = subprocess.Popen(
+            [*(CALLGRIND if counted_receiver else []), *worker, receiver_role, *options],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=receiver_errors, text=True,
+            env=environment)
+        assert receiver.stdin is not None and receiver.stdout is not None
+        try:
+            ready = json.loads(receiver.stdout.readline() or "{}").get("ready")
+            if ready is None:
+                receiver.wait(timeout=SIDE_LIMIT)
+                receiver_errors.seek(0)
+                return _collected(receiver.returncode or 1, receiver_errors.read())
+            sender = subprocess.run(
+                [*(CALLGRIND if not counted_receiver else []), *worker, sender_role, *options,
+                 "--target", str(ready), "--messages", str(count)],
+                capture_output=True, text=True, env=environment, check=False, timeout=SIDE_LIMIT)
+            _tell(receiver.stdin, "stop\n")  # a relay receiver waits for this; pyzmq's has ended
+            receiver.wait(timeout=SIDE_LIMIT)
+        finally:
+            if receiver.poll() is None:
+                receiver.kill()
+            _tell(receiver.stdin, None)
+            receiver.stdout.close()
+        receiver_errors.seek(0)
+        if counted_receiver:
+            return _collected(receiver.returncode, receiver_errors.read())
+    return _collected(sender.returncode, sender.stderr)
+
+
+def _tell(stdin: IO[str], line: str | None) -> None:
+    """Write ``line`` to a worker's stdin, or close it (None): a worker that has
+    already ended is not an error."""
+    try:
+        if line is None:
+            stdin.close()
+        else:
+            stdin.write(line)
+            stdin.flush()
+    except BrokenPipeError:
+        pass
+
+
+def _collected(returncode: int, stderr: str) -> int:
+    found = _COLLECTED.search(stderr)
+    if returncode != 0 or found is None:
+        sys.exit(f"the probe failed under valgrind (exit {returncode}):\n{stderr[-2000:]}")
     return int(found.group(1))
 
 

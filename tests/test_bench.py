@@ -152,6 +152,19 @@ def test_the_instruction_count_refuses_runs_that_cannot_be_subtracted() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--side", "sender"], "--side counts a one-way test: add --scenario oneway"),
+    (["--scenario", "oneway", "--side", "receiver"], "use --transport tcp"),
+    (["--scenario", "oneway", "--roles", "pyzmq"], "--roles pyzmq needs --side"),
+])
+def test_the_instruction_count_refuses_a_side_it_cannot_count(arguments: list[str],
+                                                              message: str) -> None:
+    result = subprocess.run([sys.executable, str(INSTRUCTIONS), *arguments],
+                            capture_output=True, text=True, timeout=BENCH_LIMIT, check=False)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_bad_loop_in_the_environment_is_refused_in_one_line() -> None:
     result = bench("--quick", env={**os.environ, "NET_RELAY_LOOP": "fast"})
     assert result.returncode == 1 and result.stdout == ""
