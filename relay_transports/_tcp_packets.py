@@ -25,11 +25,20 @@ from relay_core._interfaces import HostPort
 from ._tcp_net import _display
 from ._tcp_options import HEPH_JSON
 
-__all__ = ["JOIN_BELOW", "Deliver", "PacketIO", "Route", "Sender"]
+__all__ = ["JOIN_BELOW", "TURN_BUDGET", "Deliver", "PacketIO", "Route", "Sender"]
 
 Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
 
+TURN_BUDGET: Final = 32 * 1024
+"""Bytes of packets one connection hands the node per turn of the event loop, about.
+
+The loop reads a stream in chunks of up to 256 KiB, several in a row: thousands
+of small messages. Handed over at once, they would keep every other task
+waiting (a flood could starve the loop) and pile up in mailboxes faster than
+their actors run, which costs the garbage collector a pass over each of them.
+What a chunk holds beyond this waits for the next turn, with reading paused.
+"""
 JOIN_BELOW: Final = 4096
 """A packet smaller than this is written joined to its length prefix, a larger one
 beside it: copying a few KiB costs less than a second buffer (with uvloop, its
@@ -42,7 +51,9 @@ class PacketIO:
     Reading is the node's to slow: when ``deliver`` returns a future, reading
     pauses until that future completes (the node completes its futures in
     order, so the latest one is the one to wait for), while the packets of the
-    chunk already read are still handed over.
+    chunk already read are still handed over. A turn of the loop hands over
+    about :data:`TURN_BUDGET` bytes; the rest of a chunk is held, in order,
+    for the next turns, and reading pauses until it has all been handed over.
     """
 
     def __init__(
@@ -68,20 +79,61 @@ class PacketIO:
         self.failed = False
         """Whether the input was malformed: nothing more is read."""
         self.waiting: asyncio.Future[None] | None = None
-        """What reading waits for (the node's latest future), or None while reading."""
+        """What reading waits for (the node's latest future), or None."""
+        self.held: list[bytes] = []
+        """Packets read but left for a later turn of the loop, oldest first."""
+        self.unsplit: list[bytes] = []
+        """Chunks that came while packets were held (before reading paused), oldest first."""
+        self._reading = True
+        """Whether reading is on (paused while the node waits or packets are held)."""
         self._deliver = deliver
         self._malformed = malformed
+
+    @property
+    def holding_back(self) -> bool:
+        """Whether reading is held back: for the node, or for packets not yet handed over."""
+        return self.waiting is not None or bool(self.held) or bool(self.unsplit)
 
     def data_received(self, data: bytes) -> None:
         if self.failed:
             return
         self.active = self.received = True
-        for packet in self._split(data):
+        if self.held or self.unsplit:
+            # Behind packets still held. Split later, so that a fault in it is
+            # reported after them, as it would have been had they gone at once.
+            self.unsplit.append(data)
+        else:
+            self._hand_over(self._split(data))
+
+    def drop_held(self) -> None:
+        """Forget what was read but not handed over: the connection is being closed here."""
+        self.held = []
+        self.unsplit = []
+
+    def _hand_over(self, packets: list[bytes]) -> None:
+        """Hand ``packets`` to the node, holding what exceeds this turn's budget."""
+        budget = TURN_BUDGET
+        last = len(packets) - 1
+        for index, packet in enumerate(packets):
             waiting = self._deliver(packet, self.source)
             if waiting is not None and waiting is not self.waiting:
                 self._wait_for(waiting)
+            budget -= len(packet)
+            if budget <= 0 and index < last:
+                self.held = packets[index + 1 :]
+                self._stop_reading()
+                asyncio.get_running_loop().call_soon(self._next_turn)
+                return
         if self.splitter.failed and not self.failed:
             self._split(b"")  # raises the fault found after those packets
+
+    def _next_turn(self) -> None:
+        packets, self.held = self.held, []
+        if packets:
+            self._hand_over(packets)
+        while not self.held and self.unsplit and not self.failed:
+            self._hand_over(self._split(self.unsplit.pop(0)))
+        self._read_if_free()
 
     def write(self, packet: bytes) -> None:
         """Write ``packet``, after its length unless it is heph-json."""
@@ -106,8 +158,7 @@ class PacketIO:
 
     def _wait_for(self, waiting: asyncio.Future[None]) -> None:
         """Stop reading until ``waiting`` is done."""
-        if self.waiting is None and self.transport is not None:
-            self.transport.pause_reading()
+        self._stop_reading()
         self.waiting = waiting
         waiting.add_done_callback(self._read_again)
 
@@ -115,9 +166,20 @@ class PacketIO:
         if done is not self.waiting:
             return  # an earlier future: a later one still holds reading
         self.waiting = None
+        self._read_if_free()
+
+    def _stop_reading(self) -> None:
+        if self._reading and self.transport is not None:
+            self.transport.pause_reading()
+            self._reading = False
+
+    def _read_if_free(self) -> None:
+        """Read again, unless the node still waits or packets are still held."""
         transport = self.transport
-        if transport is not None and not transport.is_closing():
+        if (not self._reading and not self.holding_back and transport is not None
+                and not transport.is_closing()):
             transport.resume_reading()
+            self._reading = True
 
 
 class Route(Protocol):

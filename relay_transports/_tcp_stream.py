@@ -106,10 +106,12 @@ class _Stream(asyncio.Protocol):
             route.lost(self, exc)
 
     def close(self) -> None:
+        self.io.drop_held()  # closed here: what it had not handed over goes with it
         if self.handle is not None:
             self.handle.close()
 
     def abort(self) -> None:
+        self.io.drop_held()
         if self.handle is not None:
             self.handle.abort()
 
@@ -131,9 +133,9 @@ class _Stream(asyncio.Protocol):
     def _check_idle(self) -> None:
         """Close after a whole ``idle_timeout`` period with no byte read or written.
 
-        A stream whose reading waits for the node is not idle: its peer is being held back.
+        A stream whose reading is held back is not idle: its peer is being held back.
         """
-        if self.io.active or self.io.waiting is not None:
+        if self.io.active or self.io.holding_back:
             self.io.active = False
             self._watch_idle()
             return

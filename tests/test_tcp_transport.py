@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from relay_core import ConfigError, MessageTooLarge, TransportError
+from relay_core import ConfigError, MalformedFrame, MessageTooLarge, TransportError
 from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
-from relay_transports._tcp_packets import JOIN_BELOW
+from relay_transports._tcp_packets import JOIN_BELOW, TURN_BUDGET, PacketIO
 
 WAIT_LIMIT = 20.0
 QUICK_BACKOFF = {"backoff_initial": 0.01, "backoff_max": 0.1}
@@ -331,6 +331,132 @@ async def test_an_unresolvable_name_is_a_transport_error() -> None:
     async with tcp(Recorder()) as client:
         with pytest.raises(TransportError, match="cannot resolve tcp"):
             await client.prepare("no-such-host.invalid", 7000)
+
+
+# -- a turn's share of what a connection read ----------------------------------------
+
+
+class ReadSwitch:
+    """The part of an asyncio transport that PacketIO pauses and resumes."""
+
+    def __init__(self) -> None:
+        self.reading = True
+        self.switches = 0
+
+    def pause_reading(self) -> None:
+        assert self.reading, "paused twice"
+        self.reading, self.switches = False, self.switches + 1
+
+    def resume_reading(self) -> None:
+        assert not self.reading, "resumed while reading"
+        self.reading, self.switches = True, self.switches + 1
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class Delivered:
+    """The node's side: records packets, and can answer one of them with a future."""
+
+    def __init__(self) -> None:
+        self.packets: list[bytes] = []
+        self.faults: list[MalformedFrame] = []
+        self.hold_at: bytes | None = None
+        self.holding: asyncio.Future[None] | None = None
+
+    def __call__(self, packet: bytes, source: tuple[str, int]) -> asyncio.Future[None] | None:
+        self.packets.append(packet)
+        if packet == self.hold_at:
+            self.holding = asyncio.get_running_loop().create_future()
+            return self.holding
+        return None
+
+
+def packet_io(delivered: Delivered) -> tuple[PacketIO, ReadSwitch]:
+    io = PacketIO(StreamDeframer(1 << 20), delivered, ("127.0.0.1", 1), delivered.faults.append)
+    switch = ReadSwitch()
+    io.transport = switch  # type: ignore[assignment]
+    return io, switch
+
+
+def kibibyte_packets(count: int) -> list[bytes]:
+    return [b"%04d" % number + b"." * 1020 for number in range(count)]
+
+
+async def turns_until(condition: Any, limit: int = 1000) -> int:
+    for turn in range(limit):
+        if condition():
+            return turn
+        await asyncio.sleep(0)
+    raise AssertionError("the condition did not come true")
+
+
+async def test_a_chunk_larger_than_a_turns_budget_is_handed_over_across_turns_in_order() -> None:
+    delivered = Delivered()
+    io, switch = packet_io(delivered)
+    packets = kibibyte_packets(3 * TURN_BUDGET // 1024)
+    others_ran_after: list[int] = []
+    asyncio.get_running_loop().call_soon(lambda: others_ran_after.append(len(delivered.packets)))
+    io.data_received(b"".join(frame_for_stream(packet) for packet in packets))
+    first_turn = len(delivered.packets)
+    assert 0 < first_turn < len(packets) and not switch.reading
+    await turns_until(lambda: len(delivered.packets) == len(packets))
+    assert delivered.packets == packets
+    assert others_ran_after == [first_turn]  # the loop's other work ran in between
+    await turns_until(lambda: switch.reading)
+    assert not io.holding_back and switch.switches == 2
+
+
+async def test_reading_stays_paused_until_the_node_is_done_and_nothing_is_held() -> None:
+    delivered = Delivered()
+    io, switch = packet_io(delivered)
+    packets = kibibyte_packets(2 * TURN_BUDGET // 1024)
+    delivered.hold_at = packets[3]  # the node asks to wait while the first turn runs
+    io.data_received(b"".join(frame_for_stream(packet) for packet in packets))
+    await turns_until(lambda: len(delivered.packets) == len(packets))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not switch.reading and io.holding_back
+    assert delivered.holding is not None
+    delivered.holding.set_result(None)
+    await turns_until(lambda: switch.reading)
+    assert delivered.packets == packets
+
+
+async def test_a_fault_read_while_packets_were_held_is_reported_after_them() -> None:
+    delivered = Delivered()
+    io, _ = packet_io(delivered)
+    packets = kibibyte_packets(2 * TURN_BUDGET // 1024)
+    io.data_received(b"".join(frame_for_stream(packet) for packet in packets))
+    # A transport may hand over one more chunk before its pause takes effect.
+    io.data_received(frame_for_stream(b"late") + (0).to_bytes(4, "big"))
+    assert not delivered.faults
+    await turns_until(lambda: delivered.faults)
+    assert delivered.packets == [*packets, b"late"]
+    assert "declares 0 bytes" in str(delivered.faults[0])
+
+
+async def test_a_connection_closed_here_drops_what_it_held() -> None:
+    delivered = Delivered()
+    io, _ = packet_io(delivered)
+    packets = kibibyte_packets(2 * TURN_BUDGET // 1024)
+    io.data_received(b"".join(frame_for_stream(packet) for packet in packets))
+    handed_over = len(delivered.packets)
+    io.drop_held()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(delivered.packets) == handed_over and not io.holding_back
+
+
+async def test_over_a_real_connection_a_burst_arrives_whole_and_in_order() -> None:
+    events = Recorder()
+    packets = kibibyte_packets(8 * TURN_BUDGET // 1024)
+    async with tcp(events) as server, tcp(Recorder()) as client:
+        destination = await client.prepare(*await server.listen("127.0.0.1", 0))
+        for packet in packets:
+            client.send(destination, packet)
+        await events.until(lambda: len(events.packets) == len(packets))
+    assert events.payloads == packets
 
 
 # -- options ---------------------------------------------------------------------
