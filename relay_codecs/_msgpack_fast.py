@@ -28,7 +28,6 @@ _FIXEXT_SIZES: Final = {0xD4: 1, 0xD5: 2, 0xD6: 4, 0xD7: 8, 0xD8: 16}
 _FIXEXT_FIRST: Final = {size: first for first, size in _FIXEXT_SIZES.items()}
 _EXT_SIZE_WIDTHS: Final = {0xC7: 1, 0xC8: 2, 0xC9: 4}
 
-
 Pair = tuple[str, dict[str, object]]
 
 
