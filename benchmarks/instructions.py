@@ -131,14 +131,16 @@ def _count_side(args: argparse.Namespace, count: int, environment: dict[str, str
             env=environment)
         assert receiver.stdin is not None and receiver.stdout is not None
         try:
-            ready = json.loads(receiver.stdout.readline() or "{}").get("ready")
+            first_line = receiver.stdout.readline()
+            ready = _ready_address(first_line)
             if ready is None:
                 receiver.wait(timeout=SIDE_LIMIT)
                 receiver_errors.seek(0)
-                return _collected(receiver.returncode or 1, receiver_errors.read())
+                sys.exit(f"the {receiver_role} worker did not start (exit {receiver.returncode}): "
+                         f"{first_line.strip()}\n{receiver_errors.read()[-2000:]}")
             sender = subprocess.run(
                 [*(CALLGRIND if not counted_receiver else []), *worker, sender_role, *options,
-                 "--target", str(ready), "--messages", str(count)],
+                 "--target", ready, "--messages", str(count)],
                 capture_output=True, text=True, env=environment, check=False, timeout=SIDE_LIMIT)
             _tell(receiver.stdin, "stop\n")  # a relay receiver waits for this; pyzmq's has ended
             receiver.wait(timeout=SIDE_LIMIT)
@@ -151,6 +153,16 @@ def _count_side(args: argparse.Namespace, count: int, environment: dict[str, str
         if counted_receiver:
             return _collected(receiver.returncode, receiver_errors.read())
     return _collected(sender.returncode, sender.stderr)
+
+
+def _ready_address(line: str) -> str | None:
+    """The address a worker's first line of output announces, if it is ready."""
+    try:
+        announced = json.loads(line)
+    except ValueError:
+        return None
+    ready = announced.get("ready") if isinstance(announced, dict) else None
+    return None if ready is None else str(ready)
 
 
 def _tell(stdin: IO[str], line: str | None) -> None:
