@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -38,14 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import IO
+from pathlib import Path
 
 WARM_UP = 100
 CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 ROLES = {"relay": ("relay-sink", "relay-source"), "pyzmq": ("zmq-pull", "zmq-push")}
 """The bench's (receiving, sending) one-way workers for ``--side``."""
 SIDE_LIMIT = 600.0
-"""Seconds a --side worker may take under valgrind before it is given up."""
+"""Seconds the --side test may take, one worker under valgrind, before it is given up."""
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
@@ -117,65 +116,26 @@ def _count(args: argparse.Namespace, count: int) -> int:
 
 
 def _count_side(args: argparse.Namespace, count: int, environment: dict[str, str]) -> int:
-    """Run the bench's receiving and sending workers, one of them under callgrind."""
+    """Run the bench's receiving and sending workers once, as the bench does, the
+    counted one under callgrind; its count is in its stderr."""
+    from relay_core._bench._runner import Runner
+    from relay_core._bench._scenarios import RunFailed
+
     receiver_role, sender_role = ROLES[args.roles]
-    worker = [sys.executable, "-m", "relay_core._bench._workers"]
+    counted = receiver_role if args.side == "receiver" else sender_role
     options = ["--transport", args.transport] if args.roles == "relay" else []
-    counted_receiver = args.side == "receiver"
-    # The receiver's stderr goes to a file: nothing reads it until the end, and its
-    # stdin stays open until then, as the end of stdin tells a worker to give up.
-    with tempfile.TemporaryFile("w+") as receiver_errors:
-        receiver = subprocess.Popen(
-            [*(CALLGRIND if counted_receiver else []), *worker, receiver_role, *options],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=receiver_errors, text=True,
-            env=environment)
-        assert receiver.stdin is not None and receiver.stdout is not None
+    os.environ.update(environment)  # the workers inherit it
+    with tempfile.TemporaryDirectory(prefix="net-relay-instructions-") as workdir:
+        runner = Runner(Path(workdir), (), SIDE_LIMIT, role_prefixes={counted: CALLGRIND},
+                        exit_grace=SIDE_LIMIT)
         try:
-            first_line = receiver.stdout.readline()
-            ready = _ready_address(first_line)
-            if ready is None:
-                receiver.wait(timeout=SIDE_LIMIT)
-                receiver_errors.seek(0)
-                sys.exit(f"the {receiver_role} worker did not start (exit {receiver.returncode}): "
-                         f"{first_line.strip()}\n{receiver_errors.read()[-2000:]}")
-            sender = subprocess.run(
-                [*(CALLGRIND if not counted_receiver else []), *worker, sender_role, *options,
-                 "--target", ready, "--messages", str(count)],
-                capture_output=True, text=True, env=environment, check=False, timeout=SIDE_LIMIT)
-            _tell(receiver.stdin, "stop\n")  # a relay receiver waits for this; pyzmq's has ended
-            receiver.wait(timeout=SIDE_LIMIT)
-        finally:
-            if receiver.poll() is None:
-                receiver.kill()
-            _tell(receiver.stdin, None)
-            receiver.stdout.close()
-        receiver_errors.seek(0)
-        if counted_receiver:
-            return _collected(receiver.returncode, receiver_errors.read())
-    return _collected(sender.returncode, sender.stderr)
-
-
-def _ready_address(line: str) -> str | None:
-    """The address a worker's first line of output announces, if it is ready."""
-    try:
-        announced = json.loads(line)
-    except ValueError:
-        return None
-    ready = announced.get("ready") if isinstance(announced, dict) else None
-    return None if ready is None else str(ready)
-
-
-def _tell(stdin: IO[str], line: str | None) -> None:
-    """Write ``line`` to a worker's stdin, or close it (None): a worker that has
-    already ended is not an error."""
-    try:
-        if line is None:
-            stdin.close()
-        else:
-            stdin.write(line)
-            stdin.flush()
-    except BrokenPipeError:
-        pass
+            asyncio.run(runner.run_pair([receiver_role, *options],
+                                        [sender_role, *options, "--messages", str(count)]))
+        except TimeoutError:
+            sys.exit(f"the {counted} worker took over {SIDE_LIMIT:.0f} s under valgrind")
+        except RunFailed as exc:
+            sys.exit(f"the one-way test failed: {exc}")
+        return _collected(0, runner.stderr_of(counted).read_text(errors="replace"))
 
 
 def _collected(returncode: int, stderr: str) -> int:

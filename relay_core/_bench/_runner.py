@@ -64,7 +64,11 @@ class _Child:
             self.process.stdin.write(b"stop\n")
             await self.process.stdin.drain()
 
-    async def end(self) -> None:
+    async def end(self, grace: float) -> None:
+        """Kill the worker unless it exits by itself within ``grace`` seconds."""
+        if self.process.returncode is None and grace > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), grace)
         if self.process.returncode is None:
             self.process.kill()
         if self.process.stdin is not None:
@@ -90,12 +94,16 @@ class Runner:
     """Put before the worker command, e.g. ``taskset -c 0``."""
     time_limit: float
     started: int = 0
+    role_prefixes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Put before one role's worker command, after ``prefix`` (benchmarks/instructions.py
+    runs one side under valgrind)."""
+    exit_grace: float = 0.0
+    """Seconds a worker gets to exit by itself once the run is over, before it is
+    killed (valgrind writes its count as the worker exits)."""
 
     async def measure(self, case: Case) -> Measurement:
         try:
-            async with self._children() as start:
-                async with asyncio.timeout(self.time_limit):
-                    server, client = await _exchange(case, start)
+            server, client = await self.run_pair(case.server, case.client)
             return Measurement(SCENARIOS[case.scenario].combine(server, client))
         except TimeoutError:
             return Measurement(failure="timeout")
@@ -103,6 +111,20 @@ class Runner:
             return Measurement(failure=f"failed: {exc}")
         except (KeyError, TypeError, ZeroDivisionError) as exc:
             return Measurement(failure=f"failed: unexpected worker result: {exc!r}")
+
+    async def run_pair(self, server: Sequence[str], client: Sequence[str]) -> tuple[Result, Result]:
+        """Run a server and a client worker once; return both results.
+
+        Raise ``TimeoutError`` past the time limit and ``RunFailed`` for a worker
+        that failed; either way, both workers are ended.
+        """
+        async with self._children() as start:
+            async with asyncio.timeout(self.time_limit):
+                return await _exchange(server, client, start)
+
+    def stderr_of(self, role: str) -> Path:
+        """The stderr file of the latest ``role`` worker this runner started."""
+        return max(self.workdir.glob(f"*-{role}.stderr"))
 
     @contextlib.asynccontextmanager
     async def _children(self) -> AsyncIterator[_Start]:
@@ -115,24 +137,27 @@ class Runner:
         try:
             yield start
         finally:
-            await asyncio.shield(asyncio.gather(*(child.end() for child in children)))
+            await asyncio.shield(asyncio.gather(*(child.end(self.exit_grace)
+                                                  for child in children)))
 
     async def _start(self, arguments: Sequence[str]) -> _Child:
         self.started += 1
         stderr = self.workdir / f"{self.started:04d}-{arguments[0]}.stderr"
         with stderr.open("wb") as sink:
             process = await asyncio.create_subprocess_exec(
-                *self.prefix, sys.executable, "-m", WORKERS, *arguments,
+                *self.prefix, *self.role_prefixes.get(arguments[0], ()), sys.executable, "-m",
+                WORKERS, *arguments,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=sink,
                 start_new_session=True)
         return _Child(process, arguments[0], stderr)
 
 
-async def _exchange(case: Case, start: _Start) -> tuple[Result, Result]:
+async def _exchange(server_arguments: Sequence[str], client_arguments: Sequence[str],
+                    start: _Start) -> tuple[Result, Result]:
     """Start the server, then the client at the server's address; return both results."""
-    server = await start(case.server)
+    server = await start(server_arguments)
     ready = await server.result()
-    client = await start((*case.client, "--target", str(ready["ready"])))
+    client = await start((*client_arguments, "--target", str(ready["ready"])))
     client_result = await client.result()
     await server.stop()
     return await server.result(), client_result
