@@ -20,6 +20,7 @@
     │   └── Unauthenticated                 a sealed packet that does not verify
     ├── MessageTooLarge (ValueError)        the encoded message exceeds a limit
     ├── TransportError (OSError)            a transport could not do what was asked
+    │   └── PeerUnreachable (ConnectionError)  refused, ICMP unreachable, or TLS failed
     ├── ActorError
     │   ├── MailboxFull                     try_send on a full mailbox
     │   ├── ActorStopped                    the actor (or its node) is gone
@@ -57,6 +58,7 @@ __all__ = [
     "MalformedFrame",
     "MessageTooLarge",
     "Overloaded",
+    "PeerUnreachable",
     "PluginConflict",
     "PluginError",
     "RelayError",
@@ -149,6 +151,32 @@ class MessageTooLarge(RelayError, ValueError):
 
 class TransportError(RelayError, OSError):
     """A transport could not bind, connect or send."""
+
+
+class PeerUnreachable(TransportError, ConnectionError):
+    """The peer could not be reached: the connection was refused, an ICMP error said
+    nothing listens there, or the TLS handshake failed (its certificate did not verify).
+
+    ``address`` is the peer's URL (``tcp://127.0.0.1:9``), ``reason`` what the OS
+    or TLS said, ``errno`` the OS error number when there is one. ``retry_after``
+    is how long, in seconds, the peer counts as unreachable: until then ``send``
+    and ``rpc`` to it raise this error at once, without trying (0 for a datagram
+    transport, whose next packet is tried anyway; see docs/protocol.md).
+    """
+
+    def __init__(self, address: str, reason: str, *, errno: int | None = None,
+                 retry_after: float = 0.0) -> None:
+        super().__init__(f"{address} is unreachable: {reason}")
+        self.errno = errno
+        self.address = address
+        self.reason = reason
+        self.retry_after = retry_after
+
+    def again(self) -> PeerUnreachable:
+        """A fresh copy, to raise for another call (an exception raised twice keeps
+        growing its traceback)."""
+        return PeerUnreachable(self.address, self.reason, errno=self.errno,
+                               retry_after=self.retry_after)
 
 
 class ActorError(RelayError):

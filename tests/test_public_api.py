@@ -12,6 +12,7 @@ EXPECTED_PUBLIC_NAMES = {
     "FaultyTransport", "HostPort",
     "InvalidAddress", "ListenConfig", "MailboxFull", "MalformedFrame", "MessageTooLarge",
     "MessageTypes", "MetricsExporter", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
+    "PeerUnreachable",
     "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",
     "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
     "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor",
