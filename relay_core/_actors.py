@@ -191,6 +191,11 @@ class RemoteRef(ActorRef):
         return self._dispatcher.call(link, self._target.actor, request, timeout, request_id,
                                      retries)
 
+    async def wait_sent(self, limit: float) -> None:
+        """Wait until what was sent through this ref has left the node, at most ``limit``
+        seconds; raise PeerUnreachable if its peer was found unreachable meanwhile."""
+        await self._dispatcher.wait_sent(self._link, limit)
+
     def _current_link(self) -> PeerLink:
         # A link whose destination failed to resolve is replaced, so a later
         # send retries instead of failing forever.

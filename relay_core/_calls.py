@@ -10,6 +10,7 @@ running the handler again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from ._replycache import CallKey, ReplyCache
@@ -118,6 +119,17 @@ class PendingCalls:
         takes for a late reply. Not asking first saves a method call per reply.
         """
         return self._pop_future(call_id, None)
+
+    def fail(self, call_ids: Iterable[int], error: Callable[[], BaseException]) -> int:
+        """Fail those of ``call_ids`` still waiting, each with its own ``error()``; return
+        how many. Their callers close them, as after a reply."""
+        failed = 0
+        for call_id in call_ids:
+            future = self._futures.get(call_id)
+            if future is not None and not future.done():
+                future.set_exception(error())
+                failed += 1
+        return failed
 
     def fail_all(self, error: BaseException) -> None:
         for lane in self._lanes.values():

@@ -19,6 +19,7 @@ the message, and what came after it, have been delivered.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -38,6 +39,7 @@ from ._errors import (
     DecompressionLimitExceeded,
     MalformedFrame,
     MessageTooLarge,
+    PeerUnreachable,
     RelayError,
     RpcTimeout,
     TransportError,
@@ -90,6 +92,10 @@ _MESSAGE: Final = FrameKind.MESSAGE
 _REQUEST: Final = FrameKind.REQUEST
 _CANCEL: Final = FrameKind.CANCEL
 _ERROR: Final = FrameKind.ERROR
+UNREACHABLE_ERRNOS: Final = frozenset(
+    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+"""OS errors that a transport reports as plain TransportErrors (an ICMP error read from a
+datagram socket) and that mean the peer is unreachable: see :func:`_as_unreachable`."""
 
 
 def _timed_out(link: PeerLink, target: str, timeout: float, request_id: str) -> RpcTimeout:
@@ -110,6 +116,21 @@ async def _resend_until_answered(send_request: Callable[[float], None],
         if done:
             return future.result()
     raise timed_out
+
+
+def _as_unreachable(scheme: str, destination: HostPort,
+                    error: BaseException) -> PeerUnreachable | None:
+    """``error`` as a PeerUnreachable if it says the peer cannot be reached, else None.
+
+    A transport that knows reports PeerUnreachable itself, with how long to hold
+    it; an OS error from a datagram socket is about one packet, so it holds for 0 s.
+    """
+    if isinstance(error, PeerUnreachable):
+        return error
+    if isinstance(error, OSError) and error.errno in UNREACHABLE_ERRNOS:
+        return PeerUnreachable(endpoint_url(scheme, destination), os.strerror(error.errno),
+                               errno=error.errno)
+    return None
 
 
 def _milliseconds(seconds: float) -> int:
@@ -145,6 +166,10 @@ class Dispatcher:
         self._transports: dict[str, Transport] = {}
         self._bound: dict[str, list[HostPort]] = {}
         self._links = LinkTable(MAX_TRANSIENT_LINKS)
+        self._aliases: dict[LinkKey, list[PeerLink]] = {}
+        """Links whose destination is not the key they were made under (a host name, or a
+        peer's name), by (scheme, *destination): a failure reported for a destination
+        reaches them too."""
         self._dirty: list[PeerLink] = []
         self._flush_handle: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -320,6 +345,9 @@ class Dispatcher:
                        peer: str | None) -> None:
         try:
             link.destination = await link.transport.prepare(address.host, address.port, options)
+            resolved = (address.scheme, link.destination[0], link.destination[1])
+            if resolved != (address.scheme, address.host, address.port):
+                self._aliases.setdefault(resolved, []).append(link)
             self._faults.destination_prepared(link.transport, link.destination, peer)
             self._fit_link(link)
         except RelayError as exc:
@@ -345,6 +373,8 @@ class Dispatcher:
         """Encode ``message`` for ``target`` and queue it; raise for what is known now."""
         if link.error is not None:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
+        if link.unreachable is not None:
+            self._refuse_while_unreachable(link)
         if link.heph:
             self.queue(link, encode_datagram(message))  # Heph names no actor: the peer routes
             link.counters.messages_sent += 1
@@ -369,6 +399,8 @@ class Dispatcher:
         """
         if link.error is not None:
             raise TransportError(f"cannot reach {link.label}: {link.error}")
+        if link.unreachable is not None:
+            self._refuse_while_unreachable(link)
         if link.heph:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
@@ -377,6 +409,10 @@ class Dispatcher:
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
         call_id, future = self._calls.reserve()
+        calls = link.calls
+        if calls is None:
+            calls = link.calls = set()
+        calls.add(call_id)  # so that the peer found unreachable fails this call at once
         traceparent = outgoing_traceparent()
         try:
             if retries:
@@ -404,8 +440,47 @@ class Dispatcher:
                     raise
                 raise _timed_out(link, target, timeout, request_id) from None
         finally:
+            calls.discard(call_id)
             if self._calls.close(call_id, lane):
                 self._send_cancel(link, call_id)
+
+    def _refuse_while_unreachable(self, link: PeerLink) -> None:
+        """Raise the link's PeerUnreachable while it holds; once it is over, forget it."""
+        unreachable = link.unreachable
+        assert unreachable is not None
+        if asyncio.get_running_loop().time() < link.unreachable_until:
+            raise unreachable.again()
+        link.unreachable = None
+
+    async def wait_sent(self, link: PeerLink, limit: float) -> None:
+        """Wait until what was sent on ``link`` has left this node, at most ``limit`` seconds;
+        raise PeerUnreachable if the peer was found unreachable meanwhile.
+
+        For the command line's ``send``, which has nothing else to wait for: a transport
+        says how many packets it still holds (connecting, in a TLS handshake).
+        """
+        try:
+            async with asyncio.timeout(limit):
+                while not self._left(link):
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise TransportError(errno.ETIMEDOUT, f"the message to {link.label} had not left "
+                                 f"this node after {limit:g} s") from None
+        # Two more turns of the loop, so that an error the kernel already holds (ICMP about
+        # the datagram just sent) is read and reported before the caller decides.
+        for _ in range(2):
+            await asyncio.sleep(0)
+        if link.unreachable is not None:
+            raise link.unreachable.again()
+
+    def _left(self, link: PeerLink) -> bool:
+        if link.error is not None:
+            raise TransportError(f"cannot reach {link.label}: {link.error}")
+        if link.unreachable is not None:
+            raise link.unreachable.again()
+        destination = link.destination
+        return (destination is not None and not link.coalescer
+                and link.transport.waiting(destination) == 0)
 
     def _send_cancel(self, link: PeerLink, call_id: int) -> None:
         if not self._closed and link.error is None:
@@ -513,6 +588,10 @@ class Dispatcher:
         except RelayError as exc:
             counters.send_errors += 1
             self._log.warning("send_error", "send to %s failed: %s", link.label, exc)
+            scheme = link.transport.scheme
+            unreachable = _as_unreachable(scheme, link.destination, exc)
+            if unreachable is not None:
+                self._peer_unreachable(scheme, link.destination, unreachable)
             return
         counters.packets_sent += 1
         counters.bytes_sent += len(packet)
@@ -528,6 +607,24 @@ class Dispatcher:
             where = endpoint_url(scheme, destination)
         counters.send_errors += 1
         self._log.warning("send_error", "send to %s failed: %s", where, error)
+        if destination is not None:
+            unreachable = _as_unreachable(scheme, destination, error)
+            if unreachable is not None:
+                self._peer_unreachable(scheme, destination, unreachable)
+
+    def _peer_unreachable(self, scheme: str, destination: HostPort,
+                          error: PeerUnreachable) -> None:
+        """Fail the calls waiting on every link to ``destination``, and hold ``error`` for
+        the sends and calls its ``retry_after`` covers."""
+        until = asyncio.get_running_loop().time() + error.retry_after
+        key = (scheme, destination[0], destination[1])
+        named = self._links.get(key)
+        aliases = self._aliases.get(key, [])
+        for link in ([named, *aliases] if named is not None else aliases):
+            link.unreachable = error
+            link.unreachable_until = until
+            if link.calls:
+                self._calls.fail(link.calls, error.again)
 
     def packet_received(self, scheme: str, data: bytes,
                         source: HostPort) -> asyncio.Future[None] | None:

@@ -344,6 +344,10 @@ class FaultyTransport(Transport):
     def packet_limits(self, destination: HostPort) -> tuple[int, int]:
         return self.inner.packet_limits(destination)
 
+    def waiting(self, destination: HostPort) -> int:
+        """What the wrapped transport holds (packets delayed here are not counted)."""
+        return self.inner.waiting(destination)
+
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send ``packet`` through the destination's faults; raise for what is known at once."""
         if self._closed:

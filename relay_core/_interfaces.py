@@ -98,7 +98,11 @@ class TransportEvents(Protocol):
         """
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
-        """A send failed after ``send`` returned (ICMP unreachable, full buffer, reset)."""
+        """A send failed after ``send`` returned (ICMP unreachable, full buffer, reset).
+
+        An ``error`` that is a ``PeerUnreachable``, or an OSError whose errno says
+        refused or unreachable, fails the node's calls waiting on ``destination``.
+        """
 
 
 class Transport(abc.ABC):
@@ -165,12 +169,23 @@ class Transport(abc.ABC):
         """
         return self.batch_size, self.max_packet_size
 
+    def waiting(self, destination: HostPort) -> int:
+        """How many packets sent to ``destination`` this transport still holds, not yet
+        handed to the network (waiting for a connection or a handshake).
+
+        The default, 0, fits a transport whose ``send`` hands each packet over at once.
+        ``net-relay send`` waits for this to reach 0 before it exits.
+        """
+        return 0
+
     @abc.abstractmethod
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send one packet without blocking.
 
         Raise ``MessageTooLarge`` or ``TransportError`` for what is known at once;
-        report later failures through ``events.send_failed``. The node looks this
+        report later failures through ``events.send_failed``: a peer that cannot be
+        reached (refused, unreachable, TLS failed) as ``PeerUnreachable``, whose
+        ``retry_after`` says how long the node should hold further sends to it. The node looks this
         method up once per peer link, so a transport that answers it with another
         callable (a compiled one, say) sets it in ``__init__``.
         """

@@ -14,7 +14,7 @@ from typing import Final, TypeVar
 
 from ._address import Address
 from ._coalesce import Coalescer
-from ._errors import MessageTooLarge
+from ._errors import MessageTooLarge, PeerUnreachable
 from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._seal import TAG_SIZE, Sealer
 from ._stats import Counters
@@ -33,6 +33,7 @@ LinkKey = tuple[str, str, int]
 
 class PeerLink:
     __slots__ = (
+        "calls",
         "coalescer",
         "codec",
         "compressor",
@@ -50,6 +51,8 @@ class PeerLink:
         "sealer",
         "send_packet",
         "transport",
+        "unreachable",
+        "unreachable_until",
     )
 
     def __init__(
@@ -92,6 +95,14 @@ class PeerLink:
         """MESSAGE frame encoders by (target, compressor name): a frame costs one join."""
         self.last_request_encoder: RequestFrameEncoder | None = None
         """The REQUEST frame encoder this link used last (see :meth:`request_encoder`)."""
+        self.calls: set[int] | None = None
+        """Ids of the calls made through this link that wait for their reply; made at the
+        first call (most links never make one: an empty set is 216 bytes)."""
+        self.unreachable: PeerUnreachable | None = None
+        """Why the destination was last found unreachable, until a send finds the
+        hold over (see ``unreachable_until``)."""
+        self.unreachable_until = 0.0
+        """Event-loop time until which sends and calls on this link raise ``unreachable``."""
 
     def _coalescer(self, batch_size: int, max_packet_size: int) -> Coalescer:
         overhead = TAG_SIZE if self.sealer is not None else 0
