@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._actors import RemoteRef
 from ._address import parse_address
 from ._bench import add_arguments as add_bench_arguments
 from ._bench import run_command as run_bench_command
@@ -45,6 +46,9 @@ LOOP_HELP = (f"event loop: auto (uvloop when installed, else the stock asyncio l
 BENCH_LOOP_HELP = (f"event loop of the net-relay rows and the bench itself: auto, asyncio or "
                    f"uvloop (default: ${LOOP_VARIABLE}, else auto); raw asyncio rows always "
                    "run on the stock loop")
+
+SEND_WAIT = 10.0
+"""Seconds ``send`` waits for its message to leave: to connect, or to finish a TLS handshake."""
 
 logger = logging.getLogger("relay_core.cli")
 
@@ -90,7 +94,10 @@ def _client_config(args: argparse.Namespace) -> NodeConfig:
 async def _cmd_send(args: argparse.Namespace) -> int:
     message = _parse_json(args.message)
     async with Node(_client_config(args)) as node:
-        await node.ref(args.address).send(message)
+        ref = node.ref(args.address)
+        await ref.send(message)
+        if isinstance(ref, RemoteRef):  # fail, rather than exit 0, when it could not leave
+            await ref.wait_sent(SEND_WAIT)
     return 0
 
 

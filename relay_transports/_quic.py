@@ -17,7 +17,9 @@ Rules this module keeps:
   wait in a bounded queue; if the handshake fails they are dropped and reported.
   Nothing is ever resent on a new connection: delivery stays at most once.
 - A connection that ends (closed, timed out, refused) is replaced on the next
-  send; after failed handshakes, only once a capped backoff has passed.
+  send; after failed handshakes, only once a capped backoff has passed. A
+  failed handshake (or ICMP: nothing listens) is reported as ``PeerUnreachable``
+  holding for that backoff, after the packets that waited for it are dropped.
 - A received packet is reported with the address that :meth:`QuicTransport.send`
   answers over the same connection: the destination for a connection we opened,
   the client's address for one we accepted.
@@ -210,6 +212,11 @@ class QuicTransport(Transport):
             return self.batch_size, self.max_packet_size
         room = _payload_room(self._udp_payload_size - _SHORT_HEADER_MAX - _AEAD_TAG_SIZE)
         return room, room
+
+    def waiting(self, destination: HostPort) -> int:
+        """Packets for ``destination`` that wait for its handshake."""
+        peer = self._peers.get(destination)
+        return peer.waiting if peer is not None else 0
 
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send one packet over the connection to (or from) ``destination``."""

@@ -3,7 +3,9 @@
 Packets sent before the handshake completes wait in a queue of at most
 ``queue_limit`` bytes; if the handshake fails they are dropped and reported.
 Nothing is ever resent on a new connection, so delivery stays at most once.
-After failed handshakes, the next attempt waits for a capped backoff.
+After failed handshakes, the next attempt waits for a capped backoff. A failed
+attempt (nobody listening, a certificate that does not verify, no route) is
+reported as :class:`~relay_core.PeerUnreachable` holding for that backoff.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import errno
 from typing import TYPE_CHECKING
 
-from relay_core import HostPort, MessageTooLarge, TransportError
+from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError
 
 from ._quic_connection import _DATAGRAM_HINT, _Connection
 from ._quic_net import _display, logger
@@ -73,7 +75,7 @@ class _Peer:
                 await asyncio.sleep(delay)
             await self.connect()
         except TransportError as exc:
-            self._failed(str(exc))
+            self._failed(exc.strerror or str(exc), exc.errno)
         finally:
             self.connecting = None
 
@@ -100,7 +102,7 @@ class _Peer:
             return
         self.connection = None
         if not connection.established or connection.refused:
-            self._failed(f"quic handshake with {self.label} failed: {reason}")
+            self._failed(f"quic handshake failed: {reason}")
             return
         self._failures = 0
         text = f"quic connection to {self.label} lost: {reason}"
@@ -109,20 +111,26 @@ class _Peer:
         if self._backlog:  # held while the connection was closing: never sent, so not a resend
             self.connecting = self.transport.spawn(self.reconnect())
 
-    def _failed(self, text: str) -> None:
+    def _failed(self, reason: str, code: int | None = None) -> None:
         """Count a failed attempt, back off before the next, and drop what waited for it."""
         self._failures += 1
         backoff = min(_FIRST_RETRY * 2 ** (self._failures - 1), _LAST_RETRY)
         self._not_before = asyncio.get_running_loop().time() + backoff
-        self.transport.warnings.warning("handshake_failed", "%s", text)
-        self.transport.events.send_failed(self.destination, TransportError(text))
-        self._drop_backlog(text)
+        error = PeerUnreachable(self.label, reason, errno=code, retry_after=backoff)
+        self.transport.warnings.warning("handshake_failed", "%s", error)
+        self._drop_backlog(reason)
+        self.transport.events.send_failed(self.destination, error)
 
     def _drop_backlog(self, reason: str) -> None:
         if self._backlog:
             text = f"{len(self._backlog)} packets to {self.label} dropped: {reason}"
             self._backlog, self._backlog_bytes = [], 0
             self.transport.events.send_failed(self.destination, TransportError(text))
+
+    @property
+    def waiting(self) -> int:
+        """Packets held for the handshake."""
+        return len(self._backlog)
 
     def close(self) -> None:
         if self.connecting is not None:

@@ -12,8 +12,10 @@ Rules this module keeps:
   :meth:`TcpTransport.prepare`, which starts connecting) owns at most one
   connection at a time. After a loss or a failed attempt it connects again only
   when packets wait for it (at once if some are queued, else at the next send),
-  retrying with capped exponential backoff and full jitter while they wait; so
-  a connection that the peer closed for idleness is not reopened to sit idle.
+  retrying with capped exponential backoff while they wait; so a connection
+  that the peer closed for idleness is not reopened to sit idle. An attempt
+  that finds the peer unreachable (refused, no route, TLS handshake failed)
+  drops the queue and reports ``PeerUnreachable`` (see ``_tcp_route``).
 - An *inbound* route lives as long as its accepted connection and is keyed by
   that connection's remote ``(host, port)``, the source handed to
   ``events.packet_received``: a reply goes back on the connection its request
@@ -235,6 +237,11 @@ class TcpTransport(Transport):
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Write one packet on the destination's connection, or queue it until it can be."""
         self._sender.send(destination, packet)
+
+    def waiting(self, destination: HostPort) -> int:
+        """Packets queued for ``destination``: not connected yet, or its buffer is full."""
+        route = self._routes.get(destination)
+        return len(route.queue) if route is not None else 0
 
     async def close(self) -> None:
         """Stop listening, close every connection, and report packets still queued as lost."""

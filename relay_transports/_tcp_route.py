@@ -2,8 +2,16 @@
 
 An inbound route lives and dies with its accepted connection. An outbound
 route connects, and after a loss reconnects only while packets wait for it,
-with capped exponential backoff and full jitter. A queued packet leaves at most
-once, in order; what a lost connection took is reported, never written again.
+with capped exponential backoff (half the cap, plus up to another half at
+random). A queued packet leaves at most once, in order; what a lost connection
+took is reported, never written again.
+
+An attempt that finds the peer unreachable (refused, no route, or a TLS
+handshake that fails, such as a certificate that does not verify) drops the
+queue and reports :class:`~relay_core.PeerUnreachable`, holding for the
+back-off before the next attempt, which the next send starts. So a caller hears
+at once, nothing it was told failed is delivered later, and a peer that comes
+back is tried again within the back-off (at most ``backoff_max``).
 A queue holds packets, and counts the bytes they take framed. The transport's
 (compiled) send writes a packet straight to the route's ``writer`` while it has
 one and the connection takes writes, and hands it to :meth:`_Route.hold` otherwise.
@@ -18,7 +26,7 @@ import ssl
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
-from relay_core import HostPort, TransportError
+from relay_core import HostPort, PeerUnreachable, TransportError
 from relay_core._framing import LENGTH_PREFIX_SIZE
 
 from ._tcp_net import _display, _error, _reason
@@ -28,6 +36,10 @@ from ._tcp_stream import _Stream
 
 if TYPE_CHECKING:
     from ._tcp import TcpTransport
+
+_UNREACHABLE = frozenset(
+    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
+"""connect() errors that say the peer cannot be reached, as opposed to slow or busy."""
 
 
 class _Route:
@@ -114,6 +126,7 @@ class _Outbound(_Route):
         self._connecting = False
         self._attempts = 0  # failures since the last connection that stayed up
         self._connected_at = 0.0
+        self._not_before = 0.0  # event-loop time before which no attempt starts
 
     def hold(self, packet: bytes) -> None:
         if self.stream is None and not self._connecting:
@@ -130,8 +143,10 @@ class _Outbound(_Route):
         if stream.idle or self.owner.closed:
             self._attempts = 0
             return
-        uptime = asyncio.get_running_loop().time() - self._connected_at
+        now = asyncio.get_running_loop().time()
+        uptime = now - self._connected_at
         self._attempts = 1 if uptime >= self.owner.settings.backoff_max else self._attempts + 1
+        self._not_before = now + self._backoff()
         reason = _reason(error) if error is not None else "closed by the peer"
         if self.tls and not stream.received:
             reason += "; a TLS server that wants a client certificate closes like this"
@@ -145,14 +160,21 @@ class _Outbound(_Route):
 
     async def _connect_until_up(self) -> None:
         """Connect, retrying with backoff while packets wait; with none, the next send retries."""
+        loop = asyncio.get_running_loop()
         try:
             while not self.owner.closed:
-                if self._attempts:
-                    await asyncio.sleep(self._backoff())
+                delay = self._not_before - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 try:
                     stream = await self._connect()
                 except TransportError as exc:
                     self._attempts += 1
+                    backoff = self._backoff()
+                    self._not_before = loop.time() + backoff
+                    if isinstance(exc, PeerUnreachable):
+                        self._unreachable(exc, backoff)
+                        return
                     self.owner.events.send_failed(self.destination, exc)
                     if not self.queue:
                         return
@@ -163,14 +185,29 @@ class _Outbound(_Route):
                     self.attach(stream)
                     return
                 self._attempts += 1  # lost before it could be used: count it as a failure
+                self._not_before = loop.time() + self._backoff()
         finally:
             self._connecting = False
 
+    def _unreachable(self, error: PeerUnreachable, backoff: float) -> None:
+        """Drop what waited for this attempt and report the peer unreachable for ``backoff``."""
+        dropped = self.drop_queue()
+        error.retry_after = backoff
+        self.owner.events.send_failed(self.destination, error)
+        if dropped:
+            text = (f"{dropped} packets queued for tcp {_display(*self.destination)} dropped: "
+                    f"{error.reason}")
+            self.owner.events.send_failed(self.destination, TransportError(text))
+
     def _backoff(self) -> float:
-        """Full jitter: uniform up to a cap that doubles with each failure."""
+        """Half a cap that doubles with each failure, plus up to another half at random.
+
+        Never near zero: the node holds further sends to an unreachable peer for this
+        long, and a hold of a few microseconds would hold nothing.
+        """
         settings = self.owner.settings
-        cap = settings.backoff_initial * 2.0 ** min(self._attempts - 1, 40)
-        return random.uniform(0.0, min(settings.backoff_max, cap))
+        cap = min(settings.backoff_max, settings.backoff_initial * 2.0 ** min(self._attempts - 1, 40))
+        return random.uniform(cap / 2, cap)
 
     async def _connect(self) -> _Stream:
         settings = self.owner.settings
@@ -194,12 +231,14 @@ class _Outbound(_Route):
                 f"within connect_timeout ({settings.connect_timeout:g} s)",
             ) from None
         except ssl.SSLError as exc:
-            raise TransportError(f"tls handshake with tcp {where} failed: {_reason(exc)}") from None
+            raise PeerUnreachable(f"tcp://{where}",
+                                  f"tls handshake failed: {_reason(exc)}") from None
         except ConnectionResetError as exc:
             hint = " (is it listening with TLS?)" if self.tls else ""
-            raise _error(
-                exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}{hint}"
-            ) from None
+            raise PeerUnreachable(f"tcp://{where}", f"{_reason(exc)}{hint}",
+                                  errno=exc.errno) from None
         except OSError as exc:
+            if exc.errno in _UNREACHABLE:
+                raise PeerUnreachable(f"tcp://{where}", _reason(exc), errno=exc.errno) from None
             raise _error(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}") from None
         return stream
