@@ -99,7 +99,9 @@ class TcpTransport(Transport):
       connects or its buffer drains; a packet beyond is dropped and reported.
     - ``connect_timeout`` (5), ``backoff_initial`` (0.05), ``backoff_max`` (5):
       one connection attempt, TLS handshake included, and the bounds of the
-      jittered wait between attempts.
+      wait between attempts (a cap that doubles per failure; half of it plus up
+      to another half at random). After an attempt that finds the peer
+      unreachable, the node's sends to it raise ``PeerUnreachable`` for that wait.
     - ``keepalive`` (15; 0 turns it off): idle time before TCP keepalive
       probes; a peer that answers none of three is declared dead after about
       twice this.

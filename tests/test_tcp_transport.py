@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from relay_core import ConfigError, MalformedFrame, MessageTooLarge, TransportError
+from relay_core import (
+    ConfigError,
+    MalformedFrame,
+    MessageTooLarge,
+    PeerUnreachable,
+    TransportError,
+)
 from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
@@ -164,7 +170,7 @@ async def test_a_client_reconnects_to_a_restarted_server_and_sends_nothing_twice
     assert second_events.payloads == [*numbered(10, start=10), b"later"]
 
 
-async def test_packets_queued_before_the_first_connection_go_out_once_it_is_up(
+async def test_a_refused_connection_drops_what_waited_as_peer_unreachable_and_the_next_send_connects(
     refusing: socket.socket,
 ) -> None:
     host, port = refusing.getsockname()
@@ -173,31 +179,31 @@ async def test_packets_queued_before_the_first_connection_go_out_once_it_is_up(
         destination = await client.prepare(host, port)
         for packet in numbered(5):
             client.send(destination, packet)
-        await client_events.until(lambda: bool(client_events.failed_with("refused")))
+        await client_events.until(lambda: bool(client_events.failed_with("5 packets queued")))
+        unreachable = [error for _, error in client_events.failures
+                       if isinstance(error, PeerUnreachable)]
+        assert len(unreachable) == 1 and "refused" in str(unreachable[0]).lower()
+        assert 0 < unreachable[0].retry_after <= QUICK_BACKOFF["backoff_max"]
+        assert client.waiting(destination) == 0
         refusing.close()
         async with tcp(server_events) as server:
             await server.listen(host, port)
-            await server_events.until(lambda: len(server_events.packets) == 5)
-    assert server_events.payloads == numbered(5)
+            client.send(destination, b"after the refusal")
+            await server_events.until(lambda: len(server_events.packets) == 1)
+    assert server_events.payloads == [b"after the refusal"]  # nothing it was told failed
 
 
 async def test_the_queue_is_bounded_and_overflow_is_reported(refusing: socket.socket) -> None:
     host, port = refusing.getsockname()
-    server_events, client_events = Recorder(), Recorder()
+    client_events = Recorder()
     frame_size = len(frame_for_stream(numbered(1)[0]))
     async with tcp(client_events, queue_limit=3 * frame_size, **QUICK_BACKOFF) as client:
         destination = await client.prepare(host, port)
         for packet in numbered(10):
             client.send(destination, packet)
-        assert len(client_events.failed_with("queue")) == 7
-        refusing.close()
-        async with tcp(server_events) as server:
-            await server.listen(host, port)
-            await server_events.until(lambda: len(server_events.packets) == 3)
-            client.send(destination, b"after the queue drained")
-            await server_events.until(lambda: len(server_events.packets) == 4)
-    assert server_events.payloads == [*numbered(3), b"after the queue drained"]
-    assert all(destination == failed for failed, _ in client_events.failures)
+        assert len(client_events.failed_with("queue_limit")) == 7
+        assert client.waiting(destination) == 3
+        assert all(destination == failed for failed, _ in client_events.failures)
 
 
 async def test_an_empty_queue_takes_one_packet_larger_than_its_limit(
