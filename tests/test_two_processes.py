@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from nodes import WAIT_LIMIT, udp_config, wait_for
+from nodes import WAIT_LIMIT, RawUdp, udp_config, wait_for
 from relay_core import Node
 
 CLI = [sys.executable, "-m", "relay_core._cli"]
@@ -83,7 +83,11 @@ async def test_a_cli_rpc_to_an_unknown_actor_prints_one_line_and_fails(tmp_path:
 
 
 async def test_a_cli_rpc_that_gets_no_reply_times_out_cleanly(tmp_path: Path) -> None:
-    result = await run_cli("rpc", "udp://127.0.0.1:9/echo", "{}", "--timeout", "0.2")
+    silent = RawUdp()  # takes the request and never answers (a closed port would refuse it)
+    try:
+        result = await run_cli("rpc", f"{silent.url}/echo", "{}", "--timeout", "0.2")
+    finally:
+        silent.close()
     assert result.returncode == 1
     assert "RpcTimeout" in result.stderr
     assert "Traceback" not in result.stderr
