@@ -12,6 +12,9 @@ Rules this module keeps:
   suffix, which the send path turns back into a scope id.
 - Nothing raises out of an event-loop callback and no socket error closes a
   socket: failures found after ``send`` returned go to ``events.send_failed``.
+- A socket is read for as long as it is open: a wakeup that met a queued error
+  registers the socket with the loop again, since uvloop (libuv) stops watching
+  a socket after reporting an error event on it.
 - The send backlog (packets the kernel would not take yet) is bounded; a packet
   that would pass the bound is dropped and reported, never queued.
 

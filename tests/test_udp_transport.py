@@ -287,6 +287,25 @@ async def test_sending_to_a_closed_port_reports_send_failed_and_the_transport_ke
 
 
 @needs_error_queue
+@pytest.mark.parametrize("host", LOOPBACKS)
+async def test_a_socket_that_drew_icmp_errors_goes_on_receiving(host: str) -> None:
+    """An ICMP error queued on the socket wakes the loop with an error event, not a readable
+    one: it is consumed and reported, and reading goes on (uvloop stops polling a socket
+    whose error event its reader left unhandled)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    async with udp() as (node, node_events), udp() as (peer, peer_events):
+        node_address = await node.listen(host, 0)
+        to_node = await peer.prepare(*node_address)
+        for round_ in range(3):
+            nobody = await node.prepare(host, _free_port(family, host))
+            node.send(nobody, b"to a client that left")
+            await node_events.until(lambda: len(node_events.failures) > round_)
+            await asyncio.sleep(0.05)  # the loop polls the socket while only the error waits
+            peer.send(to_node, b"still heard %d" % round_)
+            assert (await node_events.packet())[0] == b"still heard %d" % round_
+
+
+@needs_error_queue
 async def test_a_refusal_for_one_packet_does_not_cost_the_next_packet() -> None:
     async with udp() as (sender, sender_events), udp() as (receiver, receiver_events):
         destination = await sender.prepare(*await receiver.listen("127.0.0.1", 0))
