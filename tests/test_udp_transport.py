@@ -293,13 +293,15 @@ async def test_a_socket_that_drew_icmp_errors_goes_on_receiving(host: str) -> No
     one: it is consumed and reported, and reading goes on (uvloop stops polling a socket
     whose error event its reader left unhandled)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    async with udp() as (node, node_events), udp() as (peer, peer_events):
+    async with udp() as (node, node_events), udp() as (peer, _peer_events):
         node_address = await node.listen(host, 0)
         to_node = await peer.prepare(*node_address)
         for round_ in range(3):
+            failures = len(node_events.failures)
             nobody = await node.prepare(host, _free_port(family, host))
             node.send(nobody, b"to a client that left")
-            await node_events.until(lambda: len(node_events.failures) > round_)
+            await node_events.until(
+                lambda: len(node_events.failures) > failures)  # noqa: B023 (awaited here)
             await asyncio.sleep(0.05)  # the loop polls the socket while only the error waits
             peer.send(to_node, b"still heard %d" % round_)
             assert (await node_events.packet())[0] == b"still heard %d" % round_
