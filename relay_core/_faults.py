@@ -344,6 +344,9 @@ class FaultyTransport(Transport):
     def packet_limits(self, destination: HostPort) -> tuple[int, int]:
         return self.inner.packet_limits(destination)
 
+    def receive_drops(self) -> int:
+        return self.inner.receive_drops()
+
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send ``packet`` through the destination's faults; raise for what is known at once."""
         if self._closed:

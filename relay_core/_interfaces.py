@@ -165,6 +165,14 @@ class Transport(abc.ABC):
         """
         return self.batch_size, self.max_packet_size
 
+    def receive_drops(self) -> int:
+        """Packets the operating system dropped before this transport could read them
+        (a full socket receive buffer), since it started; 0 where the platform does not say.
+
+        The node reports it per scheme in its stats; it is never read per packet.
+        """
+        return 0
+
     @abc.abstractmethod
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send one packet without blocking.
