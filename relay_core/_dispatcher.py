@@ -253,7 +253,8 @@ class Dispatcher:
 
     def snapshot(self) -> NodeStats:
         """Counters, fault adapter figures and the duplicate window's size, now."""
-        return self.stats.snapshot(self._faults.stats(), self._duplicates.senders)
+        drops = {scheme: transport.receive_drops() for scheme, transport in self._transports.items()}
+        return self.stats.snapshot(self._faults.stats(), self._duplicates.senders, drops)
 
     def transport(self, scheme: str) -> Transport:
         transport = self._transports.get(scheme)

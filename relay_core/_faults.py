@@ -348,6 +348,9 @@ class FaultyTransport(Transport):
         """What the wrapped transport holds (packets delayed here are not counted)."""
         return self.inner.waiting(destination)
 
+    def receive_drops(self) -> int:
+        return self.inner.receive_drops()
+
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send ``packet`` through the destination's faults; raise for what is known at once."""
         if self._closed:

@@ -178,6 +178,14 @@ class Transport(abc.ABC):
         """
         return 0
 
+    def receive_drops(self) -> int:
+        """Packets the operating system dropped before this transport could read them
+        (a full socket receive buffer), since it started; 0 where the platform does not say.
+
+        The node reports it per scheme in its stats; it is never read per packet.
+        """
+        return 0
+
     @abc.abstractmethod
     def send(self, destination: HostPort, packet: bytes) -> None:
         """Send one packet without blocking.
@@ -185,9 +193,9 @@ class Transport(abc.ABC):
         Raise ``MessageTooLarge`` or ``TransportError`` for what is known at once;
         report later failures through ``events.send_failed``: a peer that cannot be
         reached (refused, unreachable, TLS failed) as ``PeerUnreachable``, whose
-        ``retry_after`` says how long the node should hold further sends to it. The node looks this
-        method up once per peer link, so a transport that answers it with another
-        callable (a compiled one, say) sets it in ``__init__``.
+        ``retry_after`` says how long the node should hold further sends to it.
+        The node looks this method up once per peer link, so a transport that
+        answers it with another callable (a compiled one, say) sets it in ``__init__``.
         """
 
     @abc.abstractmethod

@@ -126,6 +126,14 @@ class _NodeCollector:
         )
         senders.add_metric((self._node,), snapshot.senders)
         yield senders
+        drops = CounterMetricFamily(
+            "net_relay_receive_drops_total",
+            "Packets the operating system dropped at a full receive buffer, before the node read them",
+            labels=("node", "scheme"),
+        )
+        for scheme, count in snapshot.receive_drops.items():
+            drops.add_metric((self._node, scheme), count)
+        yield drops
         yield from _fault_families(snapshot.faults, self._node)
 
 

@@ -45,7 +45,8 @@ async def stats_actor(ctx: ActorContext) -> None:
             snapshot = node.stats()
             message.respond({"node": node.name, "incarnation": f"{node.incarnation:016x}",
                              "total": snapshot.total, "peers": snapshot.peers,
-                             "faults": snapshot.faults, "senders": snapshot.senders})
+                             "faults": snapshot.faults, "senders": snapshot.senders,
+                             "receive_drops": snapshot.receive_drops})
 
 logger = logging.getLogger("relay_core.node")
 

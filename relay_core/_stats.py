@@ -105,6 +105,9 @@ class NodeStats:
     """What each fault adapter did, by transport scheme (only where faults are configured)."""
     senders: int = 0
     """Sender incarnations the duplicate window remembers now (bounded by max_senders)."""
+    receive_drops: dict[str, int] = field(default_factory=dict)
+    """Packets the operating system dropped at a full receive buffer before the node could
+    read them, by transport scheme (udp on Linux; a packet may have carried several messages)."""
 
 
 class StatsTable:
@@ -127,7 +130,8 @@ class StatsTable:
         return counters
 
     def snapshot(self, faults: dict[str, dict[str, int]] | None = None,
-                 senders: int = 0) -> NodeStats:
+                 senders: int = 0, receive_drops: dict[str, int] | None = None) -> NodeStats:
         peers = {key: counters.as_dict() for key, counters in self._peers.items()}
         total = {name: sum(p[name] for p in peers.values()) for name in COUNTER_NAMES}
-        return NodeStats(total=total, peers=peers, faults=faults or {}, senders=senders)
+        return NodeStats(total=total, peers=peers, faults=faults or {}, senders=senders,
+                         receive_drops=receive_drops or {})

@@ -12,6 +12,9 @@ Rules this module keeps:
   suffix, which the send path turns back into a scope id.
 - Nothing raises out of an event-loop callback and no socket error closes a
   socket: failures found after ``send`` returned go to ``events.send_failed``.
+- A socket is read for as long as it is open: a wakeup that met a queued error
+  registers the socket with the loop again, since uvloop (libuv) stops watching
+  a socket after reporting an error event on it.
 - The send backlog (packets the kernel would not take yet) is bounded; a packet
   that would pass the bound is dropped and reported, never queued.
 
@@ -39,6 +42,7 @@ from relay_core import (
     hookimpl,
 )
 
+from ._receive_drops import socket_drops
 from ._udp_socket import (
     RECVERR,
     SEND_BACKLOG_LIMIT,
@@ -97,6 +101,7 @@ class UdpTransport(Transport):
             socket.SO_SNDBUF: _option("send_buffer", send_buffer, 0, _MAX_BUFFER, buffer),
         }
         self._endpoints: list[Endpoint] = []
+        self._drops_of_closed = 0
         self._sockets = Sockets(size, self._cannot_send)
         # The dispatcher calls send for every packet: the compiled one, not a
         # frame of this module in front of it.
@@ -130,10 +135,16 @@ class UdpTransport(Transport):
         """
         self._sockets.send(destination, packet)
 
+    def receive_drops(self) -> int:
+        """Datagrams the kernel dropped at a full receive buffer of this transport's sockets."""
+        return self._drops_of_closed + sum(
+            socket_drops(endpoint.sock) or 0 for endpoint in self._endpoints)
+
     async def close(self) -> None:
         """Close every socket; packets still held back are reported as lost."""
         if self._closed:
             return
+        self._drops_of_closed = self.receive_drops()
         self._closed = True
         self._sockets.v4 = self._sockets.v6 = None
         lost = sum(endpoint.close() for endpoint in self._endpoints)

@@ -132,7 +132,9 @@ class Endpoint:
         self._loop = loop
         self._events = events
         self.reader = DatagramReader(
-            sock, events.packet_received, self._drain_error_queue, self._socket_error)
+            sock, events.packet_received, self._on_nothing_to_read, self._socket_error)
+        self._rewatch_scheduled = False
+        self._closed = False
         loop.add_reader(sock.fileno(), self.reader.on_readable)
 
     def send(self, destination: HostPort, packet: bytes) -> None:
@@ -214,12 +216,42 @@ class Endpoint:
             return self._send_again(destination, packet)
         return None
 
+    def _on_nothing_to_read(self) -> None:
+        """The loop woke the reader with nothing to read: perhaps only errors are queued."""
+        if self._drain_error_queue():
+            self._rewatch_soon()
+
     def _socket_error(self, error: OSError) -> None:
         """Report an error the socket raised on receive, about some earlier send."""
         if self._drain_error_queue() == 0:
             reason = error.strerror or str(error)
             text = f"udp socket {display(*self.local)}: {reason}"
             self._events.send_failed(None, TransportError(error.errno, text))
+        self._rewatch_soon()
+
+    def _rewatch_soon(self) -> None:
+        """Watch the socket again once this wakeup is over.
+
+        A queued error makes the poller report an error event, and libuv (so
+        uvloop) answers one by running the reader once and then dropping the
+        watch for good: the socket would never be read again. Registering the
+        reader (and writer) anew after every wakeup that met an error keeps any
+        loop watching; on a loop that kept its watch this costs one re-register.
+        """
+        if not self._rewatch_scheduled:
+            self._rewatch_scheduled = True
+            self._loop.call_soon(self._rewatch)
+
+    def _rewatch(self) -> None:
+        self._rewatch_scheduled = False
+        if self._closed:
+            return
+        fd = self.sock.fileno()
+        self._loop.remove_reader(fd)
+        self._loop.add_reader(fd, self.reader.on_readable)
+        if self.backlog:
+            self._loop.remove_writer(fd)
+            self._loop.add_writer(fd, self._on_writable)
 
     def _drain_error_queue(self) -> int:
         """Report each queued ICMP or local error against its packet's destination."""
@@ -241,6 +273,7 @@ class Endpoint:
 
     def close(self) -> int:
         """Flush what the kernel takes at once, close the socket, return the packets lost."""
+        self._closed = True
         fd = self.sock.fileno()
         self._loop.remove_reader(fd)
         self._loop.remove_writer(fd)

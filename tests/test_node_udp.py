@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -12,15 +13,17 @@ from nodes import RawUdp, udp_config, wait_for, with_peers
 from relay_core import (
     ActorContext,
     ConfigError,
+    ListenConfig,
     MessageTooLarge,
     Node,
+    NodeConfig,
     PeerConfig,
     Rpc,
     UnknownActor,
     message,
 )
 from relay_core._demo import counter, echo
-from relay_core._wire import FrameKind, decode_packet
+from relay_core._wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
 
 
 async def count_of(node: Node, url: str) -> int:
@@ -223,6 +226,37 @@ async def test_stats_count_per_peer_and_in_total() -> None:
     assert stats.peers["beta"]["messages_received"] == 3
     assert stats.total["packets_sent"] >= 3
     assert stats.total["bytes_received"] > 0
+
+
+@pytest.mark.skipif(sys.platform != "linux",
+                    reason="only Linux says how many datagrams a socket's buffer dropped")
+async def test_what_the_kernel_dropped_before_the_node_read_it_shows_in_its_stats() -> None:
+    """Eight senders into one node: each message is delivered or counted as a kernel drop."""
+    senders, each = 8, 60
+    config = NodeConfig(name="sink", listen={
+        "udp": ListenConfig("127.0.0.1", 0, {"receive_buffer": 4096})})
+    async with Node(config) as sink:
+        sink.spawn(counter, name="counter", mailbox_size=senders * each)
+        address = sink.address("udp")
+        flood = [RawUdp() for _ in range(senders)]
+        try:
+            for sequence in range(1, each + 1):  # no await: the node reads nothing meanwhile
+                for index, raw in enumerate(flood):
+                    frame = Frame(FrameKind.MESSAGE, "json", b"1", "", "counter")
+                    packet = encode_packet(1000 + index, sequence, [encode_frame(frame)])
+                    raw.send_to(packet, address)
+        finally:
+            for raw in flood:
+                raw.close()
+
+        def accounted() -> int:
+            stats = sink.stats()
+            return stats.total["messages_received"] + stats.receive_drops.get("udp", 0)
+
+        await wait_for(lambda: accounted() == senders * each, "every message accounted for")
+        stats = sink.stats()
+    assert stats.receive_drops["udp"] > 0
+    assert stats.total["messages_received"] + stats.receive_drops["udp"] == senders * each
 
 
 def test_unknown_peer_options_for_a_transport_are_refused_when_the_node_is_made() -> None:

@@ -7,7 +7,10 @@ tcp with TLS, quic on streams and quic on datagrams.
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ from relay_core import (
     NodeConfig,
     PeerConfig,
     PluginRegistry,
+    RelayError,
     Rpc,
     RpcTimeout,
     UnknownActor,
@@ -251,3 +255,70 @@ async def test_a_burst_of_small_messages_fits_the_destinations_packets(pair: Pai
             assert client.stats().total["send_errors"] == 0
             reply = await ref.rpc(b"y" * 900, timeout=10.0)
             assert reply == 201
+
+
+_LEAVING_CLIENT = """
+import asyncio, json, sys
+from relay_core import Node, NodeConfig, PeerConfig, run
+
+async def main() -> None:
+    url, options = json.loads(sys.argv[1])
+    config = NodeConfig(name="leaving", listen={},
+                        peers={"server": PeerConfig(address=url, options=options)})
+    async with Node(config) as node:
+        await node.ref("server/held").rpc("wait for me", timeout=60.0)
+
+run(main())
+"""
+
+
+async def test_a_client_that_leaves_before_its_reply_does_not_stop_the_server(
+        pair: Pair) -> None:
+    """A client process killed while its request is handled sends no cancel: the reply goes
+    to a closed port (an ICMP error comes back over udp and quic) or a reset connection."""
+    release = asyncio.Event()
+    taken = asyncio.Event()
+
+    async def held(ctx: ActorContext) -> None:
+        async for message in ctx:
+            assert isinstance(message, Rpc)
+            taken.set()
+            await release.wait()
+            message.respond(message.request)
+
+    async with Node(pair.server_config()) as server:
+        server.spawn(held, name="held")
+        server.spawn(echo, name="echo")
+        peer = pair.client_config(server).peers["server"]
+        argument = json.dumps([peer.address, dict(peer.options)])
+        leaving = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _LEAVING_CLIENT, argument)
+        try:
+            async with asyncio.timeout(30):
+                await taken.wait()
+        finally:
+            leaving.send_signal(signal.SIGKILL)
+            await leaving.wait()
+        release.set()
+        async with Node(pair.client_config(server)) as later:
+            for attempt in range(3):
+                await asyncio.sleep(0.05)  # the reply to the dead client has left by now
+                assert await later.ref("server/echo").rpc(attempt, timeout=10.0) == attempt
+
+
+async def test_a_call_made_while_the_peer_is_down_does_not_stop_calls_once_it_is_back(
+        pair: Pair) -> None:
+    """What the client sends to a peer that is down draws ICMP errors (udp, quic) or refused
+    connections; once the peer is back on its port, the next call is answered."""
+    async with Node(pair.server_config()) as first:
+        port = int(first.address(pair.variant.scheme).rpartition(":")[2])
+        client = Node(pair.client_config(first))
+    async with client:
+        for _ in range(2):
+            with pytest.raises(RelayError):
+                await client.ref("server/echo").rpc("anyone?", timeout=0.5)
+        async with Node(pair.server_config(port)) as restarted:
+            restarted.spawn(echo, name="echo")
+            await _call_until_answered(client.ref("server/echo"))
+            for attempt in range(3):
+                assert await client.ref("server/echo").rpc(attempt, timeout=10.0) == attempt

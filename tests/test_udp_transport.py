@@ -287,6 +287,48 @@ async def test_sending_to_a_closed_port_reports_send_failed_and_the_transport_ke
 
 
 @needs_error_queue
+@pytest.mark.parametrize("host", LOOPBACKS)
+async def test_a_socket_that_drew_icmp_errors_goes_on_receiving(host: str) -> None:
+    """An ICMP error queued on the socket wakes the loop with an error event, not a readable
+    one: it is consumed and reported, and reading goes on (uvloop stops polling a socket
+    whose error event its reader left unhandled)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    async with udp() as (node, node_events), udp() as (peer, _peer_events):
+        node_address = await node.listen(host, 0)
+        to_node = await peer.prepare(*node_address)
+        for round_ in range(3):
+            failures = len(node_events.failures)
+            nobody = await node.prepare(host, _free_port(family, host))
+            node.send(nobody, b"to a client that left")
+            await node_events.until(
+                lambda: len(node_events.failures) > failures)  # noqa: B023 (awaited here)
+            await asyncio.sleep(0.05)  # the loop polls the socket while only the error waits
+            peer.send(to_node, b"still heard %d" % round_)
+            assert (await node_events.packet())[0] == b"still heard %d" % round_
+
+
+needs_drop_counts = pytest.mark.skipif(
+    sys.platform != "linux", reason="only Linux says how many datagrams a socket's buffer dropped")
+
+
+@needs_drop_counts
+async def test_datagrams_the_kernel_dropped_at_a_full_buffer_are_counted_exactly() -> None:
+    """Everything sent arrives or is counted: a burst sent while the loop cannot read
+    overflows a small receive buffer, and the kernel's own count of what it dropped shows."""
+    burst = 300
+    async with udp(receive_buffer=4096) as (receiver, events):
+        assert receiver.receive_drops() == 0
+        host, port = await receiver.listen("127.0.0.1", 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flood:
+            for index in range(burst):  # no await: the loop reads nothing meanwhile
+                flood.sendto(index.to_bytes(4, "big") * 250, (host, port))
+        await events.until(lambda: len(events.packets) + receiver.receive_drops() == burst,
+                           "every datagram read or counted as dropped")
+        assert receiver.receive_drops() > 0
+    assert receiver.receive_drops() == burst - len(events.packets)  # kept after close
+
+
+@needs_error_queue
 async def test_a_refusal_for_one_packet_does_not_cost_the_next_packet() -> None:
     async with udp() as (sender, sender_events), udp() as (receiver, receiver_events):
         destination = await sender.prepare(*await receiver.listen("127.0.0.1", 0))
