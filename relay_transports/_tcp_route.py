@@ -12,6 +12,7 @@ queue and reports :class:`~relay_core.PeerUnreachable`, holding for the
 back-off before the next attempt, which the next send starts. So a caller hears
 at once, nothing it was told failed is delivered later, and a peer that comes
 back is tried again within the back-off (at most ``backoff_max``).
+
 A queue holds packets, and counts the bytes they take framed. The transport's
 (compiled) send writes a packet straight to the route's ``writer`` while it has
 one and the connection takes writes, and hands it to :meth:`_Route.hold` otherwise.
