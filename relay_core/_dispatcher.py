@@ -233,26 +233,34 @@ class Dispatcher:
     def transport(self, scheme: str) -> Transport:
         transport = self._transports.get(scheme)
         if transport is None:
-            cls = self._registry.transport_class(scheme)
             listen = self._config.listen.get(scheme)
-            options = resolve_paths(
-                transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {},
-                cls.path_options, self._config.directory)
+            options = transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {}
             options.update(self._heph.transport_options(scheme))
-            self._registry.check_options(cls, options, f"listen.{scheme}")
-            transport = self._transports[scheme] = self._faults.build(
-                scheme, _Inbound(self, scheme), lambda events: cls(events, **options))
+            transport = self._faults.build(
+                scheme, _Inbound(self, scheme),
+                lambda events: self._registry.create("transport", scheme, options,
+                                                     source=self._config.source,
+                                                     directory=self._config.directory,
+                                                     args=(events,)))
+            self._transports[scheme] = transport
         return transport
 
     # -- plugins -----------------------------------------------------------
 
+    def make_configured_plugins(self) -> None:
+        """Make every plugin the config names, now: a bad option stops the node before it
+        starts, never at its first message."""
+        makers: dict[str, Callable[[str], object]] = {
+            "codec": self.codec, "compressor": self.decompressor, "transport": self.transport}
+        for kind, name in self._config.configured_plugins():
+            makers[kind](name)
+
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
         if codec is None:
-            options = resolve_paths(self._config.codec_options.get(name, {}),
-                                    self._registry.codec_class(name).path_options,
-                                    self._config.directory)
-            codec = self._codecs[name] = self._registry.codec(name, **options)
+            codec = self._codecs[name] = self._registry.create(
+                "codec", name, self._config.codec_options.get(name, {}),
+                source=self._config.source, directory=self._config.directory)
         return codec
 
     def compressor(self, name: str) -> Compressor | None:
@@ -262,10 +270,9 @@ class Dispatcher:
     def decompressor(self, name: str) -> Compressor:
         compressor = self._compressors.get(name)
         if compressor is None:
-            options = resolve_paths(self._config.compressor_options.get(name, {}),
-                                    self._registry.compressor_class(name).path_options,
-                                    self._config.directory)
-            compressor = self._compressors[name] = self._registry.compressor(name, **options)
+            compressor = self._compressors[name] = self._registry.create(
+                "compressor", name, self._config.compressor_options.get(name, {}),
+                source=self._config.source, directory=self._config.directory)
         return compressor
 
     # -- outbound ----------------------------------------------------------
