@@ -127,7 +127,14 @@ class _Inbound:
         self._scheme = scheme
 
     def packet_received(self, packet: bytes, source: HostPort) -> asyncio.Future[None] | None:
-        return self._dispatcher.packet_received(self._scheme, packet, source)
+        # The one door into the node from every transport's read callback: whatever a
+        # plugin or the node's own code raises stops here, counted, and the transport
+        # (a udp socket, a tcp connection) goes on reading.
+        try:
+            return self._dispatcher.packet_received(self._scheme, packet, source)
+        except Exception as error:  # noqa: BLE001 - a bug must not take a listener down
+            self._dispatcher.packet_failed(self._scheme, source, error)
+            return None
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self._dispatcher.send_failed(self._scheme, destination, error)
@@ -652,6 +659,18 @@ class Dispatcher:
         self._log.warning(kind, "dropped %s packet from %s: %s", what,
                           endpoint_url(scheme, source), error)
 
+    def internal_error(self, counters: Counters, what: str, error: Exception) -> None:
+        """Count and log (rate-limited, with its traceback) what a plugin or the node's own
+        code raised that it should not have, while handling ``what``."""
+        counters.internal_errors += 1
+        self._log.error("internal_error", "an unexpected %s while handling %s, which is "
+                        "dropped: %s", type(error).__name__, what, error, exc_info=error)
+
+    def packet_failed(self, scheme: str, source: HostPort, error: Exception) -> None:
+        """Count what :meth:`packet_received` raised: the rest of that packet is lost."""
+        self.internal_error(self._counters_for(scheme, source),
+                            f"a packet from {endpoint_url(scheme, source)}", error)
+
     def _counters_for(self, scheme: str, source: HostPort) -> Counters:
         link = self._links.find(scheme, source[0], source[1])
         self._source_link = link
@@ -692,6 +711,10 @@ class Dispatcher:
             counters.undecodable += 1
             self._log.warning("undecodable", "dropped an undecodable frame from %s: %s",
                               endpoint_url(scheme, source), exc)
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug costs this frame only
+            self.internal_error(counters, f"a frame from {endpoint_url(scheme, source)} in "
+                                f"codec {frame.codec!r}, compressor {frame.compressor or 'none'!r}",
+                                exc)
         return _FAILED
 
     def _on_message(self, frame: Frame, payload: bytes, scheme: str, source: HostPort,
@@ -794,6 +817,8 @@ class Dispatcher:
                 backlog.stall = None
                 await self._put_stalled(stall.stalled, key[0], source)
                 self._resume(key[0], source, stall, backlog)
+        except Exception as error:  # noqa: BLE001 - as in _Inbound.packet_received
+            self.packet_failed(key[0], source, error)
         finally:
             del self._parked[key]
             if not backlog.future.done():
