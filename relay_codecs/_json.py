@@ -12,6 +12,14 @@ as *markers*: objects with exactly one member whose name starts with ``$``.
 
 Every other object is a plain dict, so every dict round-trips. Keys must be str.
 
+Strings are Unicode text, as in every codec: a ``\\uD800``..``\\uDFFF`` escape
+without its pair (a lone surrogate) is refused on decode as undecodable, just
+as encode refuses such a str. JSON's grammar admits the escape, but RFC 8259
+(section 8.2) leaves what it means to each reader and I-JSON (RFC 7493) forbids
+it; UTF-8, and so msgpack and CBOR, cannot carry it at all. Accepting it here
+would hand a handler a str that no codec, this one included, can send back.
+Only a text holding such an escape is checked in full.
+
 A plain value (see :func:`~relay_codecs._model.is_plain`) with no marker-like
 dict, or a message whose fields are one, needs no conversion either way and
 skips the walks; the json module refuses NaN and infinities itself
@@ -23,6 +31,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -58,6 +67,11 @@ _BASES: tuple[type, ...] = (bool, int, float, str, bytes, list, tuple, dict)
 # What is_plain may pass through unchanged: no bytes (they need a marker); floats
 # are finite or the encoder refuses them, and the decoder only makes finite ones.
 _PLAIN_LEAVES: frozenset[type] = frozenset({str, float, bool, type(None)})
+# An escape that may be half a surrogate pair (an escaped backslash before "u" is a
+# false alarm that costs only the full check).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# In a decoded str a pair has become one character: any surrogate left is lone.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _refuse_constant(name: str) -> object:
@@ -157,6 +171,8 @@ class JsonCodec(Codec):
             raise
         except (ValueError, RecursionError) as exc:
             raise DecodeError(f"not valid JSON: {exc}") from exc
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+            _refuse_lone_surrogates(raw)
         if is_plain(raw, _PLAIN_LEAVES, False):
             return raw
         message = self._plain_message(raw)
@@ -211,6 +227,25 @@ class JsonCodec(Codec):
                 f"unknown JSON marker {key!r}: known are $bytes, $float, $message and $dict;"
                 " an object with one key starting with '$' must be one of them"
             )
+
+
+def _refuse_lone_surrogates(raw: object) -> None:
+    """Raise DecodeError if a string or key anywhere in ``raw`` holds a lone surrogate."""
+    pending = [raw]
+    while pending:
+        value = pending.pop()
+        if type(value) is str:
+            found = _SURROGATE.search(value)
+            if found:
+                raise DecodeError(
+                    f"JSON text holds a lone surrogate {found.group()!r} (an escape from"
+                    " \\ud800 to \\udfff without its pair); strings must be Unicode text"
+                )
+        elif type(value) is list:
+            pending.extend(value)
+        elif type(value) is dict:
+            pending.extend(value)
+            pending.extend(value.values())
 
 
 def _looks_like_marker(mapping: dict[str, object]) -> bool:

@@ -70,8 +70,8 @@ class ZstdCompressor(Compressor):
         """Payloads in a row that compressing did not shrink."""
         self._skipped = 0
         """Payloads passed over since the last attempt, while skipping."""
-        own = _load_dictionary(dictionary) if dictionary is not None else None
-        extra = [_load_dictionary(path) for path in _paths(dictionaries)]
+        own = _load_dictionary("dictionary", dictionary) if dictionary is not None else None
+        extra = [_load_dictionary("dictionaries", path) for path in _paths(dictionaries)]
         self._compressor = zstandard.ZstdCompressor(
             level=level, dict_data=own, write_content_size=True, write_dict_id=True
         )
@@ -152,35 +152,42 @@ def _frame_parameters(data: bytes) -> zstandard.FrameParameters:
         raise DecompressionError(f"not a zstd frame: {exc}") from exc
 
 
+# Option errors name the option and its value; the node puts the config file and
+# the table ([compressors.zstd]) in front.
+
+
 def _check_int(option: str, value: object, low: int, high: int | None) -> None:
     if type(value) is not int or value < low or (high is not None and value > high):
-        allowed = f"an int from {low} to {high}" if high is not None else f"an int >= {low}"
-        raise ConfigError(f"zstd option {option} = {value!r} is not allowed: use {allowed}")
+        allowed = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+        raise ConfigError(f"{option} = {value!r} is not allowed: {allowed}")
 
 
 def _paths(dictionaries: Sequence[str]) -> Sequence[str]:
     if isinstance(dictionaries, str):
         raise ConfigError(
-            f"zstd option dictionaries = {dictionaries!r} must be a list of paths, not one str"
+            f"dictionaries = {dictionaries!r} is not allowed: a list of paths, not one string"
         )
     return dictionaries
 
 
-def _load_dictionary(path: str) -> zstandard.ZstdCompressionDict:
+def _load_dictionary(option: str, path: str) -> zstandard.ZstdCompressionDict:
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{option} = {path!r} is not allowed: a path to a zstd dictionary file")
     try:
         with open(path, "rb") as file:
             content = file.read()
-    except (OSError, TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot read zstd dictionary {path!r}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} = {path!r}: cannot read it ({exc.strerror or exc})") from None
     if not content.startswith(_DICTIONARY_MAGIC):
         raise ConfigError(
-            f"{path!r} is not a zstd dictionary (it lacks the dictionary magic number);"
-            " make one with net_relay's train_dictionary or 'zstd --train'"
+            f"{option} = {path!r} is not a zstd dictionary (it lacks the dictionary magic"
+            " number); make one with net_relay's train_dictionary or 'zstd --train'"
         )
     loaded = zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_FULLDICT)
     if loaded.dict_id() == 0:
         # A frame made with it could not say which dictionary it needs.
-        raise ConfigError(f"zstd dictionary {path!r} has dictionary id 0; train one with an id")
+        raise ConfigError(f"{option} = {path!r} has dictionary id 0; train one with an id")
     return loaded
 
 

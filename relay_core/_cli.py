@@ -1,7 +1,11 @@
 """The ``net-relay`` command line.
 
 Each subcommand is a small function; errors from the library become one line
-on stderr and a non-zero exit status, never a traceback.
+on stderr and a non-zero exit status, never a traceback. A bad argument is a
+usage error (status 2). When whoever reads the output goes away (``net-relay
+stats URL | head``), the command ends quietly with status 141, the status a
+shell reports for a Unix tool killed by SIGPIPE (128 + 13), so that a pipeline
+under ``set -o pipefail`` tells it from success as it does for ``cat``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import base64
 import importlib.metadata
 import json
 import logging
+import math
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -39,6 +45,7 @@ __all__ = ["main"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
 LOOP_HELP = (f"event loop: auto (uvloop when installed, else the stock asyncio loop), "
              f"asyncio or uvloop "
@@ -74,6 +81,18 @@ def _to_json(value: object) -> object:
     if described is not None:
         return {"$type": described[0], "fields": described[1]}
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds greater than 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(
+            f"--timeout must be a number of seconds greater than 0, not {text!r}")
+    return seconds
 
 
 def _parse_json(text: str) -> object:
@@ -241,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     rpc = commands.add_parser("rpc", help="send a JSON request and print the reply")
     rpc.add_argument("address", help="SCHEME://HOST:PORT/ACTOR")
     rpc.add_argument("request", help="the request, as JSON")
-    rpc.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    rpc.add_argument("--timeout", type=_seconds, default=5.0,
+                     help="seconds to wait (default 5)")
     rpc.add_argument("--request-id", help="use this request id instead of a random one")
     rpc.add_argument("--config", help="TOML config for the calling node")
     cert = commands.add_parser("gen-cert", help="write a self-signed certificate and key for "
@@ -260,7 +280,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--size", type=int, default=16 * 1024, help="dictionary size in bytes")
     stats = commands.add_parser("stats", help="ask a running node for its counters (JSON)")
     stats.add_argument("address", help="the node's URL, SCHEME://HOST:PORT")
-    stats.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
+    stats.add_argument("--timeout", type=_seconds, default=5.0,
+                       help="seconds to wait (default 5)")
     demo = commands.add_parser("demo", help="two loopback nodes over every transport and codec")
     demo.add_argument("--messages", type=int, default=1000)
     demo.add_argument("--rpcs", type=int, default=200)
@@ -307,6 +328,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter flushes it at exit, and would
+    otherwise report the broken pipe a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -234,10 +234,16 @@ class NodeConfig:
     """The directory relative file paths in plugin options resolve against (made
     absolute); set by :meth:`from_file` to the file's directory. None: the working
     directory. Not a TOML key, so :meth:`to_dict` leaves it out."""
+    source: str | None = field(default=None, compare=False)
+    """The file this config was loaded from, as given to :meth:`from_file`, for messages
+    about it found later (a plugin's option); None for a config built in code. Not a
+    TOML key."""
 
     def __post_init__(self) -> None:
         _check_values("NodeConfig: [node]", _NODE_KEYS, self)
         _set(self, "directory", _absolute_directory(self.directory))
+        if self.source is not None and not isinstance(self.source, str):
+            raise _reject("NodeConfig:", "source", self.source, "must be None or a file name")
         _set(self, "listen", _frozen_members("NodeConfig:", "listen", self.listen, ListenConfig))
         _set(self, "peers", _frozen_members("NodeConfig:", "peers", self.peers, PeerConfig))
         for table in ("codec_options", "compressor_options"):
@@ -263,7 +269,7 @@ class NodeConfig:
                 f"{source}: the file is not UTF-8 text (byte {exc.start}); TOML files must be UTF-8"
             ) from None
         config = cls.from_toml(text, source=source)
-        return replace(config, directory=os.path.dirname(os.path.abspath(source)))
+        return replace(config, directory=os.path.dirname(os.path.abspath(source)), source=source)
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "<string>") -> NodeConfig:
@@ -334,6 +340,18 @@ class NodeConfig:
         ]
         if problems:
             raise ConfigError("; ".join(problems))
+
+    def configured_plugins(self) -> list[tuple[str, str]]:
+        """(kind, name) of every plugin this config names or gives options to, once each.
+
+        A node makes each of these when it is made, so that a bad option stops it
+        before it starts. A transport that only peers use is left out: the config
+        gives its constructor no options (its peer options are the transport's
+        ``check_peer_options``).
+        """
+        named = {(kind, name): None for key, kind, name in self._plugin_uses()
+                 if not key.startswith("peers.") or kind != "transport"}
+        return list(named)
 
     def _plugin_uses(self) -> Iterator[tuple[str, str, str]]:
         """(dotted key, plugin kind, plugin name) for every plugin the config names."""

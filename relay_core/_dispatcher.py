@@ -148,7 +148,14 @@ class _Inbound:
         self._scheme = scheme
 
     def packet_received(self, packet: bytes, source: HostPort) -> asyncio.Future[None] | None:
-        return self._dispatcher.packet_received(self._scheme, packet, source)
+        # The one door into the node from every transport's read callback: whatever a
+        # plugin or the node's own code raises stops here, counted, and the transport
+        # (a udp socket, a tcp connection) goes on reading.
+        try:
+            return self._dispatcher.packet_received(self._scheme, packet, source)
+        except Exception as error:  # noqa: BLE001 - a bug must not take a listener down
+            self._dispatcher.packet_failed(self._scheme, source, error)
+            return None
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self._dispatcher.send_failed(self._scheme, destination, error)
@@ -259,26 +266,34 @@ class Dispatcher:
     def transport(self, scheme: str) -> Transport:
         transport = self._transports.get(scheme)
         if transport is None:
-            cls = self._registry.transport_class(scheme)
             listen = self._config.listen.get(scheme)
-            options = resolve_paths(
-                transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {},
-                cls.path_options, self._config.directory)
+            options = transport_options(listen.options, NODE_LISTEN_KEYS) if listen else {}
             options.update(self._heph.transport_options(scheme))
-            self._registry.check_options(cls, options, f"listen.{scheme}")
-            transport = self._transports[scheme] = self._faults.build(
-                scheme, _Inbound(self, scheme), lambda events: cls(events, **options))
+            transport = self._faults.build(
+                scheme, _Inbound(self, scheme),
+                lambda events: self._registry.create("transport", scheme, options,
+                                                     source=self._config.source,
+                                                     directory=self._config.directory,
+                                                     args=(events,)))
+            self._transports[scheme] = transport
         return transport
 
     # -- plugins -----------------------------------------------------------
 
+    def make_configured_plugins(self) -> None:
+        """Make every plugin the config names, now: a bad option stops the node before it
+        starts, never at its first message."""
+        makers: dict[str, Callable[[str], object]] = {
+            "codec": self.codec, "compressor": self.decompressor, "transport": self.transport}
+        for kind, name in self._config.configured_plugins():
+            makers[kind](name)
+
     def codec(self, name: str) -> Codec:
         codec = self._codecs.get(name)
         if codec is None:
-            options = resolve_paths(self._config.codec_options.get(name, {}),
-                                    self._registry.codec_class(name).path_options,
-                                    self._config.directory)
-            codec = self._codecs[name] = self._registry.codec(name, **options)
+            codec = self._codecs[name] = self._registry.create(
+                "codec", name, self._config.codec_options.get(name, {}),
+                source=self._config.source, directory=self._config.directory)
         return codec
 
     def compressor(self, name: str) -> Compressor | None:
@@ -288,10 +303,9 @@ class Dispatcher:
     def decompressor(self, name: str) -> Compressor:
         compressor = self._compressors.get(name)
         if compressor is None:
-            options = resolve_paths(self._config.compressor_options.get(name, {}),
-                                    self._registry.compressor_class(name).path_options,
-                                    self._config.directory)
-            compressor = self._compressors[name] = self._registry.compressor(name, **options)
+            compressor = self._compressors[name] = self._registry.create(
+                "compressor", name, self._config.compressor_options.get(name, {}),
+                source=self._config.source, directory=self._config.directory)
         return compressor
 
     # -- outbound ----------------------------------------------------------
@@ -743,6 +757,18 @@ class Dispatcher:
         self._log.warning(kind, "dropped %s packet from %s: %s", what,
                           endpoint_url(scheme, source), error)
 
+    def internal_error(self, counters: Counters, what: str, error: Exception) -> None:
+        """Count and log (rate-limited, with its traceback) what a plugin or the node's own
+        code raised that it should not have, while handling ``what``."""
+        counters.internal_errors += 1
+        self._log.error("internal_error", "an unexpected %s while handling %s, which is "
+                        "dropped: %s", type(error).__name__, what, error, exc_info=error)
+
+    def packet_failed(self, scheme: str, source: HostPort, error: Exception) -> None:
+        """Count what :meth:`packet_received` raised: the rest of that packet is lost."""
+        self.internal_error(self._counters_for(scheme, source),
+                            f"a packet from {endpoint_url(scheme, source)}", error)
+
     def _counters_for(self, scheme: str, source: HostPort) -> Counters:
         link = self._links.find(scheme, source[0], source[1])
         self._source_link = link
@@ -783,6 +809,10 @@ class Dispatcher:
             counters.undecodable += 1
             self._log.warning("undecodable", "dropped an undecodable frame from %s: %s",
                               endpoint_url(scheme, source), exc)
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug costs this frame only
+            self.internal_error(counters, f"a frame from {endpoint_url(scheme, source)} in "
+                                f"codec {frame.codec!r}, compressor {frame.compressor or 'none'!r}",
+                                exc)
         return _FAILED
 
     def _on_message(self, frame: Frame, payload: bytes, scheme: str, source: HostPort,
@@ -885,6 +915,8 @@ class Dispatcher:
                 backlog.stall = None
                 await self._put_stalled(stall.stalled, key[0], source)
                 self._resume(key[0], source, stall, backlog)
+        except Exception as error:  # noqa: BLE001 - as in _Inbound.packet_received
+            self.packet_failed(key[0], source, error)
         finally:
             del self._parked[key]
             if not backlog.future.done():

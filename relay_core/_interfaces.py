@@ -13,7 +13,11 @@ They are deliberately small, because third parties implement them:
 Every plugin class has a class attribute naming it (``name`` for codecs and
 compressors, ``scheme`` for transports), unique across installed plugins, and a
 constructor that takes its options as keyword arguments (the matching config
-table, for example ``[compressors.zstd]``). Options that name files are listed
+table, for example ``[compressors.zstd]``). A node makes every plugin its config
+names when the node is made, so the constructor is where options are checked:
+raise :class:`~relay_core.ConfigError` naming the option and saying what is
+allowed (``level = 99 is not allowed: an integer from 1 to 22``); the node puts
+the config file and the table in front. Options that name files are listed
 in the class attribute ``path_options``: when the options come from a config
 file, the node makes a relative path there relative to that file's directory.
 """

@@ -79,6 +79,8 @@ _HELP = {
     "send_errors": "Sends that failed: packets the transport refused or reported lost, "
                    "and frames dropped because the peer could not be reached",
     "late_replies": "Replies that arrived after the caller stopped waiting",
+    "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
+                       "received packet or encoding a reply (a bug; each is logged)",
 }
 
 _FAULT_HELP = {

@@ -71,7 +71,14 @@ class Node:
         self._mailboxes: dict[str, Mailbox] = {}
         self._mailbox_view = MappingProxyType(self._mailboxes)
         self._dispatcher = Dispatcher(self.config, self.registry, self)
-        self._check_transport_options()
+        # Every configured plugin is made now, so that a bad option stops the node here.
+        self._dispatcher.make_configured_plugins()
+        try:
+            self._check_peer_options()
+        except ConfigError as exc:
+            if self.config.source is None:
+                raise
+            raise type(exc)(f"{self.config.source}: {exc}") from None
         self._router: Router | None = None
         self._router_tasks: set[asyncio.Future[object]] = set()
         self._anonymous = itertools.count(1)
@@ -80,10 +87,8 @@ class Node:
         self._metrics: MetricsExporter | None = None
         self._metrics_address: tuple[str, int] | None = None
 
-    def _check_transport_options(self) -> None:
-        """Listener and peer transport options are checked now, not at first use."""
-        for scheme in self.config.listen:
-            self._dispatcher.transport(scheme)
+    def _check_peer_options(self) -> None:
+        """Peer transport options are checked now, not at first use."""
         for name, peer in self.config.peers.items():
             transport = self.registry.transport_class(peer.parsed.scheme)
             options = resolve_paths(transport_options(peer.options, NODE_PEER_KEYS),

@@ -22,6 +22,15 @@ class RateLimitedLog:
 
     def warning(self, kind: str, message: str, *args: object) -> None:
         """Log ``message`` under ``kind`` unless that kind logged too recently."""
+        self._log(logging.WARNING, kind, message, args, None)
+
+    def error(self, kind: str, message: str, *args: object,
+              exc_info: BaseException | None = None) -> None:
+        """As :meth:`warning`, at level ERROR, with ``exc_info``'s traceback when logged."""
+        self._log(logging.ERROR, kind, message, args, exc_info)
+
+    def _log(self, level: int, kind: str, message: str, args: tuple[object, ...],
+             exc_info: BaseException | None) -> None:
         now = time.monotonic()
         if now < self._next_allowed.get(kind, 0.0):
             self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
@@ -31,4 +40,4 @@ class RateLimitedLog:
         if suppressed:
             message += " (%d similar events suppressed)"
             args = (*args, suppressed)
-        self._logger.warning(message, *args, extra={"event": kind})
+        self._logger.log(level, message, *args, exc_info=exc_info, extra={"event": kind})

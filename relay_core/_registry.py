@@ -11,7 +11,12 @@ Invariants the registry keeps:
 - a name belongs to one plugin only; a second claimant is refused with
   :class:`PluginConflict`, and nothing of the refused plugin stays behind;
 - a plugin installed through an entry point that fails to import costs only
-  itself: it is logged, kept in :attr:`PluginRegistry.failures`, and the rest load.
+  itself: it is logged, kept in :attr:`PluginRegistry.failures`, and the rest load;
+- every plugin instance, of every kind, is made by :meth:`PluginRegistry.create`:
+  its options are the keyword arguments of its constructor, checked against the
+  constructor's signature first, and any ConfigError names the config file (when
+  there is one), the table and the key. A node makes every plugin its config
+  names when it is made, so a bad option stops it before it starts.
 """
 
 from __future__ import annotations
@@ -20,15 +25,17 @@ import importlib.metadata
 import inspect
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar, overload
 
 import pluggy
 
 from . import hookspecs
 from ._errors import ConfigError, PluginConflict, PluginError, RelayError, UnknownPlugin
 from ._interfaces import Codec, Compressor, Transport
+from ._paths import resolve_paths
 from .hookspecs import PROJECT_NAME
 
 __all__ = ["PluginFailure", "PluginInfo", "PluginRegistry"]
@@ -41,6 +48,7 @@ T = TypeVar("T")
 # Names travel in a frame field with a 1-byte length, and appear in URLs and config keys.
 _NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,32}")
 _NAME_RULE = "1 to 32 characters from a-z, 0-9, '.', '_' and '-'"
+_NO_OPTIONS: Mapping[str, object] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +110,16 @@ class _KindSpec:
     interface: type
     attribute: str
     """The class attribute holding the name: ``name`` or ``scheme``."""
+    table: str
+    """The config table holding each plugin's options: ``[TABLE.NAME]``."""
 
 
 _KINDS = (
-    _KindSpec("codec", "net_relay_codecs", Codec, "name"),
-    _KindSpec("compressor", "net_relay_compressors", Compressor, "name"),
-    _KindSpec("transport", "net_relay_transports", Transport, "scheme"),
+    _KindSpec("codec", "net_relay_codecs", Codec, "name", "codecs"),
+    _KindSpec("compressor", "net_relay_compressors", Compressor, "name", "compressors"),
+    _KindSpec("transport", "net_relay_transports", Transport, "scheme", "listen"),
 )
+_SPECS: Mapping[Kind, _KindSpec] = MappingProxyType({spec.kind: spec for spec in _KINDS})
 
 
 class PluginRegistry:
@@ -153,12 +164,53 @@ class PluginRegistry:
 
     def codec(self, name: str, /, **options: object) -> Codec:
         """Return a new instance of the codec called ``name``, given ``options``."""
-        return self._create(self._find(self._codecs, "codec", name), options, "codecs")
+        return self.create("codec", name, options)
 
     def compressor(self, name: str, /, **options: object) -> Compressor:
         """Return a new instance of the compressor called ``name``, given ``options``."""
-        entry = self._find(self._compressors, "compressor", name)
-        return self._create(entry, options, "compressors")
+        return self.create("compressor", name, options)
+
+    @overload
+    def create(self, kind: Literal["codec"], name: str, options: Mapping[str, object] = ...,
+               *, source: str | None = ..., directory: str | None = ...,
+               args: Sequence[object] = ...) -> Codec: ...
+    @overload
+    def create(self, kind: Literal["compressor"], name: str,
+               options: Mapping[str, object] = ..., *, source: str | None = ...,
+               directory: str | None = ..., args: Sequence[object] = ...) -> Compressor: ...
+    @overload
+    def create(self, kind: Literal["transport"], name: str,
+               options: Mapping[str, object] = ..., *, source: str | None = ...,
+               directory: str | None = ..., args: Sequence[object] = ...) -> Transport: ...
+
+    def create(self, kind: Kind, name: str, options: Mapping[str, object] = _NO_OPTIONS, *,
+               source: str | None = None, directory: str | None = None,
+               args: Sequence[object] = ()) -> object:
+        """Make the ``kind`` plugin called ``name`` from the options of its config table.
+
+        The one way a plugin of any kind is made. Relative paths under the class's
+        ``path_options`` are joined to ``directory`` (the config file's); option
+        names are checked against the constructor's signature; then the class is
+        called with ``args`` (a transport's events) and the options as keywords.
+        A ConfigError, from the check or from the constructor, names ``source``
+        (the config file, if any) and the table (``[compressors.zstd]``) in front
+        of what the plugin said; any other exception from the constructor becomes
+        a PluginError saying so.
+        """
+        entry = self._find(self._tables[kind], kind, name)
+        table = f"{_SPECS[kind].table}.{name}"
+        given = resolve_paths(options, entry.cls.path_options, directory)
+        try:
+            self.check_options(entry.cls, given, table)
+            return entry.cls(*args, **given)
+        except ConfigError as exc:
+            raise ConfigError(_located(str(exc), table, source)) from None
+        except RelayError:
+            raise
+        except Exception as exc:  # a third-party error must not reach the user raw
+            raise PluginError(_located(
+                f"{entry} could not be created with options {dict(given)!r}:"
+                f" {type(exc).__name__}: {exc}", table, source)) from exc
 
     def codec_class(self, name: str) -> type[Codec]:
         """Return the codec class called ``name``, for what it declares (``path_options``)."""
@@ -204,12 +256,13 @@ class PluginRegistry:
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ConfigError(
-                f"[{where}]: {_quoted(unknown)} not accepted by {described};"
-                f" accepted options: {', '.join(accepted) or 'none'}"
+                f"[{where}] {', '.join(unknown)}: unknown option{'s' if len(unknown) > 1 else ''}"
+                f"; allowed: {', '.join(accepted) or 'none'} ({described})"
             )
         missing = [p.name for p in parameters if _is_required(p) and p.name not in options]
         if missing:
-            raise ConfigError(f"[{where}]: {described} requires {_quoted(missing)}")
+            raise ConfigError(f"[{where}] {', '.join(missing)}: required by {described}, "
+                              "and not given")
 
     def _load_entry_points(self) -> None:
         found = importlib.metadata.entry_points(group=PROJECT_NAME)
@@ -304,24 +357,18 @@ class PluginRegistry:
                 )
         raise UnknownPlugin(f"no {kind} named {name!r}; {installed}")
 
-    def _create(self, entry: _Entry[T], options: Mapping[str, object], table: str) -> T:
-        self.check_options(entry.cls, options, f"{table}.{entry.name}")
-        try:
-            return entry.cls(**options)
-        except RelayError:
-            raise
-        except Exception as exc:  # a third-party error must not reach the user raw
-            raise PluginError(
-                f"{entry} could not be created with options {dict(options)!r}:"
-                f" {type(exc).__name__}: {exc}"
-            ) from exc
-
     def _describe(self, cls: type) -> str:
         for table in self._tables.values():
             for entry in table.values():
                 if entry.cls is cls:
                     return str(entry)
         return _qualified(cls)
+
+
+def _located(text: str, table: str, source: str | None) -> str:
+    """``text`` about a plugin's options, with the table (unless it names it) and the file."""
+    located = text if text.startswith(f"[{table}]") else f"[{table}] {text}"
+    return f"{source}: {located}" if source else located
 
 
 def _conflict(entry: _Entry[Any], other: _Origin) -> str:
@@ -406,6 +453,3 @@ def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _quoted(names: list[str]) -> str:
-    text = ", ".join(repr(name) for name in names)
-    return f"option {text} is" if len(names) == 1 else f"options {text} are"

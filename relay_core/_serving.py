@@ -124,17 +124,24 @@ class RequestServer:
         """Send the handler's answer, and remember it for retries."""
         if self._host.closed:
             return
-        if error is not None:
-            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(error).__name__,
-                                      str(error), self._traceback_of(error))
-        else:
-            try:
+        try:
+            if error is not None:
+                reply = self._error_frame(request, ErrorCode.REMOTE_ERROR,
+                                          type(error).__name__, str(error),
+                                          self._traceback_of(error))
+            else:
                 reply = self._response_frame(request, value)
-            except RelayError as exc:
-                logger.warning("the reply to request %s cannot be sent: %s", request.request_id,
-                               exc, extra={"request_id": request.request_id})
-                reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
-                                          str(exc))
+        except RelayError as exc:
+            logger.warning("the reply to request %s cannot be sent: %s", request.request_id,
+                           exc, extra={"request_id": request.request_id})
+            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
+                                      str(exc))
+        except Exception as exc:  # noqa: BLE001 - a codec's or compressor's bug
+            # Counted, and told to the caller in json: the request's codec is the suspect.
+            self._host.internal_error(link.counters,
+                                      f"the reply to request {request.request_id}", exc)
+            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
+                                      f"the reply could not be encoded: {exc}", codec="json")
         # The reply leaves first: remembering it for retries is not on its way
         # (nothing else runs in between, so a retry still finds it).
         try:

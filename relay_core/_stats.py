@@ -21,6 +21,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "duplicates",
     "frames_received",
     "frames_sent",
+    "internal_errors",
     "late_replies",
     "mailbox_full",
     "malformed",
@@ -53,6 +54,12 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - oversize: frames over the node's message size limit, either way
 - send_errors: transport failures reported after a send
 - late_replies: replies that arrived after the caller stopped waiting
+- internal_errors: what a plugin or the node's own code raised unexpectedly (a
+  bug: a codec's decode raising KeyError, say) while handling a received packet
+  or encoding a reply. Each is logged, rate-limited, with its traceback. A frame
+  whose decode raised is dropped alone (a request is refused at once); anything
+  else drops the rest of the packet being handled; a reply that could not be
+  encoded goes back as a RemoteError.
 """
 
 
@@ -82,6 +89,7 @@ class Counters:
     oversize: int
     send_errors: int
     late_replies: int
+    internal_errors: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

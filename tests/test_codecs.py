@@ -766,3 +766,54 @@ def test_a_value_refused_half_way_leaves_the_codec_writing_clean_output(
     with pytest.raises(EncodeError):
         codec.encode(bad)
     assert codec.decode(codec.encode({"a": 1})) == {"a": 1}
+
+
+# --- text: what one codec decodes, every codec can encode ------------------------------------
+
+json_text = st.text(st.characters(exclude_categories=[]), max_size=8)
+"""Any code points, lone surrogates included: JSON text can spell them as \\uD800 escapes."""
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(INT_MIN, INT_MAX)
+    | st.floats(allow_nan=False, allow_infinity=False) | json_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_text, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize("payload", [b'"\\ud800"', b'{"\\uDC00":1}', b'["a",{"k":"x\\udfffy"}]',
+                                     b'{"$message":["test_codecs.Point",{"x":1,"\\ud800":2}]}',
+                                     b'"\\ude00\\ud83d"'], ids=repr)
+def test_json_refuses_a_lone_surrogate_escape_as_undecodable(payload: bytes) -> None:
+    with pytest.raises(DecodeError, match=r"lone surrogate .*\\ud800 to \\udfff"):
+        JsonCodec().decode(payload)
+
+
+def test_json_decodes_an_escaped_surrogate_pair_as_the_character_it_spells() -> None:
+    assert JsonCodec().decode(b'"\\ud83d\\ude00 \\\\ud800"') == "\U0001f600 \\ud800"
+
+
+@pytest.mark.parametrize("codec_type", [MsgpackCodec, CborCodec])
+def test_msgpack_and_cbor_refuse_a_surrogate_in_their_utf8_as_json_does(
+        codec_type: type[Codec]) -> None:
+    surrogate = "\ud800".encode("utf-8", "surrogatepass")
+    # A text string of 3 bytes: msgpack's fixstr 0xa3, CBOR's major type 3 (0x63).
+    payload = (b"\xa3" if codec_type is MsgpackCodec else b"\x63") + surrogate
+    with pytest.raises(DecodeError):
+        codec_type().decode(payload)
+
+
+@settings(max_examples=400)
+@given(value=json_values, ascii_only=st.booleans())
+def test_whatever_json_decodes_it_can_encode_and_decode_back_equal(
+        value: object, ascii_only: bool) -> None:
+    try:
+        text = json.dumps(value, ensure_ascii=ascii_only)
+        payload = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, unescaped: not UTF-8, so not a payload
+        return
+    codec = JsonCodec()
+    try:
+        decoded = codec.decode(payload)
+    except DecodeError:
+        return
+    assert codec.decode(codec.encode(decoded)) == decoded

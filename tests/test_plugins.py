@@ -239,7 +239,7 @@ def test_options_are_passed_to_the_constructor_as_keywords() -> None:
 def test_an_option_the_class_does_not_take_is_refused_naming_the_accepted_ones() -> None:
     registry = registry_of(make_plugin(codecs=[FakeCodec]))
     expected = (
-        r"\[codecs.fake-codec\]: option 'colour' is not accepted by codec 'fake-codec'.*indent"
+        r"^\[codecs.fake-codec\] colour: unknown option; allowed: indent \(codec 'fake-codec'"
     )
     with pytest.raises(ConfigError, match=expected):
         registry.codec("fake-codec", colour="red")
@@ -247,13 +247,13 @@ def test_an_option_the_class_does_not_take_is_refused_naming_the_accepted_ones()
 
 def test_every_unknown_option_is_named_at_once() -> None:
     registry = registry_of(make_plugin(compressors=[FakeCompressor]))
-    with pytest.raises(ConfigError, match="options 'a', 'b' are not accepted.*: none"):
+    with pytest.raises(ConfigError, match=r"\] a, b: unknown options; allowed: none"):
         registry.compressor("fake-compressor", b=1, a=2)
 
 
 def test_a_missing_required_option_is_refused() -> None:
     registry = registry_of(make_plugin(codecs=[RequiresKeyCodec]))
-    with pytest.raises(ConfigError, match="requires option 'key'"):
+    with pytest.raises(ConfigError, match=r"^\[codecs.keyed\] key: required by codec 'keyed'"):
         registry.codec("keyed")
     assert isinstance(registry.codec("keyed", key="k"), RequiresKeyCodec)
 
@@ -266,12 +266,12 @@ def test_a_class_taking_any_keyword_accepts_every_option() -> None:
 def test_transport_options_are_checked_without_the_events_argument() -> None:
     registry = registry_of(make_plugin(transports=[FakeTransport]))
     registry.check_options(FakeTransport, {"mtu": 1400}, "listen.fake")
-    with pytest.raises(ConfigError, match=r"\[listen.fake\]: option 'events' is not accepted.*mtu"):
+    with pytest.raises(ConfigError, match=r"\[listen.fake\] events: unknown option; allowed: mtu"):
         registry.check_options(FakeTransport, {"events": None}, "listen.fake")
 
 
 def test_options_of_a_class_outside_the_registry_can_be_checked() -> None:
-    with pytest.raises(ConfigError, match=r"\[peers.b\]: .*'ttl'.*test_plugins.FakeTransport"):
+    with pytest.raises(ConfigError, match=r"\[peers.b\] ttl: .*test_plugins.FakeTransport"):
         registry_of().check_options(FakeTransport, {"ttl": 3}, "peers.b")
 
 
@@ -281,9 +281,10 @@ def test_an_error_from_the_constructor_becomes_a_plugin_error() -> None:
         registry.codec("failing", size=3)
 
 
-def test_a_config_error_from_the_constructor_is_passed_on_unchanged() -> None:
+def test_a_config_error_from_the_constructor_is_given_the_table_in_front() -> None:
     registry = registry_of(make_plugin(codecs=[StrictCodec]))
-    with pytest.raises(ConfigError, match="^strict codec option size must be positive$"):
+    with pytest.raises(ConfigError,
+                       match=r"^\[codecs.strict\] strict codec option size must be positive$"):
         registry.codec("strict", size=-1)
 
 
@@ -645,7 +646,7 @@ def test_zlib_turns_any_bad_input_into_a_decompression_error(
         ({"level": 10}, "level = 10 is invalid; it must be an integer from 0 to 9"),
         ({"level": True}, "level = True is invalid"),
         ({"min_size": -1}, r"min_size = -1 is invalid; it must be an integer >= 0"),
-        ({"window": 15}, "option 'window' is not accepted.*level, min_size"),
+        ({"window": 15}, "window: unknown option; allowed: level, min_size"),
     ],
 )
 def test_zlib_refuses_bad_options(
