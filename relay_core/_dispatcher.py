@@ -158,7 +158,11 @@ class _Inbound:
             return None
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
-        self._dispatcher.send_failed(self._scheme, destination, error)
+        # Called from transports' callbacks and timers too: the same door rule holds.
+        try:
+            self._dispatcher.send_failed(self._scheme, destination, error)
+        except Exception as failure:  # noqa: BLE001 - a bug must not take a transport down
+            self._dispatcher.send_failure_failed(self._scheme, destination, failure)
 
 
 class Dispatcher:
@@ -763,6 +767,15 @@ class Dispatcher:
         counters.internal_errors += 1
         self._log.error("internal_error", "an unexpected %s while handling %s, which is "
                         "dropped: %s", type(error).__name__, what, error, exc_info=error)
+
+    def send_failure_failed(self, scheme: str, destination: HostPort | None,
+                            error: Exception) -> None:
+        """Count what :meth:`send_failed` raised while it handled a transport's report.
+
+        Counted as the node's own: the report may be what was wrong, destination included.
+        """
+        self.internal_error(self.stats.local, f"a {scheme} send failure to {destination!r}",
+                            error)
 
     def packet_failed(self, scheme: str, source: HostPort, error: Exception) -> None:
         """Count what :meth:`packet_received` raised: the rest of that packet is lost."""

@@ -20,6 +20,7 @@ from nodes import WAIT_LIMIT, wait_for
 from relay_core import (
     ActorContext,
     Codec,
+    HostPort,
     ListenConfig,
     Node,
     NodeConfig,
@@ -27,9 +28,12 @@ from relay_core import (
     RemoteError,
     Rpc,
     RpcTimeout,
+    Transport,
+    TransportError,
     hookimpl,
 )
 from relay_core._registry import PluginRegistry
+from relay_core.testing import MemoryNetwork
 
 MARKER_DECODE = "undecodable"
 MARKER_ENCODE = "unencodable"
@@ -155,3 +159,35 @@ async def test_internal_errors_are_logged_at_a_bounded_rate(
             assert await answers(alpha)
     logged = [r for r in caplog.records if "KeyError" in r.getMessage()]
     assert 1 <= len(logged) < 20
+
+
+class GarbledReports:
+    """A transport plugin with a bug: with every packet it also reports a failure for a
+    destination that is not a (host, port) pair."""
+
+    def __init__(self, network: MemoryNetwork) -> None:
+        base = network.transport_class
+
+        class Garbling(base):  # type: ignore[valid-type, misc]
+            def send(self, destination: HostPort, packet: bytes) -> None:
+                super().send(destination, packet)
+                self.events.send_failed(42, TransportError("reported by a buggy transport"))
+
+        self.transport = Garbling
+
+    @hookimpl
+    def net_relay_transports(self) -> list[type[Transport]]:
+        return [self.transport]
+
+
+async def test_a_transport_report_that_trips_the_node_is_counted_and_sending_goes_on() -> None:
+    network = MemoryNetwork()
+    registry = PluginRegistry.load(plugins=[GarbledReports(network)])
+    listen = {"memory": ListenConfig("memory-host", 0)}
+    async with Node(NodeConfig(name="beta", listen=listen), registry=registry) as beta:
+        beta.spawn(prefixer, name="prefixer")
+        async with Node(NodeConfig(name="alpha", listen=listen), registry=registry) as alpha:
+            ref = alpha.ref(f"{beta.address('memory')}/prefixer")
+            for attempt in range(3):
+                assert await ref.rpc(attempt, timeout=WAIT_LIMIT) == f"un{attempt}"
+            assert internal_errors(alpha) >= 3
