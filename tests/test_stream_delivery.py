@@ -122,10 +122,12 @@ async def test_leaving_a_node_right_after_sending_delivers_every_message(
     assert losses(client) == dict.fromkeys(LOSS_COUNTERS, 0)
 
 
-async def test_what_cannot_leave_before_the_grace_ends_is_counted_in_messages(
+async def test_what_never_left_is_counted_in_messages_by_the_end_of_the_grace(
     variant: Variant, pki: Pki
 ) -> None:
-    # Nobody listens there: the connection is never made, so every message is unsent.
+    # Nobody listens there: the connection is never made, so every message is unsent:
+    # counted when the grace ends (tcp, which keeps retrying), or when the attempt
+    # fails (quic, which drops what waited for a failed handshake).
     address = f"{variant.scheme}://127.0.0.1:{free_port()}"
     client = Node(client_config(variant, pki, address))
     async with asyncio.timeout(4 * WAIT_LIMIT):
@@ -135,7 +137,8 @@ async def test_what_cannot_leave_before_the_grace_ends_is_counted_in_messages(
             sink.try_send(number)
         await client.close(grace=0.2)
     assert client.stats().total["messages_sent"] == 300
-    assert client.stats().total["closed_unsent"] == 300
+    total = client.stats().total
+    assert total["closed_unsent"] + total["connection_lost"] == 300
 
 
 # -- an awaited send waits; try_send raises ---------------------------------------------

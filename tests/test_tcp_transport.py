@@ -181,23 +181,34 @@ async def test_packets_queued_before_the_first_connection_go_out_once_it_is_up(
     assert server_events.payloads == numbered(5)
 
 
-async def test_the_queue_is_bounded_and_overflow_is_reported(refusing: socket.socket) -> None:
+async def test_a_full_queue_holds_senders_back_and_drops_only_past_its_hard_limit(
+    refusing: socket.socket,
+) -> None:
     host, port = refusing.getsockname()
     server_events, client_events = Recorder(), Recorder()
     frame_size = len(frame_for_stream(numbered(1)[0]))
-    async with tcp(client_events, queue_limit=3 * frame_size, **QUICK_BACKOFF) as client:
+    limit, largest = 3 * frame_size, 1024
+    options = {"queue_limit": limit, "max_packet_size": largest, **QUICK_BACKOFF}
+    async with tcp(client_events, **options) as client:
         destination = await client.prepare(host, port)
-        for packet in numbered(10):
-            client.send(destination, packet)
-        assert len(client_events.failed_with("queue")) == 7
+        answers = [client.send(destination, packet) for packet in numbered(10)]
+        assert answers[:2] == [None, None]  # below the limit: go on
+        full = answers[2]
+        assert full is not None and all(answer is full for answer in answers[2:])
+        # Packets of sends that cannot wait are still taken, up to limit + largest packet.
+        client.send(destination, b"z" * 900)
+        assert client_events.unsent == []
+        client.send(destination, b"dropped" * 100)
+        assert client_events.unsent == [(destination, b"dropped" * 100, "link_full")]
         refusing.close()
         async with tcp(server_events) as server:
             await server.listen(host, port)
-            await server_events.until(lambda: len(server_events.packets) == 3)
-            client.send(destination, b"after the queue drained")
-            await server_events.until(lambda: len(server_events.packets) == 4)
-    assert server_events.payloads == [*numbered(3), b"after the queue drained"]
-    assert all(destination == failed for failed, _ in client_events.failures)
+            await server_events.until(lambda: len(server_events.packets) == 11)
+            async with asyncio.timeout(WAIT_LIMIT):
+                await full  # the queue drained: senders go on
+            assert client.send(destination, b"after the queue drained") is None
+            await server_events.until(lambda: len(server_events.packets) == 12)
+    assert server_events.payloads == [*numbered(10), b"z" * 900, b"after the queue drained"]
 
 
 async def test_an_empty_queue_takes_one_packet_larger_than_its_limit(
@@ -206,9 +217,8 @@ async def test_an_empty_queue_takes_one_packet_larger_than_its_limit(
     events = Recorder()
     async with tcp(events, queue_limit=0) as client:
         destination = await client.prepare(*refusing.getsockname())
-        client.send(destination, b"x" * 1000)
-        client.send(destination, b"y")
-        assert len(events.failed_with("queue")) == 1
+        assert client.send(destination, b"x" * 1000) is not None  # taken, and full now
+        assert events.unsent == []
 
 
 async def test_a_listener_closes_idle_connections_and_the_client_reconnects() -> None:
