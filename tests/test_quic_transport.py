@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,7 +24,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certs import Pki, make_pki
-from relay_core import ConfigError, HostPort, MessageTooLarge, Transport, TransportError
+from relay_core import (
+    ConfigError,
+    HostPort,
+    MalformedFrame,
+    MessageTooLarge,
+    Transport,
+    TransportError,
+    UnsentReason,
+)
 from relay_transports import _quic
 from relay_transports._certs import generate_self_signed
 from relay_transports._quic import ALPN, QuicTransport
@@ -57,6 +65,8 @@ class Recorder:
     def __init__(self) -> None:
         self.packets: list[tuple[bytes, HostPort]] = []
         self.failures: list[tuple[HostPort | None, BaseException]] = []
+        self.unsent: list[tuple[HostPort, bytes, UnsentReason]] = []
+        self.malformed: list[tuple[HostPort, MalformedFrame]] = []
         self._changed = asyncio.Event()
         self._next_packet = 0
         self._next_failure = 0
@@ -67,6 +77,15 @@ class Recorder:
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self.failures.append((destination, error))
+        self._changed.set()
+
+    def packets_unsent(self, destination: HostPort, packets: Sequence[bytes],
+                       reason: UnsentReason) -> None:
+        self.unsent += [(destination, packet, reason) for packet in packets]
+        self._changed.set()
+
+    def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
+        self.malformed.append((source, error))
         self._changed.set()
 
     async def until(self, condition: Callable[[], bool]) -> None:
