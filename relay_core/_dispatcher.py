@@ -69,10 +69,10 @@ from ._wire import (
     PacketWriter,
     decode_frames_compact,
     decode_packet_compact,
-    messages_in_frames,
     encode_frame,
     expand_repeats,
     is_sealed,
+    messages_in_frames,
     with_payload,
 )
 

@@ -55,7 +55,6 @@ bytes on uvloop.
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 from collections.abc import Coroutine, Mapping
 from typing import Any
