@@ -55,6 +55,7 @@ bytes on uvloop.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import Coroutine, Mapping
 from typing import Any
@@ -368,8 +369,19 @@ class TcpTransport(Transport):
                 await self._drained.wait()
         except TimeoutError:
             for stream in list(self._streams):
+                self._report_unwritten(stream)
                 stream.abort()
             await asyncio.sleep(0)  # aborted transports report connection_lost on the next turn
+
+    def _report_unwritten(self, stream: _Stream) -> None:
+        """A connection aborted with bytes still in its write buffer (its peer stopped
+        reading): they are lost with it, reported as one failure (they are bytes now,
+        no longer packets whose messages could be counted)."""
+        unwritten = stream.handle.get_write_buffer_size() if stream.handle is not None else 0
+        if unwritten:
+            text = (f"tcp connection to {_display(*stream.source)} aborted at close with "
+                    f"{unwritten} bytes unwritten: its peer stopped reading")
+            self.events.send_failed(stream.source, TransportError(errno.ESHUTDOWN, text))
 
     def _check_open(self, what: str) -> None:
         if self.closed:
