@@ -20,8 +20,8 @@ Rules this module keeps:
   not yet acknowledged on the connection, reaches ``queue_limit`` bytes:
   :meth:`QuicTransport.send` then hands back a future that completes once it
   is not, and the node holds back senders that can wait. Packets of sends that
-  cannot wait still queue up to ``queue_limit + max_packet_size`` before the
-  handshake; aioquic's stream buffer takes them after it.
+  cannot wait are still taken up to ``queue_limit + max_packet_size`` bytes
+  (queued, or unacknowledged); beyond, they are dropped and reported unsent.
 - Closing delivers: :meth:`QuicTransport.flush` waits until the peer has
   acknowledged every packet written (and queued packets have gone out);
   :meth:`QuicTransport.close` reports what it has not acknowledged as unsent,
@@ -187,8 +187,8 @@ class QuicTransport(Transport):
     ) -> HostPort:
         """Resolve host:port and start connecting to it, without waiting for the handshake.
 
-        Packets sent meanwhile wait in a queue of at most ``queue_limit`` bytes.
-        One connection serves each destination, so preparing it again with other
+        Packets sent meanwhile wait in a queue, full at ``queue_limit`` bytes (see
+        the module's rules). One connection serves each destination, so preparing it again with other
         ``options`` is a ConfigError.
         """
         options = dict(options or {})

@@ -93,6 +93,7 @@ class _Connection(QuicConnectionProtocol):
         self._transmit_handle: asyncio.Handle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
         self._queue_limit = queue_limit
+        self._largest = max_packet_size
         self._written = 0
         """Bytes written to our stream so far: the offset its next byte takes."""
         self._unacknowledged: deque[tuple[int, bytes]] = deque()
@@ -134,6 +135,12 @@ class _Connection(QuicConnectionProtocol):
         if self._stream_id is None:
             self._stream_id = self._quic.get_next_available_stream_id()
         framed = frame_for_stream(packet)
+        unacknowledged = self.pending()
+        if unacknowledged and unacknowledged + len(framed) > self._queue_limit + self._largest:
+            # Only sends that cannot wait (replies) get here: the others wait for room.
+            if self.remote is not None:
+                self.events.packets_unsent(self.remote, [packet], "link_full")
+            return self._full
         try:
             self._quic.send_stream_data(self._stream_id, framed)
         except (ValueError, RuntimeError) as exc:  # the peer stopped or reset our stream

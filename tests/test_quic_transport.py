@@ -644,3 +644,20 @@ def test_the_plugin_provides_the_quic_scheme_with_streams_by_default() -> None:
     assert _quic.net_relay_transports() == [QuicTransport]
     assert QuicTransport.scheme == "quic"
     assert QuicTransport.reliable is True
+
+
+async def test_past_its_hard_limit_a_connection_drops_and_reports_what_cannot_wait(
+    pki: Pki,
+) -> None:
+    limits = {"queue_limit": 2048, "max_packet_size": 1024}
+    async with pair(pki, client=limits) as (_, received, client, failures, port):
+        destination = await client.prepare(HERE, port)
+        client.send(destination, b"hello")
+        await received.until(lambda: len(received.packets) == 1)  # the connection is up
+        answers = [client.send(destination, bytes([number]) * 1000) for number in range(5)]
+        assert answers[:2] == [None, None] and answers[2] is not None  # full: wait
+        # A fourth unacknowledged KB would pass 2048 + 1024: the last two are dropped.
+        assert failures.unsent == [(destination, bytes([number]) * 1000, "link_full")
+                                   for number in (3, 4)]
+        await received.until(lambda: len(received.packets) == 4)
+        assert received.payloads()[1:] == [bytes([number]) * 1000 for number in range(3)]
