@@ -8,6 +8,10 @@
 
 Needs only python3 with venv and pip. The environment (.venv) is created on
 first use and brought up to date whenever a pyproject.toml changes.
+
+NET_RELAY_DEV_PYTHON=/path/to/python3.X runs any of these on that interpreter
+instead, in an environment of its own (.venv-3.X): .ci/run uses it for every
+supported Python the machine has.
 """
 
 from __future__ import annotations
@@ -22,12 +26,29 @@ from pathlib import Path
 from setup import load_module_list
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
-STAMP = VENV / ".net-relay-installed"
+DEV_PYTHON_ENV = "NET_RELAY_DEV_PYTHON"
 COMPILED = load_module_list()
 EXAMPLE_PLUGINS = sorted(p.parent for p in (ROOT / "examples").glob("*/pyproject.toml"))
 PYTEST_NO_TESTS = 5
 LINTED_PACKAGES = ["relay_core", "relay_codecs", "relay_transports"]
+
+
+def chosen_interpreter() -> tuple[str | None, Path]:
+    """The interpreter asked for with NET_RELAY_DEV_PYTHON (None: this one) and its venv."""
+    python = os.environ.get(DEV_PYTHON_ENV)
+    if not python:
+        return None, ROOT / ".venv"
+    try:
+        version = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"dev.py: {DEV_PYTHON_ENV}={python} cannot be run: {exc}") from None
+    return python, ROOT / f".venv-{version}"
+
+
+INTERPRETER, VENV = chosen_interpreter()
+STAMP = VENV / ".net-relay-installed"
 
 
 def venv_python() -> Path:
@@ -46,10 +67,13 @@ def ensure_environment() -> Path:
     python = venv_python()
     if not python.exists():
         print(f"creating {VENV} ...", flush=True)
-        venv.create(VENV, with_pip=True)
+        if INTERPRETER is None:
+            venv.create(VENV, with_pip=True)
+        else:
+            subprocess.run([INTERPRETER, "-m", "venv", VENV], check=True)
     stamp = wanted_stamp()
     if not STAMP.exists() or STAMP.read_text() != stamp:
-        print("installing net-relay and its test tools into .venv ...", flush=True)
+        print(f"installing net-relay and its test tools into {VENV.name} ...", flush=True)
         packages = ["-e", f"{ROOT}[test,lint,fast]"]
         for plugin in EXAMPLE_PLUGINS:
             packages += ["-e", str(plugin)]

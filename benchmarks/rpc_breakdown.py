@@ -79,6 +79,12 @@ class _StampedEvents:
     def send_failed(self, destination: Any, error: BaseException) -> None:
         self._events.send_failed(destination, error)
 
+    def packets_unsent(self, destination: Any, packets: Any, reason: Any) -> None:
+        self._events.packets_unsent(destination, packets, reason)
+
+    def input_malformed(self, source: Any, error: Any) -> None:
+        self._events.input_malformed(source, error)
+
 
 def _stamp_the_udp_transport(count_cpu_from: int | None) -> None:
     """Stamp each datagram net-relay's udp transport receives, and each send, as the raw

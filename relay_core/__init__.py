@@ -24,6 +24,7 @@ from ._errors import (
     DecompressionLimitExceeded,
     EncodeError,
     InvalidAddress,
+    LinkBusy,
     MailboxFull,
     MalformedFrame,
     MessageTooLarge,
@@ -44,7 +45,7 @@ from ._errors import (
     UnsupportedVersion,
 )
 from ._faults import FaultProfile, FaultyTransport
-from ._interfaces import Codec, Compressor, HostPort, Transport, TransportEvents
+from ._interfaces import Codec, Compressor, HostPort, Transport, TransportEvents, UnsentReason
 from ._loop import run
 from ._messages import MessageTypes, UnknownMessage, message, message_types
 from ._metrics import MetricsExporter, metrics_available
@@ -75,6 +76,7 @@ __all__ = [
     "FaultyTransport",
     "HostPort",
     "InvalidAddress",
+    "LinkBusy",
     "ListenConfig",
     "MailboxFull",
     "MalformedFrame",
@@ -107,6 +109,7 @@ __all__ = [
     "UnknownActor",
     "UnknownMessage",
     "UnknownPlugin",
+    "UnsentReason",
     "UnsupportedCodec",
     "UnsupportedVersion",
     "current_request_id",

@@ -65,11 +65,13 @@ class ActorRef(abc.ABC):
 
     @abc.abstractmethod
     async def send(self, message: object) -> None:
-        """Deliver ``message`` (local: waits while the mailbox is full)."""
+        """Deliver ``message``; waits while a local mailbox is full, or while the queue of
+        a stream link (tcp, quic streams) to a remote actor is full."""
 
     @abc.abstractmethod
     def try_send(self, message: object) -> None:
-        """Deliver ``message`` without waiting; ``MailboxFull`` if it cannot be queued now."""
+        """Deliver ``message`` without waiting; ``MailboxFull`` if it cannot be queued now
+        (``LinkBusy``, a kind of ``MailboxFull``, for a stream link's full queue)."""
 
     @abc.abstractmethod
     async def rpc(
@@ -171,7 +173,8 @@ class RemoteRef(ActorRef):
         return self._dispatcher.send_when_awaited(link, self._target.actor, message)
 
     def try_send(self, message: object) -> None:
-        self._dispatcher.send(self._current_link(), self._target.actor, message)
+        """Send without waiting; ``LinkBusy`` while a stream link's queue is full."""
+        self._dispatcher.try_send(self._current_link(), self._target.actor, message)
 
     def rpc(
         self,

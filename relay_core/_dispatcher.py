@@ -22,7 +22,7 @@ import asyncio
 import errno
 import logging
 import os
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Final
 
 from ._address import Address, endpoint_url, format_host_port, parse_address
@@ -37,6 +37,7 @@ from ._errors import (
     CompressionError,
     ConfigError,
     DecompressionLimitExceeded,
+    LinkBusy,
     MalformedFrame,
     MessageTooLarge,
     PeerUnreachable,
@@ -49,7 +50,7 @@ from ._errors import (
 from ._fault_plan import FaultPlan
 from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
-from ._interfaces import Codec, Compressor, HostPort, Transport
+from ._interfaces import Codec, Compressor, HostPort, Transport, UnsentReason
 from ._links import LinkKey, LinkTable, PeerLink
 from ._mailbox import mailbox_of
 from ._paths import resolve_paths
@@ -73,6 +74,7 @@ from ._wire import (
     encode_frame,
     expand_repeats,
     is_sealed,
+    messages_in_frames,
     with_payload,
 )
 
@@ -164,6 +166,13 @@ class _Inbound:
         except Exception as failure:  # noqa: BLE001 - a bug must not take a transport down
             self._dispatcher.send_failure_failed(self._scheme, destination, failure)
 
+    def packets_unsent(self, destination: HostPort, packets: Sequence[bytes],
+                       reason: UnsentReason) -> None:
+        self._dispatcher.packets_unsent(self._scheme, destination, packets, reason)
+
+    def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
+        self._dispatcher.input_malformed(self._scheme, source, error)
+
 
 class Dispatcher:
     def __init__(self, config: NodeConfig, registry: PluginRegistry, actors: LocalActors) -> None:
@@ -228,19 +237,31 @@ class Dispatcher:
             logger.info("listening on %s://%s", scheme, format_host_port(*bound))
 
     async def close(self, grace: float = 5.0) -> None:
-        """Flush what is queued, fail pending calls, close every transport.
+        """Deliver what was accepted for sending, fail pending calls, close every transport.
 
-        Destinations still being prepared get up to ``grace`` seconds, so a
-        message sent just before closing still goes out.
+        Within ``grace`` seconds in all, destinations still being prepared get
+        prepared and every transport flushes what it holds (a tcp connection
+        still being made is waited for; quic waits for acknowledgements); what
+        is left then is dropped by the transports' ``close`` and counted
+        ``closed_unsent``, in messages.
         """
         if self._closed:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
         for drain in self._drains:
             drain.cancel()
         await asyncio.gather(*self._drains, return_exceptions=True)
         self._flush()
+        flushes = [asyncio.ensure_future(transport.flush())
+                   for transport in self._transports.values()]
+        if flushes:
+            _, late = await asyncio.wait(flushes, timeout=max(deadline - loop.time(), 0.0))
+            for flush in late:
+                flush.cancel()
+            await asyncio.gather(*flushes, return_exceptions=True)
         self._closed = True
         self._calls.fail_all(ActorStopped("the node closed before a reply came"))
         self._server.active.cancel_all()
@@ -329,7 +350,7 @@ class Dispatcher:
                 self._registry.transport_class(address.scheme).path_options,
                 self._config.directory)
             options.update(self._heph.prepare_options(peer))
-            self._start_task(self._prepare(link, address, options, peer))
+            link.preparing = self._start_task(self._prepare(link, address, options, peer))
         else:
             self._links.pin(link)
         return link
@@ -377,6 +398,8 @@ class Dispatcher:
                 "cannot reach %s: %s (%d queued frames dropped)", link.label, exc, dropped
             )
             return
+        finally:
+            link.preparing = None
         if link.coalescer:
             self._mark_dirty(link)
 
@@ -406,8 +429,38 @@ class Dispatcher:
         link.counters.messages_sent += 1
 
     async def send_when_awaited(self, link: PeerLink, target: str, message: object) -> None:
-        """:meth:`send` as a coroutine: what an awaited ``RemoteRef.send`` runs."""
+        """:meth:`send` as a coroutine: what an awaited ``RemoteRef.send`` runs.
+
+        It waits while the link's destination is being prepared, and while its
+        transport's queue to it is full (a stream transport's ``send`` handed
+        back a future), the way a local send waits for room in a mailbox.
+        """
+        if link.preparing is not None or link.full is not None:
+            await self._room_on(link)
         self.send(link, target, message)
+
+    def try_send(self, link: PeerLink, target: str, message: object) -> None:
+        """:meth:`send`, or ``LinkBusy`` while the link's transport queue is full."""
+        full = link.full
+        if full is not None:
+            if not full.done():
+                raise LinkBusy(f"the queue to {link.label} is full (its transport holds as much "
+                               "as its queue_limit allows); await send() to wait for room")
+            link.full = None
+        self.send(link, target, message)
+
+    async def _room_on(self, link: PeerLink) -> None:
+        """Wait until ``link`` is prepared and its transport takes more (or the node closes)."""
+        if link.preparing is not None:
+            await asyncio.wait({link.preparing})
+        # asyncio.wait rather than await: a cancelled sender must not cancel the
+        # transport's future, which other senders wait on too.
+        while (full := link.full) is not None and not self._closed:
+            if full.done():
+                if link.full is full:
+                    link.full = None
+                return
+            await asyncio.wait({full})
 
     async def call(self, link: PeerLink, target: str, request: object, timeout: float,
                    request_id: str, retries: int = 0) -> object:
@@ -603,7 +656,7 @@ class Dispatcher:
         assert link.destination is not None
         counters = link.counters
         try:
-            link.send_packet(link.destination, packet)
+            full = link.send_packet(link.destination, packet)
         except RelayError as exc:
             counters.send_errors += 1
             self._log.warning("send_error", "send to %s failed: %s", link.label, exc)
@@ -612,8 +665,50 @@ class Dispatcher:
             if unreachable is not None:
                 self._peer_unreachable(scheme, link.destination, unreachable)
             return
+        if full is not None:
+            link.full = full
         counters.packets_sent += 1
         counters.bytes_sent += len(packet)
+
+    def packets_unsent(self, scheme: str, destination: HostPort, packets: Sequence[bytes],
+                       reason: UnsentReason) -> None:
+        """A transport dropped ``packets`` unsent: count their messages under ``reason``."""
+        link = self._links.get((scheme, destination[0], destination[1]))
+        counters = (link.counters if link is not None
+                    else self.stats.peer(endpoint_url(scheme, destination)))
+        lost = sum(self._messages_in_sent(link, packet) for packet in packets)
+        if reason == "link_full":
+            counters.link_full += lost
+        elif reason == "closed_unsent":
+            counters.closed_unsent += lost
+        elif reason == "peer_unreachable":
+            counters.peer_unreachable += lost
+        else:
+            counters.connection_lost += lost
+        self._log.warning(reason, "%d messages to %s were never sent (%s)", lost,
+                          endpoint_url(scheme, destination), reason.replace("_", " "))
+
+    def _messages_in_sent(self, link: PeerLink | None, packet: bytes) -> int:
+        """How many messages (requests and replies included) a packet this node sent holds."""
+        if link is not None and link.heph:
+            return 1
+        try:
+            if not is_sealed(packet):
+                return messages_in_frames(decode_packet_compact(packet)[2])
+            if link is not None and link.sealer is not None:
+                return messages_in_frames(decode_frames_compact(link.sealer.open(packet)[2]))
+        except MalformedFrame:
+            pass
+        return 1  # cannot be read back here: at least the one message it was sent for
+
+    def input_malformed(self, scheme: str, source: HostPort, error: MalformedFrame) -> None:
+        """A transport closed a connection whose bytes could not be cut into packets."""
+        link = self._links.get((scheme, source[0], source[1]))
+        counters = (link.counters if link is not None
+                    else self.stats.peer(endpoint_url(scheme, source)))
+        counters.malformed += 1
+        self._log.warning("malformed", "closed the connection from %s: %s",
+                          endpoint_url(scheme, source), error)
 
     # -- inbound -----------------------------------------------------------
 
@@ -915,11 +1010,23 @@ class Dispatcher:
             counters = self._counters_for(scheme, source)
             counters.packets_received += 1
             counters.bytes_received += len(data)
-            counters.mailbox_full += 1
+            counters.mailbox_full += self._messages_in_received(data)
             self._log.warning("mailbox_full", "dropped a packet from %s: it kept sending while "
                               "a mailbox was full and its backlog is at the limit",
                               endpoint_url(scheme, source))
         return backlog.future
+
+    def _messages_in_received(self, data: bytes) -> int:
+        """How many messages a received packet holds, to count them when it is dropped."""
+        try:
+            if not is_sealed(data):
+                return messages_in_frames(decode_packet_compact(data)[2])
+            opener = self._security.opener
+            if opener is not None:
+                return messages_in_frames(decode_frames_compact(opener.open(data)[2]))
+        except MalformedFrame:
+            pass
+        return 1  # unreadable (or a heph-json datagram): one message, as far as can be told
 
     async def _drain(self, key: LinkKey, source: HostPort, backlog: Backlog) -> None:
         """Deliver a parked source's stalled messages and what waits behind them, in order."""
@@ -982,7 +1089,8 @@ class Dispatcher:
             link.counters = counters
         return link
 
-    def _start_task(self, coroutine: Coroutine[object, object, None]) -> None:
+    def _start_task(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

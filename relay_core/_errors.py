@@ -23,6 +23,7 @@
     │   └── PeerUnreachable (ConnectionError)  refused, ICMP unreachable, or TLS failed
     ├── ActorError
     │   ├── MailboxFull                     try_send on a full mailbox
+    │   │   └── LinkBusy                    try_send on a stream link whose queue is full
     │   ├── ActorStopped                    the actor (or its node) is gone
     │   └── ActorExists                     spawn() with a name already taken
     └── RpcError
@@ -54,6 +55,7 @@ __all__ = [
     "DecompressionLimitExceeded",
     "EncodeError",
     "InvalidAddress",
+    "LinkBusy",
     "MailboxFull",
     "MalformedFrame",
     "MessageTooLarge",
@@ -185,6 +187,14 @@ class ActorError(RelayError):
 
 class MailboxFull(ActorError):
     """``try_send`` found the mailbox full."""
+
+
+class LinkBusy(MailboxFull):
+    """``try_send`` found the queue of a stream link (tcp, quic streams) to the actor full.
+
+    An awaited ``send`` waits instead, as it waits for room in a local mailbox.
+    A ``MailboxFull``, so code that handles a full mailbox handles this too.
+    """
 
 
 class ActorStopped(ActorError):

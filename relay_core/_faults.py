@@ -32,12 +32,12 @@ import difflib
 import itertools
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ._errors import ConfigError, MessageTooLarge, RelayError, TransportError
-from ._interfaces import HostPort, Transport, TransportEvents
+from ._errors import ConfigError, MalformedFrame, MessageTooLarge, RelayError, TransportError
+from ._interfaces import HostPort, Transport, TransportEvents, UnsentReason
 
 __all__ = [
     "COPY_DELAY",
@@ -80,7 +80,7 @@ _ALLOWED = {  # in the order of FaultProfile's fields
     "seed": "an integer (leave it out for a random seed)",
 }
 
-Deliver = Callable[[HostPort, bytes], None]
+Deliver = Callable[[HostPort, bytes], object]
 """Hands a packet on: to the wrapped transport (outbound) or to the node (inbound)."""
 
 
@@ -257,6 +257,13 @@ class _Events:
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self._adapter.events.send_failed(destination, error)
 
+    def packets_unsent(self, destination: HostPort, packets: Sequence[bytes],
+                       reason: UnsentReason) -> None:
+        self._adapter.events.packets_unsent(destination, packets, reason)
+
+    def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
+        self._adapter.events.input_malformed(source, error)
+
 
 class FaultyTransport(Transport):
     """Wraps a transport and injects faults into what it sends and receives.
@@ -351,18 +358,27 @@ class FaultyTransport(Transport):
     def receive_drops(self) -> int:
         return self.inner.receive_drops()
 
-    def send(self, destination: HostPort, packet: bytes) -> None:
-        """Send ``packet`` through the destination's faults; raise for what is known at once."""
+    def send(self, destination: HostPort, packet: bytes) -> asyncio.Future[None] | None:
+        """Send ``packet`` through the destination's faults; raise for what is known at once.
+
+        Without outbound faults, the wrapped transport's answer (a future while its
+        queue is full) is handed back; a packet held for a delay or a reorder has no
+        queue to fill yet, so the node is never told to wait for one.
+        """
         if self._closed:
             raise TransportError(f"cannot send with the {self.scheme} fault adapter: it is closed")
         dice = self._per_destination.get(destination, self._outbound)
         if dice is None:
-            self.inner.send(destination, packet)
+            full = self.inner.send(destination, packet)
             self._release(self._lanes[0], destination)
-            return
+            return full
         if len(packet) > self.max_packet_size:  # a packet sent later could no longer raise
             raise MessageTooLarge(len(packet), self.max_packet_size)
         self._route(self._lanes[0], dice, destination, packet, self.inner.send)
+        return None
+
+    async def flush(self) -> None:
+        await self.inner.flush()
 
     async def close(self) -> None:
         """Cancel every pending packet, then close the wrapped transport."""

@@ -25,18 +25,24 @@ file, the node makes a relative path there relative to that file's directory.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
-from ._errors import ConfigError
+from ._errors import ConfigError, MalformedFrame
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Codec", "Compressor", "HostPort", "Transport", "TransportEvents"]
+__all__ = ["Codec", "Compressor", "HostPort", "Transport", "TransportEvents", "UnsentReason"]
 
 HostPort = tuple[str, int]
 """A numeric host (IPv4 or IPv6 literal, no brackets) and a port."""
+
+UnsentReason = Literal["link_full", "closed_unsent", "connection_lost", "peer_unreachable"]
+"""Why packets ``send`` accepted were never written; each is the counter their messages go to:
+the queue to the destination was past its hard limit; the transport closed first; the
+connection they waited for was lost (or its handshake failed); an attempt to connect
+found the peer unreachable (refused, no route, a TLS handshake that did not verify)."""
 
 
 class Codec(abc.ABC):
@@ -107,6 +113,21 @@ class TransportEvents(Protocol):
         An ``error`` that is a ``PeerUnreachable``, or an OSError whose errno says
         refused or unreachable, fails the node's calls waiting on ``destination``.
         """
+
+    def packets_unsent(self, destination: HostPort, packets: Sequence[bytes],
+                       reason: UnsentReason) -> None:
+        """``packets``, which ``send`` accepted for ``destination``, will never be written.
+
+        The node counts the messages they carried under ``reason``. A transport
+        reports here what it dropped from its own queues; a failure it cannot
+        pin to packets (a connection lost with bytes in flight) goes to
+        :meth:`send_failed`.
+        """
+
+    def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
+        """A connection from ``source`` sent bytes that cannot be cut into packets (a
+        length over the limit, say); the transport closed it. The node counts it
+        ``malformed``."""
 
 
 class Transport(abc.ABC):
@@ -191,17 +212,35 @@ class Transport(abc.ABC):
         return 0
 
     @abc.abstractmethod
-    def send(self, destination: HostPort, packet: bytes) -> None:
+    def send(self, destination: HostPort, packet: bytes) -> asyncio.Future[None] | None:
         """Send one packet without blocking.
 
         Raise ``MessageTooLarge`` or ``TransportError`` for what is known at once;
-        report later failures through ``events.send_failed``: a peer that cannot be
-        reached (refused, unreachable, TLS failed) as ``PeerUnreachable``, whose
-        ``retry_after`` says how long the node should hold further sends to it.
+        report later failures through ``events.send_failed`` (a peer that cannot be
+        reached, refused, unreachable or failing TLS, as ``PeerUnreachable``, whose
+        ``retry_after`` says how long the node should hold further sends to it), and
+        packets dropped unsent through ``events.packets_unsent``.
         The node looks this method up once per peer link, so a transport that
         answers it with another callable (a compiled one, say) sets it in ``__init__``.
+
+        A stream transport returns a future when what it holds for the
+        destination has passed its queue limit: the node then holds back the
+        senders that can wait (an awaited ``send``) until the future completes,
+        and ``try_send`` raises ``LinkBusy``. It still takes the packets of
+        sends that cannot wait, up to a hard limit of its own. None means go on.
+        """
+
+    async def flush(self) -> None:
+        """Return once everything ``send`` accepted has left, or cannot.
+
+        The node awaits this when it closes, for at most its grace period, before
+        :meth:`close`. "Left" means handed to the kernel on a connection that is
+        then closed in order, or, where the transport can tell, acknowledged by the
+        peer. The default returns at once: a datagram transport holds nothing.
         """
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Stop listening, flush what can be flushed, and release every resource."""
+        """Stop listening, close every connection, release every resource, and report
+        what was still queued through ``events.packets_unsent`` (reason
+        ``"closed_unsent"``)."""

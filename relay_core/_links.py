@@ -9,6 +9,7 @@ first; links to configured peers and to refs the program made are kept.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -44,10 +45,12 @@ class PeerLink:
         "error",
         "fallback",
         "frame_encoders",
+        "full",
         "heph",
         "label",
         "last_request_encoder",
         "pinned",
+        "preparing",
         "sealer",
         "send_packet",
         "transport",
@@ -67,8 +70,14 @@ class PeerLink:
         sealer: Sealer | None = None,
     ) -> None:
         self.transport = transport
-        self.send_packet: Callable[[HostPort, bytes], None] = transport.send
+        self.send_packet: Callable[[HostPort, bytes], asyncio.Future[None] | None] = (
+            transport.send)
         """The transport's ``send``, bound once: no method lookup per packet."""
+        self.full: asyncio.Future[None] | None = None
+        """What the transport's ``send`` last handed back: while it is pending, the
+        destination's queue is full, awaited sends wait and ``try_send`` raises."""
+        self.preparing: asyncio.Future[None] | None = None
+        """The task preparing the destination, until it is prepared or has failed."""
         self.label = label
         """Peer name from the config, or the peer's node URL."""
         self.codec = codec

@@ -70,14 +70,20 @@ _HELP = {
     "unauthenticated": "Packets dropped because they were not sealed where required, "
                        "or did not verify",
     "not_allowed": "Packets dropped because their source is outside the listener's allow list",
-    "malformed": "Packets dropped because they did not parse",
+    "malformed": "Packets dropped because they did not parse (and stream connections closed "
+                 "for bytes that could not be cut into packets)",
     "undecodable": "Frames dropped because their payload did not decode",
     "unsupported_codec": "Frames dropped because they name a codec or compressor not installed",
     "unknown_actor": "Messages dropped because no actor and no router has the target name",
     "mailbox_full": "Inbound messages dropped because the target mailbox was full",
     "oversize": "Frames dropped for exceeding the message size limit, either way",
-    "send_errors": "Sends that failed: packets the transport refused or reported lost, "
-                   "and frames dropped because the peer could not be reached",
+    "send_errors": "Send failures (events, not messages): packets the transport refused, "
+                   "connections lost or not made, frames for a peer that could not be reached",
+    "link_full": "Outbound messages dropped because a stream link's queue was past its "
+                 "hard limit",
+    "closed_unsent": "Outbound messages still unsent when the node closed and its grace ended",
+    "connection_lost": "Outbound messages queued for (or unacknowledged on) a connection "
+                       "that was lost or never made",
     "late_replies": "Replies that arrived after the caller stopped waiting",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",

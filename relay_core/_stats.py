@@ -17,12 +17,15 @@ __all__ = ["COUNTER_NAMES", "Counters", "NodeStats", "StatsTable"]
 COUNTER_NAMES: Final[tuple[str, ...]] = (
     "bytes_received",
     "bytes_sent",
+    "closed_unsent",
+    "connection_lost",
     "corrupt",
     "duplicates",
     "frames_received",
     "frames_sent",
     "internal_errors",
     "late_replies",
+    "link_full",
     "mailbox_full",
     "malformed",
     "messages_received",
@@ -31,6 +34,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "oversize",
     "packets_received",
     "packets_sent",
+    "peer_unreachable",
     "send_errors",
     "too_old",
     "unauthenticated",
@@ -50,9 +54,20 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - unsupported_codec: frames naming a codec or compressor not installed here
 - unknown_actor: frames for a name with no actor and no router
 - mailbox_full: inbound messages dropped because the mailbox was full (over a
-  reliable transport, whose source waits instead, only packets past its backlog limit)
+  reliable transport, whose source waits instead, only the messages of packets
+  past its backlog limit: quic, which cannot stop reading one connection)
 - oversize: frames over the node's message size limit, either way
-- send_errors: transport failures reported after a send
+- send_errors: transport failures reported after a send (events, not messages: a
+  lost connection, a failed connection attempt; what they cost in messages is below)
+- link_full: outbound messages a stream transport dropped because its queue to
+  the destination was past its hard limit (only sends that cannot wait: replies)
+- closed_unsent: outbound messages still unsent when the node closed and its
+  grace period ended (never connected, or the peer stopped reading)
+- connection_lost: outbound messages queued for a connection that was lost
+  before they could be written (an accepted connection, or a failed handshake)
+- peer_unreachable: outbound messages queued for a connection whose attempt found
+  the peer unreachable (refused, no route, TLS that did not verify): dropped, so
+  that nothing a caller was told failed is delivered later
 - late_replies: replies that arrived after the caller stopped waiting
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
@@ -90,6 +105,10 @@ class Counters:
     send_errors: int
     late_replies: int
     internal_errors: int
+    link_full: int
+    closed_unsent: int
+    connection_lost: int
+    peer_unreachable: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

@@ -48,6 +48,7 @@ __all__ = [
     "encode_packet",
     "expand_repeats",
     "is_sealed",
+    "messages_in_frames",
     "peek_header",
     "with_payload",
 ]
@@ -477,6 +478,12 @@ def expand_repeats(items: Iterable[Frame | bytes], previous: Frame = NO_FRAME) -
     for item in items:
         previous = item if isinstance(item, Frame) else with_payload(previous, item)
         yield previous
+
+
+def messages_in_frames(items: Iterable[Frame | bytes]) -> int:
+    """How many messages (messages, requests, replies) compactly decoded ``items`` carry:
+    every frame but a cancel, and every repeat (only a frame with a payload repeats)."""
+    return sum(1 for item in items if not isinstance(item, Frame) or item.kind != FrameKind.CANCEL)
 
 
 def with_payload(frame: Frame, payload: bytes) -> Frame:

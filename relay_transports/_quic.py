@@ -16,6 +16,16 @@ Rules this module keeps:
   without waiting for the handshake. Packets sent before the handshake completes
   wait in a bounded queue; if the handshake fails they are dropped and reported.
   Nothing is ever resent on a new connection: delivery stays at most once.
+- On a stream, a destination is *full* while its queue, or what the peer has
+  not yet acknowledged on the connection, reaches ``queue_limit`` bytes:
+  :meth:`QuicTransport.send` then hands back a future that completes once it
+  is not, and the node holds back senders that can wait. Packets of sends that
+  cannot wait are still taken up to ``queue_limit + max_packet_size`` bytes
+  (queued, or unacknowledged); beyond, they are dropped and reported unsent.
+- Closing delivers: :meth:`QuicTransport.flush` waits until the peer has
+  acknowledged every packet written (and queued packets have gone out);
+  :meth:`QuicTransport.close` reports what it has not acknowledged as unsent,
+  in packets, so the node counts their messages.
 - A connection that ends (closed, timed out, refused) is replaced on the next
   send; after failed handshakes, only once a capped backoff has passed. A
   failed handshake (or ICMP: nothing listens) is reported as ``PeerUnreachable``
@@ -179,8 +189,8 @@ class QuicTransport(Transport):
     ) -> HostPort:
         """Resolve host:port and start connecting to it, without waiting for the handshake.
 
-        Packets sent meanwhile wait in a queue of at most ``queue_limit`` bytes.
-        One connection serves each destination, so preparing it again with other
+        Packets sent meanwhile wait in a queue, full at ``queue_limit`` bytes (see
+        the module's rules). One connection serves each destination, so preparing it again with other
         ``options`` is a ConfigError.
         """
         options = dict(options or {})
@@ -218,21 +228,30 @@ class QuicTransport(Transport):
         peer = self._peers.get(destination)
         return peer.waiting if peer is not None else 0
 
-    def send(self, destination: HostPort, packet: bytes) -> None:
-        """Send one packet over the connection to (or from) ``destination``."""
+    def send(self, destination: HostPort, packet: bytes) -> asyncio.Future[None] | None:
+        """Send one packet over the connection to (or from) ``destination``; on a stream,
+        a future while the destination is full (see the module's rules)."""
         if len(packet) > self.max_packet_size:
             raise MessageTooLarge(len(packet), self.max_packet_size,
                                   "raise [listen.quic] max_packet_size to allow it")
         peer = self._peers.get(destination)
         if peer is not None:
-            peer.send(packet)
-            return
+            return peer.send(packet)
         connection = self.routes.get(destination)
         if connection is None or not connection.is_open:
             self._check_open(_display(*destination))
             raise TransportError(f"cannot send to quic {_display(*destination)}: no connection; "
                                  "call prepare() for a destination before sending to it")
-        connection.send_packet(packet)
+        return connection.send_packet(packet)
+
+    async def flush(self) -> None:
+        """Return once every packet sent is acknowledged by its peer, packets waiting for a
+        handshake included (the node bounds this wait with its close grace)."""
+        # aioquic tells no one when acknowledgements arrive: look every few milliseconds.
+        while any(peer.holding() for peer in self._peers.values()) or any(
+                connection.is_open and connection.pending()
+                for connection in self.routes.values()):
+            await asyncio.sleep(0.01)
 
     async def close(self) -> None:
         """Close every connection (telling each peer) and every listener; idempotent."""
@@ -264,7 +283,8 @@ class QuicTransport(Transport):
         quic = QuicConnection(configuration=self._client_configuration(peer))
         try:
             udp, connection = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: _Connection(quic, peer, self.events, self.max_packet_size, peer.tls.mode),
+                lambda: _Connection(quic, peer, self.events, self.max_packet_size, peer.tls.mode,
+                                    self.queue_limit),
                 remote_addr=peer.destination,
             )
         except OSError as exc:

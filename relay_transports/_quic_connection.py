@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from collections import deque
 from typing import Protocol, cast
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -24,10 +25,17 @@ from aioquic.quic.events import (
 from aioquic.quic.packet import QuicErrorCode
 from cryptography import x509
 
-from relay_core import HostPort, MalformedFrame, MessageTooLarge, TransportError, TransportEvents
+from relay_core import (
+    HostPort,
+    MalformedFrame,
+    MessageTooLarge,
+    TransportError,
+    TransportEvents,
+    UnsentReason,
+)
 from relay_core._framing import StreamDeframer, frame_for_stream
 
-from ._quic_internals import _client_certificates, _datagram_limit
+from ._quic_internals import _acknowledged_offset, _client_certificates, _datagram_limit
 from ._quic_net import _display
 from ._quic_options import _Mode
 
@@ -65,7 +73,7 @@ class _Connection(QuicConnectionProtocol):
     """
 
     def __init__(self, quic: QuicConnection, owner: _Owner, events: TransportEvents,
-                 max_packet_size: int, mode: _Mode) -> None:
+                 max_packet_size: int, mode: _Mode, queue_limit: int) -> None:
         super().__init__(quic)
         self.owner = owner
         self.events = events
@@ -84,6 +92,16 @@ class _Connection(QuicConnectionProtocol):
         self._loop = asyncio.get_running_loop()
         self._transmit_handle: asyncio.Handle | None = None
         self._keepalive: asyncio.TimerHandle | None = None
+        self._queue_limit = queue_limit
+        self._largest = max_packet_size
+        self._written = 0
+        """Bytes written to our stream so far: the offset its next byte takes."""
+        self._unacknowledged: deque[tuple[int, bytes]] = deque()
+        """(stream offset where it ends, packet) for every packet the peer has not
+        acknowledged whole, oldest first: what is reported unsent if the connection ends."""
+        self._acknowledged = 0
+        self._full: asyncio.Future[None] | None = None
+        """Handed to senders while unacknowledged bytes reach ``queue_limit``."""
 
     @property
     def is_client(self) -> bool:
@@ -97,27 +115,76 @@ class _Connection(QuicConnectionProtocol):
 
     # -- outbound
 
-    def send_packet(self, packet: bytes) -> None:
-        """Hand one packet to aioquic and transmit within this turn of the loop."""
+    def send_packet(self, packet: bytes) -> asyncio.Future[None] | None:
+        """Hand one packet to aioquic and transmit within this turn of the loop; on a
+        stream, a future while what the peer has not acknowledged reaches ``queue_limit``."""
+        full = None
         if self.mode is _Mode.DATAGRAM:
             if len(packet) > self.datagram_limit:
                 raise MessageTooLarge(len(packet), self.datagram_limit, _DATAGRAM_HINT)
             self._quic.send_datagram_frame(packet)
         else:
-            self._write_stream(packet)
+            full = self._write_stream(packet)
         if self._transmit_handle is None:
             self._transmit_handle = self._loop.call_soon(self._transmit_now)
+        return full
 
-    def _write_stream(self, packet: bytes) -> None:
+    def _write_stream(self, packet: bytes) -> asyncio.Future[None] | None:
         if not packet:
             raise TransportError("a quic stream cannot carry an empty packet")
         if self._stream_id is None:
             self._stream_id = self._quic.get_next_available_stream_id()
+        framed = frame_for_stream(packet)
+        unacknowledged = self.pending()
+        if unacknowledged and unacknowledged + len(framed) > self._queue_limit + self._largest:
+            # Only sends that cannot wait (replies) get here: the others wait for room.
+            if self.remote is not None:
+                self.events.packets_unsent(self.remote, [packet], "link_full")
+            return self._full
         try:
-            self._quic.send_stream_data(self._stream_id, frame_for_stream(packet))
+            self._quic.send_stream_data(self._stream_id, framed)
         except (ValueError, RuntimeError) as exc:  # the peer stopped or reset our stream
             self.fail(f"the stream cannot be written: {exc}")
             raise TransportError(f"quic send to {self.label} failed: {exc}") from None
+        self._written += len(framed)
+        self._unacknowledged.append((self._written, packet))
+        if self.pending() < self._queue_limit:
+            return None
+        if self._full is None:
+            self._full = self._loop.create_future()
+        return self._full
+
+    def pending(self) -> int:
+        """Bytes written to our stream that the peer has not acknowledged yet."""
+        return self._written - self._acknowledged
+
+    def _note_acknowledgements(self) -> None:
+        """Forget packets the peer acknowledged whole; wake senders once there is room."""
+        if self._stream_id is None or not self._unacknowledged:
+            return
+        self._acknowledged = _acknowledged_offset(self._quic, self._stream_id)
+        unacknowledged = self._unacknowledged
+        while unacknowledged and unacknowledged[0][0] <= self._acknowledged:
+            unacknowledged.popleft()
+        if self._full is not None and self.pending() < self._queue_limit:
+            self._release_senders()
+
+    def _release_senders(self) -> None:
+        full, self._full = self._full, None
+        if full is not None and not full.done():
+            full.set_result(None)
+
+    def report_unacknowledged(self, reason: UnsentReason) -> None:
+        """Report the packets the peer has not acknowledged whole as unsent (some of the
+        last may have arrived, their acknowledgement not), and wake held-back senders."""
+        if self._stream_id is not None and not self._ended:
+            self._note_acknowledgements()
+        packets = [packet for _, packet in self._unacknowledged]
+        self._unacknowledged.clear()
+        self._acknowledged = self._written
+        if packets and self.remote is not None:
+            self.events.packets_unsent(self.remote, packets, reason)
+        self._release_senders()
 
     def _transmit_now(self) -> None:
         self._transmit_handle = None
@@ -146,13 +213,16 @@ class _Connection(QuicConnectionProtocol):
         self.close(error_code=error_code, reason_phrase=reason[:200])
 
     def shut(self) -> None:
-        """Close, telling the peer, and release what the connection holds; report nothing."""
+        """Close, telling the peer, and release what the connection holds; report what
+        the peer had not acknowledged as unsent."""
+        self.report_unacknowledged("closed_unsent")
         if self._udp is not None and not self._udp.is_closing():
             self.close()
         self._release()
 
     def _end(self, reason: str) -> None:
         self._release()
+        self.report_unacknowledged("connection_lost")
         self.owner.connection_ended(self, reason)
 
     def _release(self) -> None:
@@ -178,6 +248,7 @@ class _Connection(QuicConnectionProtocol):
             self.remote = (str(addr[0]), int(addr[1]))
         if not self._ended:
             super().datagram_received(data, addr)
+            self._note_acknowledgements()
 
     def error_received(self, exc: Exception) -> None:
         """A client's connected socket learns from ICMP that nobody listens there."""
@@ -225,6 +296,8 @@ class _Connection(QuicConnectionProtocol):
             return self._deframer.feed(data)
         except MalformedFrame as exc:
             self.fail(str(exc))
+            if self.remote is not None:
+                self.events.input_malformed(self.remote, exc)
             return None
 
     def _datagram(self, packet: bytes) -> None:

@@ -1,6 +1,6 @@
 """What the ``quic`` transport needs from inside aioquic, and the packet sizes it implies.
 
-aioquic 1.x exposes none of the three accessors below publicly. Each private
+aioquic 1.x exposes none of the accessors below publicly. Each private
 access lives here, in one small function, and tests/test_quic_transport.py
 exercises each (mutual TLS, and datagrams against an advertised limit). The
 datagram limits are checked before aioquic sees a datagram, because aioquic
@@ -68,3 +68,14 @@ def _datagram_limit(connection: QuicConnection) -> int:
     if not advertised:
         return 0
     return min(_payload_room(advertised), _path_datagram_limit(connection.configuration))
+
+
+def _acknowledged_offset(connection: QuicConnection, stream_id: int) -> int:
+    """How many bytes at the start of our side of a stream the peer has acknowledged.
+
+    aioquic keeps a stream's sent data until it is acknowledged, in order, from
+    this offset on; it tells no one when that moves, so the transport asks it
+    after every datagram received (where acknowledgements arrive).
+    """
+    stream = connection._streams.get(stream_id)
+    return 0 if stream is None else stream.sender._buffer_start

@@ -39,7 +39,7 @@ class _Listener:
         if transport.client_ca is not None:
             _ask_for_client_certificate(quic)
         connection = _Connection(quic, self, transport.events, transport.max_packet_size,
-                                 _Mode.STREAM)
+                                 _Mode.STREAM, transport.queue_limit)
         self.connections.add(connection)
         return connection
 

@@ -1,7 +1,10 @@
 """A destination the ``quic`` transport connects to: its connection and the packets waiting.
 
-Packets sent before the handshake completes wait in a queue of at most
-``queue_limit`` bytes; if the handshake fails they are dropped and reported.
+Packets sent before the handshake completes wait in a queue. At ``queue_limit``
+bytes it is full (``send`` hands back a future, completed once the queue has
+gone to the connection or been dropped); packets of sends that cannot wait are
+taken up to ``queue_limit + max_packet_size``, then dropped and reported
+unsent. If the handshake fails, what waited is dropped and reported unsent.
 Nothing is ever resent on a new connection, so delivery stays at most once.
 After failed handshakes, the next attempt waits for a capped backoff. A failed
 attempt (nobody listening, a certificate that does not verify, no route) is
@@ -11,10 +14,9 @@ reported as :class:`~relay_core.PeerUnreachable` holding for that backoff.
 from __future__ import annotations
 
 import asyncio
-import errno
 from typing import TYPE_CHECKING
 
-from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError
+from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError, UnsentReason
 
 from ._quic_connection import _DATAGRAM_HINT, _Connection
 from ._quic_net import _display, logger
@@ -42,31 +44,48 @@ class _Peer:
         self.connecting: asyncio.Task[None] | None = None
         self._backlog: list[bytes] = []
         self._backlog_bytes = 0
+        self._full: asyncio.Future[None] | None = None
+        """Handed to senders while the backlog is at ``queue_limit`` bytes."""
         self._failures = 0
         self._not_before = 0.0
 
-    def send(self, packet: bytes) -> None:
+    def send(self, packet: bytes) -> asyncio.Future[None] | None:
         connection = self.connection
         if connection is not None and connection.is_open:
-            connection.send_packet(packet)
-            return
+            return connection.send_packet(packet)
         if self.tls.mode is _Mode.DATAGRAM:
             limit = self.transport.path_datagram_limit
             if len(packet) > limit:
                 raise MessageTooLarge(len(packet), limit, _DATAGRAM_HINT)
-        self._hold(packet)
+        full = self._hold(packet)
         if connection is None and self.connecting is None:
             self.connecting = self.transport.spawn(self.reconnect())
+        return full
 
-    def _hold(self, packet: bytes) -> None:
-        limit = self.transport.queue_limit
-        if self._backlog_bytes + len(packet) > limit:
-            text = (f"quic send to {self.label} dropped: {self._backlog_bytes} bytes already "
-                    f"wait for the connection (queue_limit = {limit})")
-            self.transport.events.send_failed(self.destination, TransportError(errno.ENOBUFS, text))
-            return
-        self._backlog.append(packet)
-        self._backlog_bytes += len(packet)
+    def holding(self) -> bool:
+        """Whether packets wait here, or on the connection for acknowledgement."""
+        connection = self.connection
+        return bool(self._backlog) or (
+            connection is not None and connection.is_open and connection.pending() > 0)
+
+    def _hold(self, packet: bytes) -> asyncio.Future[None] | None:
+        transport = self.transport
+        limit = transport.queue_limit
+        if self._backlog and self._backlog_bytes + len(packet) > limit + transport.max_packet_size:
+            transport.events.packets_unsent(self.destination, [packet], "link_full")
+        else:
+            self._backlog.append(packet)
+            self._backlog_bytes += len(packet)
+        if self._backlog_bytes < limit or self.tls.mode is _Mode.DATAGRAM:
+            return None
+        if self._full is None:
+            self._full = asyncio.get_running_loop().create_future()
+        return self._full
+
+    def _release_senders(self) -> None:
+        full, self._full = self._full, None
+        if full is not None and not full.done():
+            full.set_result(None)
 
     async def reconnect(self) -> None:
         try:
@@ -96,6 +115,8 @@ class _Peer:
                 connection.send_packet(packet)
             except (MessageTooLarge, TransportError) as exc:
                 self.transport.events.send_failed(self.destination, exc)
+        # Senders go on; the connection's own future holds them back if it is full now.
+        self._release_senders()
 
     def connection_ended(self, connection: _Connection, reason: str) -> None:
         if connection is not self.connection:
@@ -118,14 +139,14 @@ class _Peer:
         self._not_before = asyncio.get_running_loop().time() + backoff
         error = PeerUnreachable(self.label, reason, errno=code, retry_after=backoff)
         self.transport.warnings.warning("handshake_failed", "%s", error)
-        self._drop_backlog(reason)
+        self._drop_backlog("peer_unreachable")
         self.transport.events.send_failed(self.destination, error)
 
-    def _drop_backlog(self, reason: str) -> None:
-        if self._backlog:
-            text = f"{len(self._backlog)} packets to {self.label} dropped: {reason}"
-            self._backlog, self._backlog_bytes = [], 0
-            self.transport.events.send_failed(self.destination, TransportError(text))
+    def _drop_backlog(self, reason: UnsentReason) -> None:
+        backlog, self._backlog, self._backlog_bytes = self._backlog, [], 0
+        if backlog:
+            self.transport.events.packets_unsent(self.destination, backlog, reason)
+        self._release_senders()
 
     @property
     def waiting(self) -> int:
@@ -138,4 +159,4 @@ class _Peer:
         if self.connection is not None:
             self.connection.shut()
             self.connection = None
-        self._drop_backlog("the transport closed")
+        self._drop_backlog("closed_unsent")

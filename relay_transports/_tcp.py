@@ -25,15 +25,24 @@ Rules this module keeps:
   handshake running, write buffer above its high-water mark) and leaves from
   there in order. What was written to a connection that then fails is lost and
   reported, never written again.
-- Bounded memory: a queue holds at most ``queue_limit`` bytes (an empty queue
-  takes one packet of any allowed size, so a large message can wait for a
-  connection), a connection stops taking writes above ``4 * batch_size``
-  buffered bytes, and a reader holds at most one partial packet (or heph-json
-  object) of at most ``max_packet_size`` bytes.
+- Bounded memory, counted by this module rather than left to the socket
+  transport's flow control: a connection takes writes up to ``4 * batch_size``
+  buffered bytes (one ``write`` per packet, which every event loop flow-controls);
+  beyond, packets queue. A queue at ``queue_limit`` bytes is full: ``send``
+  hands back a future, so the node holds back senders that can wait, and takes
+  packets of sends that cannot wait up to ``queue_limit + max_packet_size``,
+  dropping (and reporting unsent) beyond. A reader holds at most one partial
+  packet (or heph-json object) of at most ``max_packet_size`` bytes.
+- Closing delivers: :meth:`TcpTransport.flush` waits for queued packets to be
+  written, a connection still being made included; :meth:`TcpTransport.close`
+  reports what is still queued as unsent, then closes each connection after
+  its write buffer drains (for at most a second; then it aborts).
 - Nothing raises out of an event-loop callback. Failures after ``send``
-  returned go to ``events.send_failed``; bad input from a client (a length
-  above ``max_packet_size``, bytes that are not heph-json, a failed TLS
-  handshake) is logged at WARNING, rate-limited, and closes only that connection.
+  returned go to ``events.send_failed``, packets dropped unsent to
+  ``events.packets_unsent``; bad input from a client (a length above
+  ``max_packet_size``, bytes that are not heph-json) is reported to
+  ``events.input_malformed`` and closes only that connection; that and a
+  failed TLS handshake are logged at WARNING, rate-limited.
 
 Reading uses protocol callbacks rather than stream coroutines, and a packet is
 one write of its length prefix and itself, as two buffers (the node already
@@ -96,7 +105,9 @@ class TcpTransport(Transport):
       coalesces frames into packets up to this size; four of them is a
       connection's write-buffer high-water mark.
     - ``queue_limit`` (16 MiB): bytes that may wait per destination while it
-      connects or its buffer drains; a packet beyond is dropped and reported.
+      connects or its buffer drains; at the limit, ``send`` hands back a future
+      (the node's awaited sends wait for it), and packets that cannot wait are
+      taken up to ``queue_limit + max_packet_size``, then dropped and reported.
     - ``connect_timeout`` (5), ``backoff_initial`` (0.05), ``backoff_max`` (5):
       one connection attempt, TLS handshake included, and the bounds of the
       wait between attempts (a cap that doubles per failure; half of it plus up
@@ -171,6 +182,8 @@ class TcpTransport(Transport):
         self._streams: set[_Stream] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._drained = asyncio.Event()
+        self._progress = asyncio.Event()
+        """Set whenever a queue drains or a route goes: what flush() waits on."""
         self._log = RateLimitedLog(logger)
         self.closed = False
 
@@ -236,9 +249,26 @@ class TcpTransport(Transport):
         route.start()
         return destination
 
-    def send(self, destination: HostPort, packet: bytes) -> None:
-        """Write one packet on the destination's connection, or queue it until it can be."""
-        self._sender.send(destination, packet)
+    def send(self, destination: HostPort, packet: bytes) -> asyncio.Future[None] | None:
+        """Write one packet on the destination's connection, or queue it until it can be;
+        a future while the destination's queue is full."""
+        return self._sender.send(destination, packet)
+
+    def pending(self, destination: HostPort) -> int:
+        """Bytes held for ``destination``: queued, and in its connection's write buffer."""
+        route = self._routes.get(destination)
+        return route.pending() if route is not None else 0
+
+    async def flush(self) -> None:
+        """Return once every queue is empty and every write buffer drained, connections
+        still being made waited for (the node bounds this wait with its close grace)."""
+        while any(route.queue for route in self._routes.values()):
+            self._progress.clear()
+            await self._progress.wait()
+        # The socket transports tell no one when a buffer drains below its mark.
+        while any(stream.handle is not None and stream.handle.get_write_buffer_size()
+                  for stream in self._streams if not stream.dead):
+            await asyncio.sleep(0.01)
 
     def waiting(self, destination: HostPort) -> int:
         """Packets queued for ``destination``: not connected yet, or its buffer is full."""
@@ -246,7 +276,7 @@ class TcpTransport(Transport):
         return len(route.queue) if route is not None else 0
 
     async def close(self) -> None:
-        """Stop listening, close every connection, and report packets still queued as lost."""
+        """Stop listening, report packets still queued as unsent, close every connection."""
         if self.closed:
             return
         self.closed = True
@@ -254,7 +284,8 @@ class TcpTransport(Transport):
             server.close()
         for task in self._tasks:
             task.cancel()
-        lost = sum(route.drop_queue() for route in self._routes.values())
+        for route in self._routes.values():
+            route.drop_queue("closed_unsent")
         self._routes.clear()
         await self._close_streams()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -263,9 +294,6 @@ class TcpTransport(Transport):
         self._unclaimed.clear()
         for server in self._servers:
             await server.wait_closed()
-        if lost:
-            text = f"tcp transport closed with {lost} packets unsent"
-            self.events.send_failed(None, TransportError(errno.ESHUTDOWN, text))
 
     # -- for routes and streams ------------------------------------------
 
@@ -300,10 +328,15 @@ class TcpTransport(Transport):
         self._log.warning(
             "malformed_stream", "tcp connection with %s closed: %s", _display(*stream.source), error
         )
+        self.events.input_malformed(stream.source, error)
 
     def forget(self, route: _Route) -> None:
         if self._routes.get(route.destination) is route:
             del self._routes[route.destination]
+
+    def progressed(self) -> None:
+        """A queue drained, or a route went: flush() looks again."""
+        self._progress.set()
 
     # -- internals -------------------------------------------------------
 
@@ -345,8 +378,19 @@ class TcpTransport(Transport):
                 await self._drained.wait()
         except TimeoutError:
             for stream in list(self._streams):
+                self._report_unwritten(stream)
                 stream.abort()
             await asyncio.sleep(0)  # aborted transports report connection_lost on the next turn
+
+    def _report_unwritten(self, stream: _Stream) -> None:
+        """A connection aborted with bytes still in its write buffer (its peer stopped
+        reading): they are lost with it, reported as one failure (they are bytes now,
+        no longer packets whose messages could be counted)."""
+        unwritten = stream.handle.get_write_buffer_size() if stream.handle is not None else 0
+        if unwritten:
+            text = (f"tcp connection to {_display(*stream.source)} aborted at close with "
+                    f"{unwritten} bytes unwritten: its peer stopped reading")
+            self.events.send_failed(stream.source, TransportError(errno.ESHUTDOWN, text))
 
     def _check_open(self, what: str) -> None:
         if self.closed:

@@ -18,14 +18,14 @@ from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
 from relay_core._errors import MalformedFrame, MessageTooLarge, TransportError
-from relay_core._framing import StreamDeframer, frame_for_stream, length_prefix
+from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_core._heph import HephObjectSplitter, is_heph_json
 from relay_core._interfaces import HostPort
 
 from ._tcp_net import _display
 from ._tcp_options import HEPH_JSON
 
-__all__ = ["JOIN_BELOW", "TURN_BUDGET", "Deliver", "PacketIO", "Route", "Sender"]
+__all__ = ["TURN_BUDGET", "Deliver", "PacketIO", "Route", "Sender"]
 
 Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
@@ -39,10 +39,6 @@ waiting (a flood could starve the loop) and pile up in mailboxes faster than
 their actors run, which costs the garbage collector a pass over each of them.
 What a chunk holds beyond this waits for the next turn, with reading paused.
 """
-JOIN_BELOW: Final = 4096
-"""A packet smaller than this is written joined to its length prefix, a larger one
-beside it: copying a few KiB costs less than a second buffer (with uvloop, its
-write context), and avoiding a copy of more pays."""
 
 
 class PacketIO:
@@ -136,16 +132,18 @@ class PacketIO:
         self._read_if_free()
 
     def write(self, packet: bytes) -> None:
-        """Write ``packet``, after its length unless it is heph-json."""
+        """Write ``packet``, after its length unless it is heph-json.
+
+        Always one ``write`` of the packet joined to its prefix, never
+        ``writelines``: CPython 3.12 and 3.13.0's selector transports do not
+        pause their protocol for what ``writelines`` buffers (gh-127655), so
+        the write buffer would grow past its high-water mark unseen. The copy
+        costs about what a second buffer would.
+        """
         transport = self.transport
         assert transport is not None  # routes write only to connected streams
         self.active = True
-        if not self.prefixed:
-            transport.write(packet)
-        elif len(packet) < JOIN_BELOW:
-            transport.write(frame_for_stream(packet))
-        else:  # uvloop writes the two with one writev, without a joined copy
-            transport.writelines((length_prefix(packet), packet))
+        transport.write(frame_for_stream(packet) if self.prefixed else packet)
 
     def _split(self, data: bytes) -> list[bytes]:
         """The packets ``data`` completes; none, and the fault reported, if it is malformed."""
@@ -189,8 +187,9 @@ class Route(Protocol):
     writer: PacketIO | None
     """Its connection's, while nothing waits in its queue; else None."""
 
-    def hold(self, packet: bytes) -> None:
-        """Queue ``packet`` until the connection takes it (or report it dropped)."""
+    def hold(self, packet: bytes) -> asyncio.Future[None] | None:
+        """Queue ``packet`` until the connection takes it (or report it dropped); a future
+        while the queue is full."""
 
 
 class Sender:
@@ -206,8 +205,9 @@ class Sender:
         self.max_packet_size = max_packet_size
         self._cannot_send = cannot_send
 
-    def send(self, destination: HostPort, packet: bytes) -> None:
-        """Write one packet on the destination's connection, or queue it until it can be."""
+    def send(self, destination: HostPort, packet: bytes) -> asyncio.Future[None] | None:
+        """Write one packet on the destination's connection, or queue it until it can be;
+        a future while the destination's queue is full (see ``Transport.send``)."""
         if len(packet) > self.max_packet_size:
             raise MessageTooLarge(len(packet), self.max_packet_size)
         route = self.routes.get(destination)
@@ -223,5 +223,5 @@ class Sender:
         writer = route.writer
         if writer is not None and not writer.paused:
             writer.write(packet)  # which frames it
-        else:
-            route.hold(packet)
+            return None
+        return route.hold(packet)

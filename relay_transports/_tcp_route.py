@@ -16,6 +16,14 @@ back is tried again within the back-off (at most ``backoff_max``).
 A queue holds packets, and counts the bytes they take framed. The transport's
 (compiled) send writes a packet straight to the route's ``writer`` while it has
 one and the connection takes writes, and hands it to :meth:`_Route.hold` otherwise.
+
+A queue at or past ``queue_limit`` bytes is *full*: :meth:`_Route.hold` hands
+back a future that completes once it is below the limit again (or the route is
+gone), and the node holds back the senders that can wait until then. Packets of
+sends that cannot wait (replies) are still queued up to a hard limit of
+``queue_limit + max_packet_size``; beyond it a packet is dropped and reported
+unsent (``link_full``). Packets dropped unsent are always reported as packets,
+so that the node can count their messages.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import ssl
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
-from relay_core import HostPort, PeerUnreachable, TransportError
+from relay_core import HostPort, PeerUnreachable, TransportError, UnsentReason
 from relay_core._framing import LENGTH_PREFIX_SIZE
 
 from ._tcp_net import _display, _error, _reason
@@ -55,21 +63,38 @@ class _Route:
         """The stream's packet I/O while nothing waits in the queue, else None."""
         self.queue: deque[bytes] = deque()
         self.queued = 0  # bytes the queued packets take on the stream
+        self.full: asyncio.Future[None] | None = None
+        """Handed to senders while the queue is full; completed once it is not."""
         self._prefix_size = LENGTH_PREFIX_SIZE if framing == NET_RELAY else 0
 
-    def hold(self, packet: bytes) -> None:
-        """Queue a packet that cannot be written now, unless the queue is full."""
+    def hold(self, packet: bytes) -> asyncio.Future[None] | None:
+        """Queue a packet that cannot be written now; a future while the queue is full."""
+        settings = self.owner.settings
         size = len(packet) + self._prefix_size
-        if self.queue and self.queued + size > self.owner.settings.queue_limit:
-            text = (
-                f"tcp queue to {_display(*self.destination)} is full ({self.queued} bytes "
-                f"waiting, queue_limit {self.owner.settings.queue_limit}); packet dropped"
-            )
-            self.owner.events.send_failed(self.destination, TransportError(errno.ENOBUFS, text))
+        if self.queue and self.queued + size > settings.queue_limit + settings.max_packet_size:
+            self.owner.events.packets_unsent(self.destination, [packet], "link_full")
         else:
             self.queue.append(packet)
             self.queued += size
             self.writer = None  # later packets wait behind this one
+        if self.queued < settings.queue_limit:
+            return None
+        if self.full is None:
+            self.full = asyncio.get_running_loop().create_future()
+        return self.full
+
+    def pending(self) -> int:
+        """Bytes held for this destination: queued, and in the connection's write buffer."""
+        handle = self.stream.handle if self.stream is not None else None
+        return self.queued + (handle.get_write_buffer_size() if handle is not None else 0)
+
+    def release(self) -> None:
+        """Wake the senders held back, if the queue is no longer full (or is gone)."""
+        full = self.full
+        if full is not None and self.queued < self.owner.settings.queue_limit:
+            self.full = None
+            if not full.done():
+                full.set_result(None)
 
     def attach(self, stream: _Stream) -> None:
         self.stream = stream
@@ -87,20 +112,26 @@ class _Route:
             stream.io.write(packet)
         if not queue and self.stream is stream:
             self.writer = stream.io
+        self.release()
+        self.owner.progressed()
 
-    def drop_queue(self) -> int:
-        """Forget every queued packet; return how many there were."""
-        count = len(self.queue)
+    def drop_queue(self, reason: UnsentReason) -> int:
+        """Forget every queued packet, reporting them unsent; return how many there were."""
+        dropped = list(self.queue)
         self.queue.clear()
         self.queued = 0
         self.writer = self.stream.io if self.stream is not None else None
-        return count
+        if dropped:
+            self.owner.events.packets_unsent(self.destination, dropped, reason)
+        self.release()
+        return len(dropped)
 
     def lost(self, stream: _Stream, error: BaseException | None) -> None:
         """An accepted connection is gone: its route goes with it."""
         self.stream = self.writer = None
         self.owner.forget(self)
-        dropped = self.drop_queue()
+        dropped = self.drop_queue("closed_unsent" if self.owner.closed else "connection_lost")
+        self.owner.progressed()
         if self.owner.closed:
             return
         if error is not None or dropped:
@@ -129,10 +160,10 @@ class _Outbound(_Route):
         self._connected_at = 0.0
         self._not_before = 0.0  # event-loop time before which no attempt starts
 
-    def hold(self, packet: bytes) -> None:
+    def hold(self, packet: bytes) -> asyncio.Future[None] | None:
         if self.stream is None and not self._connecting:
             self.start()
-        super().hold(packet)
+        return super().hold(packet)
 
     def start(self) -> None:
         if self.stream is None and not self._connecting and not self.owner.closed:
@@ -192,13 +223,9 @@ class _Outbound(_Route):
 
     def _unreachable(self, error: PeerUnreachable, backoff: float) -> None:
         """Drop what waited for this attempt and report the peer unreachable for ``backoff``."""
-        dropped = self.drop_queue()
+        self.drop_queue("peer_unreachable")
         error.retry_after = backoff
         self.owner.events.send_failed(self.destination, error)
-        if dropped:
-            text = (f"{dropped} packets queued for tcp {_display(*self.destination)} dropped: "
-                    f"{error.reason}")
-            self.owner.events.send_failed(self.destination, TransportError(text))
 
     def _backoff(self) -> float:
         """Half a cap that doubles with each failure, plus up to another half at random.

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certs import Pki, make_pki
-from relay_core import ConfigError, HostPort
+from relay_core import ConfigError, HostPort, TransportError
 from relay_transports._certs import (
     DEFAULT_HOSTS,
     _general_name,
@@ -42,6 +42,12 @@ class Inbox:
         self.packets.put_nowait(packet)
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
+        self.failures.append(error)
+
+    def packets_unsent(self, destination: HostPort, packets: list[bytes], reason: str) -> None:
+        self.failures.append(TransportError(f"{len(packets)} packets unsent: {reason}"))
+
+    def input_malformed(self, source: HostPort, error: BaseException) -> None:
         self.failures.append(error)
 
 

@@ -88,6 +88,12 @@ class Recorder:
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self.failures.append((destination, error))
 
+    def packets_unsent(self, destination: HostPort, packets: list[bytes], reason: str) -> None:
+        self.failures.append((destination, TransportError(f"{len(packets)} unsent: {reason}")))
+
+    def input_malformed(self, source: HostPort, error: BaseException) -> None:
+        self.failures.append((source, error))
+
 
 def faulty(outbound: FaultProfile | None = None, inbound: FaultProfile | None = None,
            **options: int) -> tuple[FaultyTransport, FakeTransport, Recorder]:

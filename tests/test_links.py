@@ -27,6 +27,12 @@ class _NoEvents:
     def send_failed(self, destination: tuple[str, int], error: Exception) -> None:
         raise AssertionError("nothing is sent in these tests")
 
+    def packets_unsent(self, destination: tuple[str, int], packets: object, reason: str) -> None:
+        raise AssertionError("nothing is sent in these tests")
+
+    def input_malformed(self, source: tuple[str, int], error: Exception) -> None:
+        raise AssertionError("no packet is received in these tests")
+
 
 def new_link(transport: UdpTransport, label: str, *, pinned: bool) -> PeerLink:
     return PeerLink(transport=transport, label=label, codec=MsgpackCodec(), compressor=None,

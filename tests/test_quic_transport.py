@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,7 +24,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from certs import Pki, make_pki
-from relay_core import ConfigError, HostPort, MessageTooLarge, Transport, TransportError
+from relay_core import (
+    ConfigError,
+    HostPort,
+    MalformedFrame,
+    MessageTooLarge,
+    Transport,
+    TransportError,
+    UnsentReason,
+)
 from relay_transports import _quic
 from relay_transports._certs import generate_self_signed
 from relay_transports._quic import ALPN, QuicTransport
@@ -57,6 +65,8 @@ class Recorder:
     def __init__(self) -> None:
         self.packets: list[tuple[bytes, HostPort]] = []
         self.failures: list[tuple[HostPort | None, BaseException]] = []
+        self.unsent: list[tuple[HostPort, bytes, UnsentReason]] = []
+        self.malformed: list[tuple[HostPort, MalformedFrame]] = []
         self._changed = asyncio.Event()
         self._next_packet = 0
         self._next_failure = 0
@@ -67,6 +77,15 @@ class Recorder:
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self.failures.append((destination, error))
+        self._changed.set()
+
+    def packets_unsent(self, destination: HostPort, packets: Sequence[bytes],
+                       reason: UnsentReason) -> None:
+        self.unsent += [(destination, packet, reason) for packet in packets]
+        self._changed.set()
+
+    def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
+        self.malformed.append((source, error))
         self._changed.set()
 
     async def until(self, condition: Callable[[], bool]) -> None:
@@ -265,7 +284,8 @@ async def test_a_server_signed_by_another_ca_is_rejected_and_nothing_is_delivere
         error = await failures.failure()
         assert isinstance(error, TransportError)
         assert "handshake" in str(error)
-        await failures.until(lambda: any("dropped" in str(e) for _, e in failures.failures))
+        await failures.until(lambda: bool(failures.unsent))
+        assert failures.unsent == [(destination, b"secret", "connection_lost")]
         assert received.packets == []
 
 
@@ -356,14 +376,22 @@ async def test_a_destination_where_nothing_listens_is_reported(pki: Pki) -> None
         assert isinstance(await failures.failure(), TransportError)
 
 
-async def test_packets_beyond_the_queue_limit_are_dropped_and_reported(pki: Pki) -> None:
-    async with pair(pki, client={"queue_limit": 100}) as (_, received, client, failures, port):
+async def test_a_full_queue_holds_senders_back_and_drops_only_past_its_hard_limit(
+    pki: Pki,
+) -> None:
+    limits = {"queue_limit": 100, "max_packet_size": 1024}
+    async with pair(pki, client=limits) as (_, received, client, failures, port):
         destination = await client.prepare(HERE, port)
-        client.send(destination, bytes(60))  # the handshake cannot have completed yet
-        client.send(destination, bytes(60))
-        error = await failures.failure()
-        assert "queue_limit" in str(error)
-        assert (await received.packet())[0] == bytes(60)
+        assert client.send(destination, bytes(60)) is None  # the handshake is not done yet
+        full = client.send(destination, bytes(60))
+        assert full is not None  # 120 bytes wait: senders that can wait, wait
+        assert client.send(destination, bytes(900)) is full  # a reply is still taken
+        client.send(destination, b"dropped" * 20)  # past queue_limit + max_packet_size
+        assert failures.unsent == [(destination, b"dropped" * 20, "link_full")]
+        async with asyncio.timeout(WAIT_LIMIT):
+            await full  # the handshake completed: what waited went to the connection
+        await received.until(lambda: len(received.packets) == 3)
+        assert received.payloads() == [bytes(60), bytes(60), bytes(900)]
 
 
 async def test_a_restarted_server_is_reached_over_a_new_connection(pki: Pki) -> None:
@@ -493,7 +521,20 @@ async def test_closing_reports_packets_still_waiting_for_a_handshake(pki: Pki) -
         destination = await client.prepare(HERE, port)
         client.send(destination, b"never sent")
         await client.close()
-        assert any("transport closed" in str(e) for _, e in failures.failures)
+        assert failures.unsent == [(destination, b"never sent", "closed_unsent")]
+
+
+async def test_flushing_waits_until_the_peer_has_acknowledged_every_packet(pki: Pki) -> None:
+    async with pair(pki) as (_, received, client, failures, port):
+        destination = await client.prepare(HERE, port)
+        packets = [number.to_bytes(4, "big") + bytes(60_000) for number in range(200)]
+        for packet in packets:
+            client.send(destination, packet)
+        async with asyncio.timeout(WAIT_LIMIT):
+            await client.flush()
+        assert received.payloads() == packets  # acknowledged means delivered here
+        await client.close()
+        assert failures.unsent == []
 
 
 async def test_sending_to_an_unknown_destination_raises(pki: Pki) -> None:
@@ -603,3 +644,20 @@ def test_the_plugin_provides_the_quic_scheme_with_streams_by_default() -> None:
     assert _quic.net_relay_transports() == [QuicTransport]
     assert QuicTransport.scheme == "quic"
     assert QuicTransport.reliable is True
+
+
+async def test_past_its_hard_limit_a_connection_drops_and_reports_what_cannot_wait(
+    pki: Pki,
+) -> None:
+    limits = {"queue_limit": 2048, "max_packet_size": 1024}
+    async with pair(pki, client=limits) as (_, received, client, failures, port):
+        destination = await client.prepare(HERE, port)
+        client.send(destination, b"hello")
+        await received.until(lambda: len(received.packets) == 1)  # the connection is up
+        answers = [client.send(destination, bytes([number]) * 1000) for number in range(5)]
+        assert answers[:2] == [None, None] and answers[2] is not None  # full: wait
+        # A fourth unacknowledged KB would pass 2048 + 1024: the last two are dropped.
+        assert failures.unsent == [(destination, bytes([number]) * 1000, "link_full")
+                                   for number in (3, 4)]
+        await received.until(lambda: len(received.packets) == 4)
+        assert received.payloads()[1:] == [bytes([number]) * 1000 for number in range(3)]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from .._interfaces import HostPort
+from .._errors import MalformedFrame
+from .._interfaces import HostPort, UnsentReason
 
 __all__ = ["PacketRecorder"]
 
@@ -21,6 +22,10 @@ class PacketRecorder:
         """``(packet, source)`` in the order they arrived."""
         self.failures: list[tuple[HostPort | None, BaseException]] = []
         """``(destination, error)`` in the order they were reported."""
+        self.unsent: list[tuple[HostPort, bytes, UnsentReason]] = []
+        """``(destination, packet, reason)`` for each packet reported never written."""
+        self.malformed: list[tuple[HostPort, MalformedFrame]] = []
+        """``(source, error)`` for each connection closed for input that did not parse."""
         self._changed = asyncio.Event()
 
     def packet_received(self, packet: bytes, source: HostPort) -> None:
@@ -29,6 +34,15 @@ class PacketRecorder:
 
     def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
         self.failures.append((destination, error))
+        self._changed.set()
+
+    def packets_unsent(self, destination: HostPort, packets: Sequence[bytes],
+                       reason: UnsentReason) -> None:
+        self.unsent += [(destination, packet, reason) for packet in packets]
+        self._changed.set()
+
+    def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
+        self.malformed.append((source, error))
         self._changed.set()
 
     @property
