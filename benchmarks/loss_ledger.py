@@ -1,6 +1,7 @@
 """The loss ledger: every message a sender's ``send()`` accepted is delivered or counted.
 
-Run ``python benchmarks/loss_ledger.py [--messages N] [--scenarios udp,tcp,quic,fan-in]``.
+Run ``python benchmarks/loss_ledger.py [--messages N] [--size BYTES] [--mailbox N]
+[--scenarios udp,tcp,quic,fan-in]``.
 
 Each scenario runs a receiving node in this process and its senders as
 separate processes (this script again, ``--sender``), so they compete for the
@@ -29,13 +30,14 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, RelayError, Rpc
 from relay_core import run as run_on_chosen_loop
 
 MAX_MESSAGES = 1_000_000
+MAX_SIZE = 1_000_000
 SENDERS_FAN_IN = 8
 QUIET_SECONDS = 1.0  # nothing more arrives for this long after the senders left: settled
 SCENARIOS = ("udp", "tcp", "quic", "fan-in")
@@ -44,8 +46,9 @@ RECEIVER_LOSSES = ("mailbox_full", "unknown_actor", "oversize", "undecodable",
                    "unsupported_codec", "malformed", "corrupt", "unauthenticated",
                    "not_allowed", "duplicates", "too_old")
 """Counters of the receiving node that mean a message that arrived was not delivered."""
-SENDER_LOSSES = ("send_errors", "oversize")
-"""Counters of a sending node that mean an accepted message did not leave."""
+SENDER_LOSSES = ("link_full", "closed_unsent", "connection_lost", "peer_unreachable")
+"""Counters of a sending node, in messages, of what ``send()`` accepted and the node
+then could not send (it counted them in ``messages_sent`` first)."""
 
 Options = Mapping[str, object]
 
@@ -70,18 +73,19 @@ class SlowSink:
 # -- the sender process -----------------------------------------------------------------------
 
 
-async def _send_all(url: str, options: Options, count: int) -> dict[str, object]:
+async def _send_all(url: str, options: Options, count: int, size: int) -> dict[str, object]:
     config = NodeConfig(name="sender", listen={},
                         peers={"sink": PeerConfig(address=url, options=options)})
     accepted = refused = 0
     reasons: dict[str, int] = {}
     started = time.perf_counter()
+    padding = b"x" * size
     node = Node(config)
     async with node:
         ref = node.ref("sink/sink")
         for index in range(count):
             try:
-                await ref.send({"n": index, "pad": "x" * 40})
+                await ref.send([index, padding])
             except RelayError as exc:
                 refused += 1
                 reasons[type(exc).__name__] = reasons.get(type(exc).__name__, 0) + 1
@@ -95,7 +99,7 @@ async def _send_all(url: str, options: Options, count: int) -> dict[str, object]
 
 def _sender_main(args: argparse.Namespace) -> int:
     options = json.loads(args.options)
-    result = run_on_chosen_loop(_send_all(args.sender, options, args.messages))
+    result = run_on_chosen_loop(_send_all(args.sender, options, args.messages, args.size))
     print(json.dumps(result))
     return 0
 
@@ -114,10 +118,11 @@ def _transport_options(scheme: str, workdir: Path) -> tuple[Options, Options]:
     return {"certificate": str(cert), "private_key": str(key)}, {"ca": str(cert)}
 
 
-async def _start_sender(url: str, options: Options, count: int) -> asyncio.subprocess.Process:
+async def _start_sender(url: str, options: Options, count: int,
+                        size: int) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--sender", url, "--options", json.dumps(dict(options)),
-        "--messages", str(count), stdout=asyncio.subprocess.PIPE)
+        "--messages", str(count), "--size", str(size), stdout=asyncio.subprocess.PIPE)
 
 
 async def _settle(node: Node, scheme: str) -> None:
@@ -134,7 +139,7 @@ async def _settle(node: Node, scheme: str) -> None:
             last, quiet_since = now, time.monotonic()
 
 
-async def scenario(name: str, messages: int, workdir: Path) -> dict[str, object]:
+async def scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, object]:
     scheme = "udp" if name == "fan-in" else name
     senders = SENDERS_FAN_IN if name == "fan-in" else 1
     sink = SlowSink(pause=0.0 if name == "fan-in" else 0.0002)
@@ -142,9 +147,10 @@ async def scenario(name: str, messages: int, workdir: Path) -> dict[str, object]
     config = NodeConfig(name="receiver", listen={
         scheme: ListenConfig("127.0.0.1", 0, listen_options)})
     async with Node(config) as receiver:
-        receiver.spawn(sink.run, name="sink", mailbox_size=64 if senders == 1 else 1024)
+        mailbox = args.mailbox or (64 if senders == 1 else 1024)
+        receiver.spawn(sink.run, name="sink", mailbox_size=mailbox)
         url = receiver.address(scheme)
-        processes = [await _start_sender(url, peer_options, messages // senders)
+        processes = [await _start_sender(url, peer_options, args.messages // senders, args.size)
                      for _ in range(senders)]
         outputs = [await process.communicate() for process in processes]
         await _settle(receiver, scheme)
@@ -165,12 +171,13 @@ def _ledger(name: str, reports: list[dict[str, object]], received: Mapping[str, 
     accepted = summed("accepted")
     counted = {f"sender {c}": sender_counter(c) for c in SENDER_LOSSES}
     counted |= {f"receiver {c}": received[c] for c in RECEIVER_LOSSES}
-    left = sender_counter("messages_sent")
+    left = sender_counter("messages_sent") - sum(sender_counter(c) for c in SENDER_LOSSES)
     in_transit = left - received["messages_received"]
     unaccounted = accepted - delivered - sum(counted.values()) - in_transit
     return {"scenario": name, "senders": len(reports), "accepted": accepted,
             "refused at send": summed("refused"), "delivered": delivered,
             "counted": {k: v for k, v in counted.items() if v},
+            "sender send_errors (events)": sender_counter("send_errors"),
             "in transit": in_transit, "kernel receive drops (datagrams)": kernel_drops,
             "unaccounted": unaccounted,
             "send seconds": round(max(float(r["seconds"]) for r in reports), 2)}  # type: ignore[arg-type]
@@ -189,7 +196,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, object]]:
         for name in args.scenarios:
             print(f"... {name}: {args.messages} messages", file=sys.stderr, flush=True)
             async with asyncio.timeout(args.limit):
-                row = await scenario(name, args.messages, Path(workdir))
+                row = await scenario(name, args, Path(workdir))
             _print(row)
             rows.append(row)
     return rows
@@ -204,18 +211,27 @@ def _scenarios(text: str) -> list[str]:
     return chosen
 
 
-def _messages(text: str) -> int:
-    value = int(text)
-    if not SENDERS_FAN_IN <= value <= MAX_MESSAGES:
-        raise argparse.ArgumentTypeError(f"{text} is not a count from {SENDERS_FAN_IN} to "
-                                         f"{MAX_MESSAGES}")
-    return value
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from {low} to {high}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=_messages, default=100_000,
+    parser.add_argument("--messages", type=_count(SENDERS_FAN_IN, MAX_MESSAGES), default=100_000,
                         help="messages per scenario, shared among its senders (default 100000)")
+    parser.add_argument("--size", type=_count(0, MAX_SIZE), default=40,
+                        help="bytes of padding in each message (default 40)")
+    parser.add_argument("--mailbox", type=_count(0, MAX_MESSAGES), default=0,
+                        help="the receiving actor's mailbox (default 64, fan-in 1024)")
     parser.add_argument("--scenarios", type=_scenarios, default=list(SCENARIOS),
                         help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)")
     parser.add_argument("--limit", type=float, default=300.0,

@@ -25,11 +25,11 @@ from relay_core import (
     Node,
     NodeConfig,
     PeerConfig,
+    PeerUnreachable,
     RemoteError,
     Rpc,
     RpcTimeout,
     Transport,
-    TransportError,
     hookimpl,
 )
 from relay_core._registry import PluginRegistry
@@ -162,8 +162,8 @@ async def test_internal_errors_are_logged_at_a_bounded_rate(
 
 
 class GarbledReports:
-    """A transport plugin with a bug: with every packet it also reports a failure for a
-    destination that is not a (host, port) pair."""
+    """A transport plugin with a bug: with every packet it also reports its peer
+    unreachable, holding for a ``retry_after`` that is not a number of seconds."""
 
     def __init__(self, network: MemoryNetwork) -> None:
         base = network.transport_class
@@ -171,7 +171,9 @@ class GarbledReports:
         class Garbling(base):  # type: ignore[valid-type, misc]
             def send(self, destination: HostPort, packet: bytes) -> None:
                 super().send(destination, packet)
-                self.events.send_failed(42, TransportError("reported by a buggy transport"))
+                garbled = PeerUnreachable("memory://nowhere:1", "a buggy transport says so")
+                garbled.retry_after = "soon"  # type: ignore[assignment]
+                self.events.send_failed(destination, garbled)
 
         self.transport = Garbling
 
