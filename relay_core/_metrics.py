@@ -84,6 +84,8 @@ _HELP = {
     "closed_unsent": "Outbound messages still unsent when the node closed and its grace ended",
     "connection_lost": "Outbound messages queued for (or unacknowledged on) a connection "
                        "that was lost or never made",
+    "peer_unreachable": "Outbound messages dropped from a queue because an attempt to connect "
+                        "found the peer unreachable",
     "late_replies": "Replies that arrived after the caller stopped waiting",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",

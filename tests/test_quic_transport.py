@@ -285,7 +285,7 @@ async def test_a_server_signed_by_another_ca_is_rejected_and_nothing_is_delivere
         assert isinstance(error, TransportError)
         assert "handshake" in str(error)
         await failures.until(lambda: bool(failures.unsent))
-        assert failures.unsent == [(destination, b"secret", "connection_lost")]
+        assert failures.unsent == [(destination, b"secret", "peer_unreachable")]
         assert received.packets == []
 
 

@@ -179,7 +179,9 @@ async def test_a_refused_connection_drops_what_waited_as_peer_unreachable_and_th
         destination = await client.prepare(host, port)
         for packet in numbered(5):
             client.send(destination, packet)
-        await client_events.until(lambda: bool(client_events.failed_with("5 packets queued")))
+        await client_events.until(lambda: len(client_events.unsent) == 5)
+        assert client_events.unsent == [(destination, packet, "peer_unreachable")
+                                        for packet in numbered(5)]
         unreachable = [error for _, error in client_events.failures
                        if isinstance(error, PeerUnreachable)]
         assert len(unreachable) == 1 and "refused" in str(unreachable[0]).lower()
