@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from ._replycache import CallKey, ReplyCache
 from ._rpc import Rpc
 
 __all__ = ["ActiveRequests", "CallKey", "PendingCalls"]
+
+LARGEST_CALL_ID: Final = (1 << 62) - 1
+"""The wire takes any non-zero u64; this node's own ids stay below 2**62, the range the
+compiled build keeps unboxed."""
 
 
 class _Lane:
@@ -50,36 +54,44 @@ class PendingCalls:
         self._futures: dict[int, asyncio.Future[object]] = {}
         # Bound once: compiled, dict.pop is a method looked up by name at each call.
         self._pop_future = self._futures.pop
-        self._next_call_id = 1
         self._lanes: dict[float, _Lane] = {}
         self._own_timers: dict[int, asyncio.TimerHandle] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         """Kept from the first call: asyncio.get_running_loop() costs a system call."""
 
-    def open(self, timeout: float | None) -> tuple[int, asyncio.Future[object]]:
-        """A new call id and the future its reply will resolve.
+    def open(self, timeout: float | None,
+             call_id: int = 1) -> tuple[int, asyncio.Future[object]]:
+        """Call ``call_id`` (or the next free id after it) and the future its reply will
+        resolve.
 
         The future is cancelled ``timeout`` seconds from now if it is still
         waiting; with None the caller keeps time itself.
         """
-        call_id, future = self.reserve()
+        call_id, future = self.reserve(call_id)
         self.arm(call_id, future, timeout)
         return call_id, future
 
-    def reserve(self) -> tuple[int, asyncio.Future[object]]:
+    def reserve(self, call_id: int = 1) -> tuple[int, asyncio.Future[object]]:
         """:meth:`open` without the deadline, which :meth:`arm` sets.
 
         A caller arms the deadline once its request has left, so that the
         request leaves sooner; a reply found before then is still delivered.
+        Call ids come from each link's own random run (see ``PeerLink.next_call_id``);
+        two runs meeting is all but impossible, and then the next free id is taken.
         """
-        call_id = self._next_call_id
-        self._next_call_id += 1
+        futures = self._futures
+        while call_id in futures or not 0 < call_id <= LARGEST_CALL_ID:
+            call_id = call_id + 1 if 0 < call_id < LARGEST_CALL_ID else 1
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[object] = loop.create_future()
-        self._futures[call_id] = future
+        futures[call_id] = future
         return call_id, future
+
+    def is_waiting(self, call_id: int) -> bool:
+        """True while call ``call_id`` waits for its reply."""
+        return call_id in self._futures
 
     def arm(self, call_id: int, future: asyncio.Future[object], timeout: float | None) -> None:
         """Cancel ``future`` ``timeout`` seconds from now if it still waits (None: never)."""

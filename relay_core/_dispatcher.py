@@ -480,7 +480,8 @@ class Dispatcher:
         encoder = link.request_encoder(target, compressor)
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
-        call_id, future = self._calls.reserve()
+        call_id, future = self._calls.reserve(link.next_call_id)
+        link.next_call_id = call_id + 1
         calls = link.calls
         if calls is None:
             calls = link.calls = set()
@@ -970,7 +971,16 @@ class Dispatcher:
     def _on_reply(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
     ) -> None:
-        future = self._calls.take(frame.call_id)
+        call_id = frame.call_id
+        if not self._call_made_through(scheme, source, counters, call_id):
+            if self._calls.is_waiting(call_id):
+                counters.forged_replies += 1
+                self._log.warning("forged_reply", "a reply to a call waiting on another link "
+                                  "came from %s; dropped", endpoint_url(scheme, source))
+            else:
+                counters.late_replies += 1
+            return
+        future = self._calls.take(call_id)
         if future is None:
             counters.late_replies += 1
             return
@@ -1070,6 +1080,19 @@ class Dispatcher:
             backlog.draining = False
 
     # -- replies -----------------------------------------------------------
+
+    def _call_made_through(self, scheme: str, source: HostPort, counters: Counters,
+                           call_id: int) -> bool:
+        """Whether call ``call_id`` waits on a link to ``source``: a reply is taken only
+        from where its request went (the same address, and so the same connection)."""
+        link = self._source_link
+        if link is None or link.counters is not counters:
+            link = self._links.get((scheme, source[0], source[1]))
+        if link is not None and link.calls is not None and call_id in link.calls:
+            return True
+        aliases = self._aliases.get((scheme, source[0], source[1]))
+        return aliases is not None and any(
+            alias.calls is not None and call_id in alias.calls for alias in aliases)
 
     def _reply_link(self, scheme: str, source: HostPort, counters: Counters) -> PeerLink:
         # The link _counters_for found for this packet's source, unless these

@@ -10,6 +10,7 @@ first; links to configured peers and to refs the program made are kept.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Final, TypeVar
 
@@ -49,6 +50,7 @@ class PeerLink:
         "heph",
         "label",
         "last_request_encoder",
+        "next_call_id",
         "pinned",
         "preparing",
         "sealer",
@@ -104,6 +106,10 @@ class PeerLink:
         """MESSAGE frame encoders by (target, compressor name): a frame costs one join."""
         self.last_request_encoder: RequestFrameEncoder | None = None
         """The REQUEST frame encoder this link used last (see :meth:`request_encoder`)."""
+        self.next_call_id = int.from_bytes(os.urandom(8), "big") >> 2 | 1
+        """The id of this link's next call: counts up from a random 62-bit start, so that
+        nobody who has not seen this link's requests can name a call waiting on it (a
+        peer that sees its own calls' ids learns nothing of another link's)."""
         self.calls: set[int] | None = None
         """Ids of the calls made through this link that wait for their reply; made at the
         first call (most links never make one: an empty set is 216 bytes)."""

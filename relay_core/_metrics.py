@@ -86,7 +86,9 @@ _HELP = {
                        "that was lost or never made",
     "peer_unreachable": "Outbound messages dropped from a queue because an attempt to connect "
                         "found the peer unreachable",
-    "late_replies": "Replies that arrived after the caller stopped waiting",
+    "late_replies": "Replies for no waiting call (the caller stopped waiting, or no such call)",
+    "forged_replies": "Replies for a waiting call that came from elsewhere than where its "
+                      "request went: dropped",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",
 }

@@ -22,6 +22,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "corrupt",
     "duplicates",
     "frames_received",
+    "forged_replies",
     "frames_sent",
     "internal_errors",
     "late_replies",
@@ -68,7 +69,9 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - peer_unreachable: outbound messages queued for a connection whose attempt found
   the peer unreachable (refused, no route, TLS that did not verify): dropped, so
   that nothing a caller was told failed is delivered later
-- late_replies: replies that arrived after the caller stopped waiting
+- late_replies: replies for no waiting call (the caller stopped waiting, or no such call)
+- forged_replies: replies for a waiting call that came from elsewhere than where its
+  request went (another address, another connection): dropped
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
   or encoding a reply. Each is logged, rate-limited, with its traceback. A frame
@@ -104,6 +107,7 @@ class Counters:
     oversize: int
     send_errors: int
     late_replies: int
+    forged_replies: int
     internal_errors: int
     link_full: int
     closed_unsent: int
