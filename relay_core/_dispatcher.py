@@ -764,15 +764,19 @@ class Dispatcher:
         try:
             if is_sealed(data):
                 incarnation, sequence, frames = self._open(data)
+                window = incarnation
             elif scheme in self._sealed_schemes:
                 raise Unauthenticated(f"{scheme} packets must be sealed here; this one is not")
             else:
                 incarnation, sequence, frames = decode_packet_compact(data)
                 self._receiving_key_id = None
+                # Anyone can write a plain packet with a sender's incarnation: keyed by
+                # where it came from too, such a packet moves only a window of its own.
+                window = incarnation ^ hash(source)
         except MalformedFrame as exc:
             self._count_bad_packet(exc, counters, scheme, source)
             return None
-        verdict = self._duplicates.check(incarnation, sequence)
+        verdict = self._duplicates.check(window, sequence)
         if verdict is not Verdict.ACCEPTED:
             if verdict is Verdict.DUPLICATE:
                 counters.duplicates += 1
