@@ -776,6 +776,11 @@ class Dispatcher:
         except MalformedFrame as exc:
             self._count_bad_packet(exc, counters, scheme, source)
             return None
+        if incarnation == self.incarnation:  # this node's own packet, sent back at it
+            counters.reflected += 1
+            self._log.warning("reflected", "dropped a packet from %s that carries this node's "
+                              "own incarnation", endpoint_url(scheme, source))
+            return None
         verdict = self._duplicates.check(window, sequence)
         if verdict is not Verdict.ACCEPTED:
             if verdict is Verdict.DUPLICATE:

@@ -87,6 +87,8 @@ _HELP = {
     "peer_unreachable": "Outbound messages dropped from a queue because an attempt to connect "
                         "found the peer unreachable",
     "late_replies": "Replies for no waiting call (the caller stopped waiting, or no such call)",
+    "reflected": "Packets carrying this node's own incarnation (its own, sent back at it): "
+                 "dropped",
     "forged_replies": "Replies for a waiting call that came from elsewhere than where its "
                       "request went: dropped",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "

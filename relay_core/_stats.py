@@ -35,6 +35,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "oversize",
     "packets_received",
     "packets_sent",
+    "reflected",
     "peer_unreachable",
     "send_errors",
     "too_old",
@@ -69,6 +70,8 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - peer_unreachable: outbound messages queued for a connection whose attempt found
   the peer unreachable (refused, no route, TLS that did not verify): dropped, so
   that nothing a caller was told failed is delivered later
+- reflected: packets carrying this node's own incarnation (its own packets sent back
+  at it, sealed or not): dropped
 - late_replies: replies for no waiting call (the caller stopped waiting, or no such call)
 - forged_replies: replies for a waiting call that came from elsewhere than where its
   request went (another address, another connection): dropped
@@ -108,6 +111,7 @@ class Counters:
     send_errors: int
     late_replies: int
     forged_replies: int
+    reflected: int
     internal_errors: int
     link_full: int
     closed_unsent: int
