@@ -59,7 +59,7 @@ from ._registry import PluginRegistry
 from ._replycache import call_key
 from ._seal import Sealer, sealed_key_id
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
-from ._serving import LocalActors, RequestServer
+from ._serving import RESEND_FACTOR, LocalActors, RequestServer
 from ._stats import Counters, NodeStats, StatsTable
 from ._tracing import outgoing_traceparent
 from ._window import DuplicateFilter, Verdict
@@ -779,6 +779,7 @@ class Dispatcher:
                 counters.too_old += 1
             return None
         counters.frames_received += len(frames)
+        self._server.resend_budget = RESEND_FACTOR * len(data)
         return self._handle_frames(iter(frames), scheme, source, counters, incarnation)
 
     def _handle_frames(self, frames: Iterator[Frame | bytes], scheme: str, source: HostPort,
@@ -953,7 +954,7 @@ class Dispatcher:
         link = self._reply_link(scheme, source, counters)
         key = call_key(incarnation, frame.call_id)
         server = self._server
-        if server.is_retry(key, link, counters):
+        if server.is_retry(key, frame, link, counters):
             return
         request = self._decode(frame, frame.payload, counters, scheme, source)
         if request is _FAILED:
@@ -1062,6 +1063,7 @@ class Dispatcher:
         backlog.draining = True
         try:
             self._receiving_key_id = stall.key_id
+            self._server.resend_budget = 0  # its packet's budget went with that packet's turn
             self._handle_frames(stall.rest, scheme, source, stall.stalled.counters,
                                 stall.incarnation)
             while backlog.stall is None and (packet := backlog.take()) is not None:

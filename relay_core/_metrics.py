@@ -86,6 +86,10 @@ _HELP = {
                        "that was lost or never made",
     "peer_unreachable": "Outbound messages dropped from a queue because an attempt to connect "
                         "found the peer unreachable",
+    "requests_evicted": "Requests being handled that were cancelled to make room for newer "
+                        "ones (max_active_requests)",
+    "replies_not_resent": "Retried requests whose cached reply was not sent again (another "
+                          "source, or over three times the bytes of the retry)",
     "late_replies": "Replies that arrived after the caller stopped waiting",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",

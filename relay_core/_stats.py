@@ -35,6 +35,8 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "packets_received",
     "packets_sent",
     "peer_unreachable",
+    "replies_not_resent",
+    "requests_evicted",
     "send_errors",
     "too_old",
     "unauthenticated",
@@ -68,6 +70,14 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - peer_unreachable: outbound messages queued for a connection whose attempt found
   the peer unreachable (refused, no route, TLS that did not verify): dropped, so
   that nothing a caller was told failed is delivered later
+- requests_evicted: requests the node was handling that it gave up to make room
+  for a newer one (``[node] max_active_requests``), oldest first: each is cancelled
+  (its handler sees ``Rpc.cancelled``, its answer is not sent). Counted on the
+  node's own ``(local)`` counters.
+- replies_not_resent: retried requests whose cached reply was not sent again,
+  because the retry came from another source than the one the reply went to, or
+  because the reply is over three times the bytes of the packet that asked again
+  (a small ``reply_not_resent`` error goes back instead where it fits in that)
 - late_replies: replies that arrived after the caller stopped waiting
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
@@ -109,6 +119,8 @@ class Counters:
     closed_unsent: int
     connection_lost: int
     peer_unreachable: int
+    replies_not_resent: int
+    requests_evicted: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-from nodes import RawUdp, udp_config, wait_for
-from relay_core import ActorContext, Node, Rpc
+import pytest
+
+from nodes import LossyRelay, RawUdp, udp_config, wait_for
+from relay_core import ActorContext, Node, RemoteError, Rpc
 from relay_core._wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
 
 ATTACKER_INCARNATION = 0x5EED
@@ -71,7 +73,7 @@ async def test_a_flood_of_unanswered_requests_leaves_the_table_at_its_bound_coun
                     await asyncio.sleep(0.01)
             await wait_for(lambda: len(held) == flood, "the hoarder to take every request")
             assert requests_in_hand(victim) <= bound
-            assert victim.stats().local["requests_evicted"] == flood - bound
+            assert victim.stats().total["requests_evicted"] == flood - bound
             assert held[0].cancelled and not held[-1].cancelled
             held[0].respond("too late")  # dropped: nothing is sent for an evicted request
             assert await prober.ref(f"{victim.address('udp')}/echo").rpc("ok", timeout=5.0) == "ok"
@@ -186,3 +188,24 @@ async def test_an_honest_retry_from_the_same_source_gets_its_reply_again() -> No
     assert decode_packet(second).frames == decode_packet(first).frames
     assert decode_packet(second).frames[0].payload == b'"again"'
     assert refused == 0
+
+
+async def test_an_honest_caller_whose_large_reply_was_lost_is_told_it_will_not_come_again(
+) -> None:
+    runs = 0
+
+    async def generous(ctx: ActorContext) -> None:
+        nonlocal runs
+        async for message in ctx:
+            if isinstance(message, Rpc):
+                runs += 1
+                message.respond(BIG_REPLY)
+
+    async with Node(udp_config("victim")) as victim:
+        victim.spawn(generous, name="generous")
+        async with LossyRelay(victim.address("udp"), drop_to_client={1}) as relay, \
+                Node(udp_config("caller")) as caller:
+            with pytest.raises(RemoteError) as caught:
+                await caller.ref(f"{relay.url}/generous").rpc(1, timeout=10.0, retries=3)
+    assert caught.value.remote_type == "ReplyNotResent"
+    assert runs == 1
