@@ -28,7 +28,7 @@ def request_packet(sequence: int, call_id: int, target: str, payload: bytes = b'
 
 
 def requests_in_hand(node: Node) -> int:
-    return len(node._dispatcher._server.active)  # noqa: SLF001 - the table under attack
+    return len(node._dispatcher._server.active)  # the table under attack
 
 
 async def drain(socket: RawUdp, quiet: float = 0.3) -> list[bytes]:
