@@ -49,9 +49,6 @@ RESEND_FACTOR = 3
 """A cached reply is sent again only while it is at most this many times the bytes of
 the packet that asked for it again (QUIC's bound for an unvalidated address)."""
 
-REPLY_NOT_RESENT = "reply_not_resent"
-"""The ERROR code for a retry whose cached reply is too large to send again to it."""
-
 
 class LocalActors(Protocol):
     """What the node layer needs from the node's actor table."""
@@ -109,7 +106,7 @@ class RequestServer:
             return True
         counters.replies_not_resent += 1
         refusal = self._error_frame(
-            frame, REPLY_NOT_RESENT, "ReplyNotResent",
+            frame, ErrorCode.REPLY_NOT_RESENT, "ReplyNotResent",
             f"reply of {len(reply)} bytes already sent; resent only to retries of "
             f"at least 1/{RESEND_FACTOR} its size", codec="json")
         cost = len(refusal) + PACKET_HEADER_SIZE
