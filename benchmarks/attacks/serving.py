@@ -53,9 +53,7 @@ async def unanswered_requests(victim: Victim, scale: float) -> dict[str, object]
     count = max(REQUESTS_PER_PACKET, int(UNANSWERED_REQUESTS * scale))
     target = _udp_target(victim)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sequence = 0
-        for first in range(1, count + 1, REQUESTS_PER_PACKET):
-            sequence += 1
+        for sequence, first in enumerate(range(1, count + 1, REQUESTS_PER_PACKET), start=1):
             frames = [_request(call_id, "sink", b"0", None)
                       for call_id in range(first, min(first + REQUESTS_PER_PACKET, count + 1))]
             sock.sendto(encode_packet(_INCARNATION, sequence, frames), target)
