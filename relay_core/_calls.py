@@ -181,13 +181,16 @@ class PendingCalls:
 class ActiveRequests:
     """Requests being handled. No timer per request: ``Rpc.cancelled`` compares its
     deadline with the clock, ``Rpc.handle`` times its own work, and a sweep once a
-    second retires requests nobody answered, so the table cannot grow for ever."""
+    second retires requests nobody answered. Every request's deadline is capped by
+    the node (``max_request_deadline``), and the table holds at most ``max_entries``:
+    a request past that cancels the oldest one (see :meth:`start`)."""
 
     SWEEP_INTERVAL: ClassVar[float] = 1.0
 
-    def __init__(self, replies: ReplyCache) -> None:
+    def __init__(self, replies: ReplyCache, max_entries: int = 4096) -> None:
         self._active: dict[CallKey, Rpc] = {}
         self._sweep: asyncio.TimerHandle | None = None
+        self._max_entries = max_entries
         self.replies = replies
 
     def __contains__(self, key: CallKey) -> bool:
@@ -196,12 +199,27 @@ class ActiveRequests:
     def __len__(self) -> int:
         return len(self._active)
 
-    def start(self, key: CallKey, rpc: Rpc) -> None:
-        """Track ``rpc`` until it is answered, cancelled or past its deadline."""
-        self._active[key] = rpc
+    def start(self, key: CallKey, rpc: Rpc) -> bool:
+        """Track ``rpc`` until it is answered, cancelled or past its deadline; True if the
+        oldest request had to be cancelled to make room for it.
+
+        The oldest goes, rather than the newest being refused: a flood of requests
+        nobody answers then ages out of the table instead of shutting honest callers
+        out of it, and the oldest request is the one whose caller has most likely
+        given up already (all deadlines are capped alike). Insertion order is age:
+        the first key is the oldest.
+        """
+        active = self._active
+        evicted = False
+        if len(active) >= self._max_entries:
+            oldest = active.pop(next(iter(active)))
+            oldest.cancel()
+            evicted = True
+        active[key] = rpc
         if self._sweep is None:
             loop = asyncio.get_running_loop()
             self._sweep = loop.call_later(self.SWEEP_INTERVAL, self._retire_expired)
+        return evicted
 
     def cancel(self, key: CallKey) -> None:
         """The caller gave up (a cancel frame)."""
@@ -209,10 +227,10 @@ class ActiveRequests:
         if rpc is not None:
             rpc.cancel()
 
-    def finish(self, key: CallKey, reply_frame: bytes) -> None:
-        """The request was answered with ``reply_frame``."""
+    def finish(self, key: CallKey, reply_frame: bytes, sent_to: object) -> None:
+        """The request was answered with ``reply_frame``, sent to ``sent_to`` (the link)."""
         self._active.pop(key, None)
-        self.replies.put(key, reply_frame)
+        self.replies.put(key, reply_frame, sent_to)
 
     def cancel_all(self) -> None:
         if self._sweep is not None:

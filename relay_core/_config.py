@@ -45,6 +45,9 @@ _NAME_RULE = "a name of 1..255 ASCII letters, digits, '_', '.' or '-'"
 _PLUGIN = re.compile(r"[a-z0-9._-]{1,32}")
 _PLUGIN_RULE = "a plugin name of 1..32 characters from [a-z0-9._-]"
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_LONGEST_WIRE_DEADLINE = (2**32 - 2) / 1000
+"""Seconds: the largest deadline a REQUEST frame can carry (a 32-bit count of ms,
+all ones meaning none)."""
 _TABLES = ("node", "listen", "peers", "codecs", "compressors")
 _TOML_SCALARS = (str, int, float, bool, datetime.date, datetime.time)
 _TYPO_CUTOFF = 0.75
@@ -68,6 +71,18 @@ def _integer(low: int, high: int | None = None) -> Check:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _reject(where, key, value, f"{allowed}, not {_kind(value)}")
         if value < low or (high is not None and value > high):
+            raise _reject(where, key, value, allowed)
+
+    return check
+
+
+def _seconds(low: float, high: float) -> Check:
+    allowed = f"must be a number of seconds, more than {low:g} and at most {high:.3f}"
+
+    def check(where: str, key: str, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _reject(where, key, value, f"{allowed}, not {_kind(value)}")
+        if not low < value <= high:  # NaN fails this too
             raise _reject(where, key, value, allowed)
 
     return check
@@ -131,6 +146,8 @@ _NODE_KEYS: Mapping[str, Check] = {
     "mailbox_size": _integer(1),
     "duplicate_window": _integer(64, 2**20),
     "max_senders": _integer(1),
+    "max_active_requests": _integer(1, 2**20),
+    "max_request_deadline": _seconds(0.0, _LONGEST_WIRE_DEADLINE),
     "send_tracebacks": _boolean,
     "expose_stats": _boolean,
     "metrics_host": _host,
@@ -215,6 +232,11 @@ class NodeConfig:
     """Sequence numbers remembered per sender incarnation, to drop duplicates."""
     max_senders: int = 4096
     """Sender incarnations remembered; the least recently seen is forgotten first."""
+    max_active_requests: int = 4096
+    """Requests from other nodes handled at once; past it the oldest is cancelled."""
+    max_request_deadline: float = 300.0
+    """Seconds a request from another node may run: one that names no deadline, or a
+    later one, gets this."""
     metrics_port: int | None = None
     """Serve Prometheus metrics on this port (0 picks one); None: no metrics endpoint."""
     metrics_host: str = "127.0.0.1"

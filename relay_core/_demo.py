@@ -22,7 +22,7 @@ from ._node import Node
 from ._registry import PluginRegistry
 from ._rpc import Rpc
 
-__all__ = ["DemoRow", "counter", "echo", "run_demo", "spawn_demo_actors"]
+__all__ = ["DemoRow", "counter", "echo", "run_demo", "sink", "spawn_demo_actors"]
 
 
 async def echo(ctx: ActorContext) -> None:
@@ -42,8 +42,17 @@ async def counter(ctx: ActorContext) -> None:
             count += 1
 
 
+async def sink(ctx: ActorContext) -> None:
+    """Takes every message and RPC and answers none: a call to it runs into its
+    deadline, and requests to it stay in the node's table of requests being handled
+    until their deadline or ``max_active_requests`` retires them."""
+    async for _ in ctx:
+        pass
+
+
 def spawn_demo_actors(node: Node) -> None:
     node.spawn(echo, name="echo")
+    node.spawn(sink, name="sink")
     node.spawn(counter, name="counter", mailbox_size=max(node.config.mailbox_size, 10_000))
 
 

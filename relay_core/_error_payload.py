@@ -29,6 +29,8 @@ class ErrorCode:
     OVERLOADED: Final = "overloaded"
     UNDECODABLE: Final = "undecodable"
     EXPIRED: Final = "expired"
+    REPLY_NOT_RESENT: Final = "reply_not_resent"
+    """A retry's cached reply is too large to send again to it (docs/protocol.md §6)."""
 
 
 def error_payload(code: str, error_type: str, message: str,

@@ -91,6 +91,10 @@ _HELP = {
                  "dropped",
     "forged_replies": "Replies for a waiting call that came from elsewhere than where its "
                       "request went: dropped",
+    "requests_evicted": "Requests being handled that were cancelled to make room for newer "
+                        "ones (max_active_requests)",
+    "replies_not_resent": "Retried requests whose cached reply was not sent again (another "
+                          "source, or over three times the bytes of the retry)",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",
 }

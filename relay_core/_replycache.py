@@ -1,6 +1,8 @@
 """Recently sent replies, so a retried request is answered without running twice.
 
-Keyed by caller incarnation and call id (:func:`call_key`). Bounded both in entries and in bytes;
+Keyed by caller incarnation and call id (:func:`call_key`); each reply is kept with
+where it was sent (an opaque token: the node's link), because it may be sent again
+only there (docs/protocol.md, section 6). Bounded both in entries and in bytes;
 the least recently stored reply goes first. A retry that arrives after its
 reply was evicted runs the handler again: the at-most-once promise for
 retries holds within the cache's reach (docs/protocol.md says how far).
@@ -30,6 +32,7 @@ class ReplyCache:
         # a put is a store, an append and (once full) a popleft and a pop, with
         # no linked list to keep beside the dict on every answered request.
         self._entries: dict[CallKey, bytes] = {}
+        self._sent_to: dict[CallKey, object] = {}
         self._order: deque[CallKey] = deque()
         # Bound once: a method looked up by name per reply showed in instruction counts.
         self._remember_order = self._order.append
@@ -49,8 +52,13 @@ class ReplyCache:
     def get(self, key: CallKey) -> bytes | None:
         return self._entries.get(key)
 
-    def put(self, key: CallKey, frame: bytes) -> None:
-        """Remember ``frame`` as the reply to ``key`` (a reply larger than the byte bound is not kept)."""
+    def sent_to(self, key: CallKey) -> object:
+        """Where the reply to ``key`` was sent (None if it is not kept)."""
+        return self._sent_to.get(key)
+
+    def put(self, key: CallKey, frame: bytes, sent_to: object = None) -> None:
+        """Remember ``frame`` as the reply to ``key``, sent to ``sent_to`` (a reply larger
+        than the byte bound is not kept)."""
         size = len(frame)
         if size > self._max_bytes:
             return
@@ -59,8 +67,11 @@ class ReplyCache:
             self._bytes -= len(entries.pop(key))
             self._order.remove(key)
         entries[key] = frame
+        self._sent_to[key] = sent_to
         self._remember_order(key)
         total = self._bytes + size
         while len(entries) > self._max_entries or total > self._max_bytes:
-            total -= len(self._pop_entry(self._forget_oldest()))
+            oldest = self._forget_oldest()
+            total -= len(self._pop_entry(oldest))
+            del self._sent_to[oldest]
         self._bytes = total

@@ -3,7 +3,11 @@
 A decoded request becomes an :class:`Rpc` delivered to the named actor (or the
 router); its answer goes back as a RESPONSE or ERROR frame over the link it
 came on. A request that is already running or was just answered is a retry:
-it is ignored or answered from the reply cache, never run twice. A request
+it is ignored or answered from the reply cache, never run twice. A cached reply
+goes again only to the link it went to, and only while the packets asking for it
+have brought in at least a third of its bytes: a forged retry (any source can
+claim a caller's incarnation and call id) can neither redirect a reply nor draw
+more than three times its own size, which keeps the node useless as a reflector. A request
 that never reaches a handler (unknown actor, full mailbox, undecodable) is
 refused at once with a typed error, and not cached, so a retry may succeed.
 """
@@ -28,7 +32,7 @@ from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters
-from ._wire import Frame, FrameKind, ReplyFrameEncoder, encode_frame
+from ._wire import PACKET_HEADER_SIZE, Frame, FrameKind, ReplyFrameEncoder, encode_frame
 
 if TYPE_CHECKING:  # the dispatcher imports this module; only the type comes back
     from ._dispatcher import Dispatcher
@@ -41,8 +45,12 @@ _ReplyPlan = tuple[Callable[[object], bytes], "Compressor | None", dict[str, Rep
 """A request's codec's bound ``encode``, its compressor, and the reply encoder for each
 compressor name."""
 
-NO_DEADLINE_SECONDS = 86400.0
-"""How long a request that names no deadline may run."""
+RESEND_FACTOR = 3
+"""To a plain datagram, a cached reply is sent again only while it is at most this many
+times the bytes of the packet that asked for it again (QUIC's bound for an unvalidated
+address)."""
+UNLIMITED_RESEND = 1 << 62
+"""The budget of a packet whose source cannot be forged (a stream's, a sealed one's)."""
 
 
 class LocalActors(Protocol):
@@ -66,21 +74,48 @@ class RequestServer:
         self._mailboxes = actors.mailboxes
         self._registry = registry
         self._config = config
-        self.active = ActiveRequests(ReplyCache())
+        self.active = ActiveRequests(ReplyCache(), config.max_active_requests)
+        self._max_deadline = config.max_request_deadline
+        self.resend_budget = 0
+        """Bytes that cached replies may still take in answer to the packet being handled:
+        RESEND_FACTOR times its size, set by the dispatcher for each packet."""
         self._reply_plans: dict[tuple[str, str], _ReplyPlan] = {}
         self._clock: Callable[[], float] | None = None
         """The event loop's time(), kept: asyncio.get_running_loop() costs a system call."""
 
-    def is_retry(self, key: CallKey, link: PeerLink, counters: Counters) -> bool:
-        """True for a request already running or answered: it must not run again."""
+    def is_retry(self, key: CallKey, frame: Frame, link: PeerLink, counters: Counters) -> bool:
+        """True for a request already running or answered: it must not run again.
+
+        An answered one gets its cached reply again if it came from where that reply
+        went, within the packet's :attr:`resend_budget`; from elsewhere nothing, and
+        over the budget a short error where that fits, both counted as
+        replies_not_resent.
+        """
         if key in self.active:
             counters.duplicates += 1
             return True
-        reply = self.active.replies.get(key)
+        replies = self.active.replies
+        reply = replies.get(key)
         if reply is None:
             return False
         counters.duplicates += 1
-        self._host.queue(link, reply)
+        if replies.sent_to(key) is not link:
+            counters.replies_not_resent += 1
+            return True
+        cost = len(reply) + PACKET_HEADER_SIZE
+        if cost <= self.resend_budget:
+            self.resend_budget -= cost
+            self._host.queue(link, reply)
+            return True
+        counters.replies_not_resent += 1
+        refusal = self._error_frame(
+            frame, ErrorCode.REPLY_NOT_RESENT, "ReplyNotResent",
+            f"reply of {len(reply)} bytes already sent; resent only to retries of "
+            f"at least 1/{RESEND_FACTOR} its size", codec="json")
+        cost = len(refusal) + PACKET_HEADER_SIZE
+        if cost <= self.resend_budget:
+            self.resend_budget -= cost
+            self._host.queue(link, refusal)
         return True
 
     def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object,
@@ -89,12 +124,15 @@ class RequestServer:
         clock = self._clock
         if clock is None:
             clock = self._clock = asyncio.get_running_loop().time
+        longest = self._max_deadline
+        wanted = frame.deadline_ms
         deadline = clock() + (
-            NO_DEADLINE_SECONDS if frame.deadline_ms is None else frame.deadline_ms / 1000)
+            longest if wanted is None or wanted / 1000 > longest else wanted / 1000)
         rpc = Rpc(request, frame.request_id or new_request_id(), deadline,
                   lambda value, error: self._answer(link, frame, key, value, error),
                   frame.traceparent, clock)
-        self.active.start(key, rpc)
+        if self.active.start(key, rpc):
+            self._host.stats.local.requests_evicted += 1
         mailbox = mailbox_of(self._mailboxes, frame.target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(rpc, endpoint_url(scheme, source)):
@@ -147,7 +185,7 @@ class RequestServer:
         try:
             self._host.queue(link, reply)
         finally:
-            self.active.finish(key, reply)
+            self.active.finish(key, reply, link)
 
     def _traceback_of(self, error: BaseException) -> str:
         if not self._config.send_tracebacks:

@@ -37,6 +37,8 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "packets_sent",
     "reflected",
     "peer_unreachable",
+    "replies_not_resent",
+    "requests_evicted",
     "send_errors",
     "too_old",
     "unauthenticated",
@@ -75,6 +77,14 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - late_replies: replies for no waiting call (the caller stopped waiting, or no such call)
 - forged_replies: replies for a waiting call that came from elsewhere than where its
   request went (another address, another connection): dropped
+- requests_evicted: requests the node was handling that it gave up to make room
+  for a newer one (``[node] max_active_requests``), oldest first: each is cancelled
+  (its handler sees ``Rpc.cancelled``, its answer is not sent). Counted on the
+  node's own ``(local)`` counters.
+- replies_not_resent: retried requests whose cached reply was not sent again,
+  because the retry came from another source than the one the reply went to, or
+  because the reply is over three times the bytes of the packet that asked again
+  (a small ``reply_not_resent`` error goes back instead where it fits in that)
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
   or encoding a reply. Each is logged, rate-limited, with its traceback. A frame
@@ -117,6 +127,8 @@ class Counters:
     closed_unsent: int
     connection_lost: int
     peer_unreachable: int
+    replies_not_resent: int
+    requests_evicted: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

@@ -97,6 +97,7 @@ def test_an_empty_file_gives_the_defaults() -> None:
     assert (config.name, config.codec, config.compressor) == ("node", "msgpack", "none")
     assert (config.max_message_size, config.mailbox_size) == (16 * 1024 * 1024, 1024)
     assert (config.duplicate_window, config.max_senders) == (4096, 4096)
+    assert (config.max_active_requests, config.max_request_deadline) == (4096, 300.0)
     assert dict(config.listen) == {"udp": ListenConfig("127.0.0.1", 0)}
     assert (dict(config.peers), dict(config.codec_options)) == ({}, {})
 
@@ -200,6 +201,14 @@ def test_configs_are_hashable_and_equal_configs_hash_alike() -> None:
         ("[node]\nduplicate_window = 63",
          "duplicate_window = 63: must be an integer in 64..1048576"),
         ("[node]\nmax_senders = 0", "max_senders = 0: must be an integer >= 1"),
+        ("[node]\nmax_active_requests = 0",
+         "max_active_requests = 0: must be an integer in 1..1048576"),
+        ("[node]\nmax_request_deadline = 0",
+         "max_request_deadline = 0: must be a number of seconds, more than 0 and at most 4294967"),
+        ("[node]\nmax_request_deadline = 5e6", "max_request_deadline = 5000000.0: must be"),
+        ("[node]\nmax_request_deadline = nan", "max_request_deadline = nan: must be"),
+        ("[node]\nmax_request_deadline = '30'",
+         "max_request_deadline = '30': must be a number of seconds, more than 0 and at most"),
         ("[node]\nname = 'has space'", "name = 'has space': must be a name of 1..255"),
         ("[node]\nname = ''", "name = '': must be a name"),
         ("[node]\ncodec = 7", "codec = 7: must be a plugin name"),

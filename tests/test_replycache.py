@@ -61,3 +61,13 @@ def test_storing_a_reply_again_makes_it_the_newest() -> None:
     cache.put(call_key(1, 3), b"third")
     assert [cache.get(call_key(1, call)) for call in (1, 2, 3)] == [b"again", None, b"third"]
     assert cache.size_bytes == len(b"again") + len(b"third")
+
+
+def test_a_reply_is_kept_with_where_it_was_sent_until_it_is_forgotten() -> None:
+    cache = ReplyCache(max_entries=1)
+    first_link, second_link = object(), object()
+    cache.put(call_key(1, 1), b"one", first_link)
+    assert cache.sent_to(call_key(1, 1)) is first_link
+    cache.put(call_key(1, 2), b"two", second_link)
+    assert cache.sent_to(call_key(1, 1)) is None
+    assert cache.sent_to(call_key(1, 2)) is second_link

@@ -18,7 +18,7 @@ _START_LIMIT = 30.0
 
 
 class Victim:
-    """A node process with the demo actors ``echo`` and ``counter``, from ``config`` (TOML).
+    """A node process with the demo actors ``echo``, ``counter`` and ``sink``, from ``config`` (TOML).
 
     ``address(scheme)`` is where it listens; ``rss()`` and ``cpu_seconds()`` read its
     process from /proc; ``answers_within(seconds)`` asks its echo from a fresh node.
