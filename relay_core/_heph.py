@@ -411,6 +411,12 @@ class HephObjectSplitter:
         """True once the stream was found malformed: every later call raises."""
         return self._failure is not None
 
+    def discard(self) -> None:
+        """Let go of the unfinished object: its connection is gone, and nothing more is fed."""
+        self._buffer = bytearray()
+        self._position = self._start = self._depth = 0
+        self._in_string = False
+
     def _split(self, chunk: bytes) -> list[tuple[int, bytes]]:
         """:meth:`feed`, with the stream offset where each object starts."""
         self._raise_failure()

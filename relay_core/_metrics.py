@@ -86,6 +86,11 @@ _HELP = {
                        "that was lost or never made",
     "peer_unreachable": "Outbound messages dropped from a queue because an attempt to connect "
                         "found the peer unreachable",
+    "connections_refused": "Connections a listener turned away: past max_connections, or "
+                           "not accepted for lack of file descriptors",
+    "connections_timed_out": "Accepted connections closed by handshake_timeout or idle_timeout",
+    "connections_over_budget": "Connections closed because their unfinished packet would pass "
+                               "the listener's max_buffered_input",
     "late_replies": "Replies that arrived after the caller stopped waiting",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",

@@ -19,6 +19,9 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "bytes_sent",
     "closed_unsent",
     "connection_lost",
+    "connections_over_budget",
+    "connections_refused",
+    "connections_timed_out",
     "corrupt",
     "duplicates",
     "frames_received",
@@ -68,6 +71,13 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - peer_unreachable: outbound messages queued for a connection whose attempt found
   the peer unreachable (refused, no route, TLS that did not verify): dropped, so
   that nothing a caller was told failed is delivered later
+- connections_refused: connections a stream listener turned away: past its
+  ``max_connections``, or not accepted for lack of file descriptors or memory
+  (one count per failed accept, under the listener's own address)
+- connections_timed_out: accepted connections closed by ``handshake_timeout``
+  (no TLS handshake or no whole packet in time) or ``idle_timeout``
+- connections_over_budget: connections closed because their unfinished packet
+  would have taken the listener's buffered input past ``max_buffered_input``
 - late_replies: replies that arrived after the caller stopped waiting
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
@@ -109,6 +119,9 @@ class Counters:
     closed_unsent: int
     connection_lost: int
     peer_unreachable: int
+    connections_refused: int
+    connections_timed_out: int
+    connections_over_budget: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:
