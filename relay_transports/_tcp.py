@@ -32,7 +32,13 @@ Rules this module keeps:
   hands back a future, so the node holds back senders that can wait, and takes
   packets of sends that cannot wait up to ``queue_limit + max_packet_size``,
   dropping (and reporting unsent) beyond. A reader holds at most one partial
-  packet (or heph-json object) of at most ``max_packet_size`` bytes.
+  packet (or heph-json object) of at most ``max_packet_size`` bytes, and all
+  readers together at most ``max_buffered_input`` (``InputBudget``).
+- Bounded clients: a listener accepts connections itself (``_tcp_tls_listener``)
+  and holds at most ``max_connections`` of them; each must finish its TLS
+  handshake, then its first packet, within ``handshake_timeout``, and speak
+  within ``idle_timeout``. What exceeds is closed and reported to
+  ``events.connection_dropped`` with the counter it goes to.
 - Closing delivers: :meth:`TcpTransport.flush` waits for queued packets to be
   written, a connection still being made included; :meth:`TcpTransport.close`
   reports what is still queued as unsent, then closes each connection after
