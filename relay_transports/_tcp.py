@@ -137,8 +137,10 @@ class TcpTransport(Transport):
       periods without a byte read or written; an outbound one reopens at the
       next send. An accepted one closed so is counted ``connections_timed_out``.
     - ``max_connections`` (1024): accepted connections open at once, TLS
-      handshakes included; the listener closes one more at once, counted
-      ``connections_refused`` (and so, under the listener's own address, is
+      handshakes included. At the cap a newcomer takes the place of the oldest
+      connection that has sent no whole packet yet; with none, the newcomer is
+      closed at once. Either is counted ``connections_refused`` (and so, under
+      the listener's own address, is
       each accept that fails for lack of file descriptors: accepting then
       rests a second and resumes, while open connections are served).
     - ``handshake_timeout`` (10): an accepted connection has this long for its
@@ -213,6 +215,9 @@ class TcpTransport(Transport):
         self.input_budget = InputBudget(self.settings.max_buffered_input)
         self._inbound = 0
         """Accepted connections open, handshaking ones included: at most max_connections."""
+        self._unproven: dict[_Stream, None] = {}
+        """Accepted connections that may not have sent a whole packet yet, oldest first
+        (those that did leave it when a newcomer looks for room)."""
         self._sender = Sender(self._routes, self.max_packet_size, self._cannot_send)
         # The dispatcher calls send for every packet: the compiled one, not a
         # frame of this module in front of it.
@@ -360,10 +365,12 @@ class TcpTransport(Transport):
         self._routes.setdefault(stream.source, route)
         stream.ready(handle)  # a TLS listener's streams open once their handshake is done
         route.attach(stream)
+        self._unproven[stream] = None
 
     def stream_closed(self, stream: _Stream) -> None:
         if stream in self._streams and stream.accepted:
             self._inbound -= 1
+        self._unproven.pop(stream, None)
         self._streams.discard(stream)
         if self.closed and not self._streams:
             self._drained.set()
@@ -392,13 +399,30 @@ class TcpTransport(Transport):
         if self.closed:
             connection.close()
             return
-        if self._inbound >= self.settings.max_connections:
+        if self._inbound >= self.settings.max_connections and not self._make_room():
             connection.close()
             self._dropped(peer, "connections_refused")
             return
         self._inbound += 1
         self._unclaimed.add(connection)
         self.spawn(self._open_accepted(connection, peer))
+
+    def _make_room(self) -> bool:
+        """Close the oldest accepted connection that has sent no whole packet yet, if any.
+
+        Honest clients send their first packet at once; connections that only hold a
+        place (a flood of idle or trickling ones) are the ones to give it up, so a
+        newcomer is not refused while they wait for ``handshake_timeout``.
+        """
+        unproven = self._unproven
+        while unproven:
+            stream = next(iter(unproven))
+            del unproven[stream]
+            if not stream.dead and not stream.io.delivered:
+                self._dropped(stream.source, "connections_refused")
+                stream.abort()
+                return True
+        return False
 
     def _out_of_resources(self, listener: HostPort) -> None:
         self.events.connection_dropped(listener, "connections_refused")

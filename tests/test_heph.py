@@ -9,9 +9,9 @@ any chunking, and the uuid window to its bound.
 from __future__ import annotations
 
 import enum
+import gc
 import json
 import math
-import gc
 import random
 import tracemalloc
 import uuid

@@ -126,6 +126,16 @@ async def test_connections_past_the_cap_are_refused_and_counted_while_a_client_k
             assert await answers(late, host, port, 3) == 3
 
 
+async def test_at_the_cap_a_connection_that_sent_nothing_gives_its_place_to_a_newcomer() -> None:
+    async with tcp_server(max_connections=3) as (server, host, port), client() as newcomer:
+        silent = [await asyncio.open_connection(host, port) for _ in range(3)]
+        assert await answers(newcomer, host, port, "served") == "served"
+        assert await closed_by_server(silent[0][0])  # the oldest silent one
+        await wait_for(lambda: total(server, "connections_refused") == 1, "1 displaced")
+        for _, writer in silent:
+            writer.close()
+
+
 async def test_unfinished_packets_on_many_connections_stay_within_the_total_budget() -> None:
     packet = 1 << 20
     partial = 900 * 1024
