@@ -91,6 +91,10 @@ class StreamDeframer:
         """Bytes held while waiting for the rest of a packet."""
         return len(self._buffer)
 
+    def discard(self) -> None:
+        """Let go of the unfinished packet: its connection is gone, and nothing more is fed."""
+        self._buffer = bytearray()
+
     def _complete_held(self, chunk: bytes, packets: list[bytes]) -> int:
         """Take from ``chunk`` what the held packet lacks (all of it, if not enough).
 

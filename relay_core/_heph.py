@@ -29,7 +29,7 @@ import json
 import math
 import re
 import uuid
-from collections import OrderedDict
+from collections import deque
 from typing import Any, Final
 
 from ._errors import ConfigError, EncodeError, MalformedFrame
@@ -411,6 +411,12 @@ class HephObjectSplitter:
         """True once the stream was found malformed: every later call raises."""
         return self._failure is not None
 
+    def discard(self) -> None:
+        """Let go of the unfinished object: its connection is gone, and nothing more is fed."""
+        self._buffer = bytearray()
+        self._position = self._start = self._depth = 0
+        self._in_string = False
+
     def _split(self, chunk: bytes) -> list[tuple[int, bytes]]:
         """:meth:`feed`, with the stream offset where each object starts."""
         self._raise_failure()
@@ -551,33 +557,78 @@ class UuidWindow:
     A uuid seen again becomes the most recent; when the window is full, the
     least recently seen is forgotten, and a repeat of it would be taken as new:
     the price of bounded memory, visible through :attr:`evictions`.
+
+    Kept in a dict and a deque rather than an ``OrderedDict``, whose per-entry
+    links cost about as much again: the deque lists sightings, oldest first;
+    the dict maps each uuid's int to the one int object the window keeps for
+    it; ``_repeats`` counts, for uuids seen again, the earlier sightings the
+    deque still holds. Only a uuid's last sighting makes it recent, so an
+    earlier one at the front is skipped rather than evicting it, and a deque
+    grown by repeats to a quarter more than ``max_entries`` is cut back to last
+    sightings. Measured at 65,536 uuids: about 6 MiB filled once, about 8.5 MiB
+    under a steady stream of new ones (the dict's table grows with the churn).
     """
 
-    __slots__ = ("_evictions", "_max_entries", "_seen")
+    __slots__ = ("_evictions", "_keys", "_max_entries", "_order", "_repeats")
 
     def __init__(self, max_entries: int = 65536) -> None:
         if max_entries < 1:
             raise ConfigError(f"max_entries is {max_entries}; it must be at least 1")
         self._max_entries = max_entries
         # Keyed by the uuid's int, which the UUID object already holds: no new object.
-        self._seen: OrderedDict[int, None] = OrderedDict()
+        self._keys: dict[int, int] = {}
+        self._order: deque[int] = deque()
+        self._repeats: dict[int, int] = {}
         self._evictions = 0
 
     def first_time(self, message_uuid: uuid.UUID) -> bool:
         """True if ``message_uuid`` is not remembered (deliver the message), else False."""
         key = message_uuid.int
-        if key in self._seen:
-            self._seen.move_to_end(key)
+        kept = self._keys.get(key)
+        if kept is not None:
+            self._repeats[kept] = self._repeats.get(kept, 0) + 1
+            self._order.append(kept)
+            if len(self._order) > self._max_entries + self._max_entries // 4:
+                self._keep_last_sightings()
             return False
-        if len(self._seen) >= self._max_entries:
-            self._seen.popitem(last=False)
-            self._evictions += 1
-        self._seen[key] = None
+        if len(self._keys) >= self._max_entries:
+            self._forget_oldest()
+        self._keys[key] = key
+        self._order.append(key)
         return True
+
+    def _skip_earlier(self, key: int) -> bool:
+        """Whether this sighting of ``key`` is not its last (and count it off if so)."""
+        earlier = self._repeats.get(key)
+        if earlier is None:
+            return False
+        if earlier == 1:
+            del self._repeats[key]
+        else:
+            self._repeats[key] = earlier - 1
+        return True
+
+    def _forget_oldest(self) -> None:
+        order = self._order
+        while True:
+            key = order.popleft()
+            if not self._skip_earlier(key):
+                del self._keys[key]
+                self._evictions += 1
+                return
+
+    def _keep_last_sightings(self) -> None:
+        order = self._order
+        last: deque[int] = deque()
+        while order:
+            key = order.popleft()
+            if not self._skip_earlier(key):
+                last.append(key)
+        self._order = last
 
     def __len__(self) -> int:
         """How many uuids are remembered now (never above ``max_entries``)."""
-        return len(self._seen)
+        return len(self._keys)
 
     @property
     def evictions(self) -> int:

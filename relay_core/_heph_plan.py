@@ -59,6 +59,7 @@ class HephPlan:
             self._heph_peers.add(name)
             if peer.parsed.scheme == "tcp":
                 self._tcp_peers.add(name)
+        self._max_object_size = config.max_message_size
         self.window = UuidWindow()
         """Heph message uuids seen lately: a repeat is a duplicate."""
 
@@ -76,7 +77,14 @@ class HephPlan:
 
     def transport_options(self, scheme: str) -> dict[str, object]:
         """Constructor options a transport needs: a TCP Heph listener frames Heph's way."""
-        return dict(_STREAM_FRAMING) if scheme == "tcp" and scheme in self._targets else {}
+        if scheme != "tcp" or (scheme not in self._targets and not self._tcp_peers):
+            return {}
+        # An object over the node's message limit closes its connection as it arrives,
+        # rather than being read whole (up to max_packet_size) and refused afterwards.
+        options: dict[str, object] = {"max_object_size": self._max_object_size}
+        if scheme in self._targets:
+            options.update(_STREAM_FRAMING)
+        return options
 
     def prepare_options(self, peer: str | None) -> dict[str, object]:
         """Options to prepare a peer's destination with: Heph framing for a TCP Heph peer."""

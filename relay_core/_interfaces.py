@@ -33,12 +33,23 @@ from ._errors import ConfigError, MalformedFrame
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Codec", "Compressor", "HostPort", "Transport", "TransportEvents", "UnsentReason"]
+__all__ = [
+    "Codec",
+    "Compressor",
+    "ConnectionDropReason",
+    "HostPort",
+    "Transport",
+    "TransportEvents",
+    "UnsentReason",
+]
 
 HostPort = tuple[str, int]
 """A numeric host (IPv4 or IPv6 literal, no brackets) and a port."""
 
 UnsentReason = Literal["link_full", "closed_unsent", "connection_lost", "peer_unreachable"]
+ConnectionDropReason = Literal[
+    "connections_refused", "connections_timed_out", "connections_over_budget"]
+"""Why a stream listener refused or closed a client's connection; the counter it goes to."""
 """Why packets ``send`` accepted were never written; each is the counter their messages go to:
 the queue to the destination was past its hard limit; the transport closed first; the
 connection they waited for was lost (or its handshake failed); an attempt to connect
@@ -128,6 +139,12 @@ class TransportEvents(Protocol):
         """A connection from ``source`` sent bytes that cannot be cut into packets (a
         length over the limit, say); the transport closed it. The node counts it
         ``malformed``."""
+
+    def connection_dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
+        """A listener refused a connection from ``source`` or closed it for a limit: past
+        its connection cap, out of descriptors (``source`` is then the listener's own
+        address), a handshake or idle timeout, or past its buffered-input budget. The node
+        counts it under ``reason``."""
 
 
 class Transport(abc.ABC):

@@ -95,6 +95,11 @@ _HELP = {
                         "ones (max_active_requests)",
     "replies_not_resent": "Retried requests whose cached reply was not sent again (another "
                           "source, or over three times the bytes of the retry)",
+    "connections_refused": "Connections a listener turned away: past max_connections, or "
+                           "not accepted for lack of file descriptors",
+    "connections_timed_out": "Accepted connections closed by handshake_timeout or idle_timeout",
+    "connections_over_budget": "Connections closed because their unfinished packet would pass "
+                               "the listener's max_buffered_input",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",
 }

@@ -19,6 +19,9 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "bytes_sent",
     "closed_unsent",
     "connection_lost",
+    "connections_over_budget",
+    "connections_refused",
+    "connections_timed_out",
     "corrupt",
     "duplicates",
     "frames_received",
@@ -85,6 +88,13 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
   because the retry came from another source than the one the reply went to, or
   because the reply is over three times the bytes of the packet that asked again
   (a small ``reply_not_resent`` error goes back instead where it fits in that)
+- connections_refused: connections a stream listener turned away: past its
+  ``max_connections``, or not accepted for lack of file descriptors or memory
+  (one count per failed accept, under the listener's own address)
+- connections_timed_out: accepted connections closed by ``handshake_timeout``
+  (no TLS handshake or no whole packet in time) or ``idle_timeout``
+- connections_over_budget: connections closed because their unfinished packet
+  would have taken the listener's buffered input past ``max_buffered_input``
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
   or encoding a reply. Each is logged, rate-limited, with its traceback. A frame
@@ -129,6 +139,9 @@ class Counters:
     peer_unreachable: int
     replies_not_resent: int
     requests_evicted: int
+    connections_refused: int
+    connections_timed_out: int
+    connections_over_budget: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

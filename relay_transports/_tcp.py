@@ -32,7 +32,13 @@ Rules this module keeps:
   hands back a future, so the node holds back senders that can wait, and takes
   packets of sends that cannot wait up to ``queue_limit + max_packet_size``,
   dropping (and reporting unsent) beyond. A reader holds at most one partial
-  packet (or heph-json object) of at most ``max_packet_size`` bytes.
+  packet (or heph-json object) of at most ``max_packet_size`` bytes, and all
+  readers together at most ``max_buffered_input`` (``InputBudget``).
+- Bounded clients: a listener accepts connections itself (``_tcp_tls_listener``)
+  and holds at most ``max_connections`` of them; each must finish its TLS
+  handshake, then its first packet, within ``handshake_timeout``, and speak
+  within ``idle_timeout``. What exceeds is closed and reported to
+  ``events.connection_dropped`` with the counter it goes to.
 - Closing delivers: :meth:`TcpTransport.flush` waits for queued packets to be
   written, a connection still being made included; :meth:`TcpTransport.close`
   reports what is still queued as unsent, then closes each connection after
@@ -64,6 +70,7 @@ from typing import Any
 
 from relay_core import (
     ConfigError,
+    ConnectionDropReason,
     HostPort,
     MalformedFrame,
     Transport,
@@ -80,17 +87,27 @@ from ._tcp_options import (
     NET_RELAY,
     _check_peer_options,
     _ClientTls,
+    _Limits,
     _server_tls,
     _settings,
 )
-from ._tcp_packets import Sender
+from ._tcp_packets import InputBudget, Sender
 from ._tcp_route import _Outbound, _Route
 from ._tcp_stream import _Stream
-from ._tcp_tls_listener import TlsListener, bind
+from ._tcp_tls_listener import Listener, bind
 
 __all__ = ["TcpTransport"]
 
 _CLOSE_GRACE = 1.0  # seconds close() gives connections to flush their write buffers
+_DROP_WORDS: Mapping[ConnectionDropReason, str] = {
+    "connections_refused": "refused: max_connections = {settings.max_connections} are open",
+    "connections_timed_out": "closed: no TLS handshake or no whole packet within "
+                             "handshake_timeout = {settings.handshake_timeout:g} s, or idle "
+                             "past idle_timeout",
+    "connections_over_budget": "closed: its unfinished packet would take the unfinished packets "
+                               "of all connections past max_buffered_input = "
+                               "{settings.max_buffered_input} bytes",
+}
 
 
 class TcpTransport(Transport):
@@ -116,13 +133,31 @@ class TcpTransport(Transport):
     - ``keepalive`` (15; 0 turns it off): idle time before TCP keepalive
       probes; a peer that answers none of three is declared dead after about
       twice this.
-    - ``idle_timeout`` (none): close a connection after one to two such periods
-      without a byte read or written; an outbound one reopens at the next send.
+    - ``idle_timeout`` (300; 0 never): close a connection after one to two such
+      periods without a byte read or written; an outbound one reopens at the
+      next send. An accepted one closed so is counted ``connections_timed_out``.
+    - ``max_connections`` (1024): accepted connections open at once, TLS
+      handshakes included. At the cap a newcomer takes the place of the oldest
+      connection that has sent no whole packet yet; with none, the newcomer is
+      closed at once. Either is counted ``connections_refused`` (and so, under
+      the listener's own address, is
+      each accept that fails for lack of file descriptors: accepting then
+      rests a second and resumes, while open connections are served).
+    - ``handshake_timeout`` (10): an accepted connection has this long for its
+      TLS handshake, then again for its first whole packet; else it is closed,
+      counted ``connections_timed_out``.
+    - ``max_buffered_input`` (``max_packet_size``, at least that): bytes of
+      unfinished packets all connections may hold together. The connection
+      whose unfinished packet would take the total past it is closed, counted
+      ``connections_over_budget``, and its bytes let go.
     - ``certificate``, ``private_key`` (PEM paths, both or neither): listen
       with TLS. ``client_ca``: also require client certificates it signed.
     - ``ca``, ``client_certificate``, ``client_key``: defaults for peers with
       ``tls = true`` (see :meth:`check_peer_options`); without ``ca``, servers
       are verified against the system trust store.
+    - ``max_object_size`` (``max_packet_size``): the largest heph-json object a
+      connection reads; the node sets it to its ``max_message_size``. A larger
+      object closes its connection as soon as it passes the limit.
     - ``framing`` (``"net-relay"``): how accepted connections cut packets out
       of their stream. ``"heph-json"`` takes JSON objects back to back, as Heph
       writes them, and hands each object's bytes to ``packet_received`` as one
@@ -146,7 +181,11 @@ class TcpTransport(Transport):
         backoff_initial: float = 0.05,
         backoff_max: float = 5.0,
         keepalive: float = 15.0,
-        idle_timeout: float | None = None,
+        idle_timeout: float | None = 300.0,
+        max_connections: int = 1024,
+        handshake_timeout: float = 10.0,
+        max_buffered_input: int | None = None,
+        max_object_size: int | None = None,
         certificate: str | None = None,
         private_key: str | None = None,
         client_ca: str | None = None,
@@ -166,17 +205,24 @@ class TcpTransport(Transport):
             keepalive,
             idle_timeout,
             framing,
+            _Limits(max_connections, handshake_timeout, max_buffered_input, max_object_size),
         )
         self.max_packet_size = self.settings.max_packet_size
         self.batch_size = self.settings.batch_size
         self._server_tls = _server_tls(certificate, private_key, client_ca)
         self._client_tls = _ClientTls(ca, client_certificate, client_key)
         self._routes: dict[HostPort, _Route] = {}
+        self.input_budget = InputBudget(self.settings.max_buffered_input)
+        self._inbound = 0
+        """Accepted connections open, handshaking ones included: at most max_connections."""
+        self._unproven: dict[_Stream, None] = {}
+        """Accepted connections that may not have sent a whole packet yet, oldest first
+        (those that did leave it when a newcomer looks for room)."""
         self._sender = Sender(self._routes, self.max_packet_size, self._cannot_send)
         # The dispatcher calls send for every packet: the compiled one, not a
         # frame of this module in front of it.
         self.send = self._sender.send  # type: ignore[method-assign]
-        self._servers: list[asyncio.Server | TlsListener] = []
+        self._servers: list[Listener] = []
         self._unclaimed: set[socket.socket] = set()
         """Accepted TLS connections whose handshake task has not started yet."""
         self._streams: set[_Stream] = set()
@@ -199,20 +245,10 @@ class TcpTransport(Transport):
         where = _display(host, port)
         self._check_open(f"cannot listen on tcp {where}")
         _check_port(where, port, 0)
-        framing = self.settings.framing
-        server: asyncio.Server | TlsListener
+        numeric, _ = await _resolve(host, port)
         try:
-            if self._server_tls is None:
-                server = await asyncio.get_running_loop().create_server(
-                    lambda: _Stream(self, None, ("", 0), framing),
-                    host,
-                    port,
-                    backlog=1024,
-                    reuse_address=True,
-                )
-            else:
-                numeric, _ = await _resolve(host, port)
-                server = TlsListener(bind(numeric, port), self._accepted_tls, self._log)
+            server = Listener(bind(numeric, port), self._accepted, self._out_of_resources,
+                              self._log)
         except OSError as exc:
             raise _error(exc.errno, f"cannot listen on tcp {where}: {_reason(exc)}") from None
         self._servers.append(server)
@@ -253,6 +289,17 @@ class TcpTransport(Transport):
         """Write one packet on the destination's connection, or queue it until it can be;
         a future while the destination's queue is full."""
         return self._sender.send(destination, packet)
+
+    @property
+    def buffered_input(self) -> int:
+        """Bytes of unfinished packets all connections hold now (at most ``max_buffered_input``,
+        plus the chunk being read)."""
+        return self.input_budget.held
+
+    @property
+    def accepted_connections(self) -> int:
+        """Accepted connections open now, TLS handshakes included (at most ``max_connections``)."""
+        return self._inbound
 
     def pending(self, destination: HostPort) -> int:
         """Bytes held for ``destination``: queued, and in its connection's write buffer."""
@@ -318,8 +365,12 @@ class TcpTransport(Transport):
         self._routes.setdefault(stream.source, route)
         stream.ready(handle)  # a TLS listener's streams open once their handshake is done
         route.attach(stream)
+        self._unproven[stream] = None
 
     def stream_closed(self, stream: _Stream) -> None:
+        if stream in self._streams and stream.accepted:
+            self._inbound -= 1
+        self._unproven.pop(stream, None)
         self._streams.discard(stream)
         if self.closed and not self._streams:
             self._drained.set()
@@ -329,6 +380,10 @@ class TcpTransport(Transport):
             "malformed_stream", "tcp connection with %s closed: %s", _display(*stream.source), error
         )
         self.events.input_malformed(stream.source, error)
+
+    def stream_dropped(self, stream: _Stream, reason: ConnectionDropReason) -> None:
+        """A connection is being closed for a limit (``reason`` names its counter)."""
+        self._dropped(stream.source, reason)
 
     def forget(self, route: _Route) -> None:
         if self._routes.get(route.destination) is route:
@@ -340,32 +395,74 @@ class TcpTransport(Transport):
 
     # -- internals -------------------------------------------------------
 
-    def _accepted_tls(self, connection: socket.socket, peer: HostPort) -> None:
+    def _accepted(self, connection: socket.socket, peer: HostPort) -> None:
         if self.closed:
             connection.close()
             return
+        if self._inbound >= self.settings.max_connections and not self._make_room():
+            connection.close()
+            self._dropped(peer, "connections_refused")
+            return
+        self._inbound += 1
         self._unclaimed.add(connection)
-        self.spawn(self._handshake(connection, peer))
+        self.spawn(self._open_accepted(connection, peer))
 
-    async def _handshake(self, connection: socket.socket, peer: HostPort) -> None:
-        """Run the server side of TLS on an accepted connection; its stream opens when done."""
+    def _make_room(self) -> bool:
+        """Close the oldest accepted connection that has sent no whole packet yet, if any.
+
+        Honest clients send their first packet at once; connections that only hold a
+        place (a flood of idle or trickling ones) are the ones to give it up, so a
+        newcomer is not refused while they wait for ``handshake_timeout``.
+        """
+        unproven = self._unproven
+        while unproven:
+            stream = next(iter(unproven))
+            del unproven[stream]
+            if not stream.dead and not stream.io.delivered:
+                self._dropped(stream.source, "connections_refused")
+                stream.abort()
+                return True
+        return False
+
+    def _out_of_resources(self, listener: HostPort) -> None:
+        self.events.connection_dropped(listener, "connections_refused")
+
+    async def _open_accepted(self, connection: socket.socket, peer: HostPort) -> None:
+        """Open an accepted connection, running the server side of TLS first where configured;
+        its stream opens when that is done (and from then on counts itself)."""
         self._unclaimed.discard(connection)
-        assert self._server_tls is not None  # only a TLS listener accepts through here
         framing = self.settings.framing
+        timeout = self.settings.handshake_timeout
+        tls: dict[str, Any] = {}
+        if self._server_tls is not None:
+            # Our own timeout fires first, so that a slow handshake is told from a failed one.
+            tls = {"ssl": self._server_tls, "ssl_handshake_timeout": 2 * timeout}
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(
-                lambda: _Stream(self, None, peer, framing),
-                connection,
-                ssl=self._server_tls,
-                ssl_handshake_timeout=self.settings.connect_timeout,
-            )
-        except OSError as exc:  # ssl.SSLError, a reset, or the handshake timing out
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().connect_accepted_socket(
+                    lambda: _Stream(self, None, peer, framing), connection, **tls)
+        except TimeoutError:
+            self._inbound -= 1
+            connection.close()
+            self._dropped(peer, "connections_timed_out")
+        except OSError as exc:  # ssl.SSLError, a reset
+            self._inbound -= 1
+            connection.close()
             self._log.warning(
                 "tls_handshake",
                 "tls handshake with tcp client %s failed: %s",
                 _display(*peer),
                 _reason(exc),
             )
+
+    def _dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
+        self._log.warning(
+            reason,
+            "tcp connection with %s %s",
+            _display(*source),
+            _DROP_WORDS[reason].format(settings=self.settings),
+        )
+        self.events.connection_dropped(source, reason)
 
     async def _close_streams(self) -> None:
         """Close every connection, flushing for up to ``_CLOSE_GRACE`` seconds, then abort."""

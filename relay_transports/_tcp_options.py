@@ -44,6 +44,15 @@ class _Settings:
     idle_timeout: float | None
     framing: str
     """How accepted connections cut packets out of their stream: NET_RELAY or HEPH_JSON."""
+    max_connections: int
+    """Accepted connections open at once (TLS handshakes included); more are refused."""
+    handshake_timeout: float
+    """Seconds an accepted connection has for its TLS handshake, then for its first whole packet."""
+    max_buffered_input: int
+    """Bytes of unfinished packets all connections may hold together."""
+    max_object_size: int
+    """The largest heph-json object a connection reads (the node's max_message_size, at most
+    max_packet_size)."""
 
     @property
     def high_water(self) -> int:
@@ -130,8 +139,10 @@ def _settings(
     keepalive: object,
     idle_timeout: object,
     framing: object,
+    limits: _Limits,
 ) -> _Settings:
     size = _integer("max_packet_size", max_packet_size, 1 * _KIB, _MAX_PACKET)
+    budget = size if limits.max_buffered_input is None else limits.max_buffered_input
     initial = _seconds("backoff_initial", backoff_initial)
     most = _seconds("backoff_max", backoff_max)
     if most < initial:
@@ -149,9 +160,28 @@ def _settings(
         backoff_initial=initial,
         backoff_max=most,
         keepalive=_seconds("keepalive", keepalive, zero="off"),
-        idle_timeout=None if idle_timeout is None else _seconds("idle_timeout", idle_timeout),
+        idle_timeout=None if idle_timeout is None else (
+            _seconds("idle_timeout", idle_timeout, zero="never") or None),
         framing=_framing("listen.tcp", framing),
+        max_connections=_integer("max_connections", limits.max_connections, 1, 1 << 20),
+        handshake_timeout=_seconds("handshake_timeout", limits.handshake_timeout),
+        # One packet of the largest size must fit, or it could never arrive.
+        max_buffered_input=_integer("max_buffered_input", budget, size, 1 << 40),
+        max_object_size=size if limits.max_object_size is None else min(size, _integer(
+            "max_object_size", limits.max_object_size, 2, _MAX_PACKET)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    """What one client may hold of a listener: the options that bound accepted connections."""
+
+    max_connections: object
+    handshake_timeout: object
+    max_buffered_input: object
+    """None: ``max_packet_size``, one packet of the largest size."""
+    max_object_size: object
+    """None: ``max_packet_size``."""
 
 
 def _server_tls(

@@ -25,7 +25,7 @@ from relay_core._interfaces import HostPort
 from ._tcp_net import _display
 from ._tcp_options import HEPH_JSON
 
-__all__ = ["TURN_BUDGET", "Deliver", "PacketIO", "Route", "Sender"]
+__all__ = ["TURN_BUDGET", "Deliver", "InputBudget", "PacketIO", "Route", "Sender"]
 
 Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
@@ -39,6 +39,21 @@ waiting (a flood could starve the loop) and pile up in mailboxes faster than
 their actors run, which costs the garbage collector a pass over each of them.
 What a chunk holds beyond this waits for the next turn, with reading paused.
 """
+
+
+class InputBudget:
+    """The bytes of unfinished packets that every connection of a transport holds, together.
+
+    Each connection charges what its splitter holds after every chunk, and gives
+    it back when it goes; a connection whose charge grows past :attr:`limit` is
+    closed, so no number of clients can make the node hold more than that
+    (plus the chunk being read).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        """Bytes charged now, by all connections."""
 
 
 class PacketIO:
@@ -58,6 +73,8 @@ class PacketIO:
         deliver: Deliver,
         source: HostPort,
         malformed: Callable[[MalformedFrame], object],
+        budget: InputBudget,
+        over_budget: Callable[[], object],
     ) -> None:
         self.splitter = splitter
         self.prefixed = isinstance(splitter, StreamDeframer)
@@ -73,7 +90,12 @@ class PacketIO:
         self.received = False
         """Whether a byte ever arrived."""
         self.failed = False
-        """Whether the input was malformed: nothing more is read."""
+        """Whether the input was malformed or over budget: nothing more is read."""
+        self.delivered = False
+        """Whether a whole packet was ever handed to the node."""
+        self.charged = 0
+        """Bytes of the unfinished packet this connection holds against ``budget``."""
+        self.budget = budget
         self.waiting: asyncio.Future[None] | None = None
         """What reading waits for (the node's latest future), or None."""
         self.held: list[bytes] = []
@@ -84,6 +106,7 @@ class PacketIO:
         """Whether reading is on (paused while the node waits or packets are held)."""
         self._deliver = deliver
         self._malformed = malformed
+        self._over_budget = over_budget
 
     @property
     def holding_back(self) -> bool:
@@ -106,10 +129,18 @@ class PacketIO:
         self.held = []
         self.unsplit = []
 
+    def release(self) -> None:
+        """Give back this connection's charge and let go of its unfinished packet: it is gone."""
+        self.budget.held -= self.charged
+        self.charged = 0
+        self.splitter.discard()
+
     def _hand_over(self, packets: list[bytes]) -> None:
         """Hand ``packets`` to the node, holding what exceeds this turn's budget."""
         budget = TURN_BUDGET
         last = len(packets) - 1
+        if packets:
+            self.delivered = True
         for index, packet in enumerate(packets):
             waiting = self._deliver(packet, self.source)
             if waiting is not None and waiting is not self.waiting:
@@ -148,11 +179,26 @@ class PacketIO:
     def _split(self, data: bytes) -> list[bytes]:
         """The packets ``data`` completes; none, and the fault reported, if it is malformed."""
         try:
-            return self.splitter.feed(data)
+            packets = self.splitter.feed(data)
         except MalformedFrame as exc:
             self.failed = True
             self._malformed(exc)
             return []
+        self._charge()
+        return packets
+
+    def _charge(self) -> None:
+        """Charge the budget with what the splitter holds now; past it, give up the connection
+        (after the packets this chunk completed, which are whole and go to the node)."""
+        buffered = self.splitter.buffered
+        budget = self.budget
+        grew = buffered > self.charged
+        budget.held += buffered - self.charged
+        self.charged = buffered
+        if grew and budget.held > budget.limit:
+            self.failed = True
+            self.release()
+            self._over_budget()
 
     def _wait_for(self, waiting: asyncio.Future[None]) -> None:
         """Stop reading until ``waiting`` is done."""

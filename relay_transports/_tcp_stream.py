@@ -49,13 +49,18 @@ class _Stream(asyncio.Protocol):
         self.handle: asyncio.Transport | None = None  # what connection_made got
         self.dead = False
         self.idle = False  # closed by the idle timer rather than by a failure
-        size = owner.settings.max_packet_size
-        splitter = HephObjectSplitter(size) if framing == HEPH_JSON else StreamDeframer(size)
-        self.io = PacketIO(splitter, owner.events.packet_received, source, self._malformed)
+        self.accepted = route is None
+        """Whether a listener accepted it: it counts against ``max_connections``."""
+        settings = owner.settings
+        splitter = (HephObjectSplitter(settings.max_object_size) if framing == HEPH_JSON
+                    else StreamDeframer(settings.max_packet_size))
+        self.io = PacketIO(splitter, owner.events.packet_received, source, self._malformed,
+                           owner.input_budget, self._over_budget)
         # The loop calls data_received for every chunk read: the compiled one, not a
         # frame of this module in front of it.
         self.data_received = self.io.data_received  # type: ignore[method-assign]
         self._timer: asyncio.TimerHandle | None = None
+        self._first_packet: asyncio.TimerHandle | None = None
 
     @property
     def source(self) -> HostPort:
@@ -78,13 +83,30 @@ class _Stream(asyncio.Protocol):
 
     def ready(self, transport: asyncio.Transport) -> None:
         """Start writing on ``transport`` (the TLS one, once its handshake is done)."""
-        transport.set_write_buffer_limits(high=self.owner.settings.high_water)
+        settings = self.owner.settings
+        transport.set_write_buffer_limits(high=settings.high_water)
         self._watch_idle()
+        if self.accepted and not self.io.delivered:
+            self._first_packet = asyncio.get_running_loop().call_later(
+                settings.handshake_timeout, self._check_first_packet)
 
     def _malformed(self, error: MalformedFrame) -> None:
         """What was read does not parse: report it and drop the connection."""
         self.owner.stream_malformed(self, error)
         self.abort()
+
+    def _over_budget(self) -> None:
+        """Its unfinished packet would take the transport past ``max_buffered_input``."""
+        self.owner.stream_dropped(self, "connections_over_budget")
+        self.abort()
+
+    def _check_first_packet(self) -> None:
+        """An accepted connection that sent no whole packet within ``handshake_timeout`` (a
+        client trickling bytes, or one that connects and waits) gives its place up."""
+        self._first_packet = None
+        if not self.io.delivered and not self.dead:
+            self.owner.stream_dropped(self, "connections_timed_out")
+            self.abort()
 
     def pause_writing(self) -> None:
         self.io.paused = True
@@ -99,7 +121,10 @@ class _Stream(asyncio.Protocol):
         self.dead = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._first_packet is not None:
+            self._first_packet.cancel()
         self._check_ended()
+        self.io.release()
         self.owner.stream_closed(self)
         route = self.route
         if route is not None and route.stream is self:
@@ -141,4 +166,6 @@ class _Stream(asyncio.Protocol):
             return
         self.idle = True
         logger.debug("tcp connection with %s idle; closing it", _display(*self.source))
+        if self.accepted:
+            self.owner.stream_dropped(self, "connections_timed_out")
         self.close()

@@ -1,11 +1,15 @@
-"""A TLS ``tcp`` listener: accepts connections itself so each one's handshake is its own.
+"""A ``tcp`` listener that accepts connections itself, with or without TLS.
 
 ``create_server(ssl=...)`` would hide handshake failures, and ``start_tls``
 after an ordinary accept cannot hold back the client's first bytes on every
 loop (uvloop starts reading an accepted connection after ``connection_made``
-returns, whatever it did). So this listener takes connections off its socket
-and hands each to ``accepted``, which starts TLS on it before any protocol
-sees a byte; it reports the failures the transport logs.
+returns, whatever it did). And a server out of file descriptors is treated
+differently by each loop: uvloop closes it for good. So this listener takes
+connections off its socket and hands each to ``accepted``, which may refuse
+it (``max_connections``) or open it, TLS first where configured, before any
+protocol sees a byte. When accept fails for lack of descriptors or memory it
+tells ``out_of_resources``, rests a second (the kernel's backlog holds the
+clients) and accepts again; open connections go on being served.
 """
 
 from __future__ import annotations
@@ -33,17 +37,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class TlsListener:
+class Listener:
     """Accepts connections on ``sock`` and hands each, non-blocking, to ``accepted``."""
 
     def __init__(
         self,
         sock: socket.socket,
         accepted: Callable[[socket.socket, tuple[str, int]], None],
+        out_of_resources: Callable[[tuple[str, int]], None],
         log: RateLimitedLog,
     ) -> None:
         self.sock = sock
         self._accepted = accepted
+        self._out_of_resources = out_of_resources
         self._log = log
         self._loop = asyncio.get_running_loop()
         self._retry: asyncio.TimerHandle | None = None
@@ -85,6 +91,7 @@ class TlsListener:
     def _rest(self, error: OSError) -> None:
         """Stop accepting for a moment: the backlog holds clients until descriptors free up."""
         host, port = self.sock.getsockname()[:2]
+        self._out_of_resources((str(host), int(port)))
         self._log.warning(
             "accept_failed",
             "tcp listener on %s cannot accept connections: %s; trying again in %.0f s",

@@ -9,8 +9,11 @@ any chunking, and the uuid window to its bound.
 from __future__ import annotations
 
 import enum
+import gc
 import json
 import math
+import random
+import tracemalloc
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -517,6 +520,38 @@ def test_the_window_holds_65536_uuids_by_default_and_no_more() -> None:
         window.first_time(uuid.UUID(int=number))
     assert len(window) == 65536
     assert window.evictions == 10
+
+
+def _traced_bytes_of_full_window(repeats: int, distinct: int = 65536) -> int:
+    """Bytes a default window holds after ``distinct`` random uuids, each seen ``repeats``
+    times (each sighting a new UUID object, as decoding makes them)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        window = UuidWindow()
+        for _ in range(repeats):
+            numbers = random.Random(7)
+            for _ in range(distinct):
+                window.first_time(uuid.UUID(int=numbers.getrandbits(128)))
+        gc.collect()
+        assert len(window) == 65536
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+# docs/heph.md: about 6 MiB filled once, about 8.5 MiB under a stream of new uuids.
+def test_a_full_uuid_window_takes_about_6_mib() -> None:
+    assert _traced_bytes_of_full_window(1) < 7 * 1024 * 1024
+
+
+def test_uuids_seen_again_and_again_do_not_grow_the_window() -> None:
+    assert _traced_bytes_of_full_window(5) < 7 * 1024 * 1024
+
+
+def test_a_window_under_a_stream_of_new_uuids_stays_under_9_mib() -> None:
+    assert _traced_bytes_of_full_window(1, distinct=4 * 65536) < 9 * 1024 * 1024
 
 
 def test_a_window_needs_room_for_a_uuid() -> None:

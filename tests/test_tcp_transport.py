@@ -20,7 +20,7 @@ from relay_core import (
 from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
-from relay_transports._tcp_packets import TURN_BUDGET, PacketIO
+from relay_transports._tcp_packets import TURN_BUDGET, InputBudget, PacketIO
 
 WAIT_LIMIT = 20.0
 QUICK_BACKOFF = {"backoff_initial": 0.01, "backoff_max": 0.1}
@@ -402,7 +402,8 @@ class Delivered:
 
 
 def packet_io(delivered: Delivered) -> tuple[PacketIO, ReadSwitch]:
-    io = PacketIO(StreamDeframer(1 << 20), delivered, ("127.0.0.1", 1), delivered.faults.append)
+    io = PacketIO(StreamDeframer(1 << 20), delivered, ("127.0.0.1", 1), delivered.faults.append,
+                  InputBudget(1 << 20), list[object]().clear)
     switch = ReadSwitch()
     io.transport = switch  # type: ignore[assignment]
     return io, switch
@@ -504,7 +505,10 @@ async def test_over_a_real_connection_a_burst_arrives_whole_and_in_order() -> No
         ("backoff_initial", "fast", "a number of seconds above 0"),
         ("backoff_max", 0.01, "at least backoff_initial"),
         ("keepalive", -1, "from 0 \\(off\\)"),
-        ("idle_timeout", 0, "a number of seconds above 0"),
+        ("idle_timeout", -1, "a number of seconds from 0 \\(never\\)"),
+        ("max_connections", 0, "an integer from 1"),
+        ("handshake_timeout", 0, "a number of seconds above 0"),
+        ("max_buffered_input", 1024, "an integer from 67174400"),
     ],
 )
 def test_a_bad_option_names_itself_its_value_and_what_is_allowed(

@@ -158,7 +158,7 @@ async def test_a_listener_out_of_descriptors_rests_logs_it_and_then_accepts_agai
     server_events = Recorder()
     async with tcp(server_events, **serving(pki)) as server, tcp(Recorder()) as client:
         host, port = await server.listen("127.0.0.1", 0)
-        (listener,) = [s for s in server._servers if isinstance(s, _tcp_tls_listener.TlsListener)]
+        (listener,) = [s for s in server._servers if isinstance(s, _tcp_tls_listener.Listener)]
         exhausted = _ExhaustedOnce(listener.sock)
         listener.sock = exhausted  # type: ignore[assignment]
         with caplog.at_level(logging.WARNING, logger="relay_transports._tcp"):
@@ -167,13 +167,15 @@ async def test_a_listener_out_of_descriptors_rests_logs_it_and_then_accepts_agai
             await server_events.until(lambda: len(server_events.packets) == 1)
     assert exhausted.failed
     assert server_events.payloads == [b"accepted after the rest"]
+    assert server_events.dropped == [((host, port), "connections_refused")]
     assert "cannot accept connections: Too many open files; trying again" in caplog.text
 
 
-async def test_a_client_that_never_starts_its_handshake_is_cut_off_at_connect_timeout(
+async def test_a_client_that_never_starts_its_handshake_is_cut_off_at_handshake_timeout(
     pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with tcp(Recorder(), connect_timeout=0.2, **serving(pki)) as server:
+    events = Recorder()
+    async with tcp(events, handshake_timeout=0.2, **serving(pki)) as server:
         host, port = await server.listen("127.0.0.1", 0)
         with caplog.at_level(logging.WARNING, logger="relay_transports._tcp"):
             reader, writer = await asyncio.open_connection(host, port)
@@ -181,7 +183,8 @@ async def test_a_client_that_never_starts_its_handshake_is_cut_off_at_connect_ti
                 with _either_closed():
                     assert await reader.read() == b""
             writer.close()
-    assert "tls handshake with tcp client 127.0.0.1" in caplog.text
+    assert "no TLS handshake or no whole packet within handshake_timeout = 0.2 s" in caplog.text
+    assert [reason for _, reason in events.dropped] == ["connections_timed_out"]
 
 
 async def test_closing_with_handshakes_under_way_leaves_no_connection_open(pki: Pki) -> None:
