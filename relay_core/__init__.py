@@ -45,7 +45,15 @@ from ._errors import (
     UnsupportedVersion,
 )
 from ._faults import FaultProfile, FaultyTransport
-from ._interfaces import Codec, Compressor, HostPort, Transport, TransportEvents, UnsentReason
+from ._interfaces import (
+    Codec,
+    Compressor,
+    ConnectionDropReason,
+    HostPort,
+    Transport,
+    TransportEvents,
+    UnsentReason,
+)
 from ._loop import run
 from ._messages import MessageTypes, UnknownMessage, message, message_types
 from ._metrics import MetricsExporter, metrics_available
@@ -68,6 +76,7 @@ __all__ = [
     "CompressionError",
     "Compressor",
     "ConfigError",
+    "ConnectionDropReason",
     "DecodeError",
     "DecompressionError",
     "DecompressionLimitExceeded",

@@ -50,7 +50,14 @@ from ._errors import (
 from ._fault_plan import FaultPlan
 from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
-from ._interfaces import Codec, Compressor, HostPort, Transport, UnsentReason
+from ._interfaces import (
+    Codec,
+    Compressor,
+    ConnectionDropReason,
+    HostPort,
+    Transport,
+    UnsentReason,
+)
 from ._links import LinkKey, LinkTable, PeerLink
 from ._mailbox import mailbox_of
 from ._paths import resolve_paths
@@ -172,6 +179,9 @@ class _Inbound:
 
     def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
         self._dispatcher.input_malformed(self._scheme, source, error)
+
+    def connection_dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
+        self._dispatcher.connection_dropped(self._scheme, source, reason)
 
 
 class Dispatcher:
@@ -709,6 +719,18 @@ class Dispatcher:
         counters.malformed += 1
         self._log.warning("malformed", "closed the connection from %s: %s",
                           endpoint_url(scheme, source), error)
+
+    def connection_dropped(self, scheme: str, source: HostPort,
+                           reason: ConnectionDropReason) -> None:
+        """A listener refused a connection for a limit: count it (the transport logs it,
+        rate-limited, with the limit's name)."""
+        link = self._links.get((scheme, source[0], source[1]))
+        counters = (link.counters if link is not None
+                    else self.stats.peer(endpoint_url(scheme, source)))
+        if reason == "connections_refused":
+            counters.connections_refused += 1
+        else:
+            counters.handshakes_refused += 1
 
     # -- inbound -----------------------------------------------------------
 

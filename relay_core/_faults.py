@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ._errors import ConfigError, MalformedFrame, MessageTooLarge, RelayError, TransportError
-from ._interfaces import HostPort, Transport, TransportEvents, UnsentReason
+from ._interfaces import ConnectionDropReason, HostPort, Transport, TransportEvents, UnsentReason
 
 __all__ = [
     "COPY_DELAY",
@@ -263,6 +263,9 @@ class _Events:
 
     def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
         self._adapter.events.input_malformed(source, error)
+
+    def connection_dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
+        self._adapter.events.connection_dropped(source, reason)
 
 
 class FaultyTransport(Transport):

@@ -33,7 +33,15 @@ from ._errors import ConfigError, MalformedFrame
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["Codec", "Compressor", "HostPort", "Transport", "TransportEvents", "UnsentReason"]
+__all__ = [
+    "Codec",
+    "Compressor",
+    "ConnectionDropReason",
+    "HostPort",
+    "Transport",
+    "TransportEvents",
+    "UnsentReason",
+]
 
 HostPort = tuple[str, int]
 """A numeric host (IPv4 or IPv6 literal, no brackets) and a port."""
@@ -43,6 +51,10 @@ UnsentReason = Literal["link_full", "closed_unsent", "connection_lost", "peer_un
 the queue to the destination was past its hard limit; the transport closed first; the
 connection they waited for was lost (or its handshake failed); an attempt to connect
 found the peer unreachable (refused, no route, a TLS handshake that did not verify)."""
+
+ConnectionDropReason = Literal["connections_refused", "handshakes_refused"]
+"""Why a listener refused a client's connection; the counter it goes to: the listener
+held its ``max_connections``, or its ``max_handshakes`` unfinished handshakes."""
 
 
 class Codec(abc.ABC):
@@ -128,6 +140,10 @@ class TransportEvents(Protocol):
         """A connection from ``source`` sent bytes that cannot be cut into packets (a
         length over the limit, say); the transport closed it. The node counts it
         ``malformed``."""
+
+    def connection_dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
+        """A listener refused a connection from ``source`` for a limit (its connection or
+        handshake cap). The node counts it under ``reason``."""
 
 
 class Transport(abc.ABC):

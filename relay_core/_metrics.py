@@ -86,6 +86,10 @@ _HELP = {
                        "that was lost or never made",
     "peer_unreachable": "Outbound messages dropped from a queue because an attempt to connect "
                         "found the peer unreachable",
+    "connections_refused": "Connections a listener turned away because it held its "
+                           "max_connections",
+    "handshakes_refused": "QUIC handshakes a listener refused because it held its "
+                          "max_handshakes unfinished ones",
     "late_replies": "Replies that arrived after the caller stopped waiting",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",

@@ -19,10 +19,12 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "bytes_sent",
     "closed_unsent",
     "connection_lost",
+    "connections_refused",
     "corrupt",
     "duplicates",
     "frames_received",
     "frames_sent",
+    "handshakes_refused",
     "internal_errors",
     "late_replies",
     "link_full",
@@ -68,6 +70,10 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - peer_unreachable: outbound messages queued for a connection whose attempt found
   the peer unreachable (refused, no route, TLS that did not verify): dropped, so
   that nothing a caller was told failed is delivered later
+- connections_refused: connections a listener turned away because it held its
+  ``max_connections`` (quic: Initial packets that would have opened one more)
+- handshakes_refused: quic Initial packets that would have opened a connection while
+  the listener held its ``max_handshakes`` unfinished handshakes
 - late_replies: replies that arrived after the caller stopped waiting
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
@@ -109,6 +115,8 @@ class Counters:
     closed_unsent: int
     connection_lost: int
     peer_unreachable: int
+    connections_refused: int
+    handshakes_refused: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

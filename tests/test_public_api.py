@@ -7,7 +7,8 @@ from relay_core import RelayError
 
 EXPECTED_PUBLIC_NAMES = {
     "ActorContext", "ActorError", "ActorExists", "ActorRef", "ActorStopped", "Address", "ChecksumMismatch", "Codec",
-    "CodecError", "CompressionError", "Compressor", "ConfigError", "DecodeError",
+    "CodecError", "CompressionError", "Compressor", "ConfigError", "ConnectionDropReason",
+    "DecodeError",
     "DecompressionError", "DecompressionLimitExceeded", "EncodeError", "FaultProfile",
     "FaultyTransport", "HostPort",
     "InvalidAddress", "LinkBusy", "ListenConfig", "MailboxFull", "MalformedFrame", "MessageTooLarge",

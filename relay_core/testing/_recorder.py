@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from .._errors import MalformedFrame
-from .._interfaces import HostPort, UnsentReason
+from .._interfaces import ConnectionDropReason, HostPort, UnsentReason
 
 __all__ = ["PacketRecorder"]
 
@@ -26,6 +26,8 @@ class PacketRecorder:
         """``(destination, packet, reason)`` for each packet reported never written."""
         self.malformed: list[tuple[HostPort, MalformedFrame]] = []
         """``(source, error)`` for each connection closed for input that did not parse."""
+        self.dropped: list[tuple[HostPort, ConnectionDropReason]] = []
+        """``(source, reason)`` for each connection refused or closed for a limit."""
         self._changed = asyncio.Event()
 
     def packet_received(self, packet: bytes, source: HostPort) -> None:
@@ -43,6 +45,10 @@ class PacketRecorder:
 
     def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
         self.malformed.append((source, error))
+        self._changed.set()
+
+    def connection_dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
+        self.dropped.append((source, reason))
         self._changed.set()
 
     @property
