@@ -722,7 +722,7 @@ class Dispatcher:
 
     def connection_dropped(self, scheme: str, source: HostPort,
                            reason: ConnectionDropReason) -> None:
-        """A listener refused a connection for a limit: count it (the transport logs it,
+        """A listener refused or dropped a connection for a limit: count it (the transport logs it,
         rate-limited, with the limit's name)."""
         link = self._links.get((scheme, source[0], source[1]))
         counters = (link.counters if link is not None
@@ -730,7 +730,7 @@ class Dispatcher:
         if reason == "connections_refused":
             counters.connections_refused += 1
         else:
-            counters.handshakes_refused += 1
+            counters.handshakes_dropped += 1
 
     # -- inbound -----------------------------------------------------------
 

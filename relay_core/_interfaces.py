@@ -52,9 +52,10 @@ the queue to the destination was past its hard limit; the transport closed first
 connection they waited for was lost (or its handshake failed); an attempt to connect
 found the peer unreachable (refused, no route, a TLS handshake that did not verify)."""
 
-ConnectionDropReason = Literal["connections_refused", "handshakes_refused"]
-"""Why a listener refused a client's connection; the counter it goes to: the listener
-held its ``max_connections``, or its ``max_handshakes`` unfinished handshakes."""
+ConnectionDropReason = Literal["connections_refused", "handshakes_dropped"]
+"""Why a listener refused a client's connection or dropped it; the counter it goes to: the
+listener held its ``max_connections``, or it dropped its oldest unfinished handshake to make
+room for a new one (it held ``max_handshakes``)."""
 
 
 class Codec(abc.ABC):
@@ -142,8 +143,8 @@ class TransportEvents(Protocol):
         ``malformed``."""
 
     def connection_dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
-        """A listener refused a connection from ``source`` for a limit (its connection or
-        handshake cap). The node counts it under ``reason``."""
+        """A listener refused a connection from ``source``, or dropped one, for a limit (its
+        connection or handshake cap). The node counts it under ``reason``."""
 
 
 class Transport(abc.ABC):

@@ -88,8 +88,8 @@ _HELP = {
                         "found the peer unreachable",
     "connections_refused": "Connections a listener turned away because it held its "
                            "max_connections",
-    "handshakes_refused": "QUIC handshakes a listener refused because it held its "
-                          "max_handshakes unfinished ones",
+    "handshakes_dropped": "Unfinished QUIC handshakes a listener dropped, oldest first, "
+                          "to make room for a new one past max_handshakes",
     "late_replies": "Replies that arrived after the caller stopped waiting",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",

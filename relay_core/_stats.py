@@ -24,7 +24,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "duplicates",
     "frames_received",
     "frames_sent",
-    "handshakes_refused",
+    "handshakes_dropped",
     "internal_errors",
     "late_replies",
     "link_full",
@@ -72,8 +72,9 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
   that nothing a caller was told failed is delivered later
 - connections_refused: connections a listener turned away because it held its
   ``max_connections`` (quic: Initial packets that would have opened one more)
-- handshakes_refused: quic Initial packets that would have opened a connection while
-  the listener held its ``max_handshakes`` unfinished handshakes
+- handshakes_dropped: unfinished quic handshakes a listener dropped, the oldest
+  first, to make room for a new one while it held ``max_handshakes`` (or its
+  ``max_connections``)
 - late_replies: replies that arrived after the caller stopped waiting
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
@@ -116,7 +117,7 @@ class Counters:
     connection_lost: int
     peer_unreachable: int
     connections_refused: int
-    handshakes_refused: int
+    handshakes_dropped: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

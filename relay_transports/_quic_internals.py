@@ -11,7 +11,8 @@ where a flood of handshakes hurts (tests/adversary/test_attack_quic.py):
 
 - an Initial that would open a connection is first put to the listener, which
   may refuse it (its caps); a refused client whose address a Retry token has
-  proven is told so in a CONNECTION_CLOSE, anyone else is not answered;
+  proven is told so in a CONNECTION_CLOSE, anyone else is not answered; and
+  the listener may drop a connection at once (:meth:`_AdmittingServer.forget`);
 - each connection's IDs are indexed by connection, so its end removes just
   those. aioquic's own ``_connection_terminated`` scans every ID of every
   connection at each end: thousands of abandoned handshakes timing out
@@ -22,9 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from aioquic._buffer import Buffer
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.asyncio.server import QuicServer
-from aioquic.buffer import Buffer
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import TRANSPORT_CLOSE_FRAME_CAPACITY, NetworkAddress, QuicConnection
 from aioquic.quic.crypto import CryptoPair
@@ -205,6 +206,13 @@ class _AdmittingServer(QuicServer):
         protocol._connection_id_issued_handler = _ignore
         protocol._connection_id_retired_handler = _ignore
         protocol._connection_terminated_handler = _nothing
+
+    def forget(self, protocol: QuicConnectionProtocol) -> None:
+        """Drop a connection's state now, not after its closing period: its IDs, its timer."""
+        self._connection_terminated(protocol)
+        if protocol._timer is not None:
+            protocol._timer.cancel()
+            protocol._timer = None
 
     def close(self) -> None:
         super().close()

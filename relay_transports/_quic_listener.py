@@ -4,11 +4,14 @@ With ``client_ca``, a listener asks each client for a certificate and checks it
 itself (aioquic does neither), before a byte from the client is delivered.
 
 A listener holds at most ``max_connections`` connections, of which at most
-``max_handshakes`` have not finished their handshake; an Initial that would
-open one more is refused (counted ``connections_refused`` or
-``handshakes_refused``) before aioquic builds any state for it. With ``retry``,
-only an Initial carrying a Retry token (proof that its source address is real)
-may open a connection at all.
+``max_handshakes`` have not finished their handshake. When an Initial would
+open one more than either allows, the oldest unfinished handshake is dropped to
+make room (counted ``handshakes_dropped``): an abandoned handshake is far likelier
+the oldest than a real client's, which takes a round trip or two, so a burst of
+abandoned ones shuts nobody out once it ends. Only when every connection has
+finished its handshake is the new one refused (``connections_refused``), before
+aioquic builds any state for it. With ``retry``, only an Initial carrying a
+Retry token (proof that its source address is real) may open a connection.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode
 from aioquic.tls import Alert, AlertDescription, verify_certificate
 
-from ._quic_connection import _Connection
 from relay_core import ConnectionDropReason, HostPort
 
+from ._quic_connection import _Connection
 from ._quic_internals import _AdmittingServer, _ask_for_client_certificate
 from ._quic_net import _display, logger
 from ._quic_options import _Mode
@@ -57,8 +60,9 @@ class _Listener:
         self.transport = transport
         self.server: _AdmittingServer | None = None
         self.connections: set[_Connection] = set()
-        self.handshakes: set[_Connection] = set()
-        """The connections among ``connections`` whose handshake has not finished."""
+        self.handshakes: dict[_Connection, None] = {}
+        """The connections among ``connections`` whose handshake has not finished, oldest
+        first."""
 
     @property
     def load(self) -> ListenerLoad:
@@ -66,19 +70,31 @@ class _Listener:
         return ListenerLoad(len(self.connections), len(self.handshakes), ids)
 
     def admit(self, source: HostPort) -> bool:
-        """Whether a client at ``source`` may open one more connection; counts a refusal."""
+        """Whether a client at ``source`` may open one more connection, once the oldest
+        unfinished handshake has made room if a cap is reached; counts what it drops."""
         transport = self.transport
-        reason: ConnectionDropReason
-        if len(self.connections) >= transport.max_connections:
-            reason, limit = "connections_refused", "max_connections"
-        elif len(self.handshakes) >= transport.max_handshakes:
-            reason, limit = "handshakes_refused", "max_handshakes"
-        else:
+        if self.handshakes and (len(self.handshakes) >= transport.max_handshakes
+                                or len(self.connections) >= transport.max_connections):
+            limit = ("max_handshakes" if len(self.handshakes) >= transport.max_handshakes
+                     else "max_connections")
+            self._drop(next(iter(self.handshakes)), "handshakes_dropped", limit)
+        if len(self.connections) < transport.max_connections:
             return True
-        transport.events.connection_dropped(source, reason)
-        transport.warnings.warning(reason, "quic listener refused a connection from %s: "
-                                   "[listen.quic] %s reached", _display(*source), limit)
+        self._count(source, "connections_refused", "max_connections")
         return False
+
+    def _drop(self, connection: _Connection, reason: ConnectionDropReason, limit: str) -> None:
+        connection.abandon(f"the server dropped this handshake: its {limit} is reached")
+        if self.server is not None:
+            self.server.forget(connection)
+        if connection.remote is not None:
+            self._count(connection.remote, reason, limit)
+
+    def _count(self, source: HostPort, reason: ConnectionDropReason, limit: str) -> None:
+        transport = self.transport
+        transport.events.connection_dropped(source, reason)
+        transport.warnings.warning(reason, "quic listener: [listen.quic] %s reached (%s from "
+                                   "%s)", limit, reason.replace("_", " "), _display(*source))
 
     def make_connection(self, quic: QuicConnection) -> _Connection:
         """Called by the server for each new client, once ``admit`` let it in."""
@@ -88,11 +104,11 @@ class _Listener:
         connection = _Connection(quic, self, transport.events, transport.max_packet_size,
                                  _Mode.STREAM, transport.queue_limit)
         self.connections.add(connection)
-        self.handshakes.add(connection)
+        self.handshakes[connection] = None
         return connection
 
     def connection_ready(self, connection: _Connection) -> None:
-        self.handshakes.discard(connection)
+        self.handshakes.pop(connection, None)
         problem = self._check_client(connection)
         if problem is not None:
             self.transport.warnings.warning(
@@ -105,7 +121,7 @@ class _Listener:
 
     def connection_ended(self, connection: _Connection, reason: str) -> None:
         self.connections.discard(connection)
-        self.handshakes.discard(connection)
+        self.handshakes.pop(connection, None)
         routes = self.transport.routes
         if connection.remote is not None and routes.get(connection.remote) is connection:
             del routes[connection.remote]
