@@ -26,7 +26,11 @@ from aioquic.tls import Alert, AlertDescription, verify_certificate
 from relay_core import ConnectionDropReason, HostPort
 
 from ._quic_connection import _Connection
-from ._quic_internals import _AdmittingServer, _ask_for_client_certificate
+from ._quic_internals import (
+    _AdmittingServer,
+    _ask_for_client_certificate,
+    _collect_ended_connections,
+)
 from ._quic_net import _display, logger
 from ._quic_options import _Mode
 
@@ -63,6 +67,8 @@ class _Listener:
         self.handshakes: dict[_Connection, None] = {}
         """The connections among ``connections`` whose handshake has not finished, oldest
         first."""
+        self._ended_uncollected = 0
+        """Connections ended since the last :func:`_collect_ended_connections`."""
 
     @property
     def load(self) -> ListenerLoad:
@@ -122,6 +128,10 @@ class _Listener:
     def connection_ended(self, connection: _Connection, reason: str) -> None:
         self.connections.discard(connection)
         self.handshakes.pop(connection, None)
+        self._ended_uncollected += 1
+        if self._ended_uncollected >= self.transport.max_handshakes:
+            self._ended_uncollected = 0
+            _collect_ended_connections()
         routes = self.transport.routes
         if connection.remote is not None and routes.get(connection.remote) is connection:
             del routes[connection.remote]
