@@ -723,8 +723,8 @@ class Dispatcher:
 
     def connection_dropped(self, scheme: str, source: HostPort,
                            reason: ConnectionDropReason) -> None:
-        """A listener refused or closed a connection for a limit: count it (the transport
-        logs it, rate-limited, with the limit's name)."""
+        """A listener refused or closed a connection for a limit, or dropped a handshake to
+        make room: count it (the transport logs it, rate-limited, with the limit's name)."""
         link = self._links.get((scheme, source[0], source[1]))
         counters = (link.counters if link is not None
                     else self.stats.peer(endpoint_url(scheme, source)))
@@ -732,8 +732,10 @@ class Dispatcher:
             counters.connections_refused += 1
         elif reason == "connections_timed_out":
             counters.connections_timed_out += 1
-        else:
+        elif reason == "connections_over_budget":
             counters.connections_over_budget += 1
+        else:
+            counters.handshakes_dropped += 1
 
     # -- inbound -----------------------------------------------------------
 

@@ -47,13 +47,18 @@ HostPort = tuple[str, int]
 """A numeric host (IPv4 or IPv6 literal, no brackets) and a port."""
 
 UnsentReason = Literal["link_full", "closed_unsent", "connection_lost", "peer_unreachable"]
-ConnectionDropReason = Literal[
-    "connections_refused", "connections_timed_out", "connections_over_budget"]
-"""Why a stream listener refused or closed a client's connection; the counter it goes to."""
 """Why packets ``send`` accepted were never written; each is the counter their messages go to:
 the queue to the destination was past its hard limit; the transport closed first; the
 connection they waited for was lost (or its handshake failed); an attempt to connect
 found the peer unreachable (refused, no route, a TLS handshake that did not verify)."""
+
+ConnectionDropReason = Literal["connections_refused", "connections_timed_out",
+                               "connections_over_budget", "handshakes_dropped"]
+"""Why a listener refused a client's connection, closed it or dropped its handshake; the
+counter it goes to: it held its ``max_connections`` (or ran out of descriptors); the client
+sent no handshake or whole packet in time, or idled; its unfinished packet would have passed
+the buffered-input budget; or the listener dropped its oldest unfinished handshake to make
+room for a new one (it held ``max_handshakes``)."""
 
 
 class Codec(abc.ABC):
@@ -141,10 +146,11 @@ class TransportEvents(Protocol):
         ``malformed``."""
 
     def connection_dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
-        """A listener refused a connection from ``source`` or closed it for a limit: past
-        its connection cap, out of descriptors (``source`` is then the listener's own
-        address), a handshake or idle timeout, or past its buffered-input budget. The node
-        counts it under ``reason``."""
+        """A listener refused a connection from ``source``, closed it, or dropped its
+        unfinished handshake, for a limit: past its connection cap, out of descriptors
+        (``source`` is then the listener's own address), a handshake or idle timeout, past
+        its buffered-input budget, or past its handshake cap (quic). The node counts it
+        under ``reason``."""
 
 
 class Transport(abc.ABC):

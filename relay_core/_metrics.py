@@ -97,6 +97,8 @@ _HELP = {
                           "source, or over three times the bytes of the retry)",
     "connections_refused": "Connections a listener turned away: past max_connections, or "
                            "not accepted for lack of file descriptors",
+    "handshakes_dropped": "Unfinished QUIC handshakes a listener dropped, oldest first, "
+                          "to make room for a new one past max_handshakes",
     "connections_timed_out": "Accepted connections closed by handshake_timeout or idle_timeout",
     "connections_over_budget": "Connections closed because their unfinished packet would pass "
                                "the listener's max_buffered_input",

@@ -27,6 +27,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "frames_received",
     "forged_replies",
     "frames_sent",
+    "handshakes_dropped",
     "internal_errors",
     "late_replies",
     "link_full",
@@ -95,6 +96,9 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
   (no TLS handshake or no whole packet in time) or ``idle_timeout``
 - connections_over_budget: connections closed because their unfinished packet
   would have taken the listener's buffered input past ``max_buffered_input``
+- handshakes_dropped: unfinished quic handshakes a listener dropped, the oldest
+  first, to make room for a new one while it held ``max_handshakes`` (or its
+  ``max_connections``)
 - internal_errors: what a plugin or the node's own code raised unexpectedly (a
   bug: a codec's decode raising KeyError, say) while handling a received packet
   or encoding a reply. Each is logged, rate-limited, with its traceback. A frame
@@ -142,6 +146,7 @@ class Counters:
     connections_refused: int
     connections_timed_out: int
     connections_over_budget: int
+    handshakes_dropped: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

@@ -51,7 +51,6 @@ import asyncio
 import ssl
 from collections.abc import Coroutine, Mapping
 
-from aioquic.asyncio.server import QuicServer
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 
@@ -68,15 +67,24 @@ from relay_core._ratelog import RateLimitedLog
 
 from ._certs import CertificateChain, load_trust_anchors
 from ._quic_connection import _Connection
-from ._quic_internals import _AEAD_TAG_SIZE, _SHORT_HEADER_MAX, _path_datagram_limit, _payload_room
-from ._quic_listener import _Listener
+from ._quic_internals import (
+    _AEAD_TAG_SIZE,
+    _SHORT_HEADER_MAX,
+    _AdmittingServer,
+    _path_datagram_limit,
+    _payload_room,
+)
+from ._quic_listener import ListenerLoad, _Listener
 from ._quic_net import _display, _listening_socket, _resolve, logger
 from ._quic_options import (
     _DEFAULT_BATCH_SIZE,
     _FLOW_WINDOW,
     _MAX_UDP_PAYLOAD,
     ALPN,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_PACKET_SIZE,
+    _boolean,
     _chain,
     _integer,
     _Mode,
@@ -86,7 +94,7 @@ from ._quic_options import (
 )
 from ._quic_peer import _Peer
 
-__all__ = ["ALPN", "DEFAULT_MAX_PACKET_SIZE", "QuicTransport"]
+__all__ = ["ALPN", "DEFAULT_MAX_PACKET_SIZE", "ListenerLoad", "QuicTransport"]
 
 
 class QuicTransport(Transport):
@@ -97,6 +105,9 @@ class QuicTransport(Transport):
     ``udp_payload_size`` is the size of the UDP datagrams QUIC sends: 1200 passes
     any path (aioquic does no path MTU discovery); more is faster, but only where
     every path carries it (loopback, jumbo frames).
+    ``max_connections`` and ``max_handshakes`` cap what one listener holds, and
+    ``retry`` (on by default) makes every client prove its address with a Retry
+    round trip before the listener keeps any state for it (see _quic_listener).
     Per-peer options (``[peers.NAME]``) are checked by :meth:`check_peer_options`
     and passed to :meth:`prepare`.
     """
@@ -119,6 +130,9 @@ class QuicTransport(Transport):
         max_datagram_frame_size: int = 65536,
         udp_payload_size: int = SMALLEST_MAX_DATAGRAM_SIZE,
         queue_limit: int = 16 * 1024 * 1024,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_handshakes: int | None = None,
+        retry: bool = True,
         ca: str | None = None,
         client_certificate: str | None = None,
         client_key: str | None = None,
@@ -132,6 +146,12 @@ class QuicTransport(Transport):
         self.batch_size = _integer(where, "batch_size", batch_size, 64, self.max_packet_size)
         self.queue_limit = _integer(where, "queue_limit", queue_limit, 0, 1 << 40)
         self._idle_timeout = _seconds(where, "idle_timeout", idle_timeout)
+        self.max_connections = _integer(where, "max_connections", max_connections, 1, 1 << 20)
+        if max_handshakes is None:
+            max_handshakes = min(DEFAULT_MAX_HANDSHAKES, self.max_connections)
+        self.max_handshakes = _integer(where, "max_handshakes", max_handshakes, 1,
+                                       self.max_connections)
+        self._retry = _boolean(where, "retry", retry)
         self.keepalive_interval = self._idle_timeout / 3
         self._max_datagram_frame_size = _integer(
             where, "max_datagram_frame_size", max_datagram_frame_size, 0, 65536)
@@ -172,8 +192,9 @@ class QuicTransport(Transport):
         listener = _Listener(self)
         try:
             udp, server = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: QuicServer(configuration=configuration,
-                                   create_protocol=listener.make_connection),
+                lambda: _AdmittingServer(configuration=configuration,
+                                         make_connection=listener.make_connection,
+                                         admit=listener.admit, retry=self._retry),
                 sock=await _listening_socket(host, port),
             )
         except (OSError, OverflowError) as exc:
@@ -222,6 +243,10 @@ class QuicTransport(Transport):
             return self.batch_size, self.max_packet_size
         room = _payload_room(self._udp_payload_size - _SHORT_HEADER_MAX - _AEAD_TAG_SIZE)
         return room, room
+
+    def listener_load(self) -> ListenerLoad:
+        """What this transport's listeners hold now: connections, handshakes, connection IDs."""
+        return sum((listener.load for listener in self._listeners), ListenerLoad())
 
     def waiting(self, destination: HostPort) -> int:
         """Packets for ``destination`` that wait for its handshake."""

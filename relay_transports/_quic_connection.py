@@ -212,6 +212,14 @@ class _Connection(QuicConnectionProtocol):
         self.is_open = False
         self.close(error_code=error_code, reason_phrase=reason[:200])
 
+    def abandon(self, reason: str) -> None:
+        """End a connection the owner will forget at once: tell the peer, deliver nothing
+        more, report the end now rather than after the closing period."""
+        self.is_open = False
+        self._quic.close(error_code=QuicErrorCode.CONNECTION_REFUSED, reason_phrase=reason)
+        self.transmit()
+        self._end(reason)
+
     def shut(self) -> None:
         """Close, telling the peer, and release what the connection holds; report what
         the peer had not acknowledged as unsent."""

@@ -23,6 +23,11 @@ ALPN = "net-relay/1"
 DEFAULT_MAX_PACKET_SIZE = 64 * 1024 * 1024 + 64 * 1024
 """64 MiB of frames plus room for the packet and frame headers."""
 
+DEFAULT_MAX_CONNECTIONS = 1024
+"""Connections one listener holds at most, handshakes included."""
+DEFAULT_MAX_HANDSHAKES = 128
+"""Handshakes one listener holds unfinished at most: each costs about 85 KB until it ends."""
+
 _DEFAULT_BATCH_SIZE = 256 * 1024
 _PEER_KEYS = ("mode", "ca", "server_name", "client_certificate", "client_key",
               "insecure_skip_verify")
@@ -39,6 +44,12 @@ def _integer(where: str, name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConfigError(f"[{where}] {name} = {value!r} is not allowed: an integer from "
                           f"{low} to {high}")
+    return value
+
+
+def _boolean(where: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"[{where}] {name} = {value!r} is not allowed: true or false")
     return value
 
 

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from relay_core import Node, NodeConfig, PeerConfig, RelayError
+from relay_transports._certs import generate_self_signed
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _START_LIMIT = 30.0
@@ -22,6 +23,9 @@ class Victim:
 
     ``address(scheme)`` is where it listens; ``rss()`` and ``cpu_seconds()`` read its
     process from /proc; ``answers_within(seconds)`` asks its echo from a fresh node.
+    Its ``directory`` holds a development certificate, ``cert.pem`` with ``key.pem``
+    (for localhost, 127.0.0.1 and ::1), that a TLS listener in ``config`` may name; a
+    prober trusts it with ``{"ca": str(victim.directory / "cert.pem")}``.
     """
 
     def __init__(self, config: str, listeners: tuple[str, ...] = ("udp",)) -> None:
@@ -36,6 +40,7 @@ class Victim:
         return Path(self._directory.name)
 
     async def __aenter__(self) -> Self:
+        generate_self_signed(self.directory / "cert.pem", self.directory / "key.pem")
         path = self.directory / "victim.toml"
         path.write_text(self._config)
         self._process = await asyncio.create_subprocess_exec(
@@ -92,10 +97,12 @@ class Victim:
                 return None
             return time.perf_counter() - started
 
-    async def stats(self, scheme: str = "udp") -> dict[str, object]:
-        """The victim's counters, through its ``$stats`` actor."""
-        config = NodeConfig(name="prober", listen={},
-                            peers={"victim": PeerConfig(address=self.address(scheme))})
+    async def stats(self, scheme: str = "udp",
+                    options: dict[str, object] | None = None) -> dict[str, object]:
+        """The victim's counters, through its ``$stats`` actor (``options``: the prober's
+        peer options, a ``ca`` for TLS)."""
+        peer = PeerConfig(address=self.address(scheme), options=options or {})
+        config = NodeConfig(name="prober", listen={}, peers={"victim": peer})
         async with Node(config) as prober:
             reply = await prober.ref("victim/$stats").rpc(None, timeout=10.0)
         assert isinstance(reply, dict)
