@@ -35,6 +35,7 @@ from pathlib import Path
 
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, RelayError, Rpc
 from relay_core import run as run_on_chosen_loop
+from relay_core._demo import loopback_options
 
 MAX_MESSAGES = 1_000_000
 MAX_SIZE = 1_000_000
@@ -107,17 +108,6 @@ def _sender_main(args: argparse.Namespace) -> int:
 # -- the receiving side -----------------------------------------------------------------------
 
 
-def _transport_options(scheme: str, workdir: Path) -> tuple[Options, Options]:
-    if scheme != "quic":
-        return {}, {}
-    from relay_transports._certs import generate_self_signed
-
-    cert, key = workdir / "cert.pem", workdir / "key.pem"
-    if not cert.exists():
-        generate_self_signed(cert, key, days=1)
-    return {"certificate": str(cert), "private_key": str(key)}, {"ca": str(cert)}
-
-
 async def _start_sender(url: str, options: Options, count: int,
                         size: int) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
@@ -143,7 +133,7 @@ async def scenario(name: str, args: argparse.Namespace, workdir: Path) -> dict[s
     scheme = "udp" if name == "fan-in" else name
     senders = SENDERS_FAN_IN if name == "fan-in" else 1
     sink = SlowSink(pause=0.0 if name == "fan-in" else 0.0002)
-    listen_options, peer_options = _transport_options(scheme, workdir)
+    listen_options, peer_options = loopback_options(scheme, workdir)
     config = NodeConfig(name="receiver", listen={
         scheme: ListenConfig("127.0.0.1", 0, listen_options)})
     async with Node(config) as receiver:

@@ -22,7 +22,8 @@ from ._node import Node
 from ._registry import PluginRegistry
 from ._rpc import Rpc
 
-__all__ = ["DemoRow", "counter", "echo", "run_demo", "sink", "spawn_demo_actors"]
+__all__ = ["DemoRow", "counter", "echo", "loopback_options", "run_demo", "sink",
+           "spawn_demo_actors"]
 
 
 async def echo(ctx: ActorContext) -> None:
@@ -71,7 +72,7 @@ class DemoRow:
 Options = Mapping[str, object]
 
 
-def _transport_options(scheme: str, workdir: Path) -> tuple[Options, Options]:
+def loopback_options(scheme: str, workdir: Path) -> tuple[Options, Options]:
     """Listener and peer options a transport needs on loopback (QUIC: a development cert)."""
     if scheme != "quic":
         return {}, {}
@@ -85,7 +86,7 @@ def _transport_options(scheme: str, workdir: Path) -> tuple[Options, Options]:
 
 async def _exchange(scheme: str, codec: str, messages: int, rpcs: int,
                     registry: PluginRegistry, workdir: Path) -> DemoRow:
-    listen_options, peer_options = _transport_options(scheme, workdir)
+    listen_options, peer_options = loopback_options(scheme, workdir)
     server_config = NodeConfig(name="beta", listen={
         scheme: ListenConfig("127.0.0.1", 0, listen_options)})
     async with Node(server_config, registry=registry) as server:

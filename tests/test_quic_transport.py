@@ -13,7 +13,7 @@ import signal
 import socket
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,12 +27,11 @@ from certs import Pki, make_pki
 from relay_core import (
     ConfigError,
     HostPort,
-    MalformedFrame,
     MessageTooLarge,
     Transport,
     TransportError,
-    UnsentReason,
 )
+from relay_core.testing import PacketRecorder
 from relay_transports import _quic
 from relay_transports._certs import generate_self_signed
 from relay_transports._quic import ALPN, QuicTransport
@@ -56,56 +55,24 @@ LOOPBACKS = [pytest.param("127.0.0.1", id="ipv4"), pytest.param("::1", id="ipv6"
 MODES = ["stream", "datagram"]
 
 
-class Recorder:
-    """TransportEvents that keeps what it is told and wakes a waiting test.
-
-    ``packet()`` and ``failure()`` each return the oldest report not returned yet.
-    """
+class Recorder(PacketRecorder):
+    """The kit's recorder, plus taking reports in turn: ``packet()`` and ``failure()``
+    each return the oldest one not returned yet."""
 
     def __init__(self) -> None:
-        self.packets: list[tuple[bytes, HostPort]] = []
-        self.failures: list[tuple[HostPort | None, BaseException]] = []
-        self.unsent: list[tuple[HostPort, bytes, UnsentReason]] = []
-        self.malformed: list[tuple[HostPort, MalformedFrame]] = []
-        self._changed = asyncio.Event()
+        super().__init__()
         self._next_packet = 0
         self._next_failure = 0
 
-    def packet_received(self, packet: bytes, source: HostPort) -> None:
-        self.packets.append((packet, source))
-        self._changed.set()
-
-    def send_failed(self, destination: HostPort | None, error: BaseException) -> None:
-        self.failures.append((destination, error))
-        self._changed.set()
-
-    def packets_unsent(self, destination: HostPort, packets: Sequence[bytes],
-                       reason: UnsentReason) -> None:
-        self.unsent += [(destination, packet, reason) for packet in packets]
-        self._changed.set()
-
-    def input_malformed(self, source: HostPort, error: MalformedFrame) -> None:
-        self.malformed.append((source, error))
-        self._changed.set()
-
-    async def until(self, condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(WAIT_LIMIT):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
-
     async def packet(self) -> tuple[bytes, HostPort]:
-        await self.until(lambda: len(self.packets) > self._next_packet)
+        await self.until(lambda: len(self.packets) > self._next_packet, "the next packet")
         self._next_packet += 1
         return self.packets[self._next_packet - 1]
 
     async def failure(self) -> BaseException:
-        await self.until(lambda: len(self.failures) > self._next_failure)
+        await self.until(lambda: len(self.failures) > self._next_failure, "the next failure")
         self._next_failure += 1
         return self.failures[self._next_failure - 1][1]
-
-    def payloads(self) -> list[bytes]:
-        return [packet for packet, _ in self.packets]
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +118,9 @@ async def test_packets_arrive_whole_and_in_order(pki: Pki, host: str, mode: str)
             client.send(destination, b"packet %d" % number)
         await received.until(lambda: len(received.packets) == 20)
         if mode == "stream":
-            assert received.payloads() == [b"packet %d" % n for n in range(20)]
+            assert received.payloads == [b"packet %d" % n for n in range(20)]
         else:  # datagrams may be reordered, though hardly on loopback
-            assert sorted(received.payloads()) == sorted(b"packet %d" % n for n in range(20))
+            assert sorted(received.payloads) == sorted(b"packet %d" % n for n in range(20))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -175,7 +142,7 @@ async def test_a_ten_mebibyte_packet_arrives_intact_on_a_stream(pki: Pki) -> Non
         client.send(destination, big)
         client.send(destination, b"after")
         await server_events.until(lambda: len(server_events.packets) == 2)
-        assert server_events.payloads() == [big, b"after"]
+        assert server_events.payloads == [big, b"after"]
         server.send(server_events.packets[0][1], big)
         assert (await client_events.packet())[0] == big
 
@@ -205,7 +172,7 @@ async def test_a_datagram_above_the_peers_advertised_limit_is_refused_and_later_
         client.send(destination, bytes(limit))
         client.send(destination, b"later")
         await received.until(lambda: len(received.packets) == 3)
-        assert received.payloads()[1:] == [bytes(limit), b"later"]
+        assert received.payloads[1:] == [bytes(limit), b"later"]
 
 
 async def test_a_datagram_larger_than_one_quic_packet_is_refused_and_later_ones_flow(
@@ -221,8 +188,8 @@ async def test_a_datagram_larger_than_one_quic_packet_is_refused_and_later_ones_
         for _ in range(50):  # full-size datagrams, while acknowledgements travel too
             client.send(destination, bytes(limit))
         client.send(destination, b"later")
-        await received.until(lambda: b"later" in received.payloads())
-        assert bytes(limit) in received.payloads()
+        await received.until(lambda: b"later" in received.payloads)
+        assert bytes(limit) in received.payloads
 
 
 async def test_larger_udp_payloads_carry_larger_datagrams(pki: Pki) -> None:
@@ -391,7 +358,7 @@ async def test_a_full_queue_holds_senders_back_and_drops_only_past_its_hard_limi
         async with asyncio.timeout(WAIT_LIMIT):
             await full  # the handshake completed: what waited went to the connection
         await received.until(lambda: len(received.packets) == 3)
-        assert received.payloads() == [bytes(60), bytes(60), bytes(900)]
+        assert received.payloads == [bytes(60), bytes(60), bytes(900)]
 
 
 async def test_a_restarted_server_is_reached_over_a_new_connection(pki: Pki) -> None:
@@ -462,7 +429,7 @@ async def _send_until_received(client: Transport, destination: HostPort,
         while not received.packets:
             client.send(destination, b"after")
             await asyncio.sleep(0.05)
-    assert received.payloads()[0] == b"after"
+    assert received.payloads[0] == b"after"
 
 
 async def test_a_malformed_stream_closes_that_connection_only(pki: Pki) -> None:
@@ -480,7 +447,7 @@ async def test_a_malformed_stream_closes_that_connection_only(pki: Pki) -> None:
             destination = await client.prepare(HERE, port)
             client.send(destination, b"still serving")
             assert (await received.packet())[0] == b"still serving"
-        assert received.payloads() == [b"still serving"]
+        assert received.payloads == [b"still serving"]
 
 
 async def test_a_second_stream_from_a_client_closes_its_connection(pki: Pki) -> None:
@@ -497,7 +464,7 @@ async def test_a_second_stream_from_a_client_closes_its_connection(pki: Pki) -> 
                 await raw.wait_closed()
             for writer in writers:
                 writer.close()
-        assert received.payloads() in ([], [b"x"])
+        assert received.payloads in ([], [b"x"])
 
 
 # -- lifecycle ---------------------------------------------------------------------------
@@ -532,7 +499,7 @@ async def test_flushing_waits_until_the_peer_has_acknowledged_every_packet(pki: 
             client.send(destination, packet)
         async with asyncio.timeout(WAIT_LIMIT):
             await client.flush()
-        assert received.payloads() == packets  # acknowledged means delivered here
+        assert received.payloads == packets  # acknowledged means delivered here
         await client.close()
         assert failures.unsent == []
 
@@ -660,4 +627,4 @@ async def test_past_its_hard_limit_a_connection_drops_and_reports_what_cannot_wa
         assert failures.unsent == [(destination, bytes([number]) * 1000, "link_full")
                                    for number in (3, 4)]
         await received.until(lambda: len(received.packets) == 4)
-        assert received.payloads()[1:] == [bytes([number]) * 1000 for number in range(3)]
+        assert received.payloads[1:] == [bytes([number]) * 1000 for number in range(3)]

@@ -15,6 +15,16 @@ from relay_core import Node, NodeConfig, PeerConfig, RelayError
 from relay_transports._certs import generate_self_signed
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+UDP_VICTIM = """
+[node]
+name = "victim"
+
+[listen.udp]
+host = "127.0.0.1"
+port = 0
+"""
+"""The plain victim: a node listening on udp alone, with the demo actors."""
 _START_LIMIT = 30.0
 
 

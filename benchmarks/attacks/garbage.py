@@ -5,16 +5,8 @@ from __future__ import annotations
 import os
 import socket
 
-from ._victim import Victim
+from ._victim import UDP_VICTIM, Victim
 
-UDP_VICTIM = """
-[node]
-name = "victim"
-
-[listen.udp]
-host = "127.0.0.1"
-port = 0
-"""
 DATAGRAMS = 100_000
 
 

@@ -13,16 +13,8 @@ import socket
 
 from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
 
-from ._victim import Victim
+from ._victim import UDP_VICTIM, Victim
 
-UDP_VICTIM = """
-[node]
-name = "victim"
-
-[listen.udp]
-host = "127.0.0.1"
-port = 0
-"""
 UNANSWERED_REQUESTS = 120_000
 REQUESTS_PER_PACKET = 8
 TRIGGER_BYTES = 71_000
