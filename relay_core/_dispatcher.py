@@ -66,7 +66,7 @@ from ._registry import PluginRegistry
 from ._replycache import call_key
 from ._seal import Sealer, sealed_key_id
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
-from ._serving import RESEND_FACTOR, UNLIMITED_RESEND, LocalActors, RequestServer
+from ._serving import RESEND_FACTOR, LocalActors, RequestServer
 from ._stats import Counters, NodeStats, StatsTable
 from ._tracing import outgoing_traceparent
 from ._window import DuplicateFilter, Verdict
@@ -283,6 +283,11 @@ class Dispatcher:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def receiving_sealed(self) -> bool:
+        """Whether the packet being handled was sealed (and so authenticated)."""
+        return self._receiving_key_id is not None
 
     def address(self, scheme: str) -> str:
         bound = self._bound.get(scheme)
@@ -787,9 +792,8 @@ class Dispatcher:
             heph_target = self._heph.target_for(scheme)
             if heph_target is not None and is_heph_json(data):
                 return self._on_heph(data, heph_target, scheme, source, counters)
-        sealed = is_sealed(data)
         try:
-            if sealed:
+            if is_sealed(data):
                 incarnation, sequence, frames = self._open(data)
                 window = incarnation
             elif scheme in self._sealed_schemes:
@@ -816,20 +820,8 @@ class Dispatcher:
                 counters.too_old += 1
             return None
         counters.frames_received += len(frames)
-        self._server.resend_budget = self._resend_budget(scheme, sealed, len(data))
+        self._server.resend_budget = RESEND_FACTOR * len(data)
         return self._handle_frames(iter(frames), scheme, source, counters, incarnation)
-
-    def _resend_budget(self, scheme: str, sealed: bool, size: int) -> int:
-        """Bytes of cached replies a packet of ``size`` bytes may draw back.
-
-        Amplification needs a source that can be forged: a plain datagram's. A
-        stream's peer answered its handshake from its address, and a sealed packet
-        is authenticated (its replay is a duplicate), so those draw back whatever
-        their retries ask for.
-        """
-        if sealed or self.transport(scheme).reliable:
-            return UNLIMITED_RESEND
-        return RESEND_FACTOR * size
 
     def _handle_frames(self, frames: Iterator[Frame | bytes], scheme: str, source: HostPort,
                        counters: Counters, incarnation: int) -> asyncio.Future[None] | None:
@@ -1121,8 +1113,7 @@ class Dispatcher:
         backlog.draining = True
         try:
             self._receiving_key_id = stall.key_id
-            # Only a stream's frames stall, and a stream's source is no forgery.
-            self._server.resend_budget = self._resend_budget(scheme, False, 0)
+            self._server.resend_budget = 0  # its packet's budget went with that packet's turn
             self._handle_frames(stall.rest, scheme, source, stall.stalled.counters,
                                 stall.incarnation)
             while backlog.stall is None and (packet := backlog.take()) is not None:

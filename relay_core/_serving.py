@@ -49,8 +49,7 @@ RESEND_FACTOR = 3
 """To a plain datagram, a cached reply is sent again only while it is at most this many
 times the bytes of the packet that asked for it again (QUIC's bound for an unvalidated
 address)."""
-UNLIMITED_RESEND = 1 << 62
-"""The budget of a packet whose source cannot be forged (a stream's, a sealed one's)."""
+
 
 
 class LocalActors(Protocol):
@@ -101,6 +100,12 @@ class RequestServer:
         counters.duplicates += 1
         if replies.sent_to(key) is not link:
             counters.replies_not_resent += 1
+            return True
+        if link.transport.reliable or self._host.receiving_sealed:
+            # Amplification needs a source that can be forged: a plain datagram's. A
+            # stream's peer answered its handshake from its address, and a sealed retry
+            # is authenticated (a replay of it is a duplicate).
+            self._host.queue(link, reply)
             return True
         cost = len(reply) + PACKET_HEADER_SIZE
         if cost <= self.resend_budget:
