@@ -222,10 +222,22 @@ class ActiveRequests:
         return evicted
 
     def cancel(self, key: CallKey) -> None:
-        """The caller gave up (a cancel frame)."""
+        """Cancel the request ``key`` (refused before it reached a handler)."""
         rpc = self._active.pop(key, None)
         if rpc is not None:
             rpc.cancel()
+
+    def cancel_from(self, key: CallKey, origin: object) -> bool:
+        """The caller gave up (a cancel frame from ``origin``, the link it came over):
+        cancel the request if it came from there too; False if it came from elsewhere."""
+        rpc = self._active.get(key)
+        if rpc is None:
+            return True  # answered already, or never seen: nothing to cancel
+        if not rpc.came_from(origin):
+            return False
+        del self._active[key]
+        rpc.cancel()
+        return True
 
     def finish(self, key: CallKey, reply_frame: bytes, sent_to: object) -> None:
         """The request was answered with ``reply_frame``, sent to ``sent_to`` (the link)."""

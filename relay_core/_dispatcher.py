@@ -1007,7 +1007,13 @@ class Dispatcher:
     def _on_cancel(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
     ) -> None:
-        self._server.active.cancel(call_key(incarnation, frame.call_id))
+        link = self._source_link
+        if link is None or link.counters is not counters:
+            link = self._links.get((scheme, source[0], source[1]))
+        if not self._server.active.cancel_from(call_key(incarnation, frame.call_id), link):
+            counters.forged_cancels += 1
+            self._log.warning("forged_cancel", "a cancel for a request that came from elsewhere "
+                              "came from %s; ignored", endpoint_url(scheme, source))
 
     def _on_reply(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int

@@ -89,6 +89,8 @@ _HELP = {
     "late_replies": "Replies for no waiting call (the caller stopped waiting, or no such call)",
     "reflected": "Packets carrying this node's own incarnation (its own, sent back at it): "
                  "dropped",
+    "forged_cancels": "Cancels for a request being handled that came from elsewhere than "
+                      "the request: ignored",
     "forged_replies": "Replies for a waiting call that came from elsewhere than where its "
                       "request went: dropped",
     "requests_evicted": "Requests being handled that were cancelled to make room for newer "

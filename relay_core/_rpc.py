@@ -99,6 +99,7 @@ class Rpc:
         "_cancel_callbacks",
         "_cancelled",
         "_clock",
+        "_origin",
         "deadline",
         "request",
         "request_id",
@@ -106,7 +107,8 @@ class Rpc:
     )
 
     def __init__(self, request: object, request_id: str, deadline: float, answer: Answer,
-                 traceparent: str = "", clock: Callable[[], float] | None = None) -> None:
+                 traceparent: str = "", clock: Callable[[], float] | None = None,
+                 origin: object = None) -> None:
         self.request = request
         self.request_id = request_id
         self.traceparent = traceparent
@@ -121,6 +123,13 @@ class Rpc:
         # Made on first use: most requests never get a callback, and one list
         # per request showed in profiles.
         self._cancel_callbacks: list[Callable[[], object]] | None = None
+        # Where the request came from (the node's link to the caller): only a cancel
+        # from there cancels it.
+        self._origin = origin
+
+    def came_from(self, origin: object) -> bool:
+        """Whether the request came over ``origin`` (the node's link it arrived on)."""
+        return self._origin is origin
 
     def __repr__(self) -> str:
         return f"<Rpc request_id={self.request_id} request={self.request!r}>"

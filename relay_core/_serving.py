@@ -135,7 +135,7 @@ class RequestServer:
             longest if wanted is None or wanted / 1000 > longest else wanted / 1000)
         rpc = Rpc(request, frame.request_id or new_request_id(), deadline,
                   lambda value, error: self._answer(link, frame, key, value, error),
-                  frame.traceparent, clock)
+                  frame.traceparent, clock, link)
         if self.active.start(key, rpc):
             self._host.stats.local.requests_evicted += 1
         mailbox = mailbox_of(self._mailboxes, frame.target)

@@ -25,6 +25,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "corrupt",
     "duplicates",
     "frames_received",
+    "forged_cancels",
     "forged_replies",
     "frames_sent",
     "handshakes_dropped",
@@ -79,6 +80,8 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - reflected: packets carrying this node's own incarnation (its own packets sent back
   at it, sealed or not): dropped
 - late_replies: replies for no waiting call (the caller stopped waiting, or no such call)
+- forged_cancels: cancels for a request being handled that came from elsewhere than
+  the request did: ignored, the request runs on
 - forged_replies: replies for a waiting call that came from elsewhere than where its
   request went (another address, another connection): dropped
 - requests_evicted: requests the node was handling that it gave up to make room
@@ -135,6 +138,7 @@ class Counters:
     send_errors: int
     late_replies: int
     forged_replies: int
+    forged_cancels: int
     reflected: int
     internal_errors: int
     link_full: int
