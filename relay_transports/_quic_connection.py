@@ -35,7 +35,12 @@ from relay_core import (
 )
 from relay_core._framing import StreamDeframer, frame_for_stream
 
-from ._quic_internals import _acknowledged_offset, _client_certificates, _datagram_limit
+from ._quic_internals import (
+    _acknowledge_now,
+    _acknowledged_offset,
+    _client_certificates,
+    _datagram_limit,
+)
 from ._quic_net import _display
 from ._quic_options import _Mode
 
@@ -225,6 +230,8 @@ class _Connection(QuicConnectionProtocol):
         the peer had not acknowledged as unsent."""
         self.report_unacknowledged("closed_unsent")
         if self._udp is not None and not self._udp.is_closing():
+            _acknowledge_now(self._quic)
+            self.transmit()
             self.close()
         self._release()
 

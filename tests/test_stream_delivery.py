@@ -27,6 +27,7 @@ from relay_core import (
     NodeConfig,
     PeerConfig,
 )
+from relay_core._demo import echo
 
 Actor = Callable[[ActorContext], Coroutine[object, object, None]]
 LOSS_COUNTERS = ("mailbox_full", "link_full", "closed_unsent", "connection_lost")
@@ -120,6 +121,22 @@ async def test_leaving_a_node_right_after_sending_delivers_every_message(
         await wait_for(lambda: len(received) == count, "every message")
     assert received == list(range(count))
     assert losses(client) == dict.fromkeys(LOSS_COUNTERS, 0)
+
+
+async def test_a_reply_taken_just_before_the_caller_leaves_is_not_counted_lost(
+    variant: Variant, pki: Pki
+) -> None:
+    """The caller acknowledges what it took before it closes (quic holds acknowledgements
+    back a little): the node that answered counts nothing lost."""
+    async with asyncio.timeout(4 * WAIT_LIMIT), Node(server_config(variant, pki)) as server:
+        server.spawn(echo, name="echo")
+        address = server.address(variant.scheme)
+        for attempt in range(3):
+            async with Node(client_config(variant, pki, address)) as client:
+                assert await client.ref("server/echo").rpc(attempt, timeout=WAIT_LIMIT) == attempt
+        await wait_for(lambda: server.stats().total["packets_received"] >= 3, "the calls")
+        await asyncio.sleep(0.3)  # the callers' closes reach the server
+        assert losses(server) == dict.fromkeys(LOSS_COUNTERS, 0)
 
 
 async def test_what_never_left_is_counted_in_messages_by_the_end_of_the_grace(
