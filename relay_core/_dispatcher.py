@@ -605,7 +605,13 @@ class Dispatcher:
             full = link.coalescer.add(frame)
         except MessageTooLarge as exc:
             if link.fallback is not None:
-                self.queue(self.link(*link.fallback), frame)
+                fallback = self.link(*link.fallback)
+                carries_for = fallback.carries_for
+                if carries_for is None:
+                    carries_for = fallback.carries_for = []
+                if link not in carries_for:
+                    carries_for.append(link)
+                self.queue(fallback, frame)
                 return
             link.counters.oversize += 1
             hint = (
@@ -1132,15 +1138,19 @@ class Dispatcher:
     def _call_made_through(self, scheme: str, source: HostPort, counters: Counters,
                            call_id: int) -> bool:
         """Whether call ``call_id`` waits on a link to ``source``: a reply is taken only
-        from where its request went (the same address, and so the same connection)."""
+        from where its request went (the same address, and so the same connection; or
+        the fallback address a link sends its large requests to)."""
         link = self._source_link
         if link is None or link.counters is not counters:
             link = self._links.get((scheme, source[0], source[1]))
         if link is not None and link.calls is not None and call_id in link.calls:
             return True
-        aliases = self._aliases.get((scheme, source[0], source[1]))
-        return aliases is not None and any(
-            alias.calls is not None and call_id in alias.calls for alias in aliases)
+        reached = [link] if link is not None else []
+        reached += self._aliases.get((scheme, source[0], source[1]), ())
+        # A link's large requests go out over its fallback link, and their replies come back there.
+        reached += [origin for candidate in reached for origin in candidate.carries_for or ()]
+        return any(candidate.calls is not None and call_id in candidate.calls
+                   for candidate in reached)
 
     def _reply_link(self, scheme: str, source: HostPort, counters: Counters) -> PeerLink:
         # The link _counters_for found for this packet's source, unless these

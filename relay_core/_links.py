@@ -36,6 +36,7 @@ LinkKey = tuple[str, str, int]
 class PeerLink:
     __slots__ = (
         "calls",
+        "carries_for",
         "coalescer",
         "codec",
         "compressor",
@@ -110,6 +111,9 @@ class PeerLink:
         """The id of this link's next call: counts up from a random 62-bit start, so that
         nobody who has not seen this link's requests can name a call waiting on it (a
         peer that sees its own calls' ids learns nothing of another link's)."""
+        self.carries_for: list[PeerLink] | None = None
+        """The links whose messages too large for them this link carries (it is their
+        fallback): replies to their calls come back over this link."""
         self.calls: set[int] | None = None
         """Ids of the calls made through this link that wait for their reply; made at the
         first call (most links never make one: an empty set is 216 bytes)."""
