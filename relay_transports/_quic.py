@@ -48,6 +48,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Coroutine, Mapping
 
@@ -65,6 +66,7 @@ from relay_core import (
 )
 from relay_core._ratelog import RateLimitedLog
 
+from ._addresses import check_port, display, resolve
 from ._certs import CertificateChain, load_trust_anchors
 from ._quic_connection import _Connection
 from ._quic_internals import (
@@ -75,7 +77,7 @@ from ._quic_internals import (
     _payload_room,
 )
 from ._quic_listener import ListenerLoad, _Listener
-from ._quic_net import _display, _listening_socket, _resolve, logger
+from ._quic_net import _listening_socket, logger
 from ._quic_options import (
     _DEFAULT_BATCH_SIZE,
     _FLOW_WINDOW,
@@ -183,8 +185,9 @@ class QuicTransport(Transport):
 
     async def listen(self, host: str, port: int) -> HostPort:
         """Accept QUIC connections on host:port (port 0 picks one); return the address bound."""
-        where = _display(host, port)
+        where = display(host, port)
         self._check_open(where)
+        check_port("quic", host, port, 0)
         configuration = self._server_configuration
         if configuration is None:
             raise ConfigError("[listen.quic] certificate and private_key are required to listen "
@@ -215,10 +218,11 @@ class QuicTransport(Transport):
         ``options`` is a ConfigError.
         """
         options = dict(options or {})
-        where = f"peer quic://{_display(host, port)}"
+        where = f"peer quic://{display(host, port)}"
         tls = _peer_tls(options, where)
-        self._check_open(_display(host, port))
-        destination = await _resolve(host, port)
+        self._check_open(display(host, port))
+        check_port("quic", host, port, 1)
+        destination = (await resolve("quic", host, port, socket.SOCK_DGRAM))[0][1]
         peer = self._peers.get(destination)
         if peer is not None:
             if peer.options != options:
@@ -264,8 +268,8 @@ class QuicTransport(Transport):
             return peer.send(packet)
         connection = self.routes.get(destination)
         if connection is None or not connection.is_open:
-            self._check_open(_display(*destination))
-            raise TransportError(f"cannot send to quic {_display(*destination)}: no connection; "
+            self._check_open(display(*destination))
+            raise TransportError(f"cannot send to quic {display(*destination)}: no connection; "
                                  "call prepare() for a destination before sending to it")
         return connection.send_packet(packet)
 

@@ -35,13 +35,13 @@ from relay_core import (
 )
 from relay_core._framing import StreamDeframer, frame_for_stream
 
+from ._addresses import display
 from ._quic_internals import (
     _acknowledge_now,
     _acknowledged_offset,
     _client_certificates,
     _datagram_limit,
 )
-from ._quic_net import _display
 from ._quic_options import _Mode
 
 _PATH_ERRORS = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
@@ -250,7 +250,7 @@ class _Connection(QuicConnectionProtocol):
 
     @property
     def label(self) -> str:
-        return "quic://" + _display(*self.remote) if self.remote else "quic (unknown peer)"
+        return "quic://" + display(*self.remote) if self.remote else "quic (unknown peer)"
 
     # -- asyncio and aioquic callbacks
 

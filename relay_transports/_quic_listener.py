@@ -25,13 +25,14 @@ from aioquic.tls import Alert, AlertDescription, verify_certificate
 
 from relay_core import ConnectionDropReason, HostPort
 
+from ._addresses import display
 from ._quic_connection import _Connection
 from ._quic_internals import (
     _AdmittingServer,
     _ask_for_client_certificate,
     _collect_ended_connections,
 )
-from ._quic_net import _display, logger
+from ._quic_net import logger
 from ._quic_options import _Mode
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class _Listener:
         transport = self.transport
         transport.events.connection_dropped(source, reason)
         transport.warnings.warning(reason, "quic listener: [listen.quic] %s reached (%s from "
-                                   "%s)", limit, reason.replace("_", " "), _display(*source))
+                                   "%s)", limit, reason.replace("_", " "), display(*source))
 
     def make_connection(self, quic: QuicConnection) -> _Connection:
         """Called by the server for each new client, once ``admit`` let it in."""

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError, UnsentReason
 
+from ._addresses import display
 from ._quic_connection import _DATAGRAM_HINT, _Connection
-from ._quic_net import _display, logger
+from ._quic_net import logger
 from ._quic_options import _Mode, _PeerTls
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class _Peer:
         self.destination = destination
         self.server_name = tls.server_name or server_name
         self.tls = tls
-        self.label = "quic://" + _display(*destination)
+        self.label = "quic://" + display(*destination)
         self.connection: _Connection | None = None
         self.connecting: asyncio.Task[None] | None = None
         self._backlog: list[bytes] = []

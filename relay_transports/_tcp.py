@@ -80,7 +80,8 @@ from relay_core import (
 )
 from relay_core._ratelog import RateLimitedLog
 
-from ._tcp_net import _check_port, _display, _error, _reason, _resolve, logger
+from ._addresses import check_port, display, resolve
+from ._tcp_net import _error, _reason, logger
 from ._tcp_options import (
     _KIB,
     _MIB,
@@ -242,10 +243,10 @@ class TcpTransport(Transport):
 
     async def listen(self, host: str, port: int) -> HostPort:
         """Accept connections on host:port (port 0 picks a free port); return what was bound."""
-        where = _display(host, port)
+        where = display(host, port)
         self._check_open(f"cannot listen on tcp {where}")
-        _check_port(where, port, 0)
-        numeric, _ = await _resolve(host, port)
+        check_port("tcp", host, port, 0)
+        numeric = (await resolve("tcp", host, port, socket.SOCK_STREAM))[0][1][0]
         try:
             server = Listener(bind(numeric, port), self._accepted, self._out_of_resources,
                               self._log)
@@ -267,13 +268,13 @@ class TcpTransport(Transport):
         prepared before keeps the TLS settings it was first prepared with, and
         cannot change its framing.
         """
-        where = _display(host, port)
+        where = display(host, port)
         self._check_open(f"cannot connect to tcp {where}")
-        _check_port(where, port, 1)
+        check_port("tcp", host, port, 1)
         options = options or {}
         self.check_peer_options(options, f"tcp peer {where}")
         framing = str(options.get("framing", NET_RELAY))
-        destination = await _resolve(host, port)
+        destination = (await resolve("tcp", host, port, socket.SOCK_STREAM))[0][1]
         self._check_open(f"cannot connect to tcp {where}")
         existing = self._routes.get(destination)
         if isinstance(existing, _Outbound):
@@ -377,7 +378,7 @@ class TcpTransport(Transport):
 
     def stream_malformed(self, stream: _Stream, error: MalformedFrame) -> None:
         self._log.warning(
-            "malformed_stream", "tcp connection with %s closed: %s", _display(*stream.source), error
+            "malformed_stream", "tcp connection with %s closed: %s", display(*stream.source), error
         )
         self.events.input_malformed(stream.source, error)
 
@@ -451,7 +452,7 @@ class TcpTransport(Transport):
             self._log.warning(
                 "tls_handshake",
                 "tls handshake with tcp client %s failed: %s",
-                _display(*peer),
+                display(*peer),
                 _reason(exc),
             )
 
@@ -459,7 +460,7 @@ class TcpTransport(Transport):
         self._log.warning(
             reason,
             "tcp connection with %s %s",
-            _display(*source),
+            display(*source),
             _DROP_WORDS[reason].format(settings=self.settings),
         )
         self.events.connection_dropped(source, reason)
@@ -485,7 +486,7 @@ class TcpTransport(Transport):
         no longer packets whose messages could be counted)."""
         unwritten = stream.handle.get_write_buffer_size() if stream.handle is not None else 0
         if unwritten:
-            text = (f"tcp connection to {_display(*stream.source)} aborted at close with "
+            text = (f"tcp connection to {display(*stream.source)} aborted at close with "
                     f"{unwritten} bytes unwritten: its peer stopped reading")
             self.events.send_failed(stream.source, TransportError(errno.ESHUTDOWN, text))
 
@@ -494,7 +495,7 @@ class TcpTransport(Transport):
             raise TransportError(f"{what}: the transport is closed")
 
     def _cannot_send(self, destination: HostPort) -> TransportError:
-        where = _display(*destination)
+        where = display(*destination)
         if self.closed:
             return TransportError(f"cannot send to tcp {where}: the transport is closed")
         return TransportError(

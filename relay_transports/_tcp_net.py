@@ -6,7 +6,6 @@ Every part of the transport logs to one logger, named for the entry module
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -14,18 +13,13 @@ import socket
 import ssl
 from typing import Any
 
-from relay_core import HostPort, TransportError
+from relay_core import TransportError
 
 from ._tls import describe_tls_error
 
 logger = logging.getLogger("relay_transports._tcp")
 
 _KEEPALIVE_PROBES = 3
-
-
-def _display(host: str, port: object) -> str:
-    """``host:port`` as a user writes it, with brackets around an IPv6 host."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _reason(error: BaseException) -> str:
@@ -64,27 +58,3 @@ def _tune(sock: Any, keepalive: float) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
     except OSError as exc:
         logger.debug("tcp socket options not applied: %s", exc)
-
-
-def _check_port(where: str, port: object, low: int) -> None:
-    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= 65535:
-        raise TransportError(f"tcp {where}: port must be an integer from {low} to 65535")
-
-
-async def _resolve(host: str, port: int) -> HostPort:
-    """A numeric address for host:port: literals at once, names with the loop's resolver."""
-    try:
-        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
-    except (OSError, UnicodeError):
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except (OSError, UnicodeError) as exc:
-            raise TransportError(
-                f"cannot resolve tcp {_display(host, port)}: {_reason(exc)}"
-            ) from None
-    for family, _, _, _, sockaddr in infos:
-        if family in (socket.AF_INET, socket.AF_INET6):
-            return (str(sockaddr[0]), int(sockaddr[1]))
-    raise TransportError(f"cannot resolve tcp {_display(host, port)}: no IP address")

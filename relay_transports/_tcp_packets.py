@@ -22,7 +22,7 @@ from relay_core._framing import StreamDeframer, frame_for_stream
 from relay_core._heph import HephObjectSplitter, is_heph_json
 from relay_core._interfaces import HostPort
 
-from ._tcp_net import _display
+from ._addresses import display
 from ._tcp_options import HEPH_JSON
 
 __all__ = ["TURN_BUDGET", "Deliver", "InputBudget", "PacketIO", "Route", "Sender"]
@@ -263,7 +263,7 @@ class Sender:
             raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
         if route.framing == HEPH_JSON and not is_heph_json(packet):
             raise TransportError(
-                f"cannot send to tcp {_display(*destination)}: it speaks heph-json, so a packet"
+                f"cannot send to tcp {display(*destination)}: it speaks heph-json, so a packet"
                 f" must be one JSON object, starting with b'{{'; this one starts {packet[:8]!r}"
             )
         writer = route.writer

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, cast
 from relay_core import HostPort, PeerUnreachable, TransportError, UnsentReason
 from relay_core._framing import LENGTH_PREFIX_SIZE
 
-from ._tcp_net import _display, _error, _reason
+from ._addresses import display
+from ._tcp_net import _error, _reason
 from ._tcp_options import NET_RELAY
 from ._tcp_packets import PacketIO
 from ._tcp_stream import _Stream
@@ -135,7 +136,7 @@ class _Route:
         if self.owner.closed:
             return
         if error is not None or dropped:
-            where = _display(*self.destination)
+            where = display(*self.destination)
             reason = _reason(error) if error is not None else "closed"
             text = f"tcp connection from {where} lost ({reason}); {dropped} queued packets dropped"
             self.owner.events.send_failed(self.destination, TransportError(text))
@@ -183,7 +184,7 @@ class _Outbound(_Route):
         if self.tls and not stream.received:
             reason += "; a TLS server that wants a client certificate closes like this"
         text = (
-            f"tcp connection to {_display(*self.destination)} lost ({reason}); packets "
+            f"tcp connection to {display(*self.destination)} lost ({reason}); packets "
             "written to it may not have arrived; reconnecting"
         )
         self.owner.events.send_failed(self.destination, TransportError(text))
@@ -240,7 +241,7 @@ class _Outbound(_Route):
     async def _connect(self) -> _Stream:
         settings = self.owner.settings
         host, port = self.destination
-        where = _display(host, port)
+        where = display(host, port)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(settings.connect_timeout):

@@ -29,7 +29,8 @@ from relay_core import HostPort, MalformedFrame
 from relay_core._framing import StreamDeframer
 from relay_core._heph import HephObjectSplitter
 
-from ._tcp_net import _display, _tune, logger
+from ._addresses import display
+from ._tcp_net import _tune, logger
 from ._tcp_options import HEPH_JSON
 from ._tcp_packets import PacketIO
 
@@ -165,7 +166,7 @@ class _Stream(asyncio.Protocol):
             self._watch_idle()
             return
         self.idle = True
-        logger.debug("tcp connection with %s idle; closing it", _display(*self.source))
+        logger.debug("tcp connection with %s idle; closing it", display(*self.source))
         if self.accepted:
             self.owner.stream_dropped(self, "connections_timed_out")
         self.close()

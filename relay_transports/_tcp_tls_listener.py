@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from relay_core._ratelog import RateLimitedLog
 
-from ._tcp_net import _display, _reason
+from ._addresses import display
+from ._tcp_net import _reason
 
 _ACCEPTS_PER_WAKEUP = 100
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -95,7 +96,7 @@ class Listener:
         self._log.warning(
             "accept_failed",
             "tcp listener on %s cannot accept connections: %s; trying again in %.0f s",
-            _display(str(host), port),
+            display(str(host), port),
             _reason(error),
             _RETRY_DELAY,
         )

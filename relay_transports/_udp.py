@@ -42,6 +42,7 @@ from relay_core import (
     hookimpl,
 )
 
+from ._addresses import check_port, display, resolve
 from ._receive_drops import socket_drops
 from ._udp_socket import (
     RECVERR,
@@ -49,7 +50,6 @@ from ._udp_socket import (
     USE_ERROR_QUEUE,
     Endpoint,
     Sockets,
-    display,
 )
 
 __all__ = ["SEND_BACKLOG_LIMIT", "UdpTransport"]
@@ -171,11 +171,8 @@ class UdpTransport(Transport):
         """Return a family and numeric address for host:port, preferring a family we can send from."""
         if self._closed:
             raise TransportError(f"udp {display(host, port)}: the transport is closed")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise TransportError(f"udp {display(host, port)}: port must be from 0 to 65535")
-        found = await _getaddrinfo(host, port, flags)
-        if not found:
-            raise TransportError(f"cannot resolve udp {display(host, port)}: no IP address")
+        check_port("udp", host, port, 0)
+        found = await resolve("udp", host, port, socket.SOCK_DGRAM, flags)
         return next((item for item in found if self._sender(item[0])), found[0])
 
     def _open(
@@ -190,25 +187,6 @@ class UdpTransport(Transport):
             else:
                 self._sockets.v4 = endpoint
         return endpoint
-
-
-async def _getaddrinfo(
-    host: str, port: int, flags: int
-) -> list[tuple[socket.AddressFamily, HostPort]]:
-    """Resolve numeric hosts at once, and names with the loop's resolver; IPv4 and IPv6 only."""
-    try:
-        infos = socket.getaddrinfo(
-            host, port, 0, socket.SOCK_DGRAM, 0, flags | socket.AI_NUMERICHOST
-        )
-    except (OSError, ValueError):
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_DGRAM, flags=flags
-            )
-        except (OSError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise TransportError(f"cannot resolve udp {display(host, port)}: {reason}") from exc
-    return [(info[0], (str(info[4][0]), int(info[4][1]))) for info in infos if info[0] in _WILDCARD]
 
 
 def _bind(

@@ -22,6 +22,8 @@ from typing import Any, Final
 from relay_core._errors import MessageTooLarge, TransportError
 from relay_core._interfaces import HostPort, TransportEvents
 
+from ._addresses import display
+
 __all__ = [
     "FULL_READS_BEFORE_GROWING",
     "READS_PER_WAKEUP",
@@ -30,7 +32,6 @@ __all__ = [
     "Endpoint",
     "SockAddr",
     "Sockets",
-    "display",
 ]
 
 SEND_BACKLOG_LIMIT: Final = 1 << 20
@@ -51,11 +52,6 @@ _EXTENDED_ERRNO: Final = struct.Struct("=I")  # ee_errno, the first field of str
 
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 Deliver = Callable[[bytes, tuple[str, int]], object]
-
-
-def display(host: str, port: object) -> str:
-    """``host:port`` as a user writes it, with brackets around an IPv6 host."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _send_error(destination: HostPort, error: OSError) -> TransportError:

@@ -209,9 +209,9 @@ async def test_listening_on_a_host_that_does_not_resolve_raises_transport_error(
 @pytest.mark.parametrize("port", [-1, 65536, "9"])
 async def test_a_port_outside_0_to_65535_is_refused(port: int) -> None:
     async with udp() as (transport, _):
-        with pytest.raises(TransportError, match="port must be from 0 to 65535"):
+        with pytest.raises(TransportError, match="port must be an integer from 0 to 65535"):
             await transport.listen("127.0.0.1", port)
-        with pytest.raises(TransportError, match="port must be from 0 to 65535"):
+        with pytest.raises(TransportError, match="port must be an integer from 0 to 65535"):
             await transport.prepare("127.0.0.1", port)
 
 
