@@ -17,13 +17,14 @@ Retry token (proof that its source address is real) may open a connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode
 from aioquic.tls import Alert, AlertDescription, verify_certificate
 
-from relay_core import ConnectionDropReason, HostPort
+from relay_core import ConnectionDropReason, HostPort, TransportEvents
+from relay_core._ratelog import RateLimitedLog
 
 from ._addresses import display
 from ._quic_connection import _Connection
@@ -34,9 +35,6 @@ from ._quic_internals import (
 )
 from ._quic_net import logger
 from ._quic_options import _Mode
-
-if TYPE_CHECKING:
-    from ._quic import QuicTransport
 
 _BAD_CERTIFICATE = QuicErrorCode.CRYPTO_ERROR + AlertDescription.bad_certificate
 
@@ -58,10 +56,24 @@ class ListenerLoad:
                             self.connection_ids + other.connection_ids)
 
 
+class ListenerHost(Protocol):
+    """What a listener needs of the transport that holds it."""
+
+    events: TransportEvents
+    warnings: RateLimitedLog
+    queue_limit: int
+    max_packet_size: int
+    max_connections: int
+    max_handshakes: int
+    client_ca: bytes | None
+    routes: dict[HostPort, _Connection]
+    """The connections of every listener, by the client's address."""
+
+
 class _Listener:
     """One listening socket and the connections that clients opened to it."""
 
-    def __init__(self, transport: QuicTransport) -> None:
+    def __init__(self, transport: ListenerHost) -> None:
         self.transport = transport
         self.server: _AdmittingServer | None = None
         self.connections: set[_Connection] = set()

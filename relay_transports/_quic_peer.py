@@ -14,26 +14,47 @@ reported as :class:`~relay_core.PeerUnreachable` holding for that backoff.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Protocol
 
-from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError, UnsentReason
+from relay_core import (
+    HostPort,
+    MessageTooLarge,
+    PeerUnreachable,
+    TransportError,
+    TransportEvents,
+    UnsentReason,
+)
+from relay_core._ratelog import RateLimitedLog
 
 from ._addresses import display
 from ._quic_connection import _DATAGRAM_HINT, _Connection
 from ._quic_net import logger
 from ._quic_options import _Mode, _PeerTls
 
-if TYPE_CHECKING:
-    from ._quic import QuicTransport
-
 _FIRST_RETRY = 0.1  # seconds between the first failed handshake and the next attempt
 _LAST_RETRY = 5.0  # the cap on the backoff between handshake attempts
+
+
+class PeerHost(Protocol):
+    """What a peer needs of the transport that holds it."""
+
+    events: TransportEvents
+    warnings: RateLimitedLog
+    queue_limit: int
+    max_packet_size: int
+    path_datagram_limit: int
+    keepalive_interval: float
+
+    def spawn(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]: ...
+
+    async def open_connection(self, peer: _Peer) -> _Connection: ...
 
 
 class _Peer:
     """A destination this transport connects to: its connection and the packets waiting for it."""
 
-    def __init__(self, transport: QuicTransport, destination: HostPort, server_name: str,
+    def __init__(self, transport: PeerHost, destination: HostPort, server_name: str,
                  tls: _PeerTls, options: dict[str, object]) -> None:
         self.transport = transport
         self.options = options

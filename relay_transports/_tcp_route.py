@@ -33,7 +33,8 @@ import errno
 import random
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from collections.abc import Coroutine
+from typing import Any, Protocol, cast
 
 from relay_core import HostPort, PeerUnreachable, TransportError, UnsentReason
 from relay_core._framing import LENGTH_PREFIX_SIZE
@@ -42,20 +43,27 @@ from ._addresses import display
 from ._tcp_net import _error, _reason
 from ._tcp_options import NET_RELAY
 from ._tcp_packets import PacketIO
-from ._tcp_stream import _Stream
-
-if TYPE_CHECKING:
-    from ._tcp import TcpTransport
+from ._tcp_stream import StreamHost, _Stream
 
 _UNREACHABLE = frozenset(
     {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
 """connect() errors that say the peer cannot be reached, as opposed to slow or busy."""
 
 
+class RouteHost(StreamHost, Protocol):
+    """What a route needs of the transport that holds it, and tells it."""
+
+    def progressed(self) -> None: ...
+
+    def forget(self, route: _Route) -> None: ...
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None: ...
+
+
 class _Route:
     """Where packets for one destination go: its connection, or a bounded queue."""
 
-    def __init__(self, owner: TcpTransport, destination: HostPort, framing: str) -> None:
+    def __init__(self, owner: RouteHost, destination: HostPort, framing: str) -> None:
         self.owner = owner
         self.destination = destination
         self.framing = framing  # NET_RELAY or HEPH_JSON, for every connection of this route
@@ -147,7 +155,7 @@ class _Outbound(_Route):
 
     def __init__(
         self,
-        owner: TcpTransport,
+        owner: RouteHost,
         destination: HostPort,
         framing: str,
         tls: ssl.SSLContext | None,

@@ -23,27 +23,51 @@ calls its ``data_received`` directly.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
-from relay_core import HostPort, MalformedFrame
+from relay_core import ConnectionDropReason, HostPort, MalformedFrame, TransportEvents
 from relay_core._framing import StreamDeframer
 from relay_core._heph import HephObjectSplitter
 
 from ._addresses import display
 from ._tcp_net import _tune, logger
-from ._tcp_options import HEPH_JSON
-from ._tcp_packets import PacketIO
+from ._tcp_options import HEPH_JSON, _Settings
+from ._tcp_packets import InputBudget, PacketIO
 
-if TYPE_CHECKING:
-    from ._tcp import TcpTransport
-    from ._tcp_route import _Route
+
+class StreamHost(Protocol):
+    """What a stream needs of the transport that holds it, and tells it."""
+
+    settings: _Settings
+    events: TransportEvents
+    input_budget: InputBudget
+    closed: bool
+
+    def stream_opened(self, stream: _Stream) -> None: ...
+
+    def stream_closed(self, stream: _Stream) -> None: ...
+
+    def stream_malformed(self, stream: _Stream, error: MalformedFrame) -> None: ...
+
+    def stream_dropped(self, stream: _Stream, reason: ConnectionDropReason) -> None: ...
+
+
+class StreamRoute(Protocol):
+    """The outbound queue a stream writes for, told when it can write again and when it
+    is lost."""
+
+    stream: _Stream | None
+
+    def flush(self) -> None: ...
+
+    def lost(self, stream: _Stream, error: BaseException | None) -> None: ...
 
 
 class _Stream(asyncio.Protocol):
     """One TCP connection: splits what it reads into packets and writes whole frames."""
 
     def __init__(
-        self, owner: TcpTransport, route: _Route | None, source: HostPort, framing: str
+        self, owner: StreamHost, route: StreamRoute | None, source: HostPort, framing: str
     ) -> None:
         self.owner = owner
         self.route = route  # None for an accepted connection until connection_made
