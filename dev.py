@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
         return code
     if command == "lint":
         return lint(python)
-    cli = [python, "-m", "relay_core._cli"]
+    cli = [python, "-m", "relay_core.tools.cli"]
     args = ["demo", *rest] if command == "demo" else rest
     return subprocess.run([*cli, *args], cwd=ROOT, check=False).returncode
 

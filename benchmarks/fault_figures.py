@@ -33,7 +33,7 @@ from relay_core import (
     RelayError,
     RpcTimeout,
 )
-from relay_core._demo import echo
+from relay_core.tools.demo import echo
 
 MAX_MESSAGES = 100_000
 MAX_RPCS = 10_000

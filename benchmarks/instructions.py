@@ -118,8 +118,8 @@ def _count(args: argparse.Namespace, count: int) -> int:
 def _count_side(args: argparse.Namespace, count: int, environment: dict[str, str]) -> int:
     """Run the bench's receiving and sending workers once, as the bench does, the
     counted one under callgrind; its count is in its stderr."""
-    from relay_core._bench._runner import Runner
-    from relay_core._bench._scenarios import RunFailed
+    from relay_core.tools.bench._runner import Runner
+    from relay_core.tools.bench._scenarios import RunFailed
 
     receiver_role, sender_role = ROLES[args.roles]
     counted = receiver_role if args.side == "receiver" else sender_role
@@ -159,7 +159,7 @@ def _probe(scenario: str, transport: str, count: int) -> None:
 
 async def _rpcs(transport: str, count: int) -> None:
     from relay_core import ListenConfig, Node, NodeConfig
-    from relay_core._demo import echo
+    from relay_core.tools.demo import echo
 
     async with Node(NodeConfig(name="server", listen={transport: ListenConfig("127.0.0.1", 0)})) \
             as server, \
@@ -174,7 +174,7 @@ async def _rpcs(transport: str, count: int) -> None:
 
 async def _messages(transport: str, count: int) -> None:
     from relay_core import ActorContext, ListenConfig, Node, NodeConfig
-    from relay_core._bench._workers._common import sample
+    from relay_core.tools.bench._workers._common import sample
 
     total = WARM_UP + count
     all_arrived = asyncio.Event()

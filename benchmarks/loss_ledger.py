@@ -35,7 +35,7 @@ from pathlib import Path
 
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, RelayError, Rpc
 from relay_core import run as run_on_chosen_loop
-from relay_core._demo import loopback_options
+from relay_core.tools.demo import loopback_options
 
 MAX_MESSAGES = 1_000_000
 MAX_SIZE = 1_000_000

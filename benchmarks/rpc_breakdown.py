@@ -110,7 +110,7 @@ def _stamp_the_udp_transport(count_cpu_from: int | None) -> None:
 async def _relay_server(warm_up: int) -> None:
     _stamp_the_udp_transport(warm_up)
     from relay_core import ListenConfig, Node, NodeConfig
-    from relay_core._demo import echo
+    from relay_core.tools.demo import echo
 
     async with Node(NodeConfig(name="server", listen={"udp": ListenConfig("127.0.0.1", 0)})) as node:
         node.spawn(echo, name="echo")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from relay_core._cli import main
+from relay_core.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["bench", *sys.argv[1:]]))

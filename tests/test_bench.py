@@ -18,12 +18,12 @@ import msgpack
 import pytest
 
 from relay_core import ConfigError
-from relay_core._bench import BenchSettings, Case, Measurement, summarize
-from relay_core._bench._cases import cases
-from relay_core._bench._workers._common import sample
 from relay_core._loop import choose, loop_name
+from relay_core.tools.bench import BenchSettings, Case, Measurement, summarize
+from relay_core.tools.bench._cases import cases
+from relay_core.tools.bench._workers._common import sample
 
-BENCH = [sys.executable, "-m", "relay_core._cli", "bench"]
+BENCH = [sys.executable, "-m", "relay_core.tools.cli", "bench"]
 TINY = ["--quick", "--messages", "200", "--rpcs", "20", "--inflight", "10",
         "--inflight-rpcs", "200", "--runs", "1", "--codecs", "msgpack", "--baselines", "raw"]
 BENCH_LIMIT = 300.0

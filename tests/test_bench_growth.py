@@ -17,14 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core._bench import BenchSettings
-from relay_core._bench._growth import GrowthCase, GrowthReport, GrowthRow, GrowthSettings
-from relay_core._bench._growth._cases import _count, _shares
-from relay_core._bench._growth._report import TABLES, compared, render_growth_table
-from relay_core._bench._workers._payloads import KINDS, POOL, TRAINING_FIRST, pool
 from relay_core._errors import ConfigError
+from relay_core.tools.bench import BenchSettings
+from relay_core.tools.bench._growth import GrowthCase, GrowthReport, GrowthRow, GrowthSettings
+from relay_core.tools.bench._growth._cases import _count, _shares
+from relay_core.tools.bench._growth._report import TABLES, compared, render_growth_table
+from relay_core.tools.bench._workers._payloads import KINDS, POOL, TRAINING_FIRST, pool
 
-BENCH = [sys.executable, "-m", "relay_core._cli", "bench", "--growth"]
+BENCH = [sys.executable, "-m", "relay_core.tools.cli", "bench", "--growth"]
 TINY = ["--quick", "--transports", "udp", "--messages", "200", "--peers", "1,3",
         "--idle-peers", "4", "--volume", "1", "--runs", "1"]
 BENCH_LIMIT = 300.0

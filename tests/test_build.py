@@ -54,7 +54,7 @@ def test_the_switch_set_to_0_or_empty_leaves_the_build_as_installed() -> None:
 
 
 def test_version_says_which_build_runs() -> None:
-    version = "from relay_core._cli import main; main(['--version'])"
+    version = "from relay_core.tools.cli import main; main(['--version'])"
     assert "pure Python (NET_RELAY_PURE_PYTHON is set)" in run_python(version, pure="1")
     installed = run_python(version, pure=None)
     assert installed.startswith("net-relay ")

@@ -11,9 +11,9 @@ import pytest
 
 from nodes import WAIT_LIMIT, udp_config
 from relay_core import Node
-from relay_core._cli import EXIT_BROKEN_PIPE, main
+from relay_core.tools.cli import EXIT_BROKEN_PIPE, main
 
-CLI = [sys.executable, "-m", "relay_core._cli"]
+CLI = [sys.executable, "-m", "relay_core.tools.cli"]
 
 
 @pytest.mark.parametrize("command", ["rpc", "stats"])

@@ -29,9 +29,9 @@ from relay_core import (
     PluginRegistry,
     Transport,
 )
-from relay_core._demo import echo
 from relay_core._paths import resolve_paths
 from relay_core.hookspecs import hookimpl
+from relay_core.tools.demo import echo
 
 INSTALLED = set(PluginRegistry.load().transport_schemes())
 

@@ -31,7 +31,7 @@ def dictionary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     samples = directory / "samples.jsonl"
     samples.write_text("".join(json.dumps(order(rng)) + "\n" for _ in range(1500)))
     out = directory / "orders.dict"
-    result = subprocess.run([sys.executable, "-m", "relay_core._cli", "train-dict", str(samples),
+    result = subprocess.run([sys.executable, "-m", "relay_core.tools.cli", "train-dict", str(samples),
                              "--out", str(out), "--size", "8192"],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
@@ -102,7 +102,7 @@ async def test_a_receiver_without_the_dictionary_drops_the_frame_and_says_which_
 def test_train_dict_refuses_a_samples_file_that_is_not_json_lines(tmp_path: Path) -> None:
     samples = tmp_path / "bad.jsonl"
     samples.write_text("{not json\n")
-    result = subprocess.run([sys.executable, "-m", "relay_core._cli", "train-dict", str(samples)],
+    result = subprocess.run([sys.executable, "-m", "relay_core.tools.cli", "train-dict", str(samples)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert "bad.jsonl:1" in result.stderr and "Traceback" not in result.stderr

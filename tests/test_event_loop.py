@@ -32,9 +32,9 @@ from relay_core import (
     PluginRegistry,
     run,
 )
-from relay_core._cli import _ASYNC_COMMANDS, main
-from relay_core._demo import counter, echo
 from relay_core._loop import choose, loop_name
+from relay_core.tools.cli import _ASYNC_COMMANDS, main
+from relay_core.tools.demo import counter, echo
 
 try:
     import uvloop

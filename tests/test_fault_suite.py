@@ -25,8 +25,8 @@ import pytest
 
 from nodes import udp_config, wait_for, with_peers
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, RpcTimeout
-from relay_core._demo import echo
 from relay_core._faults import DEFAULT_MAX_IN_FLIGHT
+from relay_core.tools.demo import echo
 
 MESSAGES = 3000
 NASTY = {"drop": 0.05, "duplicate": 0.3, "reorder": 0.1, "seed": 7}

@@ -10,7 +10,7 @@ import pytest
 
 from nodes import RawUdp, udp_config, wait_for
 from relay_core import ActorContext, ConfigError, ListenConfig, Node, PeerConfig
-from relay_core._demo import echo
+from relay_core.tools.demo import echo
 
 
 def heph_listener(name: str) -> Node:

@@ -443,7 +443,7 @@ async def test_a_node_serves_its_counters_and_a_scrape_sees_them_move() -> None:
 
     from nodes import udp_config
     from relay_core import Node
-    from relay_core._demo import echo
+    from relay_core.tools.demo import echo
 
     if not metrics_available():
         pytest.skip("prometheus-client is not installed (net-relay[metrics])")

@@ -17,7 +17,7 @@ from relay_core import (
     PeerConfig,
     PluginRegistry,
 )
-from relay_core._demo import echo
+from relay_core.tools.demo import echo
 
 INSTALLED = set(PluginRegistry.load().transport_schemes())
 

@@ -22,8 +22,8 @@ from relay_core import (
     UnknownActor,
     message,
 )
-from relay_core._demo import counter, echo
 from relay_core._wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.tools.demo import counter, echo
 
 
 async def count_of(node: Node, url: str) -> int:

@@ -19,7 +19,7 @@ from nodes import WAIT_LIMIT
 from relay_core import Codec, ConfigError, Node, NodeConfig, hookimpl
 from relay_core._registry import PluginRegistry
 
-CLI = [sys.executable, "-m", "relay_core._cli"]
+CLI = [sys.executable, "-m", "relay_core.tools.cli"]
 
 LISTEN = '[listen.udp]\nhost = "127.0.0.1"\nport = 0\n'
 

@@ -17,8 +17,8 @@ from relay_core import (
     PeerConfig,
     RpcTimeout,
 )
-from relay_core._demo import echo
 from relay_core._seal import is_sealed
+from relay_core.tools.demo import echo
 
 KEY = "11" * 32
 OTHER_KEY = "22" * 32

@@ -27,7 +27,7 @@ from relay_core import (
     NodeConfig,
     PeerConfig,
 )
-from relay_core._demo import echo
+from relay_core.tools.demo import echo
 
 Actor = Callable[[ActorContext], Coroutine[object, object, None]]
 LOSS_COUNTERS = ("mailbox_full", "link_full", "closed_unsent", "connection_lost")

@@ -32,7 +32,7 @@ from relay_core import (
     RpcTimeout,
     UnknownActor,
 )
-from relay_core._demo import counter, echo
+from relay_core.tools.demo import counter, echo
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def _check(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def _cli(namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return _run("ip", "netns", "exec", namespace, sys.executable, "-m", "relay_core._cli", *args)
+    return _run("ip", "netns", "exec", namespace, sys.executable, "-m", "relay_core.tools.cli", *args)
 
 
 def test_nodes_on_two_hosts_exchange_messages_and_rpcs(hosts: Hosts, tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_nodes_on_two_hosts_exchange_messages_and_rpcs(hosts: Hosts, tmp_path: P
     config.write_text(f'[node]\nname = "host-a"\n\n[listen.udp]\nhost = "{HOST_A}"\n'
                       f"port = {PORT}\n\n[listen.tcp]\nhost = \"{HOST_A}\"\nport = {PORT}\n")
     node = subprocess.Popen(
-        ["ip", "netns", "exec", hosts.a, sys.executable, "-m", "relay_core._cli", "node",
+        ["ip", "netns", "exec", hosts.a, sys.executable, "-m", "relay_core.tools.cli", "node",
          "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert node.stdout is not None

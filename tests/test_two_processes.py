@@ -14,7 +14,7 @@ from pathlib import Path
 from nodes import WAIT_LIMIT, RawUdp, udp_config, wait_for
 from relay_core import Node
 
-CLI = [sys.executable, "-m", "relay_core._cli"]
+CLI = [sys.executable, "-m", "relay_core.tools.cli"]
 
 
 @asynccontextmanager

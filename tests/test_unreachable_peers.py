@@ -31,7 +31,7 @@ from relay_core import (
     PluginRegistry,
     Rpc,
 )
-from relay_core._demo import echo
+from relay_core.tools.demo import echo
 
 LONG = 30.0
 """A call's timeout: far beyond what an unreachable peer may take to be noticed."""
@@ -218,7 +218,7 @@ async def test_while_a_refusing_tcp_peer_backs_off_send_and_rpc_raise_at_once(
 
 # -- the command line --------------------------------------------------------------------
 
-CLI = [sys.executable, "-m", "relay_core._cli"]
+CLI = [sys.executable, "-m", "relay_core.tools.cli"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -54,7 +54,7 @@ class Victim:
         path = self.directory / "victim.toml"
         path.write_text(self._config)
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "relay_core._cli", "node", "--config", str(path),
+            sys.executable, "-m", "relay_core.tools.cli", "node", "--config", str(path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         assert self._process.stdout is not None
         async with asyncio.timeout(_START_LIMIT):

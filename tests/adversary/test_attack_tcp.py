@@ -21,8 +21,8 @@ from typing import Any
 
 from nodes import WAIT_LIMIT, wait_for
 from relay_core import ListenConfig, Node, NodeConfig
-from relay_core._demo import echo
 from relay_core.testing import PacketRecorder
+from relay_core.tools.demo import echo
 from relay_transports._tcp import TcpTransport
 
 PREFIX = struct.Struct(">I")
@@ -191,7 +191,7 @@ async def test_a_heph_json_object_over_max_message_size_closes_its_connection() 
 EXHAUSTIBLE_NODE = textwrap.dedent("""
     import asyncio, json, os, resource, sys
     from relay_core import ListenConfig, Node, NodeConfig, run
-    from relay_core._demo import echo
+    from relay_core.tools.demo import echo
 
     async def main():
         config = NodeConfig(name="victim", listen={"tcp": ListenConfig("127.0.0.1", 0)})

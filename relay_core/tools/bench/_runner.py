@@ -2,7 +2,7 @@
 
 Rules kept here:
 
-- Workers run as ``python -m relay_core._bench._workers`` (under ``taskset -c
+- Workers run as ``python -m relay_core.tools.bench._workers`` (under ``taskset -c
   0`` when pinned), each in its own session, so Ctrl-C reaches only the bench,
   which then kills them. Every way out of a run kills whatever still runs.
 - A run is bounded by its time limit; an overrun is the failure ``timeout``.
@@ -25,7 +25,7 @@ from ._scenarios import SCENARIOS, Result, RunFailed
 
 __all__ = ["WORKERS", "Measurement", "Runner"]
 
-WORKERS = "relay_core._bench._workers"
+WORKERS = "relay_core.tools.bench._workers"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""``python -m relay_core._bench._workers ROLE [OPTIONS]``: run one role, print its result."""
+"""``python -m relay_core.tools.bench._workers ROLE [OPTIONS]``: run one role, print its result."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from ..._loop import CHOICES as LOOPS
-from ..._loop import run
+from relay_core._loop import CHOICES as LOOPS
+from relay_core._loop import run
+
 from ._common import AsyncRole, Control, Result, emit
 from ._growth import GROWTH_ROLES, add_growth_arguments
 from ._raw import udp_call, udp_echo, udp_sink, udp_source
@@ -43,7 +44,7 @@ async def _guarded(role: AsyncRole, args: argparse.Namespace) -> Result:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m relay_core._bench._workers",
+    parser = argparse.ArgumentParser(prog="python -m relay_core.tools.bench._workers",
                                      description="one side of one net-relay bench run")
     parser.add_argument("role", choices=sorted({**ASYNC_ROLES, **BLOCKING_ROLES}))
     parser.add_argument("--target", help="the ADDRESS the server printed as ready")

@@ -16,7 +16,8 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from ..._loop import loop_name
+from relay_core._loop import loop_name
+
 from .._runner import Measurement, Runner, _Start
 from .._scenarios import Result, RunFailed
 from .._settings import PIN

@@ -12,7 +12,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import ConfigError
+from relay_core._errors import ConfigError
+
 from .._settings import BenchSettings, settings_from_args
 
 __all__ = ["MAX_PEERS", "GrowthSettings", "growth_settings_from_args"]

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._errors import RelayError
-from .._registry import PluginRegistry
+from relay_core._errors import RelayError
+from relay_core._registry import PluginRegistry
+
 from ._settings import BenchSettings
 
 __all__ = ["ZMQ_MISSING", "Case", "cases"]

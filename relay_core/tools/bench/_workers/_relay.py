@@ -12,12 +12,13 @@ import asyncio
 import time
 from collections.abc import Iterator
 
-from ..._actors import ActorContext, ActorRef
-from ..._config import ListenConfig, NodeConfig, PeerConfig
-from ..._demo import echo
-from ..._errors import RpcTimeout
-from ..._node import Node
-from ..._rpc import Rpc
+from relay_core._actors import ActorContext, ActorRef
+from relay_core._config import ListenConfig, NodeConfig, PeerConfig
+from relay_core._errors import RpcTimeout
+from relay_core._node import Node
+from relay_core._rpc import Rpc
+from relay_core.tools.demo import echo
+
 from ._common import LOOPBACK, QUIET, REPLY_TIMEOUT, Control, Result, emit, quantiles, sample
 
 __all__ = ["relay_call", "relay_echo", "relay_sink", "relay_source"]

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..._errors import RelayError
-from ..._registry import PluginRegistry
+from relay_core._errors import RelayError
+from relay_core._registry import PluginRegistry
+
 from .._cases import _relay_setups, _RelaySetup
 from .._workers._payloads import TRAINING_FIRST, pool
 from ._settings import GrowthSettings

@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import ConfigError
-from ._registry import PluginRegistry
+from relay_core._errors import ConfigError
+from relay_core._registry import PluginRegistry
 
 __all__ = ["DictionaryReport", "train_from_samples"]
 

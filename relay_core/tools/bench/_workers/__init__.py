@@ -1,10 +1,10 @@
 """What runs inside each child process of ``net-relay bench``: one role per process.
 
-Started as ``python -m relay_core._bench._workers ROLE [OPTIONS]``. Roles come
+Started as ``python -m relay_core.tools.bench._workers ROLE [OPTIONS]``. Roles come
 in pairs, a server and a client, one pair per way of doing the job: raw
 asyncio UDP (``udp-*``, :mod:`._raw`), pyzmq over TCP (``zmq-*``, :mod:`._zmq`)
 and net-relay nodes (``relay-*``, :mod:`._relay`). The rules every role keeps,
-which the orchestrator in :mod:`relay_core._bench` relies on:
+which the orchestrator in :mod:`relay_core.tools.bench` relies on:
 
 - Only loopback: a server binds 127.0.0.1 on a free port and, once it can
   receive, prints ``{"ready": ADDRESS}``; its client gets ADDRESS as ``--target``.

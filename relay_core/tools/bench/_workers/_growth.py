@@ -32,12 +32,13 @@ import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
-from ..._actors import ActorRef
-from ..._config import ListenConfig, NodeConfig, PeerConfig
-from ..._demo import echo
-from ..._errors import RpcTimeout
-from ..._node import Node
-from ..._registry import PluginRegistry
+from relay_core._actors import ActorRef
+from relay_core._config import ListenConfig, NodeConfig, PeerConfig
+from relay_core._errors import RpcTimeout
+from relay_core._node import Node
+from relay_core._registry import PluginRegistry
+from relay_core.tools.demo import echo
+
 from ._common import LOOPBACK, AsyncRole, Control, Result, emit
 from ._payloads import KINDS, pool
 from ._relay import COUNT_TIMEOUT, MAILBOX, SENDS_PER_TURN, _Counter

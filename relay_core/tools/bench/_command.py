@@ -11,8 +11,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .._compiled import build_description
-from .._loop import loop_name
+from relay_core._compiled import build_description
+from relay_core._loop import loop_name
+
 from ._cases import Case, cases
 from ._growth import growth_settings_from_args, run_growth_command
 from ._report import BenchReport, render_json, render_table, summarize
