@@ -1,7 +1,7 @@
 """What the ``quic`` transport needs from inside aioquic, and the packet sizes it implies.
 
 aioquic 1.x exposes none of the accessors below publicly. Each private
-access lives here, in one small function, and tests/test_quic_transport.py
+access lives here, in one small function, and tests/transports/test_quic_transport.py
 exercises each (mutual TLS, and datagrams against an advertised limit). The
 datagram limits are checked before aioquic sees a datagram, because aioquic
 queues a DATAGRAM frame that fits no packet and then sends no other.

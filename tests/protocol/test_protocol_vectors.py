@@ -30,7 +30,7 @@ from relay_core._wire import (
     encode_packet,
 )
 
-PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 BLOCK = re.compile(r"^```text\n(vector:.*?)^```", re.DOTALL | re.MULTILINE)
 HEADER_SECTION = re.compile(
     r"^## 2\. Packet header \((\d+) bytes\)\n\n(.*?)\n\n", re.DOTALL | re.MULTILINE

@@ -434,7 +434,7 @@ def test_a_key_that_is_not_32_bytes_of_hex_or_base64_is_refused_clearly(
 
 # The test vectors of docs/protocol.md section 9
 
-PROTOCOL = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 BLOCK = re.compile(r"^```text\n(sealed-vector:.*?)^```", re.DOTALL | re.MULTILINE)
 ACCEPTED_KEYS = {"psk", "key_id", "incarnation", "sequence", "body", "derived_key", "nonce"}
 REJECTED_KEYS = {"psk", "key_id", "rejected"}

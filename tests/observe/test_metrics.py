@@ -226,7 +226,7 @@ def test_every_counter_has_its_own_help_text() -> None:
 
 
 def test_the_observability_guide_names_every_metric() -> None:
-    guide = (Path(__file__).parent.parent / "docs" / "observability.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()
     names = [f"net_relay_{name}_total" for name in COUNTER_NAMES]
     names += [f"net_relay_fault_{name}_total" for name in FAULT_COUNTERS]
     names += ["net_relay_duplicate_window_senders", "net_relay_fault_in_flight",
@@ -421,7 +421,7 @@ def load_without_prometheus(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType
     for name in [name for name in sys.modules if name.split(".")[0] == "prometheus_client"]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # makes its import fail
-    path = Path(__file__).parent.parent / "relay_core" / "_metrics.py"
+    path = Path(__file__).resolve().parents[2] / "relay_core" / "_metrics.py"
     spec = importlib.util.spec_from_file_location("relay_core._metrics_without_extra", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -561,7 +561,7 @@ def test_a_missing_zstandard_leaves_the_codecs_importable() -> None:
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.stdout.strip() == "unavailable"
 
@@ -571,7 +571,7 @@ SANS_IO_MODULES = ["_model", "_msgpack", "_msgpack_fast", "_cbor", "_json", "_zs
 
 @pytest.mark.parametrize("module", SANS_IO_MODULES)
 def test_codec_modules_do_no_io(module: str) -> None:
-    package = Path(__file__).parent.parent / "relay_codecs"
+    package = Path(__file__).resolve().parents[2] / "relay_codecs"
     tree = ast.parse((package / f"{module}.py").read_text())
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}

@@ -116,7 +116,7 @@ def test_bad_options_are_refused_in_one_line_before_anything_runs(
 
 
 def test_the_rpc_breakdown_script_times_every_segment_for_raw_and_net_relay() -> None:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "rpc_breakdown.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "rpc_breakdown.py"
     result = subprocess.run([sys.executable, str(script), "--rpcs", "10", "--runs", "1",
                              "--warm-up", "5"], capture_output=True, text=True,
                             timeout=BENCH_LIMIT, check=False)
@@ -134,7 +134,7 @@ def test_the_rpc_breakdown_script_times_every_segment_for_raw_and_net_relay() ->
     assert all(len(figures) == 2 and all(float(f) >= 0 for f in figures) for _, figures in cpu)
 
 
-INSTRUCTIONS = Path(__file__).resolve().parents[1] / "benchmarks" / "instructions.py"
+INSTRUCTIONS = Path(__file__).resolve().parents[2] / "benchmarks" / "instructions.py"
 
 
 @pytest.mark.parametrize(("scenario", "transport"), [("rpc", "udp"), ("oneway", "tcp")])
