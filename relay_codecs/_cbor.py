@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping
 
 import cbor2
 
-from relay_core._errors import DecodeError
-from relay_core._interfaces import Codec
-from relay_core._messages import MessageTypes, message_types
+from relay_core import MessageTypes, message_types
+from relay_core.errors import DecodeError
 from relay_core.hookspecs import hookimpl
+from relay_core.interfaces import Codec
 
 from ._model import (
     INT_MAX,

@@ -35,10 +35,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from relay_core._errors import DecodeError, EncodeError
-from relay_core._interfaces import Codec
-from relay_core._messages import MessageTypes, message_types
+from relay_core import MessageTypes, message_types
+from relay_core.errors import DecodeError, EncodeError
 from relay_core.hookspecs import hookimpl
+from relay_core.interfaces import Codec
 
 from ._model import (
     INT_MAX,

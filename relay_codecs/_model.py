@@ -32,8 +32,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Final, NoReturn
 
-from relay_core._errors import DecodeError, EncodeError
-from relay_core._messages import MessageTypes
+from relay_core import MessageTypes
+from relay_core.errors import DecodeError, EncodeError
 
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**64 - 1

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import msgpack
 
-from relay_core._errors import DecodeError
-from relay_core._interfaces import Codec
-from relay_core._messages import MessageTypes, message_types
+from relay_core import MessageTypes, message_types
+from relay_core.errors import DecodeError
 from relay_core.hookspecs import hookimpl
+from relay_core.interfaces import Codec
 
 from ._model import (
     DecodeChecker,

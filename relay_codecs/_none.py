@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from relay_core._errors import DecompressionLimitExceeded
-from relay_core._interfaces import Compressor
+from relay_core.errors import DecompressionLimitExceeded
 from relay_core.hookspecs import hookimpl
+from relay_core.interfaces import Compressor
 
 __all__ = ["NoCompressor"]
 

@@ -27,14 +27,14 @@ from collections.abc import Sequence
 
 import zstandard
 
-from relay_core._errors import (
+from relay_core.errors import (
     CompressionError,
     ConfigError,
     DecompressionError,
     DecompressionLimitExceeded,
 )
-from relay_core._interfaces import Compressor
 from relay_core.hookspecs import hookimpl
+from relay_core.interfaces import Compressor
 
 __all__ = ["ZstdCompressor", "train_dictionary"]
 

@@ -11,7 +11,16 @@ from . import _compiled  # noqa: F401  (first: it decides where the compiled mod
 from ._actors import ActorContext, ActorRef
 from ._address import Address, parse_address
 from ._config import ListenConfig, NodeConfig, PeerConfig
-from ._errors import (
+from ._faults import FaultProfile, FaultyTransport
+from ._loop import run
+from ._messages import MessageTypes, UnknownMessage, message, message_types
+from ._metrics import MetricsExporter, metrics_available
+from ._node import Node, Router
+from ._ratelog import RateLimitedLog
+from ._registry import PluginFailure, PluginInfo, PluginRegistry
+from ._rpc import RequestIdFilter, Rpc, current_request_id
+from ._stats import NodeStats
+from .errors import (
     ActorError,
     ActorExists,
     ActorStopped,
@@ -44,8 +53,8 @@ from ._errors import (
     UnsupportedCodec,
     UnsupportedVersion,
 )
-from ._faults import FaultProfile, FaultyTransport
-from ._interfaces import (
+from .hookspecs import hookimpl
+from .interfaces import (
     Codec,
     Compressor,
     ConnectionDropReason,
@@ -54,14 +63,6 @@ from ._interfaces import (
     TransportEvents,
     UnsentReason,
 )
-from ._loop import run
-from ._messages import MessageTypes, UnknownMessage, message, message_types
-from ._metrics import MetricsExporter, metrics_available
-from ._node import Node, Router
-from ._registry import PluginFailure, PluginInfo, PluginRegistry
-from ._rpc import RequestIdFilter, Rpc, current_request_id
-from ._stats import NodeStats
-from .hookspecs import hookimpl
 
 __all__ = [
     "ActorContext",
@@ -103,6 +104,7 @@ __all__ = [
     "PluginFailure",
     "PluginInfo",
     "PluginRegistry",
+    "RateLimitedLog",
     "RelayError",
     "RemoteError",
     "RequestIdFilter",

@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._address import Address
 from ._dispatcher import Dispatcher
-from ._errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
 from ._inbox import Inbox
 from ._links import PeerLink
 from ._mailbox import Mailbox
 from ._rpc import Rpc, current_request_id, new_request_id
 from ._tracing import outgoing_traceparent
+from .errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
 
 if TYPE_CHECKING:
     from ._node import Node

@@ -27,7 +27,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ._errors import InvalidAddress
+from .errors import InvalidAddress
 
 __all__ = [
     "MAX_ACTOR_NAME_BYTES",

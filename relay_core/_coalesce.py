@@ -12,8 +12,8 @@ turn, so many small messages share one datagram. The rules kept here:
 
 from __future__ import annotations
 
-from ._errors import ConfigError, MessageTooLarge
 from ._wire import PACKET_HEADER_SIZE
+from .errors import ConfigError, MessageTooLarge
 
 __all__ = ["Coalescer"]
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ._address import Address, host_problem, parse_address, scheme_problem
-from ._errors import ConfigError, InvalidAddress
+from .errors import ConfigError, InvalidAddress
 
 __all__ = ["ListenConfig", "NodeConfig", "PeerConfig"]
 

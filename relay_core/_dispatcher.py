@@ -30,34 +30,9 @@ from ._backlog import Backlog, Stall, Stalled
 from ._calls import PendingCalls
 from ._config import NodeConfig
 from ._error_payload import error_from_payload
-from ._errors import (
-    ActorStopped,
-    ChecksumMismatch,
-    CodecError,
-    CompressionError,
-    ConfigError,
-    DecompressionLimitExceeded,
-    LinkBusy,
-    MalformedFrame,
-    MessageTooLarge,
-    PeerUnreachable,
-    RelayError,
-    RpcTimeout,
-    TransportError,
-    Unauthenticated,
-    UnknownPlugin,
-)
 from ._fault_plan import FaultPlan
 from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
-from ._interfaces import (
-    Codec,
-    Compressor,
-    ConnectionDropReason,
-    HostPort,
-    Transport,
-    UnsentReason,
-)
 from ._links import LinkKey, LinkTable, PeerLink
 from ._mailbox import mailbox_of
 from ._paths import resolve_paths
@@ -83,6 +58,31 @@ from ._wire import (
     is_sealed,
     messages_in_frames,
     with_payload,
+)
+from .errors import (
+    ActorStopped,
+    ChecksumMismatch,
+    CodecError,
+    CompressionError,
+    ConfigError,
+    DecompressionLimitExceeded,
+    LinkBusy,
+    MalformedFrame,
+    MessageTooLarge,
+    PeerUnreachable,
+    RelayError,
+    RpcTimeout,
+    TransportError,
+    Unauthenticated,
+    UnknownPlugin,
+)
+from .interfaces import (
+    Codec,
+    Compressor,
+    ConnectionDropReason,
+    HostPort,
+    Transport,
+    UnsentReason,
 )
 
 __all__ = ["Dispatcher"]

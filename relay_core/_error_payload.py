@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from ._errors import (
+from .errors import (
     Overloaded,
     RemoteError,
     RpcError,

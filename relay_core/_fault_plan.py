@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ._config import NodeConfig
 from ._faults import FaultProfile, FaultyTransport, split_fault_options
-from ._interfaces import HostPort, Transport, TransportEvents
+from .interfaces import HostPort, Transport, TransportEvents
 
 __all__ = ["FaultPlan"]
 

@@ -36,8 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ._errors import ConfigError, MalformedFrame, MessageTooLarge, RelayError, TransportError
-from ._interfaces import ConnectionDropReason, HostPort, Transport, TransportEvents, UnsentReason
+from .errors import ConfigError, MalformedFrame, MessageTooLarge, RelayError, TransportError
+from .interfaces import ConnectionDropReason, HostPort, Transport, TransportEvents, UnsentReason
 
 __all__ = [
     "COPY_DELAY",

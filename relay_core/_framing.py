@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from ._errors import MalformedFrame, MessageTooLarge
+from .errors import MalformedFrame, MessageTooLarge
 
 __all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream", "length_prefix"]
 

@@ -32,8 +32,8 @@ import uuid
 from collections import deque
 from typing import Any, Final
 
-from ._errors import ConfigError, EncodeError, MalformedFrame
 from ._messages import message_types
+from .errors import ConfigError, EncodeError, MalformedFrame
 
 __all__ = [
     "HephMessage",

@@ -13,8 +13,8 @@ no authentication, so it cannot share a listener with keys. The transport's
 from __future__ import annotations
 
 from ._config import NodeConfig
-from ._errors import ConfigError
 from ._heph import UuidWindow
+from .errors import ConfigError
 
 __all__ = ["HephPlan"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from ._errors import ActorStopped
 from ._mailbox import EMPTY, Mailbox
 from ._rpc import Rpc, set_current_request_id
 from ._tracing import enter_traceparent
+from .errors import ActorStopped
 
 __all__ = ["Inbox", "next_message"]
 

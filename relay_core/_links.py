@@ -16,11 +16,11 @@ from typing import Final, TypeVar
 
 from ._address import Address
 from ._coalesce import Coalescer
-from ._errors import MessageTooLarge, PeerUnreachable
-from ._interfaces import Codec, Compressor, HostPort, Transport
 from ._seal import TAG_SIZE, Sealer
 from ._stats import Counters
 from ._wire import MessageFrameEncoder, RequestFrameEncoder
+from .errors import MessageTooLarge, PeerUnreachable
+from .interfaces import Codec, Compressor, HostPort, Transport
 
 __all__ = ["LinkKey", "LinkTable", "PeerLink"]
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from ._errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["CHOICES", "ENVIRONMENT_VARIABLE", "choose", "loop_name", "run"]
 

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Final
 
-from ._errors import ActorStopped
+from .errors import ActorStopped
 
 __all__ = ["EMPTY", "Mailbox", "mailbox_of"]
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from ._errors import ConfigError, DecodeError, EncodeError
+from .errors import ConfigError, DecodeError, EncodeError
 
 __all__ = ["MessageTypes", "UnknownMessage", "message", "message_types"]
 

@@ -26,10 +26,10 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
-from ._errors import ConfigError, TransportError
 from ._faults import FAULT_COUNTERS
 from ._ratelog import RateLimitedLog
 from ._stats import COUNTER_NAMES, NodeStats
+from .errors import ConfigError, TransportError
 
 _import_error: ImportError | None = None
 try:

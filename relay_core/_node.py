@@ -20,7 +20,6 @@ from ._actors import ActorContext, ActorFunction, ActorRef, RemoteRef, RestartPo
 from ._address import format_host_port, parse_address
 from ._config import NodeConfig
 from ._dispatcher import Dispatcher
-from ._errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 from ._mailbox import Mailbox
 from ._metrics import MetricsExporter
 from ._paths import resolve_paths
@@ -28,6 +27,7 @@ from ._registry import PluginRegistry
 from ._rpc import Rpc
 from ._security import NODE_PEER_KEYS, transport_options
 from ._stats import NodeStats
+from .errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 
 __all__ = ["STATS_ACTOR", "SYSTEM_PREFIX", "Node", "Router"]
 

@@ -33,10 +33,10 @@ from typing import Any, Generic, Literal, TypeVar, overload
 import pluggy
 
 from . import hookspecs
-from ._errors import ConfigError, PluginConflict, PluginError, RelayError, UnknownPlugin
-from ._interfaces import Codec, Compressor, Transport
 from ._paths import resolve_paths
+from .errors import ConfigError, PluginConflict, PluginError, RelayError, UnknownPlugin
 from .hookspecs import PROJECT_NAME
+from .interfaces import Codec, Compressor, Transport
 
 __all__ = ["PluginFailure", "PluginInfo", "PluginRegistry"]
 

@@ -20,7 +20,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from ._errors import RpcCancelled, RpcError
+from .errors import RpcCancelled, RpcError
 
 __all__ = ["RequestIdFilter", "Rpc", "current_request_id", "new_request_id"]
 

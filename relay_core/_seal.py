@@ -36,14 +36,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ._errors import (
+from ._wire import MAGIC, MAX_SEQUENCE, PACKET_HEADER_SIZE, SEALED, WIRE_VERSION, is_sealed
+from .errors import (
     ConfigError,
     MalformedFrame,
     MessageTooLarge,
     Unauthenticated,
     UnsupportedVersion,
 )
-from ._wire import MAGIC, MAX_SEQUENCE, PACKET_HEADER_SIZE, SEALED, WIRE_VERSION, is_sealed
 
 __all__ = [
     "KEY_SIZE",

@@ -20,8 +20,8 @@ import ipaddress
 from collections.abc import Mapping
 
 from ._config import NodeConfig
-from ._errors import ConfigError
 from ._seal import KeyRing, Sealer, parse_key
+from .errors import ConfigError
 
 __all__ = ["NODE_LISTEN_KEYS", "NODE_PEER_KEYS", "SecurityPolicy", "transport_options"]
 

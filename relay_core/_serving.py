@@ -24,8 +24,6 @@ from ._address import endpoint_url
 from ._calls import ActiveRequests, CallKey
 from ._config import NodeConfig
 from ._error_payload import ErrorCode, error_payload
-from ._errors import RelayError
-from ._interfaces import Compressor, HostPort
 from ._links import PeerLink
 from ._mailbox import Mailbox, mailbox_of
 from ._registry import PluginRegistry
@@ -33,6 +31,8 @@ from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters
 from ._wire import PACKET_HEADER_SIZE, Frame, FrameKind, ReplyFrameEncoder, encode_frame
+from .errors import RelayError
+from .interfaces import Compressor, HostPort
 
 if TYPE_CHECKING:  # the dispatcher imports this module; only the type comes back
     from ._dispatcher import Dispatcher

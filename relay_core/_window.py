@@ -26,7 +26,7 @@ import enum
 from collections import OrderedDict
 from typing import Final
 
-from ._errors import ConfigError
+from .errors import ConfigError
 
 __all__ = ["MIN_WINDOW_SIZE", "DuplicateFilter", "ReplayWindow", "Verdict"]
 

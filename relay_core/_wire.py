@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, NamedTuple
 
-from ._errors import ChecksumMismatch, MalformedFrame, MessageTooLarge, UnsupportedVersion
+from .errors import ChecksumMismatch, MalformedFrame, MessageTooLarge, UnsupportedVersion
 
 __all__ = [
     "FRAME_HEADER_SIZE",

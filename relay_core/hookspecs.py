@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import pluggy
 
-from ._interfaces import Codec, Compressor, Transport
+from .interfaces import Codec, Compressor, Transport
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 

@@ -59,12 +59,12 @@ from relay_core import (
     ConfigError,
     HostPort,
     MessageTooLarge,
+    RateLimitedLog,
     Transport,
     TransportError,
     TransportEvents,
     hookimpl,
 )
-from relay_core._ratelog import RateLimitedLog
 
 from ._addresses import check_port, display, resolve
 from ._certs import CertificateChain, load_trust_anchors

@@ -23,8 +23,7 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicErrorCode
 from aioquic.tls import Alert, AlertDescription, verify_certificate
 
-from relay_core import ConnectionDropReason, HostPort, TransportEvents
-from relay_core._ratelog import RateLimitedLog
+from relay_core import ConnectionDropReason, HostPort, RateLimitedLog, TransportEvents
 
 from ._addresses import display
 from ._quic_connection import _Connection

@@ -21,11 +21,11 @@ from relay_core import (
     HostPort,
     MessageTooLarge,
     PeerUnreachable,
+    RateLimitedLog,
     TransportError,
     TransportEvents,
     UnsentReason,
 )
-from relay_core._ratelog import RateLimitedLog
 
 from ._addresses import display
 from ._quic_connection import _DATAGRAM_HINT, _Connection

@@ -73,12 +73,12 @@ from relay_core import (
     ConnectionDropReason,
     HostPort,
     MalformedFrame,
+    RateLimitedLog,
     Transport,
     TransportError,
     TransportEvents,
     hookimpl,
 )
-from relay_core._ratelog import RateLimitedLog
 
 from ._addresses import check_port, display, resolve
 from ._tcp_net import _error, _reason, logger

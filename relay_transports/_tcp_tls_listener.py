@@ -19,7 +19,7 @@ import errno
 import socket
 from collections.abc import Callable
 
-from relay_core._ratelog import RateLimitedLog
+from relay_core import RateLimitedLog
 
 from ._addresses import display
 from ._tcp_net import _reason

@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from relay_core._errors import MessageTooLarge, TransportError
-from relay_core._interfaces import HostPort, TransportEvents
+from relay_core.errors import MessageTooLarge, TransportError
+from relay_core.interfaces import HostPort, TransportEvents
 
 from ._addresses import display
 

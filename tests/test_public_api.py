@@ -15,7 +15,7 @@ EXPECTED_PUBLIC_NAMES = {
     "MessageTypes", "MetricsExporter", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
     "PeerUnreachable",
     "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",
-    "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
+    "RateLimitedLog", "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
     "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor", "UnsentReason",
     "Unauthenticated", "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
     "current_request_id", "hookimpl", "message", "message_types", "metrics_available", "parse_address",

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .._errors import DecompressionError, DecompressionLimitExceeded
-from .._interfaces import Compressor
+from ..errors import DecompressionError, DecompressionLimitExceeded
+from ..interfaces import Compressor
 from ._registration import registered_names
 
 __all__ = ["CompressorConformance"]

@@ -32,9 +32,9 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from .._address import format_host_port, host_problem
-from .._errors import ConfigError, MessageTooLarge, TransportError
-from .._interfaces import HostPort, Transport, TransportEvents
+from ..errors import ConfigError, MessageTooLarge, TransportError
 from ..hookspecs import hookimpl
+from ..interfaces import HostPort, Transport, TransportEvents
 
 __all__ = ["MemoryNetwork", "MemoryTransport", "memory_plugin"]
 

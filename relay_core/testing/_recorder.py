@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from .._errors import MalformedFrame
-from .._interfaces import ConnectionDropReason, HostPort, UnsentReason
+from ..errors import MalformedFrame
+from ..interfaces import ConnectionDropReason, HostPort, UnsentReason
 
 __all__ = ["PacketRecorder"]
 

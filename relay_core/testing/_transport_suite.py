@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .._errors import MessageTooLarge, TransportError
-from .._interfaces import HostPort, Transport, TransportEvents
 from .._wire import PACKET_HEADER_SIZE
+from ..errors import MessageTooLarge, TransportError
+from ..interfaces import HostPort, Transport, TransportEvents
 from ._recorder import PacketRecorder
 from ._registration import registered_names
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from relay_core._actors import ActorContext
 from relay_core._config import ListenConfig, NodeConfig, PeerConfig
-from relay_core._errors import RelayError
 from relay_core._node import Node
 from relay_core._registry import PluginRegistry
 from relay_core._rpc import Rpc
+from relay_core.errors import RelayError
 
 __all__ = ["DemoRow", "counter", "echo", "loopback_options", "run_demo", "sink",
            "spawn_demo_actors"]

@@ -14,7 +14,7 @@ from relay_core._address import (
     format_host_port,
     parse_address,
 )
-from relay_core._errors import ConfigError, InvalidAddress
+from relay_core.errors import ConfigError, InvalidAddress
 
 # --- accepted forms ---------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from relay_core._address import Address
 from relay_core._config import ListenConfig, NodeConfig, PeerConfig
-from relay_core._errors import ConfigError, InvalidAddress
+from relay_core.errors import ConfigError, InvalidAddress
 
 FULL = """\
 [node]

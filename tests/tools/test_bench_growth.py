@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core._errors import ConfigError
+from relay_core.errors import ConfigError
 from relay_core.tools.bench import BenchSettings
 from relay_core.tools.bench._growth import GrowthCase, GrowthReport, GrowthRow, GrowthSettings
 from relay_core.tools.bench._growth._cases import _count, _shares

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from relay_core._errors import ConfigError
+from relay_core.errors import ConfigError
 
 from .._settings import BenchSettings, settings_from_args
 

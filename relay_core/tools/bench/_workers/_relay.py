@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 from relay_core._actors import ActorContext, ActorRef
 from relay_core._config import ListenConfig, NodeConfig, PeerConfig
-from relay_core._errors import RpcTimeout
 from relay_core._node import Node
 from relay_core._rpc import Rpc
+from relay_core.errors import RpcTimeout
 from relay_core.tools.demo import echo
 
 from ._common import LOOPBACK, QUIET, REPLY_TIMEOUT, Control, Result, emit, quantiles, sample

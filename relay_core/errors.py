@@ -1,4 +1,4 @@
-"""Every exception net-relay raises, in one tree rooted at :class:`RelayError`.
+"""Every exception net-relay raises, in one tree rooted at :class:`RelayError` (public).
 
 ::
 

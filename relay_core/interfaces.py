@@ -1,4 +1,4 @@
-"""The three things a plugin can provide: a Codec, a Compressor, a Transport.
+"""The three things a plugin can provide: a Codec, a Compressor, a Transport (public).
 
 They are deliberately small, because third parties implement them:
 
@@ -28,7 +28,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
-from ._errors import ConfigError, MalformedFrame
+from .errors import ConfigError, MalformedFrame
 
 if TYPE_CHECKING:
     import asyncio
