@@ -1,4 +1,5 @@
-"""Shared test set-up: which build is under test, and ``async def`` tests in a fresh loop each.
+"""Shared test set-up: which build is under test, ``async def`` tests in a fresh loop each,
+and one throwaway PKI for every TLS test.
 
 A small hook instead of a plugin: each coroutine test gets its own loop and a
 generous overall limit, so a hung test fails instead of stalling the suite.
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from certs import Pki, make_pki
 from relay_core import run as run_on_chosen_loop
 from relay_core._compiled import (
     PURE_PYTHON_ENV,
@@ -51,3 +53,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
     run_on_chosen_loop(run())
     return True
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, servers and a client with certificates (see certs.py), made once: tests only
+    read its files."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

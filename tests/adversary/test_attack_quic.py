@@ -24,7 +24,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import QuicPacketType, pull_quic_header
 
-from certs import Pki, make_pki
+from certs import Pki
 from nodes import wait_for
 from relay_core import ListenConfig, Node, NodeConfig, PeerUnreachable
 from relay_core.testing import PacketRecorder
@@ -34,10 +34,6 @@ HERE = "127.0.0.1"
 FLOOD = 500
 WAIT_LIMIT = 30.0
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 class _Inbox(asyncio.DatagramProtocol):

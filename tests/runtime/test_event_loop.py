@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from certs import Pki, make_pki
+from certs import Pki
 from nodes import wait_for
 from relay_core import (
     ConfigError,
@@ -217,10 +217,6 @@ def test_a_bad_loop_in_the_environment_fails_the_cli_in_one_line(
 
 INSTALLED = set(PluginRegistry.load().transport_schemes())
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def listen_and_peer_options(kind: str, pki: Pki) -> tuple[Mapping[str, object],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from certs import Pki, make_pki
+from certs import Pki
 from nodes import WAIT_LIMIT, wait_for
 from relay_core import (
     ActorContext,
@@ -62,10 +62,6 @@ def variant(request: pytest.FixtureRequest) -> Variant:
     chosen: Variant = request.param
     return chosen
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def server_config(variant: Variant, pki: Pki, **settings: object) -> NodeConfig:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certs import Pki, make_pki
+from certs import Pki
 from relay_core import ConfigError, HostPort, TransportError
 from relay_transports._certs import (
     DEFAULT_HOSTS,
@@ -50,10 +50,6 @@ class Inbox:
     def input_malformed(self, source: HostPort, error: BaseException) -> None:
         self.failures.append(error)
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _read_certificate(path: Path) -> x509.Certificate:

@@ -23,7 +23,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from hypothesis import given
 from hypothesis import strategies as st
 
-from certs import Pki, make_pki
+from certs import Pki
 from relay_core import (
     ConfigError,
     HostPort,
@@ -74,10 +74,6 @@ class Recorder(PacketRecorder):
         self._next_failure += 1
         return self.failures[self._next_failure - 1][1]
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @asynccontextmanager

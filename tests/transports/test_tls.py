@@ -18,16 +18,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from test_tcp_transport import WAIT_LIMIT, Recorder, tcp
 
-from certs import Pki, make_pki
+from certs import Pki
 from relay_core import ConfigError
 from relay_transports import _tcp_tls_listener
 from relay_transports._tcp import TcpTransport
 from relay_transports._tls import client_context, server_context
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def serving(pki: Pki, **options: object) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from certs import Pki, make_pki
+from certs import Pki
 from nodes import wait_for
 from relay_core import (
     ActorContext,
@@ -71,10 +71,6 @@ def variant(request: pytest.FixtureRequest) -> Variant:
         pytest.skip(f"the {chosen.scheme} transport is not installed")
     return chosen
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 class Pair:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from certs import Pki, make_pki
+from certs import Pki
 from nodes import WAIT_LIMIT
 from relay_core import (
     ActorContext,
@@ -86,10 +86,6 @@ def case(request: pytest.FixtureRequest) -> Case:
         pytest.skip(f"the {chosen.scheme} transport is not installed")
     return chosen
 
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
