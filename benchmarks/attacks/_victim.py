@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -51,8 +52,23 @@ class Victim:
 
     async def __aenter__(self) -> Self:
         generate_self_signed(self.directory / "cert.pem", self.directory / "key.pem")
+        await self._start(self._config)
+        return self
+
+    async def restart(self) -> None:
+        """Kill the node and start it again, on the udp port it had bound: the same node
+        to its peers, with a new incarnation and nothing remembered."""
+        port = self.address("udp").rsplit(":", 1)[1]
+        config = re.sub(r"(\[listen\.udp\][^\[]*?port = )0\b", rf"\g<1>{port}", self._config)
+        assert self._process is not None
+        self._process.kill()
+        await self._process.wait()
+        self.addresses.clear()
+        await self._start(config)
+
+    async def _start(self, config: str) -> None:
         path = self.directory / "victim.toml"
-        path.write_text(self._config)
+        path.write_text(config)
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "relay_core._cli", "node", "--config", str(path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
@@ -65,7 +81,6 @@ class Victim:
                 if " listening on " in line:
                     url = line.rsplit(" ", 1)[1].strip()
                     self.addresses[url.split("://", 1)[0]] = url
-        return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: TracebackType | None) -> None:
