@@ -142,3 +142,25 @@ def test_one_key_id_may_not_name_two_keys() -> None:
              "b": PeerConfig(address="udp://127.0.0.1:10", options={"keys": {"1": OTHER_KEY}})}
     with pytest.raises(ConfigError, match="key id 1"):
         Node(dataclasses.replace(udp_config("client"), peers=peers))
+
+
+async def test_sealed_messages_and_rpcs_go_through_over_tcp_and_after_the_server_restarts() -> None:
+    received: list[object] = []
+    listen = {"tcp": ListenConfig("127.0.0.1", 0, {"keys": {"7": KEY}})}
+    async with Node(NodeConfig(name="server", listen=listen)) as server:
+        server.spawn(collecting(received), name="sink")
+        server.spawn(echo, name="echo")
+        address = server.address("tcp")
+        port = int(address.rpartition(":")[2])
+        peers = {"server": PeerConfig(address=address, options={"keys": {"7": KEY}})}
+        client_config = NodeConfig(name="client", listen={}, peers=peers)
+        async with Node(client_config) as client:
+            await client.ref("server/sink").send(SECRET)
+            assert await client.ref("server/echo").rpc(SECRET, timeout=10.0) == SECRET
+            await wait_for(lambda: received == [SECRET], "delivery")
+            await server.close()
+            listen = {"tcp": ListenConfig("127.0.0.1", port, {"keys": {"7": KEY}})}
+            async with Node(NodeConfig(name="server", listen=listen)) as restarted:
+                restarted.spawn(echo, name="echo")
+                reply = await client.ref("server/echo").rpc("again", timeout=10.0, retries=4)
+                assert reply == "again"
