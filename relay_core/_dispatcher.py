@@ -76,6 +76,7 @@ from ._seal import (
     hello_body,
     is_handshake,
     sealed_header,
+    sealed_key_id,
 )
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
 from ._serving import RESEND_FACTOR, LocalActors, RequestServer
@@ -983,16 +984,18 @@ class Dispatcher:
         opener = self._security.opener
         if opener is None:
             raise Unauthenticated("a sealed packet, but this node has no keys")
-        flags, key_id, sender, sequence = sealed_header(data)
-        if sender == self.incarnation:  # never opened: it could only be sealed by this node
+        if int.from_bytes(data[8:16], "big") == self.incarnation:
+            # Never opened: only this node seals with its incarnation.
             self._count_reflected(counters, scheme, source)
             return None
         try:
             sender, sequence, body, flags = opener.open(data, self.incarnation)
         except Unauthenticated:
+            flags, key_id, sender, sequence = sealed_header(data)
             if flags == SEALED:  # perhaps sealed for this node before it restarted: say so
                 self._answer(scheme, source, counters, key_id, sender, sequence, len(data))
             raise
+        key_id = sealed_key_id(data)
         if flags != SEALED:
             if flags & HELLO:
                 self._answer(scheme, source, counters, key_id, sender, sequence, len(data))
@@ -1017,6 +1020,8 @@ class Dispatcher:
         now = asyncio.get_running_loop().time()
         if not self._answer_budget.allows((scheme, source[0], source[1]), now):
             counters.handshake_answers_limited += 1
+            self._log.warning("handshake_answers_limited", "sent no handshake answer to %s: "
+                              "it drew its share this second", endpoint_url(scheme, source))
             return
         self._sequence += 1
         packet = self._security.reply_sealer(key_id).seal(
@@ -1047,7 +1052,7 @@ class Dispatcher:
                 link.answered = answered
                 if link.peer_incarnation != sender:
                     link.peer_incarnation = sender
-                    self._log.info("peer_restarted", "%s has a new incarnation; what was sent "
+                    self._log.warning("peer_restarted", "%s has a new incarnation; what was sent "
                                    "to the old one is lost", link.label)
 
     def _learn_incarnation(self, incarnation: int) -> None:

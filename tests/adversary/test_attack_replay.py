@@ -204,3 +204,32 @@ async def test_key_rotation_works_across_the_handshake() -> None:
                 assert await a.ref("b/service").rpc(send_key_id, timeout=10.0) == send_key_id
         assert runs == [1, 2]
         assert b.stats().total["unauthenticated"] == 0
+
+
+async def test_a_replayed_hello_draws_answers_no_larger_than_itself_and_at_most_8_a_second() -> None:
+    async with Node(sealed_node("b")) as b:
+        b.spawn(serving([]), name="service")
+        async with LossyRelay(b.address("udp")) as relay, \
+                Node(sealed_node("a", b=relay.url)) as a:
+            await a.ref("b/service").send("hello")
+            hello = relay.captured["server"][0]
+        assert is_hello(hello)
+        attacker = RawUdp()
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            sent_before = b.stats().total["packets_sent"]
+            received_before = b.stats().total["packets_received"]
+            for _ in range(100):
+                attacker.send_to(hello, b.address("udp"))
+            await wait_for(lambda: b.stats().total["packets_received"] == received_before + 100,
+                           "the hellos")
+            seconds = loop.time() - started
+            answers = b.stats().total["packets_sent"] - sent_before
+            assert answers + b.stats().total["handshake_answers_limited"] == 100
+            assert 1 <= answers <= 8 * (int(seconds) + 2)  # each second began counts
+            for _ in range(answers):
+                answer, _ = await attacker.receive()
+                assert len(answer) <= len(hello)
+        finally:
+            attacker.close()
