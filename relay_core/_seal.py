@@ -22,9 +22,10 @@ module keeps:
   sequence (to pick the key and the nonce) before the tag verifies; every
   failure to authenticate raises :class:`Unauthenticated`, and the returned
   incarnation and sequence are authenticated, safe to show the duplicate window;
-- derived keys live in a bounded LRU, and only a packet that authenticated
-  adds one, so forged packets cost one HKDF each but cannot evict genuine keys
-  or grow memory;
+- derived keys live in a bounded LRU, and only a packet that authenticated,
+  or frames being sealed, add one, so forged packets cost one HKDF each but
+  cannot evict genuine keys or grow memory (an answer to a forged packet is
+  sealed for whatever incarnation it named, under a key not kept);
 - no secret appears in a repr or an error message.
 """
 
@@ -254,8 +255,9 @@ class Sealer:
         header = _HEADER.pack(MAGIC, WIRE_VERSION, flags, key_id, sender, sequence)
         aead = self._cached(key_id, sender, receiver)
         if aead is None:
-            aead = self._remember(key_id, sender, receiver,
-                                  self._derive(key_id, sender, receiver))
+            aead = self._derive(key_id, sender, receiver)
+            if flags == SEALED:  # a handshake's key is used once (an answer's may be forged's)
+                self._remember(key_id, sender, receiver, aead)
         return header + aead.encrypt(_nonce(sequence), body, header)
 
     def open(self, packet: bytes, receiver: int) -> tuple[int, int, bytes, int]:

@@ -18,6 +18,7 @@ import pytest
 from nodes import WAIT_LIMIT, LossyRelay, RawUdp, wait_for
 from relay_core import (
     ActorContext,
+    LinkBusy,
     ListenConfig,
     Node,
     NodeConfig,
@@ -233,3 +234,19 @@ async def test_a_replayed_hello_draws_answers_no_larger_than_itself_and_at_most_
                 assert len(answer) <= len(hello)
         finally:
             attacker.close()
+
+
+async def test_what_waits_for_a_handshake_is_bounded_and_try_send_says_so() -> None:
+    silent = RawUdp()
+    try:
+        # The queue holds what a parked source's backlog does: max(4 x 64 KiB, 1 MiB).
+        config = dataclasses.replace(sealed_node("a", b=silent.url), max_message_size=65_536)
+        async with Node(config) as a:
+            ref, payload, queued = a.ref("b/service"), "x" * 10_000, 0
+            with pytest.raises(LinkBusy, match="not ready yet"):
+                for _ in range(1_000):
+                    ref.try_send(payload)
+                    queued += 1
+            assert 1024 * 1024 // 10_100 <= queued < 1_000
+    finally:
+        silent.close()
