@@ -542,8 +542,8 @@ class Dispatcher:
             link.full = None
         if link.preparing is not None and link.coalescer.queued_bytes >= self._backlog_limit:
             raise LinkBusy(f"{link.label} is not ready yet (its address is being resolved, or "
-                           "its sealed handshake answered) and as much waits for it as a "
-                           "backlog holds; await send() to wait for room")
+                           "its sealed handshake waits for an answer) and as much waits for "
+                           "it as a backlog holds; await send() to wait for room")
         self.send(link, target, message)
 
     async def _room_on(self, link: PeerLink) -> None:
@@ -855,14 +855,19 @@ class Dispatcher:
         """Fail the calls waiting on every link to ``destination``, and hold ``error`` for
         the sends and calls its ``retry_after`` covers."""
         until = asyncio.get_running_loop().time() + error.retry_after
-        key = (scheme, destination[0], destination[1])
-        named = self._links.get(key)
-        aliases = self._aliases.get(key, [])
-        for link in ([named, *aliases] if named is not None else aliases):
+        for link in self._links_to(scheme, destination):
             link.unreachable = error
             link.unreachable_until = until
             if link.calls:
                 self._calls.fail(link.calls, error.again)
+
+    def _links_to(self, scheme: str, destination: HostPort) -> list[PeerLink]:
+        """Every link whose packets go to ``destination``: the one made under that
+        address, and those made under a name that resolved to it."""
+        key = (scheme, destination[0], destination[1])
+        named = self._links.get(key)
+        aliases = self._aliases.get(key, [])
+        return [named, *aliases] if named is not None else aliases
 
     def packet_received(self, scheme: str, data: bytes,
                         source: HostPort) -> asyncio.Future[None] | None:
@@ -1045,15 +1050,14 @@ class Dispatcher:
                 link.answered = answered
                 future.set_result(sender)
             return
-        key = (scheme, source[0], source[1])
-        named = self._links.get(key)
-        for link in [named, *self._aliases.get(key, ())] if named else self._aliases.get(key, ()):
-            if link.sealer is not None and link.destination is not None and answered > link.answered:
-                link.answered = answered
-                if link.peer_incarnation != sender:
-                    link.peer_incarnation = sender
-                    self._log.warning("peer_restarted", "%s has a new incarnation; what was sent "
-                                   "to the old one is lost", link.label)
+        for link in self._links_to(scheme, source):
+            if link.sealer is None or link.destination is None or answered <= link.answered:
+                continue
+            link.answered = answered
+            if link.peer_incarnation != sender:
+                link.peer_incarnation = sender
+                self._log.warning("peer_restarted", "%s has a new incarnation; what was sealed "
+                                  "for the old one is lost", link.label)
 
     def _learn_incarnation(self, incarnation: int) -> None:
         """A sealed packet from ``incarnation`` was accepted: its source's link seals for it.
