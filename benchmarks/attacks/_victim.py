@@ -43,6 +43,7 @@ class Victim:
         self._config = config
         self._listeners = listeners
         self._process: asyncio.subprocess.Process | None = None
+        self._cpu_of_earlier_processes = 0.0
         self._directory = tempfile.TemporaryDirectory(prefix="net-relay-victim-")
         self.addresses: dict[str, str] = {}
 
@@ -61,6 +62,7 @@ class Victim:
         port = self.address("udp").rsplit(":", 1)[1]
         config = re.sub(r"(\[listen\.udp\][^\[]*?port = )0\b", rf"\g<1>{port}", self._config)
         assert self._process is not None
+        self._cpu_of_earlier_processes = self.cpu_seconds()
         self._process.kill()
         await self._process.wait()
         self.addresses.clear()
@@ -105,9 +107,10 @@ class Victim:
         return 0
 
     def cpu_seconds(self) -> float:
-        """User and system CPU time the victim process has used."""
+        """User and system CPU time the victim process has used (with the processes it
+        ran as before a restart)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return self._cpu_of_earlier_processes + (int(fields[11]) + int(fields[12])) / _TICKS
 
     async def answers_within(self, seconds: float, scheme: str = "udp",
                              options: dict[str, object] | None = None) -> float | None:
