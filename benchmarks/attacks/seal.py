@@ -30,7 +30,7 @@ port = 0
 keys = {{ "7" = "{KEY}" }}
 """
 """A victim whose udp listener takes sealed packets alone, under key id 7."""
-PROBER = {"keys": {"7": KEY}}
+PROBER: dict[str, object] = {"keys": {"7": KEY}}
 MESSAGES = 4_000
 REQUESTS = 200
 _SEALED_DATA = 0x01
