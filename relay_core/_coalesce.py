@@ -21,7 +21,8 @@ __all__ = ["Coalescer"]
 class Coalescer:
     """Frames waiting for one destination, grouped into packets."""
 
-    __slots__ = ("_batch_size", "_current", "_groups", "_max_packet_size", "_used")
+    __slots__ = ("_batch_size", "_current", "_groups", "_max_packet_size", "_used",
+                 "queued_bytes")
 
     def __init__(self, batch_size: int, max_packet_size: int) -> None:
         if not PACKET_HEADER_SIZE < batch_size <= max_packet_size:
@@ -34,6 +35,8 @@ class Coalescer:
         self._groups: list[list[bytes]] = []
         self._current: list[bytes] = []
         self._used = PACKET_HEADER_SIZE  # bytes the current group's packet would take
+        self.queued_bytes = 0
+        """Bytes of the frames waiting, all groups together."""
 
     def add(self, frame: bytes) -> bool:
         """Queue one encoded frame; raise MessageTooLarge if no packet could carry it.
@@ -50,6 +53,7 @@ class Coalescer:
             self._used = PACKET_HEADER_SIZE
         self._current.append(frame)
         self._used += size
+        self.queued_bytes += size
         return bool(self._groups)
 
     def takes_alone(self, frame: bytes) -> bool:
@@ -62,6 +66,7 @@ class Coalescer:
         """Return the complete packets' frames and forget them; the filling one stays."""
         groups = self._groups
         self._groups = []
+        self.queued_bytes -= sum(len(frame) for group in groups for frame in group)
         return groups
 
     def __bool__(self) -> bool:
@@ -75,4 +80,5 @@ class Coalescer:
         self._groups = []
         self._current = []
         self._used = PACKET_HEADER_SIZE
+        self.queued_bytes = 0
         return groups

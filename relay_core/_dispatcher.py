@@ -31,6 +31,7 @@ from ._calls import PendingCalls
 from ._config import NodeConfig
 from ._error_payload import error_from_payload
 from ._fault_plan import FaultPlan
+from ._handshake import HELLO_WAITS, AnswerBudget
 from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
 from ._links import LinkKey, LinkTable, PeerLink
@@ -39,7 +40,19 @@ from ._paths import resolve_paths
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
 from ._replycache import call_key
-from ._seal import Sealer, sealed_key_id
+from ._seal import (
+    ANSWER,
+    HANDSHAKE_PACKET_SIZE,
+    HELLO,
+    SEALED,
+    Sealer,
+    answer_body,
+    answered_sequence,
+    hello_body,
+    is_handshake,
+    sealed_header,
+    sealed_key_id,
+)
 from ._security import NODE_LISTEN_KEYS, NODE_PEER_KEYS, SecurityPolicy, transport_options
 from ._serving import RESEND_FACTOR, LocalActors, RequestServer
 from ._stats import Counters, NodeStats, StatsTable
@@ -125,6 +138,14 @@ async def _resend_until_answered(send_request: Callable[[float], None],
         if done:
             return future.result()
     raise timed_out
+
+
+def _cannot_reach(link: PeerLink) -> TransportError:
+    """What a send or call on a link whose destination could not be prepared raises."""
+    error = link.error
+    if isinstance(error, PeerUnreachable):  # no answer to the sealed handshake
+        return error.again()
+    return TransportError(f"cannot reach {link.label}: {error}")
 
 
 def _as_unreachable(scheme: str, destination: HostPort,
@@ -234,6 +255,9 @@ class Dispatcher:
         """Key id of the sealed packet being handled, so replies are sealed alike."""
         self._source_link: PeerLink | None = None
         """The link to the source of the packet being handled, if there is one."""
+        self._handshakes: dict[int, tuple[PeerLink, HostPort, asyncio.Future[int]]] = {}
+        """Links waiting for their peer's incarnation, by the sequence of their hello."""
+        self._answer_budget = AnswerBudget()
         self.stats = StatsTable()
         self._log = RateLimitedLog(logger)
         self._closed = False
@@ -399,16 +423,24 @@ class Dispatcher:
     async def _prepare(self, link: PeerLink, address: Address, options: Mapping[str, object],
                        peer: str | None) -> None:
         try:
-            link.destination = await link.transport.prepare(address.host, address.port, options)
-            resolved = (address.scheme, link.destination[0], link.destination[1])
+            destination = await link.transport.prepare(address.host, address.port, options)
+            self._faults.destination_prepared(link.transport, destination, peer)
+            if link.sealer is not None:
+                await self._handshake(link, address.scheme, destination)
+            link.destination = destination
+            resolved = (address.scheme, destination[0], destination[1])
             if resolved != (address.scheme, address.host, address.port):
                 self._aliases.setdefault(resolved, []).append(link)
-            self._faults.destination_prepared(link.transport, link.destination, peer)
             self._fit_link(link)
         except RelayError as exc:
             link.error = exc
             dropped = sum(len(group) for group in link.coalescer.drain())
-            link.counters.send_errors += dropped
+            if isinstance(exc, PeerUnreachable):
+                link.counters.peer_unreachable += dropped
+                if link.calls:
+                    self._calls.fail(link.calls, exc.again)
+            else:
+                link.counters.send_errors += dropped
             logger.warning(
                 "cannot reach %s: %s (%d queued frames dropped)", link.label, exc, dropped
             )
@@ -417,6 +449,52 @@ class Dispatcher:
             link.preparing = None
         if link.coalescer:
             self._mark_dirty(link)
+
+    async def _handshake(self, link: PeerLink, scheme: str, destination: HostPort) -> None:
+        """Learn the incarnation of a sealed link's peer before anything is sealed for it.
+
+        A hello goes out, and again while it is unanswered, after each of
+        ``HELLO_WAITS``; raise PeerUnreachable when none is answered (or when the
+        transport finds the peer unreachable meanwhile).
+        """
+        sealer = link.sealer
+        assert sealer is not None
+        self._sequence += 1
+        sequence = self._sequence
+        hello = sealer.seal(self.incarnation, 0, sequence, hello_body(), SEALED | HELLO)
+        answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._handshakes[sequence] = (link, destination, answered)
+        link.answered = sequence - 1  # answers to what was sent before are not this link's
+        try:
+            for wait in HELLO_WAITS:
+                self._send_handshake(link.transport, destination, hello, link.counters)
+                await asyncio.wait({answered}, timeout=wait)
+                if answered.done():
+                    link.peer_incarnation = answered.result()
+                    return
+                if link.unreachable is not None:
+                    raise link.unreachable.again()
+        finally:
+            del self._handshakes[sequence]
+        raise PeerUnreachable(endpoint_url(scheme, destination),
+                              f"no answer to {len(HELLO_WAITS)} sealed handshakes in "
+                              f"{sum(HELLO_WAITS):g} s (is it running, and does it hold the key?)")
+
+    def _send_handshake(self, transport: Transport, destination: HostPort, packet: bytes,
+                        counters: Counters) -> None:
+        """Send a hello or an answer: one packet straight to the transport, never coalesced."""
+        try:
+            transport.send(destination, packet)
+        except RelayError as exc:
+            counters.send_errors += 1
+            self._log.warning("send_error", "send to %s failed: %s",
+                              endpoint_url(transport.scheme, destination), exc)
+            unreachable = _as_unreachable(transport.scheme, destination, exc)
+            if unreachable is not None:
+                self._peer_unreachable(transport.scheme, destination, unreachable)
+            return
+        counters.packets_sent += 1
+        counters.bytes_sent += len(packet)
 
     def _fit_link(self, link: PeerLink) -> None:
         """Size the link's packets to what its destination takes, if that differs."""
@@ -429,7 +507,7 @@ class Dispatcher:
     def send(self, link: PeerLink, target: str, message: object) -> None:
         """Encode ``message`` for ``target`` and queue it; raise for what is known now."""
         if link.error is not None:
-            raise TransportError(f"cannot reach {link.label}: {link.error}")
+            raise _cannot_reach(link)
         if link.unreachable is not None:
             self._refuse_while_unreachable(link)
         if link.heph:
@@ -462,6 +540,10 @@ class Dispatcher:
                 raise LinkBusy(f"the queue to {link.label} is full (its transport holds as much "
                                "as its queue_limit allows); await send() to wait for room")
             link.full = None
+        if link.preparing is not None and link.coalescer.queued_bytes >= self._backlog_limit:
+            raise LinkBusy(f"{link.label} is not ready yet (its address is being resolved, or "
+                           "its sealed handshake waits for an answer) and as much waits for "
+                           "it as a backlog holds; await send() to wait for room")
         self.send(link, target, message)
 
     async def _room_on(self, link: PeerLink) -> None:
@@ -485,7 +567,7 @@ class Dispatcher:
         share of the time passes without a reply; the other node runs it once.
         """
         if link.error is not None:
-            raise TransportError(f"cannot reach {link.label}: {link.error}")
+            raise _cannot_reach(link)
         if link.unreachable is not None:
             self._refuse_while_unreachable(link)
         if link.heph:
@@ -563,7 +645,7 @@ class Dispatcher:
 
     def _left(self, link: PeerLink) -> bool:
         if link.error is not None:
-            raise TransportError(f"cannot reach {link.label}: {link.error}")
+            raise _cannot_reach(link)
         if link.unreachable is not None:
             raise link.unreachable.again()
         destination = link.destination
@@ -671,7 +753,8 @@ class Dispatcher:
             if sealer is None:
                 packet = self._packets.packet(self._sequence, group)
             else:
-                packet = sealer.seal(self.incarnation, self._sequence, b"".join(group))
+                packet = sealer.seal(self.incarnation, link.peer_incarnation, self._sequence,
+                                     b"".join(group))
             self._send_packet(link, packet)
 
     def _send_packet(self, link: PeerLink, packet: bytes) -> None:
@@ -717,8 +800,11 @@ class Dispatcher:
         try:
             if not is_sealed(packet):
                 return messages_in_frames(decode_packet_compact(packet)[2])
+            if is_handshake(packet):
+                return 0
             if link is not None and link.sealer is not None:
-                return messages_in_frames(decode_frames_compact(link.sealer.open(packet)[2]))
+                body = link.sealer.open(packet, link.peer_incarnation)[2]
+                return messages_in_frames(decode_frames_compact(body))
         except MalformedFrame:
             pass
         return 1  # cannot be read back here: at least the one message it was sent for
@@ -769,14 +855,19 @@ class Dispatcher:
         """Fail the calls waiting on every link to ``destination``, and hold ``error`` for
         the sends and calls its ``retry_after`` covers."""
         until = asyncio.get_running_loop().time() + error.retry_after
-        key = (scheme, destination[0], destination[1])
-        named = self._links.get(key)
-        aliases = self._aliases.get(key, [])
-        for link in ([named, *aliases] if named is not None else aliases):
+        for link in self._links_to(scheme, destination):
             link.unreachable = error
             link.unreachable_until = until
             if link.calls:
                 self._calls.fail(link.calls, error.again)
+
+    def _links_to(self, scheme: str, destination: HostPort) -> list[PeerLink]:
+        """Every link whose packets go to ``destination``: the one made under that
+        address, and those made under a name that resolved to it."""
+        key = (scheme, destination[0], destination[1])
+        named = self._links.get(key)
+        aliases = self._aliases.get(key, [])
+        return [named, *aliases] if named is not None else aliases
 
     def packet_received(self, scheme: str, data: bytes,
                         source: HostPort) -> asyncio.Future[None] | None:
@@ -800,7 +891,10 @@ class Dispatcher:
                 return self._on_heph(data, heph_target, scheme, source, counters)
         try:
             if is_sealed(data):
-                incarnation, sequence, frames = self._open(data)
+                opened = self._open(data, scheme, source, counters)
+                if opened is None:  # a reflection or a handshake, handled and counted
+                    return None
+                incarnation, sequence, frames = opened
                 window = incarnation
             elif scheme in self._sealed_schemes:
                 raise Unauthenticated(f"{scheme} packets must be sealed here; this one is not")
@@ -814,9 +908,7 @@ class Dispatcher:
             self._count_bad_packet(exc, counters, scheme, source)
             return None
         if incarnation == self.incarnation:  # this node's own packet, sent back at it
-            counters.reflected += 1
-            self._log.warning("reflected", "dropped a packet from %s that carries this node's "
-                              "own incarnation", endpoint_url(scheme, source))
+            self._count_reflected(counters, scheme, source)
             return None
         verdict = self._duplicates.check(window, sequence)
         if verdict is not Verdict.ACCEPTED:
@@ -825,6 +917,8 @@ class Dispatcher:
             else:
                 counters.too_old += 1
             return None
+        if self._receiving_key_id is not None:
+            self._learn_incarnation(incarnation)
         counters.frames_received += len(frames)
         self._server.resend_budget = RESEND_FACTOR * len(data)
         return self._handle_frames(iter(frames), scheme, source, counters, incarnation)
@@ -881,14 +975,99 @@ class Dispatcher:
             return self._park(scheme, source, Stall(stalled, iter(()), 0, None))
         return None
 
-    def _open(self, data: bytes) -> tuple[int, int, tuple[Frame | bytes, ...]]:
-        """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies)."""
+    def _count_reflected(self, counters: Counters, scheme: str, source: HostPort) -> None:
+        counters.reflected += 1
+        self._log.warning("reflected", "dropped a packet from %s that carries this node's "
+                          "own incarnation", endpoint_url(scheme, source))
+
+    # -- sealed packets ----------------------------------------------------
+
+    def _open(self, data: bytes, scheme: str, source: HostPort,
+              counters: Counters) -> tuple[int, int, tuple[Frame | bytes, ...]] | None:
+        """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies);
+        None for one handled here: this node's own, or a handshake."""
         opener = self._security.opener
         if opener is None:
             raise Unauthenticated("a sealed packet, but this node has no keys")
-        incarnation, sequence, body = opener.open(data)
-        self._receiving_key_id = sealed_key_id(data)
-        return incarnation, sequence, decode_frames_compact(body)
+        if int.from_bytes(data[8:16], "big") == self.incarnation:
+            # Never opened: only this node seals with its incarnation.
+            self._count_reflected(counters, scheme, source)
+            return None
+        try:
+            sender, sequence, body, flags = opener.open(data, self.incarnation)
+        except Unauthenticated:
+            flags, key_id, sender, sequence = sealed_header(data)
+            if flags == SEALED:  # perhaps sealed for this node before it restarted: say so
+                self._answer(scheme, source, counters, key_id, sender, sequence, len(data))
+            raise
+        key_id = sealed_key_id(data)
+        if flags != SEALED:
+            if flags & HELLO:
+                self._answer(scheme, source, counters, key_id, sender, sequence, len(data))
+            else:
+                self._on_answer(sender, answered_sequence(body), scheme, source)
+            return None
+        self._receiving_key_id = key_id
+        return sender, sequence, decode_frames_compact(body)
+
+    def _answer(self, scheme: str, source: HostPort, counters: Counters, key_id: int,
+                receiver: int, answered: int, size: int) -> None:
+        """Tell incarnation ``receiver`` at ``source`` this node's incarnation, answering its
+        packet ``answered`` (a hello, or a packet sealed for another incarnation).
+
+        Stateless but for the per-source budget; never more bytes than the packet it
+        answers, and only under a key this node holds, for a sender that names itself.
+        """
+        opener = self._security.opener
+        if (size < HANDSHAKE_PACKET_SIZE or not receiver or not answered
+                or opener is None or not opener.holds(key_id)):
+            return
+        now = asyncio.get_running_loop().time()
+        if not self._answer_budget.allows((scheme, source[0], source[1]), now):
+            counters.handshake_answers_limited += 1
+            self._log.warning("handshake_answers_limited", "sent no handshake answer to %s: "
+                              "it drew its share this second", endpoint_url(scheme, source))
+            return
+        self._sequence += 1
+        packet = self._security.reply_sealer(key_id).seal(
+            self.incarnation, receiver, self._sequence, answer_body(answered), SEALED | ANSWER)
+        self._send_handshake(self.transport(scheme), source, packet, counters)
+
+    def _on_answer(self, sender: int, answered: int, scheme: str, source: HostPort) -> None:
+        """An authentic answer: incarnation ``sender`` is at ``source`` and answers this
+        node's packet ``answered``.
+
+        Taken only for a packet this incarnation sent after the link's last answer (a
+        replayed answer is old news), from where the packet went: it completes the
+        link's handshake, or tells a link whose peer restarted its new incarnation.
+        """
+        if answered > self._sequence:
+            return
+        waiting = self._handshakes.get(answered)
+        if waiting is not None:
+            link, destination, future = waiting
+            if source == destination and answered > link.answered and not future.done():
+                link.answered = answered
+                future.set_result(sender)
+            return
+        for link in self._links_to(scheme, source):
+            if link.sealer is None or link.destination is None or answered <= link.answered:
+                continue
+            link.answered = answered
+            if link.peer_incarnation != sender:
+                link.peer_incarnation = sender
+                self._log.warning("peer_restarted", "%s has a new incarnation; what was sealed "
+                                  "for the old one is lost", link.label)
+
+    def _learn_incarnation(self, incarnation: int) -> None:
+        """A sealed packet from ``incarnation`` was accepted: its source's link seals for it.
+
+        Such a packet was sealed for this node's incarnation, so it is no replay from
+        before this node started; the duplicate window has refused copies of it.
+        """
+        link = self._source_link
+        if link is not None and link.sealer is not None:
+            link.peer_incarnation = incarnation
 
     def _count_bad_packet(self, error: MalformedFrame, counters: Counters, scheme: str,
                           source: HostPort) -> None:
@@ -998,7 +1177,7 @@ class Dispatcher:
 
     def _on_request(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
                     incarnation: int) -> None:
-        link = self._reply_link(scheme, source, counters)
+        link = self._reply_link(scheme, source, counters, incarnation)
         key = call_key(incarnation, frame.call_id)
         server = self._server
         if server.is_retry(key, frame, link, counters):
@@ -1084,9 +1263,12 @@ class Dispatcher:
         try:
             if not is_sealed(data):
                 return messages_in_frames(decode_packet_compact(data)[2])
+            if is_handshake(data):
+                return 0
             opener = self._security.opener
             if opener is not None:
-                return messages_in_frames(decode_frames_compact(opener.open(data)[2]))
+                body = opener.open(data, self.incarnation)[2]
+                return messages_in_frames(decode_frames_compact(body))
         except MalformedFrame:
             pass
         return 1  # unreadable (or a heph-json datagram): one message, as far as can be told
@@ -1152,7 +1334,8 @@ class Dispatcher:
         return any(candidate.calls is not None and call_id in candidate.calls
                    for candidate in reached)
 
-    def _reply_link(self, scheme: str, source: HostPort, counters: Counters) -> PeerLink:
+    def _reply_link(self, scheme: str, source: HostPort, counters: Counters,
+                    incarnation: int) -> PeerLink:
         # The link _counters_for found for this packet's source, unless these
         # counters are another source's (frames resumed after a stall).
         link = self._source_link
@@ -1166,6 +1349,7 @@ class Dispatcher:
             link = self._new_link(key, endpoint_url(scheme, source), None, pinned=False,
                                   sealer=sealer)
             link.destination = source
+            link.peer_incarnation = incarnation  # a request names its caller: no handshake
             self._fit_link(link)
             link.counters = counters
         return link

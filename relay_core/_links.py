@@ -35,6 +35,7 @@ LinkKey = tuple[str, str, int]
 
 class PeerLink:
     __slots__ = (
+        "answered",
         "calls",
         "carries_for",
         "coalescer",
@@ -52,6 +53,7 @@ class PeerLink:
         "label",
         "last_request_encoder",
         "next_call_id",
+        "peer_incarnation",
         "pinned",
         "preparing",
         "sealer",
@@ -90,6 +92,13 @@ class PeerLink:
         self.counters = counters
         self.sealer = sealer
         """Seals this link's packets (a peer with keys), or None."""
+        self.peer_incarnation = 0
+        """The peer incarnation a sealed link seals for: learned by the handshake, from
+        the request a reply link answers, or from the peer's own sealed packets; 0 until
+        then (nothing is sealed for a link before it knows)."""
+        self.answered = 0
+        """The highest sequence number of this node's that an answer on this link named:
+        an answer naming no later one is a replay, and ignored."""
         self.coalescer = self._coalescer(transport.batch_size, transport.max_packet_size)
         self.heph = False
         """True for a peer that speaks Heph's JSON datagrams instead of our packets."""

@@ -99,6 +99,8 @@ _HELP = {
                           "source, or over three times the bytes of the retry)",
     "connections_refused": "Connections a listener turned away: past max_connections, or "
                            "not accepted for lack of file descriptors",
+    "handshake_answers_limited": "Sealed handshake answers not sent because their source "
+                                 "had drawn its share this second (8), or 1024 sources had",
     "handshakes_dropped": "Unfinished QUIC handshakes a listener dropped, oldest first, "
                           "to make room for a new one past max_handshakes",
     "connections_timed_out": "Accepted connections closed by handshake_timeout or idle_timeout",

@@ -2,21 +2,30 @@
 
 A sealed packet keeps the 24-byte header of a plain one, with flag bit 0 set
 and the key id where the checksum was, followed by the ChaCha20-Poly1305
-ciphertext of the frames and its 16-byte tag; docs/protocol.md section 9 gives
-the layout, the key schedule and test vectors. The rules this module keeps:
+ciphertext of its body and its 16-byte tag; docs/protocol.md section 9 gives
+the layout, the key schedule, the handshake and test vectors. The rules this
+module keeps:
 
-- each sender incarnation seals under its own key, HKDF-SHA256 of the
-  pre-shared key with the incarnation as info, and uses its sequence number as
-  the nonce; sequence numbers never repeat within an incarnation, so no nonce
-  is ever used twice under one key, as long as the caller never seals two
-  bodies under one (incarnation, sequence);
+- each direction between two incarnations has its own key, HKDF-SHA256 of the
+  pre-shared key with the sender's and the receiver's incarnations as info, and
+  the sender's sequence number is the nonce; sequence numbers never repeat
+  within a sender incarnation, so no nonce is ever used twice under one key, as
+  long as the caller never seals two bodies under one (incarnation, sequence);
+- a packet therefore opens only at the receiver incarnation it was sealed for:
+  not at another node holding the key, not at the sender, not at the receiver
+  once it has restarted;
+- a hello (flag bit 1) is sealed for receiver incarnation 0, so that any key
+  holder can open it; it carries no frames, and asks for an answer (flag bit
+  2) that names the answering incarnation and the hello's sequence number;
+  both are 8-byte bodies, so an answer is never larger than what it answers;
 - opening reads nothing but the magic, version, flags, key id, incarnation and
   sequence (to pick the key and the nonce) before the tag verifies; every
   failure to authenticate raises :class:`Unauthenticated`, and the returned
   incarnation and sequence are authenticated, safe to show the duplicate window;
-- derived keys live in a bounded LRU, and only a packet that authenticated
-  adds one, so forged packets cost one HKDF each but cannot evict genuine keys
-  or grow memory;
+- derived keys live in a bounded LRU, and only a packet that authenticated,
+  or frames being sealed, add one, so forged packets cost one HKDF each but
+  cannot evict genuine keys or grow memory (an answer to a forged packet is
+  sealed for whatever incarnation it named, under a key not kept);
 - no secret appears in a repr or an error message.
 """
 
@@ -46,21 +55,37 @@ from .errors import (
 )
 
 __all__ = [
+    "ANSWER",
+    "HANDSHAKE_PACKET_SIZE",
+    "HELLO",
     "KEY_SIZE",
     "SEALED",
     "TAG_SIZE",
     "KeyRing",
     "Sealer",
     "Unauthenticated",
+    "answer_body",
+    "answered_sequence",
+    "hello_body",
+    "is_handshake",
     "is_sealed",
     "parse_key",
+    "sealed_header",
 ]
 
 KEY_SIZE: Final = 32
 TAG_SIZE: Final = 16
 MAX_KEY_ID: Final = 0xFFFFFFFF
 HKDF_SALT: Final = b"net-relay v1 sealed"
+HELLO: Final = 0x02
+"""Packet flag bit 1: a hello, sealed for receiver incarnation 0, asking for an answer."""
+ANSWER: Final = 0x04
+"""Packet flag bit 2: an answer to a hello (or to a packet sealed for a gone incarnation)."""
+HANDSHAKE_BODY_SIZE: Final = 8
+HANDSHAKE_PACKET_SIZE: Final = PACKET_HEADER_SIZE + HANDSHAKE_BODY_SIZE + TAG_SIZE
+_RESERVED: Final = 0xFF & ~(SEALED | HELLO | ANSWER)
 _HEADER: Final = struct.Struct("!2sBBIQQ")  # magic, version, flags, key id, incarnation, sequence
+_PAIR: Final = struct.Struct("!QQ")  # HKDF info: sender incarnation, receiver incarnation
 _NONCE_PREFIX: Final = bytes(4)
 _MIN_SIZE: Final = PACKET_HEADER_SIZE + TAG_SIZE
 _MAX_BODY: Final = 2**31 - 1 - TAG_SIZE  # what the AEAD library accepts in one call
@@ -138,13 +163,42 @@ def sealed_key_id(packet: bytes) -> int:
     return int.from_bytes(packet[4:8], "big")
 
 
-def _derive_key(psk: bytes, incarnation: int) -> ChaCha20Poly1305:
-    """The AEAD of one sender incarnation: HKDF-SHA256(psk, salt, info=incarnation)."""
+def sealed_header(packet: bytes) -> tuple[int, int, int, int]:
+    """``(flags, key id, sender incarnation, sequence)`` of a sealed packet's header, NOT
+    authenticated: for choosing what to do with a packet that did not open."""
+    if len(packet) < PACKET_HEADER_SIZE:
+        return 0, 0, 0, 0
+    _, _, flags, key_id, incarnation, sequence = _HEADER.unpack_from(packet)
+    return flags, key_id, incarnation, sequence
+
+
+def is_handshake(packet: bytes) -> bool:
+    """Whether a sealed packet claims to be a hello or an answer (no crypto)."""
+    return len(packet) > 3 and bool(packet[3] & (HELLO | ANSWER))
+
+
+def hello_body() -> bytes:
+    """What a hello carries: 8 zero bytes, so that its answer is never larger than it."""
+    return bytes(HANDSHAKE_BODY_SIZE)
+
+
+def answer_body(answered: int) -> bytes:
+    """What an answer carries: the sequence number of the packet it answers."""
+    return answered.to_bytes(HANDSHAKE_BODY_SIZE, "big")
+
+
+def answered_sequence(body: bytes) -> int:
+    """The sequence number an opened answer's body names."""
+    return int.from_bytes(body, "big")
+
+
+def _derive_key(psk: bytes, sender: int, receiver: int) -> ChaCha20Poly1305:
+    """The AEAD of one direction: HKDF-SHA256(psk, salt, info=sender || receiver)."""
     hkdf = HKDF(
         algorithm=hashes.SHA256(),
         length=KEY_SIZE,
         salt=HKDF_SALT,
-        info=incarnation.to_bytes(8, "big"),
+        info=_PAIR.pack(sender, receiver),
     )
     return ChaCha20Poly1305(hkdf.derive(psk))
 
@@ -169,40 +223,50 @@ class Sealer:
             )
         self._ring = ring
         self._max_cached = max_cached_incarnations
-        self._cache: OrderedDict[tuple[int, int], ChaCha20Poly1305] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int], ChaCha20Poly1305] = OrderedDict()
 
     @property
     def cached_keys(self) -> int:
         """How many derived keys are held now (never above ``max_cached_incarnations``)."""
         return len(self._cache)
 
-    def seal(self, incarnation: int, sequence: int, body: bytes) -> bytes:
-        """Return the sealed packet carrying ``body`` (the frames, joined).
+    def holds(self, key_id: int) -> bool:
+        """Whether the ring has a key under ``key_id``."""
+        return key_id in self._ring.keys
+
+    def seal(self, sender: int, receiver: int, sequence: int, body: bytes,
+             flags: int = SEALED) -> bytes:
+        """Return the sealed packet from incarnation ``sender`` to ``receiver`` carrying
+        ``body``: the frames, joined (``flags`` SEALED), or a handshake's 8 bytes
+        (``SEALED | HELLO``, for receiver 0, or ``SEALED | ANSWER``).
 
         Raise :class:`MalformedFrame` for an incarnation or sequence outside
-        1 to 2**64-1 or an empty body, :class:`MessageTooLarge` for a body the
-        AEAD cannot take in one piece.
+        1 to 2**64-1, a body the flags do not allow, or reserved flags;
+        :class:`MessageTooLarge` for a body the AEAD cannot take in one piece.
         """
-        if not 0 < incarnation <= MAX_SEQUENCE:
-            raise MalformedFrame(f"incarnation {incarnation} is outside 1 to 2**64-1")
+        if not 0 < sender <= MAX_SEQUENCE:
+            raise MalformedFrame(f"incarnation {sender} is outside 1 to 2**64-1")
         if not 0 < sequence <= MAX_SEQUENCE:
             raise MalformedFrame(f"sequence number {sequence} is outside 1 to 2**64-1")
-        if not body:
-            raise MalformedFrame("a packet carries at least one frame; the body is empty")
+        _check_sealable(flags, receiver, body)
         if len(body) > _MAX_BODY:
             raise MessageTooLarge(len(body), _MAX_BODY, "the most one sealed packet can carry")
         key_id = self._ring.send_key_id
-        header = _HEADER.pack(MAGIC, WIRE_VERSION, SEALED, key_id, incarnation, sequence)
-        aead = self._cached(key_id, incarnation)
+        header = _HEADER.pack(MAGIC, WIRE_VERSION, flags, key_id, sender, sequence)
+        aead = self._cached(key_id, sender, receiver)
         if aead is None:
-            aead = self._remember(key_id, incarnation, self._derive(key_id, incarnation))
+            aead = self._derive(key_id, sender, receiver)
+            if flags == SEALED:  # a handshake's key is used once (an answer's may be forged's)
+                self._remember(key_id, sender, receiver, aead)
         return header + aead.encrypt(_nonce(sequence), body, header)
 
-    def open(self, packet: bytes) -> tuple[int, int, bytes]:
-        """Return ``(incarnation, sequence, body)`` of a sealed packet, all authenticated.
+    def open(self, packet: bytes, receiver: int) -> tuple[int, int, bytes, int]:
+        """Return ``(sender incarnation, sequence, body, flags)`` of a sealed packet sealed
+        for incarnation ``receiver`` (a hello: for any), all authenticated.
 
         Raise :class:`Unauthenticated` for a sealed packet that is too short,
-        names a key id the ring lacks, or fails its tag; :class:`MalformedFrame`
+        names a key id the ring lacks, or fails its tag (sealed for another
+        receiver incarnation included); :class:`MalformedFrame`
         (:class:`UnsupportedVersion` for another version) for bytes that are not
         a sealed packet, and for an authenticated one that breaks a header rule.
         """
@@ -212,35 +276,60 @@ class Sealer:
                 f"sealed packet of {len(packet)} bytes is shorter than its "
                 f"{PACKET_HEADER_SIZE}-byte header and {TAG_SIZE}-byte tag"
             )
-        _, _, flags, key_id, incarnation, sequence = _HEADER.unpack_from(packet)
-        cached = self._cached(key_id, incarnation)
-        aead = cached if cached is not None else self._derive(key_id, incarnation)
+        _, _, flags, key_id, sender, sequence = _HEADER.unpack_from(packet)
+        if flags & HELLO:
+            receiver = 0
+        cached = self._cached(key_id, sender, receiver)
+        aead = cached if cached is not None else self._derive(key_id, sender, receiver)
         body = _decrypt(aead, key_id, sequence, packet)
         if cached is None:  # only now: a forged packet must not evict a genuine key
-            self._remember(key_id, incarnation, aead)
-        _check_opened(flags, incarnation, sequence, body)
-        return incarnation, sequence, body
+            self._remember(key_id, sender, receiver, aead)
+        _check_opened(flags, sender, sequence, body)
+        return sender, sequence, body, flags
 
-    def _cached(self, key_id: int, incarnation: int) -> ChaCha20Poly1305 | None:
-        aead = self._cache.get((key_id, incarnation))
+    def _cached(self, key_id: int, sender: int, receiver: int) -> ChaCha20Poly1305 | None:
+        key = (key_id, sender, receiver)
+        aead = self._cache.get(key)
         if aead is not None:
-            self._cache.move_to_end((key_id, incarnation))
+            self._cache.move_to_end(key)
         return aead
 
-    def _derive(self, key_id: int, incarnation: int) -> ChaCha20Poly1305:
+    def _derive(self, key_id: int, sender: int, receiver: int) -> ChaCha20Poly1305:
         psk = self._ring.keys.get(key_id)
         if psk is None:
             raise Unauthenticated(
                 f"sealed packet names key id {key_id}, which this node does "
                 f"not hold (it holds key ids {_id_list(self._ring.keys)})"
             )
-        return _derive_key(psk, incarnation)
+        return _derive_key(psk, sender, receiver)
 
-    def _remember(self, key_id: int, incarnation: int, aead: ChaCha20Poly1305) -> ChaCha20Poly1305:
+    def _remember(self, key_id: int, sender: int, receiver: int,
+                  aead: ChaCha20Poly1305) -> ChaCha20Poly1305:
         if len(self._cache) >= self._max_cached:
             self._cache.popitem(last=False)
-        self._cache[key_id, incarnation] = aead
+        self._cache[key_id, sender, receiver] = aead
         return aead
+
+
+def _check_sealable(flags: int, receiver: int, body: bytes) -> None:
+    """The rules of what may be sealed, by kind: frames, a hello or an answer."""
+    if flags & _RESERVED or not flags & SEALED:
+        raise MalformedFrame(f"packet flags {flags:#04x}: bit 0 must be set and bits 3 to 7 "
+                             "are reserved")
+    kind = flags & (HELLO | ANSWER)
+    if kind == HELLO | ANSWER:
+        raise MalformedFrame("a packet cannot be both a hello and an answer")
+    if kind and len(body) != HANDSHAKE_BODY_SIZE:
+        raise MalformedFrame(f"a handshake carries {HANDSHAKE_BODY_SIZE} bytes, not {len(body)}")
+    if kind == HELLO and receiver:
+        raise MalformedFrame("a hello is sealed for receiver incarnation 0 (any receiver)")
+    if kind != HELLO and not 0 < receiver <= MAX_SEQUENCE:
+        raise MalformedFrame(f"receiver incarnation {receiver} is outside 1 to 2**64-1: only "
+                             "a hello is sealed for receiver incarnation 0")
+    if kind == ANSWER and not answered_sequence(body):
+        raise MalformedFrame("an answer names the sequence it answers; sequence 0 is none")
+    if not body:
+        raise MalformedFrame("a packet carries at least one frame; the body is empty")
 
 
 def _check_sealed(packet: bytes) -> None:
@@ -269,20 +358,29 @@ def _decrypt(aead: ChaCha20Poly1305, key_id: int, sequence: int, packet: bytes) 
         return aead.decrypt(_nonce(sequence), view[PACKET_HEADER_SIZE:], view[:PACKET_HEADER_SIZE])
     except InvalidTag:
         raise Unauthenticated(
-            f"sealed packet fails authentication under key id {key_id}: "
-            "forged, damaged, or sealed with another key"
+            f"sealed packet fails authentication under key id {key_id}: forged, damaged, "
+            "sealed with another key, or sealed for another receiver (another node, or "
+            "this node before it restarted)"
         ) from None
 
 
 def _check_opened(flags: int, incarnation: int, sequence: int, body: bytes) -> None:
     """The header rules of a packet that did authenticate: what only a key holder can break."""
-    if flags != SEALED:
+    if flags & _RESERVED:
         raise MalformedFrame(
-            f"sealed packet flags are {flags:#04x}; bits 1 to 7 are reserved and must be 0"
+            f"sealed packet flags are {flags:#04x}; bits 3 to 7 are reserved and must be 0"
         )
+    if flags & HELLO and flags & ANSWER:
+        raise MalformedFrame("sealed packet claims to be both a hello and an answer")
     if not incarnation:
         raise MalformedFrame("sender incarnation 0 is not allowed")
     if not sequence:
         raise MalformedFrame("sequence number 0 is not allowed; sequences start at 1")
-    if not body:
+    if flags != SEALED:
+        if len(body) != HANDSHAKE_BODY_SIZE:
+            raise MalformedFrame(f"sealed handshake body is {len(body)} bytes, not "
+                                 f"{HANDSHAKE_BODY_SIZE}")
+        if flags & ANSWER and not answered_sequence(body):
+            raise MalformedFrame("sealed answer answers sequence 0, which no packet has")
+    elif not body:
         raise MalformedFrame("sealed packet has a header and a tag but no frame")

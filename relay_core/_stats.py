@@ -29,6 +29,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "forged_replies",
     "frames_sent",
     "handshakes_dropped",
+    "handshake_answers_limited",
     "internal_errors",
     "late_replies",
     "link_full",
@@ -58,6 +59,12 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - duplicates / too_old: packets the duplicate window rejected
 - corrupt: packets whose checksum did not match (damaged in transit)
 - unauthenticated: packets that were not sealed where sealing is required, or did not verify
+  (forged, damaged, under a key not held here, or sealed for another node or for this
+  node's incarnation before a restart: a captured packet replayed, or one sent into
+  the gap before its sender learned of the restart)
+- handshake_answers_limited: sealed handshake answers not sent (to a hello, or to a
+  packet sealed for a gone incarnation of this node) because the source had drawn its
+  share this second, or the second's table of answered sources was full
 - not_allowed: packets from a source outside the listener's ``allow`` networks
 - malformed: packets that did not parse; undecodable: payloads that did not decode
 - unsupported_codec: frames naming a codec or compressor not installed here
@@ -151,6 +158,7 @@ class Counters:
     connections_timed_out: int
     connections_over_budget: int
     handshakes_dropped: int
+    handshake_answers_limited: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

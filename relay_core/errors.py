@@ -20,10 +20,11 @@
     │   └── Unauthenticated                 a sealed packet that does not verify
     ├── MessageTooLarge (ValueError)        the encoded message exceeds a limit
     ├── TransportError (OSError)            a transport could not do what was asked
-    │   └── PeerUnreachable (ConnectionError)  refused, ICMP unreachable, or TLS failed
+    │   └── PeerUnreachable (ConnectionError)  refused, ICMP unreachable, TLS failed,
+    │                                          or a sealed handshake unanswered
     ├── ActorError
     │   ├── MailboxFull                     try_send on a full mailbox
-    │   │   └── LinkBusy                    try_send on a stream link whose queue is full
+    │   │   └── LinkBusy                    try_send on a link whose queue is full
     │   ├── ActorStopped                    the actor (or its node) is gone
     │   └── ActorExists                     spawn() with a name already taken
     └── RpcError
@@ -157,7 +158,8 @@ class TransportError(RelayError, OSError):
 
 class PeerUnreachable(TransportError, ConnectionError):
     """The peer could not be reached: the connection was refused, an ICMP error said
-    nothing listens there, or the TLS handshake failed (its certificate did not verify).
+    nothing listens there, the TLS handshake failed (its certificate did not verify),
+    or a sealed peer answered none of the hellos sent to learn its incarnation.
 
     ``address`` is the peer's URL (``tcp://127.0.0.1:9``), ``reason`` what the OS
     or TLS said, ``errno`` the OS error number when there is one. ``retry_after``
@@ -190,7 +192,8 @@ class MailboxFull(ActorError):
 
 
 class LinkBusy(MailboxFull):
-    """``try_send`` found the queue of a stream link (tcp, quic streams) to the actor full.
+    """``try_send`` found the queue of a link to the actor full: a stream link's (tcp,
+    quic streams), or a sealed link's while it waits for its handshake's answer.
 
     An awaited ``send`` waits instead, as it waits for room in a local mailbox.
     A ``MailboxFull``, so code that handles a full mailbox handles this too.

@@ -87,6 +87,8 @@ class LossyRelay:
         self._server = server_url
         self._drop = {"server": set(drop_to_server), "client": set(drop_to_client)}
         self.forwarded = {"server": 0, "client": 0}
+        self.captured: dict[str, list[bytes]] = {"server": [], "client": []}
+        """Every datagram the relay read, by the way it was going (dropped ones too)."""
         self._client: tuple[str, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -109,6 +111,7 @@ class LossyRelay:
             if direction == "server":
                 self._client = source
             self.forwarded[direction] += 1
+            self.captured[direction].append(data)
             if self.forwarded[direction] in self._drop[direction]:
                 continue
             self.socket.sock.sendto(data, server if direction == "server" else self._client)

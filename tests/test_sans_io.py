@@ -19,7 +19,7 @@ SANS_IO = sorted(
     [
         *(ROOT / "relay_core" / name for name in (
             "_wire.py", "_coalesce.py", "_window.py", "_seal.py", "_framing.py", "_replycache.py",
-            "_heph.py",
+            "_heph.py", "_handshake.py",
         )),
         ROOT / "relay_core" / "_messages.py",
         *(ROOT / "relay_codecs").glob("*.py"),

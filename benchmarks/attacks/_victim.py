@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ class Victim:
         self._config = config
         self._listeners = listeners
         self._process: asyncio.subprocess.Process | None = None
+        self._cpu_of_earlier_processes = 0.0
         self._directory = tempfile.TemporaryDirectory(prefix="net-relay-victim-")
         self.addresses: dict[str, str] = {}
 
@@ -51,8 +53,24 @@ class Victim:
 
     async def __aenter__(self) -> Self:
         generate_self_signed(self.directory / "cert.pem", self.directory / "key.pem")
+        await self._start(self._config)
+        return self
+
+    async def restart(self) -> None:
+        """Kill the node and start it again, on the udp port it had bound: the same node
+        to its peers, with a new incarnation and nothing remembered."""
+        port = self.address("udp").rsplit(":", 1)[1]
+        config = re.sub(r"(\[listen\.udp\][^\[]*?port = )0\b", rf"\g<1>{port}", self._config)
+        assert self._process is not None
+        self._cpu_of_earlier_processes = self.cpu_seconds()
+        self._process.kill()
+        await self._process.wait()
+        self.addresses.clear()
+        await self._start(config)
+
+    async def _start(self, config: str) -> None:
         path = self.directory / "victim.toml"
-        path.write_text(self._config)
+        path.write_text(config)
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "relay_core.tools.cli", "node", "--config", str(path),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
@@ -65,7 +83,6 @@ class Victim:
                 if " listening on " in line:
                     url = line.rsplit(" ", 1)[1].strip()
                     self.addresses[url.split("://", 1)[0]] = url
-        return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: TracebackType | None) -> None:
@@ -90,9 +107,10 @@ class Victim:
         return 0
 
     def cpu_seconds(self) -> float:
-        """User and system CPU time the victim process has used."""
+        """User and system CPU time the victim process has used (with the processes it
+        ran as before a restart)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return self._cpu_of_earlier_processes + (int(fields[11]) + int(fields[12])) / _TICKS
 
     async def answers_within(self, seconds: float, scheme: str = "udp",
                              options: dict[str, object] | None = None) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from nodes import RawUdp, udp_config, wait_for
+from nodes import LossyRelay, RawUdp, udp_config, wait_for
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig
 
 KEY = "11" * 32
@@ -18,24 +18,25 @@ def recording(into: list[object]):  # type: ignore[no-untyped-def]
 
 
 async def test_sealed_packets_reflected_to_their_sender_are_not_delivered_to_it() -> None:
-    mirror = RawUdp()  # the "peer": it sends every packet back where it came from
-    received: list[object] = []
+    received_a: list[object] = []
+    received_b: list[object] = []
     listen = {"udp": ListenConfig("127.0.0.1", 0, {"keys": {"7": KEY}})}
-    peers = {"mirror": PeerConfig(address=mirror.url, options={"keys": {"7": KEY}})}
-    try:
-        async with Node(NodeConfig(name="a", listen=listen, peers=peers)) as a:
-            a.spawn(recording(received), name="sink")
-            for index in range(20):
-                await a.ref("mirror/sink").send(index)
-            await wait_for(lambda: a.stats().total["packets_sent"] > 0, "the packets leave")
-            sent = a.stats().total["packets_sent"]  # the messages may share datagrams
-            for _ in range(sent):
-                packet, _ = await mirror.receive()
-                mirror.send_to(packet, a.address("udp"))
-            await wait_for(lambda: a.stats().total["reflected"] == sent, "every reflection")
-            assert received == []
-    finally:
-        mirror.close()
+    async with Node(NodeConfig(name="b", listen=listen)) as b:
+        b.spawn(recording(received_b), name="sink")
+        # The "mirror" forwards A's packets to B, and keeps them to send back at A.
+        async with LossyRelay(b.address("udp")) as mirror:
+            peers = {"b": PeerConfig(address=mirror.url, options={"keys": {"7": KEY}})}
+            async with Node(NodeConfig(name="a", listen=listen, peers=peers)) as a:
+                a.spawn(recording(received_a), name="sink")
+                for index in range(20):
+                    await a.ref("b/sink").send(index)
+                await wait_for(lambda: len(received_b) == 20, "delivery to B")
+                sent = list(mirror.captured["server"])  # the hello, then the messages
+                for packet in sent:
+                    mirror.socket.send_to(packet, a.address("udp"))
+                await wait_for(lambda: a.stats().total["reflected"] == len(sent),
+                               "every reflection")
+                assert received_a == []
 
 
 async def test_plain_packets_reflected_to_their_sender_are_not_delivered_to_it() -> None:

@@ -33,7 +33,7 @@ from relay_core._heph import (
     encode_datagram,
     is_heph_json,
 )
-from relay_core._seal import KeyRing, Sealer
+from relay_core._seal import HELLO, SEALED, KeyRing, Sealer
 from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
 
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
@@ -311,7 +311,8 @@ def test_net_relay_packets_are_never_taken_for_heph_json(
     frame = encode_frame(Frame(FrameKind.MESSAGE, "json", payload, target="a"))
     assert not is_heph_json(encode_packet(incarnation, sequence, [frame]))
     sealer = Sealer(KeyRing({1: bytes(32)}, 1))
-    assert not is_heph_json(sealer.seal(incarnation, sequence, frame))
+    assert not is_heph_json(sealer.seal(incarnation, sequence, sequence, frame))
+    assert not is_heph_json(sealer.seal(incarnation, 0, sequence, bytes(8), SEALED | HELLO))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from nodes import RawUdp, udp_config, wait_for
+from nodes import LossyRelay, udp_config, wait_for
 from relay_core import (
     ActorContext,
     ConfigError,
@@ -15,8 +15,10 @@ from relay_core import (
     Node,
     NodeConfig,
     PeerConfig,
+    PeerUnreachable,
     RpcTimeout,
 )
+from relay_core._handshake import HELLO_WAITS
 from relay_core._seal import is_sealed
 from relay_core.tools.demo import echo
 
@@ -56,16 +58,17 @@ async def test_sealed_messages_and_rpcs_go_through_between_key_holders() -> None
 
 
 async def test_sealed_datagrams_carry_no_plaintext() -> None:
-    tap = RawUdp()
-    try:
-        async with Node(client_of(tap.url)) as client:
+    async with Node(sealed_server()) as server:
+        server.spawn(collecting([]), name="sink")
+        async with LossyRelay(server.address("udp")) as tap, \
+                Node(client_of(tap.url)) as client:
             await client.ref("server/sink").send({"secret": SECRET, "blob": SECRET.encode()})
-            datagram, _ = await tap.receive()
-    finally:
-        tap.close()
-    assert is_sealed(datagram)
-    assert SECRET.encode() not in datagram
-    assert b"sink" not in datagram  # the target actor's name is hidden too
+            await wait_for(lambda: server.stats().total["messages_received"] == 1, "delivery")
+            datagrams = tap.captured["server"]
+    assert datagrams and all(is_sealed(datagram) for datagram in datagrams)
+    for datagram in datagrams:
+        assert SECRET.encode() not in datagram
+        assert b"sink" not in datagram  # the target actor's name is hidden too
 
 
 async def test_a_node_without_the_key_cannot_get_a_message_delivered() -> None:
@@ -73,31 +76,34 @@ async def test_a_node_without_the_key_cannot_get_a_message_delivered() -> None:
     async with Node(sealed_server()) as server:
         server.spawn(collecting(received), name="sink")
         server.spawn(echo, name="echo")
-        for config in (client_of(server.address("udp"), key=None),
-                       client_of(server.address("udp"), key=OTHER_KEY)):
-            async with Node(config) as intruder:
+        async with Node(client_of(server.address("udp"), key=None)) as intruder:
+            await intruder.ref("server/sink").send("let me in")
+            with pytest.raises(RpcTimeout):
+                await intruder.ref("server/echo").rpc("let me in", timeout=0.3)
+        await wait_for(lambda: server.stats().total["unauthenticated"] >= 1, "plain refused")
+        plain = server.stats().total["unauthenticated"]
+        # Under another key, not even the handshake is answered: the server is unreachable.
+        async with Node(client_of(server.address("udp"), key=OTHER_KEY)) as intruder:
+            with pytest.raises(PeerUnreachable, match="handshake"):
                 await intruder.ref("server/sink").send("let me in")
-                with pytest.raises(RpcTimeout):
-                    await intruder.ref("server/echo").rpc("let me in", timeout=0.3)
-        await wait_for(lambda: server.stats().total["unauthenticated"] >= 4, "refusals counted")
+        assert server.stats().total["unauthenticated"] == plain + len(HELLO_WAITS)
+        assert server.stats().total["packets_sent"] == 0
     assert received == []
 
 
 async def test_a_replayed_sealed_datagram_is_rejected_by_the_window() -> None:
     received: list[object] = []
-    relay = RawUdp()
-    try:
-        async with Node(sealed_server()) as server:
-            server.spawn(collecting(received), name="sink")
-            async with Node(client_of(relay.url)) as client:
-                await client.ref("server/sink").send("once")
-                datagram, _ = await relay.receive()
-                for _ in range(3):
-                    relay.send_to(datagram, server.address("udp"))
-                await wait_for(lambda: server.stats().total["duplicates"] == 2, "replays")
+    async with Node(sealed_server()) as server:
+        server.spawn(collecting(received), name="sink")
+        async with LossyRelay(server.address("udp")) as relay, \
+                Node(client_of(relay.url)) as client:
+            await client.ref("server/sink").send("once")
+            await wait_for(lambda: received == ["once"], "delivery")
+            datagram = relay.captured["server"][-1]  # after the handshake's hello
+            for _ in range(3):
+                relay.socket.send_to(datagram, server.address("udp"))
+            await wait_for(lambda: server.stats().total["duplicates"] == 3, "replays")
             await asyncio.sleep(0)
-    finally:
-        relay.close()
     assert received == ["once"]
 
 
@@ -136,3 +142,25 @@ def test_one_key_id_may_not_name_two_keys() -> None:
              "b": PeerConfig(address="udp://127.0.0.1:10", options={"keys": {"1": OTHER_KEY}})}
     with pytest.raises(ConfigError, match="key id 1"):
         Node(dataclasses.replace(udp_config("client"), peers=peers))
+
+
+async def test_sealed_messages_and_rpcs_go_through_over_tcp_and_after_the_server_restarts() -> None:
+    received: list[object] = []
+    listen = {"tcp": ListenConfig("127.0.0.1", 0, {"keys": {"7": KEY}})}
+    async with Node(NodeConfig(name="server", listen=listen)) as server:
+        server.spawn(collecting(received), name="sink")
+        server.spawn(echo, name="echo")
+        address = server.address("tcp")
+        port = int(address.rpartition(":")[2])
+        peers = {"server": PeerConfig(address=address, options={"keys": {"7": KEY}})}
+        client_config = NodeConfig(name="client", listen={}, peers=peers)
+        async with Node(client_config) as client:
+            await client.ref("server/sink").send(SECRET)
+            assert await client.ref("server/echo").rpc(SECRET, timeout=10.0) == SECRET
+            await wait_for(lambda: received == [SECRET], "delivery")
+            await server.close()
+            listen = {"tcp": ListenConfig("127.0.0.1", port, {"keys": {"7": KEY}})}
+            async with Node(NodeConfig(name="server", listen=listen)) as restarted:
+                restarted.spawn(echo, name="echo")
+                reply = await client.ref("server/echo").rpc("again", timeout=10.0, retries=4)
+                assert reply == "again"
