@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay_core import ConfigError, MessageTooLarge
-from relay_core._coalesce import Coalescer
+from relay_core._coalesce import UNKNOWN_EXPANSION, Coalescer
 from relay_core._wire import PACKET_HEADER_SIZE, encode_packet
 
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,3 +128,52 @@ def test_a_frame_may_leave_alone_only_when_nothing_waits_and_it_fits(
     if nothing_waits and fits:  # what adding and draining would have made of it
         coalescer.add(frame(size, 9))
         assert coalescer.drain() == [[frame(size, 9)]]
+
+
+# -- what a packet's frames expand to: the receiver's per-packet budget -------------
+
+
+def test_compressed_frames_share_a_packet_only_while_their_expansion_fits_the_budget() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=1000)
+    for tag in range(3):
+        coalescer.add(frame(10, tag), 400)  # ten bytes that decompress to 400
+    assert coalescer.drain() == [[frame(10, 0), frame(10, 1)], [frame(10, 2)]]
+
+
+def test_a_frame_expanding_to_the_whole_budget_travels_alone() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=1000)
+    coalescer.add(frame(10, 1))
+    coalescer.add(frame(10, 2), 1000)
+    coalescer.add(frame(10, 3))
+    assert coalescer.drain() == [[frame(10, 1)], [frame(10, 2)], [frame(10, 3)]]
+
+
+def test_a_frame_of_unknown_expansion_travels_alone() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=1000)
+    coalescer.add(frame(10, 1))
+    coalescer.add(frame(10, 2), UNKNOWN_EXPANSION)
+    coalescer.add(frame(10, 3))
+    assert coalescer.drain() == [[frame(10, 1)], [frame(10, 2)], [frame(10, 3)]]
+
+
+def test_uncompressed_frames_weigh_their_length_against_the_budget() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=50)
+    for tag in range(3):
+        coalescer.add(frame(30, tag))
+    assert [len(group) for group in coalescer.drain()] == [1, 1, 1]
+
+
+@RELAXED
+@given(st.integers(1, 3000), st.lists(st.integers(0, 2000), max_size=40))
+def test_no_packet_of_several_frames_expands_past_the_budget(
+    budget: int, expansions: list[int]
+) -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=budget)
+    sent = [frame(10, tag) for tag in range(len(expansions))]
+    weight = dict(zip(map(id, sent), expansions, strict=True))
+    for item, expanded in zip(sent, expansions, strict=True):
+        coalescer.add(item, expanded)
+    groups = coalescer.drain()
+    assert [f for group in groups for f in group] == sent
+    for group in groups:
+        assert len(group) == 1 or sum(weight[id(item)] or len(item) for item in group) <= budget
