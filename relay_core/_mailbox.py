@@ -2,6 +2,11 @@
 
 Invariants:
 - at most ``capacity`` items are queued;
+- an item put with a ``size`` (a received message: what its payload decoded from)
+  weighs that many bytes; the box holds at most ``max_bytes`` of them, and all the
+  boxes that share a :class:`ByteBudget` hold at most its ``limit`` together, except
+  that an empty box always takes one item, so that every actor makes progress;
+  items put without a size (sent within the process) weigh nothing;
 - ``put`` waits while full; ``put_nowait`` never waits and reports a full box;
 - once closed, nothing new gets in (``ActorStopped``), but what is queued can
   still be taken until the box is empty; then ``get`` raises ``ActorStopped``.
@@ -20,24 +25,55 @@ from typing import Final
 
 from ._errors import ActorStopped
 
-__all__ = ["EMPTY", "Mailbox", "mailbox_of"]
+__all__ = ["EMPTY", "ByteBudget", "Mailbox", "mailbox_of"]
 
 EMPTY: Final = object()
 """What :meth:`Mailbox.poll` returns when nothing is queued."""
 
 
-class Mailbox:
-    __slots__ = ("_append", "_capacity", "_closed", "_getter", "_items", "_loop", "_popleft",
-                 "_putters")
+UNBOUNDED: Final = 1 << 62
+"""A byte bound no node reaches: what a box built without one has."""
 
-    def __init__(self, capacity: int) -> None:
+
+class ByteBudget:
+    """Bytes of received input held at once by everything that shares this budget (a
+    node's mailboxes and parked backlogs), against one limit."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a byte budget must be >= 1, got {limit}")
+        self.limit = limit
+        self.used = 0
+
+    def fits(self, size: int) -> bool:
+        return self.used + size <= self.limit
+
+
+class Mailbox:
+    __slots__ = ("_append", "_append_size", "_bytes", "_capacity", "_closed", "_getter",
+                 "_items", "_loop", "_max_bytes", "_popleft", "_popleft_size", "_putters",
+                 "_shared", "_sizes")
+
+    def __init__(self, capacity: int, *, max_bytes: int = UNBOUNDED,
+                 shared: ByteBudget | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"mailbox capacity must be >= 1, got {capacity}")
+        if max_bytes < 1:
+            raise ValueError(f"mailbox max_bytes must be >= 1, got {max_bytes}")
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._shared = shared if shared is not None else ByteBudget(UNBOUNDED)
         self._items: deque[object] = deque()
+        self._sizes: deque[int] = deque()
+        """Each item's weight, in step with ``_items``."""
         # Bound once: a deque method looked up per message showed in instruction counts.
         self._append = self._items.append
         self._popleft = self._items.popleft
+        self._append_size = self._sizes.append
+        self._popleft_size = self._sizes.popleft
         self._getter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         """Kept from the first wait: asyncio.get_running_loop() costs a system call."""
@@ -49,19 +85,38 @@ class Mailbox:
         return self._capacity
 
     @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def bytes(self) -> int:
+        """What the queued items weigh (see the module's invariants)."""
+        return self._bytes
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put_nowait(self, item: object) -> bool:
-        """Queue ``item`` if there is room; return False when the box is full."""
+    def put_nowait(self, item: object, size: int = 0) -> bool:
+        """Queue ``item``, weighing ``size`` bytes, if there is room; return False when the
+        box is full (in items or in bytes) or the shared budget is spent."""
         if self._closed:
             raise ActorStopped("the actor has stopped and takes no more messages")
-        if len(self._items) >= self._capacity:
+        queued = len(self._items)
+        if queued >= self._capacity:
             return False
+        if size:
+            shared = self._shared
+            if queued and (self._bytes + size > self._max_bytes
+                           or shared.used + size > shared.limit):
+                return False
+            self._bytes += size
+            shared.used += size
         self._append(item)
+        self._append_size(size)
         getter = self._getter
         if getter is not None:
             # Forgotten once woken, so the rest of a burst skips it, and not asked
@@ -73,9 +128,9 @@ class Mailbox:
                 pass
         return True
 
-    async def put(self, item: object) -> None:
-        """Queue ``item``, waiting while the box is full."""
-        while not self.put_nowait(item):
+    async def put(self, item: object, size: int = 0) -> None:
+        """Queue ``item``, weighing ``size`` bytes, waiting while the box is full."""
+        while not self.put_nowait(item, size):
             waiter = asyncio.get_running_loop().create_future()
             self._putters.append(waiter)
             try:
@@ -105,6 +160,9 @@ class Mailbox:
         if not items:
             return EMPTY
         item = self._popleft()
+        size = self._popleft_size()
+        if size:
+            self._release(size)
         if self._putters:
             self._wake_one_putter()
         return item
@@ -112,6 +170,9 @@ class Mailbox:
     def take(self) -> object:
         """Take the oldest item now; the box must not be empty (check ``len`` first)."""
         item = self._popleft()
+        size = self._popleft_size()
+        if size:
+            self._release(size)
         if self._putters:
             self._wake_one_putter()
         return item
@@ -129,7 +190,13 @@ class Mailbox:
         """Remove and return everything still queued."""
         items = list(self._items)
         self._items.clear()
+        self._sizes.clear()
+        self._release(self._bytes)
         return items
+
+    def _release(self, size: int) -> None:
+        self._bytes -= size
+        self._shared.used -= size
 
     def _wake_one_putter(self) -> None:
         while self._putters:
