@@ -47,9 +47,6 @@ class ByteBudget:
         self.limit = limit
         self.used = 0
 
-    def fits(self, size: int) -> bool:
-        return self.used + size <= self.limit
-
 
 class Mailbox:
     __slots__ = ("_append", "_append_size", "_bytes", "_capacity", "_closed", "_getter",

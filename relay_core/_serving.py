@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ._address import endpoint_url
 from ._calls import ActiveRequests, CallKey
+from ._coalesce import UNKNOWN_EXPANSION
 from ._config import NodeConfig
 from ._error_payload import ErrorCode, error_payload
 from ._errors import RelayError
@@ -32,7 +33,6 @@ from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters
-from ._coalesce import UNKNOWN_EXPANSION
 from ._wire import (
     PACKET_HEADER_SIZE,
     Frame,
