@@ -68,15 +68,16 @@ class Coalescer:
             raise MessageTooLarge(PACKET_HEADER_SIZE + size, self._max_packet_size, hint)
         if expanded < 0:
             expanded = self._max_expanded
-        if self._current and (self._used + size > self._batch_size
-                              or self._expanded + expanded > self._max_expanded):
+        if self._current and (self._used + size > self._batch_size or (
+                expanded and self._expanded + expanded > self._max_expanded)):
             self._groups.append(self._current)
             self._current = []
             self._used = PACKET_HEADER_SIZE
             self._expanded = 0
         self._current.append(frame)
         self._used += size
-        self._expanded += expanded
+        if expanded:
+            self._expanded += expanded
         return bool(self._groups)
 
     def takes_alone(self, frame: bytes) -> bool:
