@@ -235,7 +235,6 @@ class Dispatcher:
         """One task per parked source; cancelled at close rather than waited for (each
         waits on an actor, and the node's actors have stopped by then)."""
         self._backlog_limit = max(4 * config.max_message_size, MIN_BACKLOG_LIMIT)
-
         self._security = SecurityPolicy(config)
         self._faults = FaultPlan(config)
         self._heph = HephPlan(config)

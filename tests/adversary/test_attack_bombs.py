@@ -14,10 +14,11 @@ import asyncio
 import itertools
 
 import msgpack
+import pytest
 import zstandard
 
 from nodes import RawUdp, udp_config, wait_for, with_peers
-from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, Rpc
+from relay_core import ActorContext, ListenConfig, Node, NodeConfig, Overloaded, PeerConfig, Rpc
 from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
 
 MIB = 1024 * 1024
@@ -120,6 +121,24 @@ async def test_bombs_for_a_live_actor_fill_its_mailbox_only_up_to_its_bytes() ->
             assert await answers(victim)
             gate.open.set()
             await wait_for(lambda: gate.taken == 2, "the two messages kept")
+    finally:
+        attacker.close()
+
+
+async def test_a_request_past_a_mailboxs_bytes_is_refused_as_overloaded() -> None:
+    attacker, gate = RawUdp(), Gate()
+    try:
+        async with Node(victim_config(mailbox_bytes=MIB)) as victim:
+            victim.spawn(gate.actor, name="held")
+            attacker.send_to(packet([bomb("held")]), victim.address("udp"))
+            await wait_for(lambda: len(victim.mailboxes["held"]) == 1, "a full mailbox")
+            caller_config = udp_config("caller", max_message_size=MIB, compressor="zstd")
+            async with Node(caller_config) as caller:
+                ref = caller.ref(f"{victim.address('udp')}/held")
+                with pytest.raises(Overloaded):
+                    await ref.rpc(b"\0" * (MIB // 2), timeout=10.0)
+            assert victim.stats().total["mailbox_full"] == 1
+            gate.open.set()
     finally:
         attacker.close()
 
