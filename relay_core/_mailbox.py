@@ -2,11 +2,12 @@
 
 Invariants:
 - at most ``capacity`` items are queued;
-- an item put with a ``size`` (a received message: what its payload decoded from)
-  weighs that many bytes; the box holds at most ``max_bytes`` of them, and all the
-  boxes that share a :class:`ByteBudget` hold at most its ``limit`` together, except
-  that an empty box always takes one item, so that every actor makes progress;
-  items put without a size (sent within the process) weigh nothing;
+- an item put with a ``size`` of at least ``WEIGHED_FROM`` (a received message:
+  ``size`` is what its payload decoded from) weighs that many bytes; the box holds
+  at most ``max_bytes`` of them, and all the boxes that share a :class:`ByteBudget`
+  hold at most its ``limit`` together, except that an empty box always takes one
+  item, so that every actor makes progress. Smaller items, and items put without a
+  size (sent within the process), weigh nothing: the count bounds them;
 - ``put`` waits while full; ``put_nowait`` never waits and reports a full box;
 - once closed, nothing new gets in (``ActorStopped``), but what is queued can
   still be taken until the box is empty; then ``get`` raises ``ActorStopped``.
@@ -33,6 +34,20 @@ EMPTY: Final = object()
 
 UNBOUNDED: Final = 1 << 62
 """A byte bound no node reaches: what a box built without one has."""
+WEIGHED_FROM: Final = 1024
+"""Items smaller than this weigh nothing: ``capacity`` of them hold little, and
+weighing each would cost the per-message path more than they hold."""
+
+
+class _Weighed:
+    """A queued item with its weight: only items that weigh something are wrapped, so
+    a box of small messages pays one type check per item taken."""
+
+    __slots__ = ("item", "size")
+
+    def __init__(self, item: object, size: int) -> None:
+        self.item = item
+        self.size = size
 
 
 class ByteBudget:
@@ -49,9 +64,8 @@ class ByteBudget:
 
 
 class Mailbox:
-    __slots__ = ("_append", "_append_size", "_bytes", "_capacity", "_closed", "_getter",
-                 "_items", "_loop", "_max_bytes", "_popleft", "_popleft_size", "_putters",
-                 "_shared", "_sizes")
+    __slots__ = ("_append", "_bytes", "_capacity", "_closed", "_getter", "_items", "_loop",
+                 "_max_bytes", "_popleft", "_putters", "_shared")
 
     def __init__(self, capacity: int, *, max_bytes: int = UNBOUNDED,
                  shared: ByteBudget | None = None) -> None:
@@ -64,13 +78,9 @@ class Mailbox:
         self._bytes = 0
         self._shared = shared if shared is not None else ByteBudget(UNBOUNDED)
         self._items: deque[object] = deque()
-        self._sizes: deque[int] = deque()
-        """Each item's weight, in step with ``_items``."""
         # Bound once: a deque method looked up per message showed in instruction counts.
         self._append = self._items.append
         self._popleft = self._items.popleft
-        self._append_size = self._sizes.append
-        self._popleft_size = self._sizes.popleft
         self._getter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         """Kept from the first wait: asyncio.get_running_loop() costs a system call."""
@@ -102,18 +112,13 @@ class Mailbox:
         box is full (in items or in bytes) or the shared budget is spent."""
         if self._closed:
             raise ActorStopped("the actor has stopped and takes no more messages")
-        queued = len(self._items)
-        if queued >= self._capacity:
+        if len(self._items) >= self._capacity:
             return False
-        if size:
-            shared = self._shared
-            if queued and (self._bytes + size > self._max_bytes
-                           or shared.used + size > shared.limit):
+        if size >= WEIGHED_FROM:
+            if not self._charge(size):
                 return False
-            self._bytes += size
-            shared.used += size
+            item = _Weighed(item, size)
         self._append(item)
-        self._append_size(size)
         getter = self._getter
         if getter is not None:
             # Forgotten once woken, so the rest of a burst skips it, and not asked
@@ -157,10 +162,8 @@ class Mailbox:
         if not items:
             return EMPTY
         item = self._popleft()
-        size = self._popleft_size()
-        if size:  # inlined _release: this runs once per message
-            self._bytes -= size
-            self._shared.used -= size
+        if type(item) is _Weighed:
+            item = self._release(item)
         if self._putters:
             self._wake_one_putter()
         return item
@@ -168,10 +171,8 @@ class Mailbox:
     def take(self) -> object:
         """Take the oldest item now; the box must not be empty (check ``len`` first)."""
         item = self._popleft()
-        size = self._popleft_size()
-        if size:  # inlined _release: this runs once per message
-            self._bytes -= size
-            self._shared.used -= size
+        if type(item) is _Weighed:
+            item = self._release(item)
         if self._putters:
             self._wake_one_putter()
         return item
@@ -187,15 +188,26 @@ class Mailbox:
 
     def drain(self) -> list[object]:
         """Remove and return everything still queued."""
-        items = list(self._items)
+        items = [self._release(item) if type(item) is _Weighed else item
+                 for item in self._items]
         self._items.clear()
-        self._sizes.clear()
-        self._release(self._bytes)
         return items
 
-    def _release(self, size: int) -> None:
-        self._bytes -= size
-        self._shared.used -= size
+    def _charge(self, size: int) -> bool:
+        """Count ``size`` bytes in, if they fit (an empty box takes them whatever)."""
+        shared = self._shared
+        if self._items and (self._bytes + size > self._max_bytes
+                            or shared.used + size > shared.limit):
+            return False
+        self._bytes += size
+        shared.used += size
+        return True
+
+    def _release(self, weighed: _Weighed) -> object:
+        """Count a weighed item's bytes out; return the item."""
+        self._bytes -= weighed.size
+        self._shared.used -= weighed.size
+        return weighed.item
 
     def _wake_one_putter(self) -> None:
         while self._putters:

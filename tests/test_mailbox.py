@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from relay_core import ActorStopped
-from relay_core._mailbox import EMPTY, ByteBudget, Mailbox
+from relay_core._mailbox import EMPTY, WEIGHED_FROM, ByteBudget, Mailbox
 
 
 async def waiting_reader(mailbox: Mailbox) -> asyncio.Future[object]:
@@ -85,76 +85,91 @@ def test_a_mailbox_needs_room_for_one_item() -> None:
 
 # -- bytes: a received message weighs what its payload decoded from -----------------
 
+KIB = 1024
+
 
 def test_a_box_refuses_a_message_past_its_bytes_and_takes_again_once_one_is_read() -> None:
-    mailbox = Mailbox(100, max_bytes=1000)
-    assert mailbox.put_nowait("a", 600)
-    assert not mailbox.put_nowait("b", 600)  # 1200 bytes: past the bound, though 2 of 100
-    assert mailbox.put_nowait("c", 400)  # exactly the bound
-    assert mailbox.bytes == 1000
+    mailbox = Mailbox(100, max_bytes=10 * KIB)
+    assert mailbox.put_nowait("a", 6 * KIB)
+    assert not mailbox.put_nowait("b", 6 * KIB)  # 12 KiB: past the bound, though 2 of 100
+    assert mailbox.put_nowait("c", 4 * KIB)  # exactly the bound
+    assert mailbox.bytes == 10 * KIB
     assert mailbox.poll() == "a"
-    assert mailbox.bytes == 400
-    assert mailbox.put_nowait("b", 600)
+    assert mailbox.bytes == 4 * KIB
+    assert mailbox.put_nowait("b", 6 * KIB)
     assert [mailbox.take(), mailbox.take()] == ["c", "b"]
     assert mailbox.bytes == 0
 
 
 def test_an_empty_box_takes_one_message_larger_than_its_bytes() -> None:
-    mailbox = Mailbox(10, max_bytes=100)
-    assert mailbox.put_nowait("large", 5000)
-    assert not mailbox.put_nowait("small", 1)
+    mailbox = Mailbox(10, max_bytes=KIB)
+    assert mailbox.put_nowait("large", 50 * KIB)
+    assert not mailbox.put_nowait("small", KIB)
     assert mailbox.poll() == "large"
-    assert mailbox.put_nowait("small", 1)
+    assert mailbox.put_nowait("small", KIB)
 
 
-def test_messages_sent_in_the_process_weigh_nothing() -> None:
-    mailbox = Mailbox(3, max_bytes=10)
-    assert mailbox.put_nowait("x", 10)
+def test_local_and_small_messages_weigh_nothing_and_the_count_bounds_them() -> None:
+    mailbox = Mailbox(4, max_bytes=WEIGHED_FROM)
+    assert mailbox.put_nowait("received", WEIGHED_FROM)
     assert mailbox.put_nowait("local")
+    assert mailbox.put_nowait("small", WEIGHED_FROM - 1)
+    assert not mailbox.put_nowait("received", WEIGHED_FROM)
     assert mailbox.put_nowait("local")
-    assert not mailbox.put_nowait("local")  # the count still bounds them
-    assert mailbox.bytes == 10
+    assert not mailbox.put_nowait("local")  # four: the count
+    assert mailbox.bytes == WEIGHED_FROM
+    assert [mailbox.take() for _ in range(4)] == ["received", "local", "small", "local"]
 
 
 def test_boxes_sharing_a_node_budget_refuse_past_it_and_take_again_once_read() -> None:
-    node = ByteBudget(1000)
-    first, second = Mailbox(10, max_bytes=800, shared=node), Mailbox(10, max_bytes=800, shared=node)
-    assert first.put_nowait(1, 400) and first.put_nowait(2, 400)
-    assert second.put_nowait(3, 200)
-    assert node.used == 1000
-    assert not second.put_nowait(4, 100)  # the second box has room; the node has none
+    node = ByteBudget(10 * KIB)
+    first = Mailbox(10, max_bytes=8 * KIB, shared=node)
+    second = Mailbox(10, max_bytes=8 * KIB, shared=node)
+    assert first.put_nowait(1, 4 * KIB) and first.put_nowait(2, 4 * KIB)
+    assert second.put_nowait(3, 2 * KIB)
+    assert node.used == 10 * KIB
+    assert not second.put_nowait(4, KIB)  # the second box has room; the node has none
     assert first.poll() == 1
-    assert node.used == 600
-    assert second.put_nowait(4, 100)
+    assert node.used == 6 * KIB
+    assert second.put_nowait(4, KIB)
 
 
 def test_an_empty_box_takes_one_message_even_when_the_node_budget_is_spent() -> None:
-    node = ByteBudget(500)
+    node = ByteBudget(5 * KIB)
     full, empty = Mailbox(10, shared=node), Mailbox(10, shared=node)
-    assert full.put_nowait("a", 500)
-    assert empty.put_nowait("b", 300)  # so that every actor can make progress
-    assert not empty.put_nowait("c", 1)
+    assert full.put_nowait("a", 5 * KIB)
+    assert empty.put_nowait("b", 3 * KIB)  # so that every actor can make progress
+    assert not empty.put_nowait("c", KIB)
 
 
 def test_draining_a_box_gives_its_bytes_back_to_the_node() -> None:
-    node = ByteBudget(1000)
+    node = ByteBudget(10 * KIB)
     mailbox = Mailbox(10, shared=node)
-    mailbox.put_nowait("a", 300)
-    mailbox.put_nowait("b", 300)
+    mailbox.put_nowait("a", 3 * KIB)
+    mailbox.put_nowait("b", 3 * KIB)
     mailbox.close()
     assert mailbox.drain() == ["a", "b"]
     assert (mailbox.bytes, node.used) == (0, 0)
 
 
 async def test_put_waits_for_bytes_as_it_waits_for_a_place() -> None:
-    mailbox = Mailbox(10, max_bytes=100)
-    assert mailbox.put_nowait("a", 80)
-    writer = asyncio.ensure_future(mailbox.put("b", 80))
+    mailbox = Mailbox(10, max_bytes=10 * KIB)
+    assert mailbox.put_nowait("a", 8 * KIB)
+    writer = asyncio.ensure_future(mailbox.put("b", 8 * KIB))
     await asyncio.sleep(0)
     assert not writer.done()
     assert mailbox.poll() == "a"
     await writer
     assert (mailbox.poll(), mailbox.bytes) == ("b", 0)
+
+
+async def test_a_reader_gets_weighed_messages_as_they_were_put() -> None:
+    mailbox = Mailbox(10, max_bytes=10 * KIB)
+    reader = await waiting_reader(mailbox)
+    message = {"large": True}
+    assert mailbox.put_nowait(message, 2 * KIB)
+    assert await reader is message
+    assert mailbox.bytes == 0
 
 
 def test_a_byte_bound_must_be_positive() -> None:
