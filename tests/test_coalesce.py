@@ -174,7 +174,7 @@ def test_by_default_a_packet_expands_to_at_most_the_wire_rules_bytes() -> None:
 
 @RELAXED
 @given(st.integers(1, 3000), st.lists(st.integers(0, 2000), max_size=40))
-def test_no_packet_of_several_frames_expands_past_the_budget(
+def test_no_packet_of_several_compressed_frames_expands_past_the_budget(
     budget: int, expansions: list[int]
 ) -> None:
     coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=budget)
@@ -185,4 +185,6 @@ def test_no_packet_of_several_frames_expands_past_the_budget(
     groups = coalescer.drain()
     assert [f for group in groups for f in group] == sent
     for group in groups:
-        assert len(group) == 1 or sum(weight[id(item)] for item in group) <= budget
+        compressed = [weight[id(item)] for item in group if weight[id(item)]]
+        # Past the budget only for one compressed frame, which may expand to a whole message.
+        assert len(compressed) <= 1 or sum(compressed) <= budget
