@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from relay_core import ActorStopped
+from relay_core._backlog import Backlog
 from relay_core._mailbox import EMPTY, WEIGHED_FROM, ByteBudget, Mailbox
 
 
@@ -175,3 +176,22 @@ async def test_a_reader_gets_weighed_messages_as_they_were_put() -> None:
 def test_a_byte_bound_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_bytes must be >= 1, got 0"):
         Mailbox(4, max_bytes=0)
+
+
+# -- a parked connection's held packets count against the same node budget ----------
+
+
+async def test_a_parked_sources_packets_count_against_the_node_budget() -> None:
+    node = ByteBudget(10 * KIB)
+    backlog = Backlog(asyncio.get_running_loop().create_future(), 100 * KIB, node)
+    mailbox = Mailbox(10, shared=node)
+    assert mailbox.put_nowait("held", 8 * KIB)
+    assert backlog.hold(b"1" * 4 * KIB)  # its first packet, whatever the node holds
+    assert not backlog.hold(b"2" * KIB)  # 13 KiB held: past the node's budget
+    assert mailbox.poll() == "held"
+    assert backlog.hold(b"2" * KIB)
+    assert node.used == 5 * KIB
+    assert backlog.take() == b"1" * 4 * KIB
+    assert node.used == KIB
+    assert backlog.let_go() == 1
+    assert node.used == 0
