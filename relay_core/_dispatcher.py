@@ -22,6 +22,7 @@ import asyncio
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Final
 
@@ -219,6 +220,14 @@ class Dispatcher:
         max_message_size, so only a hostile packet runs out."""
         self._packet_budget: int = self._packet_expansion
         """What is left of it for the rest of the packet being handled."""
+        self._decompression_rate: int = config.max_decompression_rate
+        self._decompression_burst: int = max(config.max_decompression_rate // 4,
+                                             self._packet_expansion)
+        self._decompression_credit: int = self._decompression_burst
+        """Bytes the node may decompress now, over every source: refilled at
+        ``max_decompression_rate`` a second up to the burst, from the clock only once
+        it is spent (so honest traffic under the rate never reads the clock)."""
+        self._credit_refilled_at = time.monotonic()
         self._decoded_size = 0
         """What the payload last decoded decompressed to: its weight in a mailbox."""
         self.buffered = ByteBudget(config.max_buffered_bytes)
@@ -968,11 +977,17 @@ class Dispatcher:
                 budget = self._packet_budget
                 if budget <= 0:
                     return self._over_budget(counters, scheme, source)
+                credit = self._decompression_credit
+                if credit <= 0 and (credit := self._refill_credit()) <= 0:
+                    return self._decompression_limited(counters, scheme, source)
                 decompressor = self.decompressor(frame.compressor)
                 # At most what the packet has left: a frame that declares more is
-                # refused before any work, one that does not is cut off there.
+                # refused before any work, one that does not is cut off there. The
+                # credit may go below zero by one message: what it owes is earned back
+                # before the next frame is decompressed.
                 payload = decompressor.decompress(payload, min(budget, self._max_message_size))
                 self._packet_budget = budget - len(payload)
+                self._decompression_credit = credit - len(payload)
             elif len(payload) > self._max_message_size:
                 counters.oversize += 1
                 return _FAILED
@@ -996,6 +1011,24 @@ class Dispatcher:
             self.internal_error(counters, f"a frame from {endpoint_url(scheme, source)} in "
                                 f"codec {frame.codec!r}, compressor {frame.compressor or 'none'!r}",
                                 exc)
+        return _FAILED
+
+    def _refill_credit(self) -> int:
+        """The decompression credit, refilled for the time since it last was."""
+        now = time.monotonic()
+        earned = int((now - self._credit_refilled_at) * self._decompression_rate)
+        self._credit_refilled_at = now
+        credit = min(self._decompression_credit + earned, self._decompression_burst)
+        self._decompression_credit = credit
+        return credit
+
+    def _decompression_limited(self, counters: Counters, scheme: str,
+                               source: HostPort) -> object:
+        """Drop a compressed frame the node's decompression rate has no room for now."""
+        counters.decompression_limited += 1
+        self._log.warning("decompression_limited", "dropped a compressed frame from %s: the "
+                          "node decompresses at most max_decompression_rate = %d bytes a "
+                          "second", endpoint_url(scheme, source), self._decompression_rate)
         return _FAILED
 
     def _over_budget(self, counters: Counters, scheme: str, source: HostPort) -> object:

@@ -78,6 +78,8 @@ _HELP = {
     "mailbox_full": "Inbound messages dropped because the target mailbox was full (in "
                     "messages or bytes) or the node held max_buffered_bytes of input",
     "oversize": "Frames dropped for exceeding the message size limit, either way",
+    "decompression_limited": "Inbound compressed frames dropped undecompressed because the "
+                             "node had decompressed max_decompression_rate bytes a second",
     "over_budget": "Inbound frames dropped undecompressed because their packet's frames "
                    "would decode from more than max_message_size bytes together",
     "send_errors": "Send failures (events, not messages): packets the transport refused, "

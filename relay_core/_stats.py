@@ -23,6 +23,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "connections_refused",
     "connections_timed_out",
     "corrupt",
+    "decompression_limited",
     "duplicates",
     "frames_received",
     "forged_cancels",
@@ -69,6 +70,9 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
   waits instead, only the messages of packets past its backlog limit: quic, which
   cannot stop reading one connection)
 - oversize: frames over the node's message size limit, either way
+- decompression_limited: inbound compressed frames dropped undecompressed because the
+  node had decompressed ``max_decompression_rate`` bytes a second (a flood of small
+  zstd bombs; honest traffic meets it only past that rate, on any transport)
 - over_budget: inbound frames dropped, not decompressed, because with the frames
   before them in their packet they would decode from more than ``max_message_size``
   bytes (a zstd bomb); once a packet runs out, the rest of it is dropped too, each
@@ -143,6 +147,7 @@ class Counters:
     mailbox_full: int
     oversize: int
     over_budget: int
+    decompression_limited: int
     send_errors: int
     late_replies: int
     forged_replies: int

@@ -100,6 +100,7 @@ def test_an_empty_file_gives_the_defaults() -> None:
     assert (config.max_active_requests, config.max_request_deadline) == (4096, 300.0)
     assert (config.mailbox_bytes, config.max_buffered_bytes) == (16 * 1024 * 1024,
                                                                  64 * 1024 * 1024)
+    assert config.max_decompression_rate == 128 * 1024 * 1024
     assert dict(config.listen) == {"udp": ListenConfig("127.0.0.1", 0)}
     assert (dict(config.peers), dict(config.codec_options)) == ({}, {})
 
@@ -209,6 +210,8 @@ def test_configs_are_hashable_and_equal_configs_hash_alike() -> None:
         ("[node]\nmailbox_bytes = 1.5",
          "mailbox_bytes = 1.5: must be an integer >= 1, not a float"),
         ("[node]\nmax_buffered_bytes = 0", "max_buffered_bytes = 0: must be an integer >= 1"),
+        ("[node]\nmax_decompression_rate = 1000",
+         "max_decompression_rate = 1000: must be an integer >= 1048576"),
         ("[node]\nmax_buffered_bytes = '64M'",
          "max_buffered_bytes = '64M': must be an integer >= 1, not a string"),
         ("[node]\nmax_request_deadline = 0",

@@ -19,6 +19,7 @@ MESSAGE = 16 * MIB  # the victim's max_message_size: its default
 BOMBS_PER_DATAGRAM = 113  # as many 16 MiB frames as one datagram holds
 BOMB_DATAGRAMS = 10
 FILLING_DATAGRAMS = 200
+FLOOD_DATAGRAMS = 1000
 FILLING_FRAMES = 16  # of 1 MiB each: 16 MiB a packet, within its budget
 INCARNATION = 0xB0B
 
@@ -58,6 +59,7 @@ def _figures(total: dict[str, int], slowest: float, **sent: object) -> dict[str,
             "frames received": total["frames_received"],
             "messages received": total["messages_received"],
             "over_budget counted": total["over_budget"],
+            "decompression_limited counted": total["decompression_limited"],
             "oversize counted": total["oversize"],
             "unknown_actor counted": total["unknown_actor"],
             "mailbox_full counted": total["mailbox_full"]}
@@ -99,8 +101,23 @@ async def mailbox_bytes(victim: Victim, scale: float) -> dict[str, object]:
                                        "frames sent": count * FILLING_FRAMES})
 
 
+async def bomb_flood(victim: Victim, scale: float) -> dict[str, object]:
+    """Small datagrams of one 16 MiB bomb each, back to back with no pause: what a
+    stream of bombs costs the node's CPU, one message's decompression per datagram."""
+    count = max(1, round(FLOOD_DATAGRAMS * scale))
+    frame = _frame("nobody", MESSAGE)
+    packets = [encode_packet(INCARNATION, sequence, [frame])
+               for sequence in range(1, count + 1)]
+    slowest = await _send_paced(victim, packets, count)
+    total = (await victim.stats())["total"]
+    assert isinstance(total, dict)
+    return _figures(total, slowest, **{"datagrams sent": count,
+                                       "datagram bytes": len(packets[0])})
+
+
 ATTACKS = {
     "zstd bomb unknown actor": (UDP_VICTIM, bomb_unknown_actor),
     "zstd bomb live actor": (UDP_VICTIM, bomb_live_actor),
     "mailbox bytes": (UDP_VICTIM, mailbox_bytes),
+    "zstd bomb flood": (UDP_VICTIM, bomb_flood),
 }

@@ -106,6 +106,26 @@ async def test_frames_past_a_packets_budget_are_refused_before_any_decompression
         attacker.close()
 
 
+async def test_a_stream_of_small_bomb_datagrams_is_decompressed_only_at_the_nodes_rate() -> None:
+    # One bomb a datagram keeps within every packet's budget: what bounds the CPU a
+    # flood of them costs is the node's decompression rate (1 MiB/s here: 20 datagrams
+    # sent at once could all pass only if the node took over 19 s to read them).
+    attacker = RawUdp()
+    try:
+        async with Node(victim_config(max_decompression_rate=MIB)) as victim:
+            victim.spawn(echo, name="echo")
+            for _ in range(20):
+                attacker.send_to(packet([bomb("nobody")]), victim.address("udp"))
+            await wait_for(lambda: victim.stats().total["frames_received"] == 20, "the bombs")
+            total = victim.stats().total
+            assert total["decompression_limited"] >= 1
+            assert total["unknown_actor"] + total["decompression_limited"] == 20
+            assert total["over_budget"] == 0
+            assert await answers(victim)
+    finally:
+        attacker.close()
+
+
 async def test_bombs_for_a_live_actor_fill_its_mailbox_only_up_to_its_bytes() -> None:
     attacker, gate = RawUdp(), Gate()
     try:
