@@ -12,7 +12,9 @@ Invariants:
 - what a backlog holds is handed on in arrival order, after the stalled message;
 - a backlog holds packets the transport read before it stopped: at most
   ``limit`` bytes beyond the first held packet, as a guard against a transport
-  that does not stop reading.
+  that does not stop reading; and beyond its first packet only while the node's
+  :class:`~relay_core._mailbox.ByteBudget` (shared with the mailboxes) has room.
+  What it holds counts against that budget until handed on or let go.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ._mailbox import Mailbox
+from ._mailbox import ByteBudget, Mailbox
 from ._stats import Counters
 from ._wire import Frame
 
@@ -37,10 +39,13 @@ class Stalled(Exception):
     mailbox) pays no check per frame: a ``try`` costs nothing until it raises.
     """
 
-    def __init__(self, mailbox: Mailbox, message: object, target: str, counters: Counters) -> None:
+    def __init__(self, mailbox: Mailbox, message: object, size: int, target: str,
+                 counters: Counters) -> None:
         super().__init__(f"the mailbox of {target!r} is full")
         self.mailbox = mailbox
         self.message = message
+        self.size = size
+        """What the message weighs in its mailbox (see :class:`Mailbox`)."""
         self.target = target
         self.counters = counters
 
@@ -55,14 +60,17 @@ class Stall:
     incarnation: int
     key_id: int | None
     """Key id of the sealed packet, so replies to its later frames are sealed alike."""
+    budget: int
+    """What the packet's later frames may still expand to (see the dispatcher's
+    per-packet budget)."""
 
 
 class Backlog:
     """The packets of one parked source, waiting behind its stall."""
 
-    __slots__ = ("_limit", "_packets", "_size", "draining", "future", "stall")
+    __slots__ = ("_limit", "_packets", "_shared", "_size", "draining", "future", "stall")
 
-    def __init__(self, future: asyncio.Future[None], limit: int) -> None:
+    def __init__(self, future: asyncio.Future[None], limit: int, shared: ByteBudget) -> None:
         self.future = future
         """Completes when the source is unparked: its transport may read again."""
         self.stall: Stall | None = None
@@ -71,13 +79,18 @@ class Backlog:
         self._packets: deque[bytes] = deque()
         self._size = 0
         self._limit = limit
+        self._shared = shared
 
     def hold(self, packet: bytes) -> bool:
         """Keep ``packet`` for later; False (not kept) when the guard is reached."""
-        if self._packets and self._size + len(packet) > self._limit:
+        size = len(packet)
+        shared = self._shared
+        if self._packets and (self._size + size > self._limit
+                              or shared.used + size > shared.limit):
             return False
         self._packets.append(packet)
-        self._size += len(packet)
+        self._size += size
+        shared.used += size
         return True
 
     def take(self) -> bytes | None:
@@ -86,4 +99,13 @@ class Backlog:
             return None
         packet = self._packets.popleft()
         self._size -= len(packet)
+        self._shared.used -= len(packet)
         return packet
+
+    def let_go(self) -> int:
+        """Drop every held packet (their bytes go back to the node); return how many."""
+        dropped = len(self._packets)
+        self._packets.clear()
+        self._shared.used -= self._size
+        self._size = 0
+        return dropped

@@ -144,6 +144,9 @@ _NODE_KEYS: Mapping[str, Check] = {
     "compressor": _text(_PLUGIN, _PLUGIN_RULE),
     "max_message_size": _integer(1, 2**32 - 1),
     "mailbox_size": _integer(1),
+    "mailbox_bytes": _integer(1),
+    "max_buffered_bytes": _integer(1),
+    "max_decompression_rate": _integer(1024 * 1024),
     "duplicate_window": _integer(64, 2**20),
     "max_senders": _integer(1),
     "max_active_requests": _integer(1, 2**20),
@@ -227,7 +230,21 @@ class NodeConfig:
     max_message_size: int = 16 * 1024 * 1024
     """Largest encoded (and decompressed) message, in bytes, sent or accepted."""
     mailbox_size: int = 1024
-    """Default bound of a spawned actor's mailbox."""
+    """Default bound of a spawned actor's mailbox, in messages."""
+    mailbox_bytes: int = 16 * 1024 * 1024
+    """Default bound of a spawned actor's mailbox in bytes: what the received messages it
+    holds decoded from (decompressed payloads). An empty mailbox takes one message of
+    any size up to ``max_message_size``."""
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    """Bytes of received input the node holds at once, in every mailbox and every parked
+    source's backlog together; past it a datagram's message is dropped (``mailbox_full``)
+    and a stream's source waits."""
+    max_decompression_rate: int = 128 * 1024 * 1024
+    """Bytes per second the node decompresses, at most, over every source (with bursts
+    of a quarter of it, at least one packet's budget, plus one message): past it
+    compressed frames are dropped undecompressed (``decompression_limited``), so
+    that a flood of small datagrams that each expand to a whole message cannot take
+    the node's CPU."""
     duplicate_window: int = 4096
     """Sequence numbers remembered per sender incarnation, to drop duplicates."""
     max_senders: int = 4096

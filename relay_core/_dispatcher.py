@@ -22,12 +22,14 @@ import asyncio
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Final
 
 from ._address import Address, endpoint_url, format_host_port, parse_address
 from ._backlog import Backlog, Stall, Stalled
 from ._calls import PendingCalls
+from ._coalesce import MAX_GROUPED_EXPANSION
 from ._config import NodeConfig
 from ._error_payload import error_from_payload
 from ._fault_plan import FaultPlan
@@ -35,7 +37,7 @@ from ._handshake import HELLO_WAITS, AnswerBudget
 from ._heph import decode_datagram, encode_datagram, is_heph_json
 from ._heph_plan import HephPlan
 from ._links import LinkKey, LinkTable, PeerLink
-from ._mailbox import mailbox_of
+from ._mailbox import ByteBudget, mailbox_of
 from ._paths import resolve_paths
 from ._ratelog import RateLimitedLog
 from ._registry import PluginRegistry
@@ -233,6 +235,24 @@ class Dispatcher:
         self._decoders: dict[str, Callable[[bytes], object]] = {}
         """Each codec's ``decode`` by name, bound once: no method lookup per frame."""
         self._max_message_size: int = config.max_message_size
+        self._packet_expansion: int = max(config.max_message_size, MAX_GROUPED_EXPANSION)
+        """What the compressed frames of one packet may decompress to together: a sender's
+        coalescer keeps a group within MAX_GROUPED_EXPANSION and a frame alone within
+        max_message_size, so only a hostile packet runs out."""
+        self._packet_budget: int = self._packet_expansion
+        """What is left of it for the rest of the packet being handled."""
+        self._decompression_rate: int = config.max_decompression_rate
+        self._decompression_burst: int = max(config.max_decompression_rate // 4,
+                                             self._packet_expansion)
+        self._decompression_credit: int = self._decompression_burst
+        """Bytes the node may decompress now, over every source: refilled at
+        ``max_decompression_rate`` a second up to the burst, from the clock only once
+        it is spent (so honest traffic under the rate never reads the clock)."""
+        self._credit_refilled_at = time.monotonic()
+        self._decoded_size = 0
+        """What the payload last decoded decompressed to: its weight in a mailbox."""
+        self.buffered = ByteBudget(config.max_buffered_bytes)
+        """The node's received input held at once: every mailbox and parked backlog."""
         self._compressors: dict[str, Compressor] = {}
         self._source_counters: dict[LinkKey, Counters] = {}
         self._peer_names: dict[LinkKey, str] = {
@@ -514,11 +534,11 @@ class Dispatcher:
             self.queue(link, encode_datagram(message))  # Heph names no actor: the peer routes
             link.counters.messages_sent += 1
             return
-        payload, compressor = self.encode(link.encode_value, link.compressor, message)
+        payload, compressor, expanded = self.encode(link.encode_value, link.compressor, message)
         encoder = link.frame_encoders.get((target, compressor))
         if encoder is None:
             encoder = link.frame_encoder(target, compressor)
-        self.queue(link, encoder.encode(payload))
+        self.queue(link, encoder.encode(payload), expanded)
         link.counters.messages_sent += 1
 
     async def send_when_awaited(self, link: PeerLink, target: str, message: object) -> None:
@@ -573,7 +593,7 @@ class Dispatcher:
         if link.heph:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
-        payload, compressor = self.encode(link.encode_value, link.compressor, request)
+        payload, compressor, expanded = self.encode(link.encode_value, link.compressor, request)
         encoder = link.request_encoder(target, compressor)
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
@@ -589,7 +609,7 @@ class Dispatcher:
                 def send_request(seconds_left: float) -> None:
                     self.queue(link, encoder.encode(payload, call_id,
                                                     _milliseconds(seconds_left), request_id,
-                                                    traceparent))
+                                                    traceparent), expanded)
                     link.counters.messages_sent += 1
 
                 return await _resend_until_answered(send_request, future, timeout, retries,
@@ -599,7 +619,7 @@ class Dispatcher:
             # CancelledError while the task is not being cancelled is the deadline.
             try:
                 self.queue(link, encoder.encode(payload, call_id, _milliseconds(timeout),
-                                                request_id, traceparent))
+                                                request_id, traceparent), expanded)
                 # Armed once the request has left: the round trip does not wait for it.
                 self._calls.arm(call_id, future, lane)
                 link.counters.messages_sent += 1
@@ -659,9 +679,10 @@ class Dispatcher:
     def encode(
         self, encode_value: Callable[[object], bytes], compressor: Compressor | None,
         value: object
-    ) -> tuple[bytes, str]:
-        """``value`` as a frame's payload (by a codec's bound ``encode``) and the name of
-        the compressor it went through ("" for none)."""
+    ) -> tuple[bytes, str, int]:
+        """``value`` as a frame's payload (by a codec's bound ``encode``), the name of
+        the compressor it went through ("" for none), and what a compressed payload
+        expands to (0 for one not compressed): see :meth:`queue`."""
         payload = encode_value(value)
         limit = self._max_message_size
         if len(payload) > limit:
@@ -669,11 +690,16 @@ class Dispatcher:
         if compressor is not None:
             packed = compressor.compress(payload)
             if packed is not None:
-                return packed, compressor.name
-        return payload, ""
+                return packed, compressor.name, len(payload)
+        return payload, "", 0
 
-    def queue(self, link: PeerLink, frame: bytes) -> None:
-        """Queue an encoded frame on ``link``; raise MessageTooLarge if it cannot go."""
+    def queue(self, link: PeerLink, frame: bytes, expanded: int = 0) -> None:
+        """Queue an encoded frame on ``link``; raise MessageTooLarge if it cannot go.
+
+        ``expanded``: what a compressed frame's payload decompresses to (0 for one not
+        compressed), so that no packet's frames expand past the receiver's budget
+        (``UNKNOWN_EXPANSION``: a compressed frame that then travels alone).
+        """
         if (not self._sent_this_turn and link.sealer is None and not link.heph
                 and link.destination is not None and link.coalescer.takes_alone(frame)):
             # The first frame of a turn, nothing waiting (a request, a reply): its
@@ -684,7 +710,7 @@ class Dispatcher:
             self._send_packet(link, self._packets.lone(self._sequence, frame))
             return
         try:
-            full = link.coalescer.add(frame)
+            full = link.coalescer.add(frame, expanded)
         except MessageTooLarge as exc:
             if link.fallback is not None:
                 fallback = self.link(*link.fallback)
@@ -693,7 +719,7 @@ class Dispatcher:
                     carries_for = fallback.carries_for = []
                 if link not in carries_for:
                     carries_for.append(link)
-                self.queue(fallback, frame)
+                self.queue(fallback, frame, expanded)
                 return
             link.counters.oversize += 1
             hint = (
@@ -921,6 +947,7 @@ class Dispatcher:
             self._learn_incarnation(incarnation)
         counters.frames_received += len(frames)
         self._server.resend_budget = RESEND_FACTOR * len(data)
+        self._packet_budget = self._packet_expansion
         return self._handle_frames(iter(frames), scheme, source, counters, incarnation)
 
     def _handle_frames(self, frames: Iterator[Frame | bytes], scheme: str, source: HostPort,
@@ -952,7 +979,7 @@ class Dispatcher:
             # ``frames`` has stopped just past the stalled frame: the rest waits behind it,
             # expanded, as a leading repeat needs the frame it repeats.
             stall = Stall(stalled, expand_repeats(frames, frame), incarnation,
-                          self._receiving_key_id)
+                          self._receiving_key_id, self._packet_budget)
             return self._park(scheme, source, stall)
         return None
 
@@ -970,9 +997,9 @@ class Dispatcher:
         counters.frames_received += 1
         counters.messages_received += 1
         try:
-            self._deliver(heph.message, target, scheme, source, counters)
+            self._deliver(heph.message, len(data), target, scheme, source, counters)
         except Stalled as stalled:
-            return self._park(scheme, source, Stall(stalled, iter(()), 0, None))
+            return self._park(scheme, source, Stall(stalled, iter(()), 0, None, 0))
         return None
 
     def _count_reflected(self, counters: Counters, scheme: str, source: HostPort) -> None:
@@ -1126,13 +1153,28 @@ class Dispatcher:
             if decode is None:
                 decode = self._decoders[frame.codec] = self.codec(frame.codec).decode
             if frame.compressor:
+                budget = self._packet_budget
+                if budget <= 0:
+                    return self._over_budget(counters, scheme, source)
+                credit = self._decompression_credit
+                if credit <= 0 and (credit := self._refill_credit()) <= 0:
+                    return self._decompression_limited(counters, scheme, source)
                 decompressor = self.decompressor(frame.compressor)
-                payload = decompressor.decompress(payload, self._max_message_size)
+                # At most what the packet has left: a frame that declares more is
+                # refused before any work, one that does not is cut off there. The
+                # credit may go below zero by one message: what it owes is earned back
+                # before the next frame is decompressed.
+                payload = decompressor.decompress(payload, min(budget, self._max_message_size))
+                self._packet_budget = budget - len(payload)
+                self._decompression_credit = credit - len(payload)
             elif len(payload) > self._max_message_size:
                 counters.oversize += 1
                 return _FAILED
+            self._decoded_size = len(payload)
             return decode(payload)
         except DecompressionLimitExceeded as exc:
+            if self._packet_budget < self._max_message_size:
+                return self._over_budget(counters, scheme, source)
             counters.oversize += 1
             self._log.warning("oversize", "dropped a frame from %s that decompresses past the "
                               "message size limit: %s", endpoint_url(scheme, source), exc)
@@ -1150,29 +1192,59 @@ class Dispatcher:
                                 exc)
         return _FAILED
 
+    def _refill_credit(self) -> int:
+        """The decompression credit, refilled for the time since it last was."""
+        now = time.monotonic()
+        earned = int((now - self._credit_refilled_at) * self._decompression_rate)
+        self._credit_refilled_at = now
+        credit = min(self._decompression_credit + earned, self._decompression_burst)
+        self._decompression_credit = credit
+        return credit
+
+    def _decompression_limited(self, counters: Counters, scheme: str,
+                               source: HostPort) -> object:
+        """Drop a compressed frame the node's decompression rate has no room for now."""
+        counters.decompression_limited += 1
+        self._log.warning("decompression_limited", "dropped a compressed frame from %s: the "
+                          "node decompresses at most max_decompression_rate = %d bytes a "
+                          "second", endpoint_url(scheme, source), self._decompression_rate)
+        return _FAILED
+
+    def _over_budget(self, counters: Counters, scheme: str, source: HostPort) -> object:
+        """Drop a compressed frame that would take its packet past the budget, and
+        decompress nothing more of that packet: no sender's coalescer makes such a packet."""
+        self._packet_budget = 0
+        counters.over_budget += 1
+        self._log.warning("over_budget", "dropped a compressed frame from %s: its packet's "
+                          "frames decompress past %d bytes together, the most a sender puts "
+                          "in one packet", endpoint_url(scheme, source), self._packet_expansion)
+        return _FAILED
+
     def _on_message(self, frame: Frame, payload: bytes, scheme: str, source: HostPort,
                     counters: Counters) -> None:
         message = self._decode(frame, payload, counters, scheme, source)
         if message is _FAILED:
             return
         counters.messages_received += 1
-        self._deliver(message, frame.target, scheme, source, counters)
+        self._deliver(message, self._decoded_size, frame.target, scheme, source, counters)
 
-    def _deliver(self, message: object, target: str, scheme: str, source: HostPort,
+    def _deliver(self, message: object, size: int, target: str, scheme: str, source: HostPort,
                  counters: Counters) -> None:
-        """Queue ``message`` for ``target``; raise Stalled for a full mailbox on a reliable
-        transport (the source is then parked), else drop what cannot be queued."""
+        """Queue ``message``, weighing ``size`` bytes, for ``target``; raise Stalled for a
+        full mailbox on a reliable transport (the source is then parked), else drop what
+        cannot be queued."""
         mailbox = mailbox_of(self._mailboxes, target)
         if mailbox is None or mailbox.closed:
             if not self._actors.deliver_unrouted(message, endpoint_url(scheme, source)):
                 counters.unknown_actor += 1
                 self._log.warning("unknown_actor", "dropped a message from %s for unknown actor %r",
                                   endpoint_url(scheme, source), target)
-        elif not mailbox.put_nowait(message):
+        elif not mailbox.put_nowait(message, size):
             if self.transport(scheme).reliable:
-                raise Stalled(mailbox, message, target, counters)
+                raise Stalled(mailbox, message, size, target, counters)
             counters.mailbox_full += 1
-            self._log.warning("mailbox_full", "dropped a message from %s: mailbox of %r is full",
+            self._log.warning("mailbox_full", "dropped a message from %s: mailbox of %r is full "
+                              "(in messages or bytes), or the node holds max_buffered_bytes",
                               endpoint_url(scheme, source), target)
 
     def _on_request(self, frame: Frame, scheme: str, source: HostPort, counters: Counters,
@@ -1187,7 +1259,7 @@ class Dispatcher:
             server.reject(link, frame)
             return
         counters.messages_received += 1
-        server.serve(link, frame, key, request, counters, scheme, source)
+        server.serve(link, frame, key, request, self._decoded_size, counters, scheme, source)
 
     def _on_cancel(
         self, frame: Frame, scheme: str, source: HostPort, counters: Counters, incarnation: int
@@ -1238,7 +1310,7 @@ class Dispatcher:
         backlog = self._parked.get(key)
         if backlog is None:
             future = asyncio.get_running_loop().create_future()
-            backlog = self._parked[key] = Backlog(future, self._backlog_limit)
+            backlog = self._parked[key] = Backlog(future, self._backlog_limit, self.buffered)
             drain = asyncio.ensure_future(self._drain(key, source, backlog))
             self._drains.add(drain)
             drain.add_done_callback(self._drains.discard)
@@ -1284,6 +1356,7 @@ class Dispatcher:
             self.packet_failed(key[0], source, error)
         finally:
             del self._parked[key]
+            backlog.let_go()  # only if a bug stopped the drain: counted as one above
             if not backlog.future.done():
                 backlog.future.set_result(None)
 
@@ -1292,12 +1365,13 @@ class Dispatcher:
         mailbox = stalled.mailbox
         while True:
             try:
-                await mailbox.put(stalled.message)
+                await mailbox.put(stalled.message, stalled.size)
                 return
             except ActorStopped:
                 pass
             try:
-                self._deliver(stalled.message, stalled.target, scheme, source, stalled.counters)
+                self._deliver(stalled.message, stalled.size, stalled.target, scheme, source,
+                              stalled.counters)
                 return
             except Stalled as again:  # a restarted actor, with a new mailbox already full
                 mailbox = again.mailbox
@@ -1308,6 +1382,7 @@ class Dispatcher:
         try:
             self._receiving_key_id = stall.key_id
             self._server.resend_budget = 0  # its packet's budget went with that packet's turn
+            self._packet_budget = stall.budget
             self._handle_frames(stall.rest, scheme, source, stall.stalled.counters,
                                 stall.incarnation)
             while backlog.stall is None and (packet := backlog.take()) is not None:

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from typing import Final, TypeVar
 
 from ._address import Address
-from ._coalesce import Coalescer
-from ._seal import TAG_SIZE, Sealer
-from ._stats import Counters
-from ._wire import MessageFrameEncoder, RequestFrameEncoder
+from ._coalesce import UNKNOWN_EXPANSION, Coalescer
 from .errors import MessageTooLarge, PeerUnreachable
 from .interfaces import Codec, Compressor, HostPort, Transport
+from ._seal import TAG_SIZE, Sealer
+from ._stats import Counters
+from ._wire import MessageFrameEncoder, RequestFrameEncoder, frame_is_compressed
 
 __all__ = ["LinkKey", "LinkTable", "PeerLink"]
 
@@ -143,7 +143,8 @@ class PeerLink:
         dropped = 0
         for frame in waiting:
             try:
-                self.coalescer.add(frame)
+                # What a compressed one expands to was not kept: it goes alone.
+                self.coalescer.add(frame, UNKNOWN_EXPANSION if frame_is_compressed(frame) else 0)
             except MessageTooLarge:
                 dropped += 1
         return dropped

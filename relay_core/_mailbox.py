@@ -2,6 +2,12 @@
 
 Invariants:
 - at most ``capacity`` items are queued;
+- an item put with a ``size`` of at least ``WEIGHED_FROM`` (a received message:
+  ``size`` is what its payload decoded from) weighs that many bytes; the box holds
+  at most ``max_bytes`` of them, and all the boxes that share a :class:`ByteBudget`
+  hold at most its ``limit`` together, except that an empty box always takes one
+  item, so that every actor makes progress. Smaller items, and items put without a
+  size (sent within the process), weigh nothing: the count bounds them;
 - ``put`` waits while full; ``put_nowait`` never waits and reports a full box;
 - once closed, nothing new gets in (``ActorStopped``), but what is queued can
   still be taken until the box is empty; then ``get`` raises ``ActorStopped``.
@@ -20,20 +26,57 @@ from typing import Final
 
 from .errors import ActorStopped
 
-__all__ = ["EMPTY", "Mailbox", "mailbox_of"]
+__all__ = ["EMPTY", "ByteBudget", "Mailbox", "mailbox_of"]
 
 EMPTY: Final = object()
 """What :meth:`Mailbox.poll` returns when nothing is queued."""
 
 
-class Mailbox:
-    __slots__ = ("_append", "_capacity", "_closed", "_getter", "_items", "_loop", "_popleft",
-                 "_putters")
+UNBOUNDED: Final = 1 << 62
+"""A byte bound no node reaches: what a box built without one has."""
+WEIGHED_FROM: Final = 1024
+"""Items smaller than this weigh nothing: ``capacity`` of them hold little, and
+weighing each would cost the per-message path more than they hold."""
 
-    def __init__(self, capacity: int) -> None:
+
+class _Weighed:
+    """A queued item with its weight: only items that weigh something are wrapped, so
+    a box of small messages pays one type check per item taken."""
+
+    __slots__ = ("item", "size")
+
+    def __init__(self, item: object, size: int) -> None:
+        self.item = item
+        self.size = size
+
+
+class ByteBudget:
+    """Bytes of received input held at once by everything that shares this budget (a
+    node's mailboxes and parked backlogs), against one limit."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a byte budget must be >= 1, got {limit}")
+        self.limit = limit
+        self.used = 0
+
+
+class Mailbox:
+    __slots__ = ("_append", "_bytes", "_capacity", "_closed", "_getter", "_items", "_loop",
+                 "_max_bytes", "_popleft", "_putters", "_shared")
+
+    def __init__(self, capacity: int, *, max_bytes: int = UNBOUNDED,
+                 shared: ByteBudget | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"mailbox capacity must be >= 1, got {capacity}")
+        if max_bytes < 1:
+            raise ValueError(f"mailbox max_bytes must be >= 1, got {max_bytes}")
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._shared = shared if shared is not None else ByteBudget(UNBOUNDED)
         self._items: deque[object] = deque()
         # Bound once: a deque method looked up per message showed in instruction counts.
         self._append = self._items.append
@@ -49,18 +92,32 @@ class Mailbox:
         return self._capacity
 
     @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def bytes(self) -> int:
+        """What the queued items weigh (see the module's invariants)."""
+        return self._bytes
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put_nowait(self, item: object) -> bool:
-        """Queue ``item`` if there is room; return False when the box is full."""
+    def put_nowait(self, item: object, size: int = 0) -> bool:
+        """Queue ``item``, weighing ``size`` bytes, if there is room; return False when the
+        box is full (in items or in bytes) or the shared budget is spent."""
         if self._closed:
             raise ActorStopped("the actor has stopped and takes no more messages")
         if len(self._items) >= self._capacity:
             return False
+        if size >= WEIGHED_FROM:
+            if not self._charge(size):
+                return False
+            item = _Weighed(item, size)
         self._append(item)
         getter = self._getter
         if getter is not None:
@@ -73,9 +130,9 @@ class Mailbox:
                 pass
         return True
 
-    async def put(self, item: object) -> None:
-        """Queue ``item``, waiting while the box is full."""
-        while not self.put_nowait(item):
+    async def put(self, item: object, size: int = 0) -> None:
+        """Queue ``item``, weighing ``size`` bytes, waiting while the box is full."""
+        while not self.put_nowait(item, size):
             waiter = asyncio.get_running_loop().create_future()
             self._putters.append(waiter)
             try:
@@ -105,6 +162,8 @@ class Mailbox:
         if not items:
             return EMPTY
         item = self._popleft()
+        if type(item) is _Weighed:
+            item = self._release(item)
         if self._putters:
             self._wake_one_putter()
         return item
@@ -112,6 +171,8 @@ class Mailbox:
     def take(self) -> object:
         """Take the oldest item now; the box must not be empty (check ``len`` first)."""
         item = self._popleft()
+        if type(item) is _Weighed:
+            item = self._release(item)
         if self._putters:
             self._wake_one_putter()
         return item
@@ -127,9 +188,26 @@ class Mailbox:
 
     def drain(self) -> list[object]:
         """Remove and return everything still queued."""
-        items = list(self._items)
+        items = [self._release(item) if type(item) is _Weighed else item
+                 for item in self._items]
         self._items.clear()
         return items
+
+    def _charge(self, size: int) -> bool:
+        """Count ``size`` bytes in, if they fit (an empty box takes them whatever)."""
+        shared = self._shared
+        if self._items and (self._bytes + size > self._max_bytes
+                            or shared.used + size > shared.limit):
+            return False
+        self._bytes += size
+        shared.used += size
+        return True
+
+    def _release(self, weighed: _Weighed) -> object:
+        """Count a weighed item's bytes out; return the item."""
+        self._bytes -= weighed.size
+        self._shared.used -= weighed.size
+        return weighed.item
 
     def _wake_one_putter(self) -> None:
         while self._putters:

@@ -75,8 +75,13 @@ _HELP = {
     "undecodable": "Frames dropped because their payload did not decode",
     "unsupported_codec": "Frames dropped because they name a codec or compressor not installed",
     "unknown_actor": "Messages dropped because no actor and no router has the target name",
-    "mailbox_full": "Inbound messages dropped because the target mailbox was full",
+    "mailbox_full": "Inbound messages dropped because the target mailbox was full (in "
+                    "messages or bytes) or the node held max_buffered_bytes of input",
     "oversize": "Frames dropped for exceeding the message size limit, either way",
+    "decompression_limited": "Inbound compressed frames dropped undecompressed because the "
+                             "node had decompressed max_decompression_rate bytes a second",
+    "over_budget": "Inbound frames dropped undecompressed because their packet's frames "
+                   "would decode from more than max_message_size bytes together",
     "send_errors": "Send failures (events, not messages): packets the transport refused, "
                    "connections lost or not made, frames for a peer that could not be reached",
     "link_full": "Outbound messages dropped because a stream link's queue was past its "

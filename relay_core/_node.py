@@ -164,6 +164,7 @@ class Node:
         *,
         name: str | None = None,
         mailbox_size: int | None = None,
+        mailbox_bytes: int | None = None,
         restart: RestartPolicy = "never",
         max_restarts: int = 3,
         restart_window: float = 60.0,
@@ -180,11 +181,14 @@ class Node:
         capacity = mailbox_size if mailbox_size is not None else self.config.mailbox_size
         if capacity < 1:
             raise ValueError(f"mailbox_size must be >= 1, got {capacity}")
+        max_bytes = mailbox_bytes if mailbox_bytes is not None else self.config.mailbox_bytes
+        if max_bytes < 1:
+            raise ValueError(f"mailbox_bytes must be >= 1, got {max_bytes}")
         supervisor = Supervisor(
             self,
             function,
             name,
-            Mailbox(capacity),
+            Mailbox(capacity, max_bytes=max_bytes, shared=self._dispatcher.buffered),
             restart,
             max_restarts,
             restart_window,
@@ -194,7 +198,9 @@ class Node:
         return supervisor.ref
 
     def _spawn_system(self, function: ActorFunction, name: str) -> None:
-        supervisor = Supervisor(self, function, name, Mailbox(64), "on-error", 3, 60.0,
+        mailbox = Mailbox(64, max_bytes=self.config.mailbox_bytes,
+                          shared=self._dispatcher.buffered)
+        supervisor = Supervisor(self, function, name, mailbox, "on-error", 3, 60.0,
                                 self._actor_exited)
         self._add(supervisor)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ._address import endpoint_url
 from ._calls import ActiveRequests, CallKey
+from ._coalesce import UNKNOWN_EXPANSION
 from ._config import NodeConfig
 from ._error_payload import ErrorCode, error_payload
 from ._links import PeerLink
@@ -30,7 +31,14 @@ from ._registry import PluginRegistry
 from ._replycache import ReplyCache
 from ._rpc import Rpc, new_request_id
 from ._stats import Counters
-from ._wire import PACKET_HEADER_SIZE, Frame, FrameKind, ReplyFrameEncoder, encode_frame
+from ._wire import (
+    PACKET_HEADER_SIZE,
+    Frame,
+    FrameKind,
+    ReplyFrameEncoder,
+    encode_frame,
+    frame_is_compressed,
+)
 from .errors import RelayError
 from .interfaces import Compressor, HostPort
 
@@ -105,12 +113,12 @@ class RequestServer:
             # Amplification needs a source that can be forged: a plain datagram's. A
             # stream's peer answered its handshake from its address, and a sealed retry
             # is authenticated (a replay of it is a duplicate).
-            self._host.queue(link, reply)
+            self._resend(link, reply)
             return True
         cost = len(reply) + PACKET_HEADER_SIZE
         if cost <= self.resend_budget:
             self.resend_budget -= cost
-            self._host.queue(link, reply)
+            self._resend(link, reply)
             return True
         counters.replies_not_resent += 1
         refusal = self._error_frame(
@@ -123,9 +131,14 @@ class RequestServer:
             self._host.queue(link, refusal)
         return True
 
-    def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object,
+    def _resend(self, link: PeerLink, reply: bytes) -> None:
+        # What a cached compressed reply expands to was not kept: it goes alone.
+        self._host.queue(link, reply, UNKNOWN_EXPANSION if frame_is_compressed(reply) else 0)
+
+    def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object, size: int,
               counters: Counters, scheme: str, source: HostPort) -> None:
-        """Hand a decoded request to its actor (or the router), or refuse it."""
+        """Hand a decoded request, which weighs ``size`` bytes in a mailbox, to its actor
+        (or the router), or refuse it."""
         clock = self._clock
         if clock is None:
             clock = self._clock = asyncio.get_running_loop().time
@@ -145,7 +158,7 @@ class RequestServer:
                 counters.unknown_actor += 1
                 self._refuse(link, frame, ErrorCode.UNKNOWN_ACTOR, "UnknownActor",
                              f"no actor named {frame.target!r}")
-        elif not mailbox.put_nowait(rpc):
+        elif not mailbox.put_nowait(rpc, size):
             self.active.cancel(key)
             counters.mailbox_full += 1
             self._refuse(link, frame, ErrorCode.OVERLOADED, "Overloaded",
@@ -167,13 +180,14 @@ class RequestServer:
         """Send the handler's answer, and remember it for retries."""
         if self._host.closed:
             return
+        expanded = 0  # error frames are not compressed
         try:
             if error is not None:
                 reply = self._error_frame(request, ErrorCode.REMOTE_ERROR,
                                           type(error).__name__, str(error),
                                           self._traceback_of(error))
             else:
-                reply = self._response_frame(request, value)
+                reply, expanded = self._response_frame(request, value)
         except RelayError as exc:
             logger.warning("the reply to request %s cannot be sent: %s", request.request_id,
                            exc, extra={"request_id": request.request_id})
@@ -188,7 +202,7 @@ class RequestServer:
         # The reply leaves first: remembering it for retries is not on its way
         # (nothing else runs in between, so a retry still finds it).
         try:
-            self._host.queue(link, reply)
+            self._host.queue(link, reply, expanded)
         finally:
             self.active.finish(key, reply, link)
 
@@ -197,13 +211,14 @@ class RequestServer:
             return ""
         return "".join(traceback.format_exception(error))
 
-    def _response_frame(self, request: Frame, value: object) -> bytes:
+    def _response_frame(self, request: Frame, value: object) -> tuple[bytes, int]:
+        """The RESPONSE frame, and what its payload expands to (see ``Dispatcher.queue``)."""
         plan = self._reply_plans.get((request.codec, request.compressor))
         if plan is None:
             plan = self._plan_replies(request.codec, request.compressor)
         encode_value, compressor, encoders = plan
-        payload, used = self._host.encode(encode_value, compressor, value)
-        return encoders[used].encode(payload, request.call_id, request.request_id)
+        payload, used, expanded = self._host.encode(encode_value, compressor, value)
+        return encoders[used].encode(payload, request.call_id, request.request_id), expanded
 
     def _plan_replies(self, codec_name: str, compressor_name: str) -> _ReplyPlan:
         """How replies to requests in this codec and compressor are made.

@@ -23,6 +23,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "connections_refused",
     "connections_timed_out",
     "corrupt",
+    "decompression_limited",
     "duplicates",
     "frames_received",
     "forged_cancels",
@@ -38,6 +39,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "messages_received",
     "messages_sent",
     "not_allowed",
+    "over_budget",
     "oversize",
     "packets_received",
     "packets_sent",
@@ -69,10 +71,19 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - malformed: packets that did not parse; undecodable: payloads that did not decode
 - unsupported_codec: frames naming a codec or compressor not installed here
 - unknown_actor: frames for a name with no actor and no router
-- mailbox_full: inbound messages dropped because the mailbox was full (over a
-  reliable transport, whose source waits instead, only the messages of packets
-  past its backlog limit: quic, which cannot stop reading one connection)
+- mailbox_full: inbound messages dropped because the mailbox was full, in messages
+  (``mailbox_size``) or in bytes (``mailbox_bytes``), or the node held
+  ``max_buffered_bytes`` of received input (over a reliable transport, whose source
+  waits instead, only the messages of packets past its backlog limit: quic, which
+  cannot stop reading one connection)
 - oversize: frames over the node's message size limit, either way
+- decompression_limited: inbound compressed frames dropped undecompressed because the
+  node had decompressed ``max_decompression_rate`` bytes a second (a flood of small
+  zstd bombs; honest traffic meets it only past that rate, on any transport)
+- over_budget: inbound frames dropped, not decompressed, because with the frames
+  before them in their packet they would decode from more than ``max_message_size``
+  bytes (a zstd bomb); once a packet runs out, the rest of it is dropped too, each
+  frame counted. A sender never makes such a packet.
 - send_errors: transport failures reported after a send (events, not messages: a
   lost connection, a failed connection attempt; what they cost in messages is below)
 - link_full: outbound messages a stream transport dropped because its queue to
@@ -142,6 +153,8 @@ class Counters:
     unknown_actor: int
     mailbox_full: int
     oversize: int
+    over_budget: int
+    decompression_limited: int
     send_errors: int
     late_replies: int
     forged_replies: int

@@ -47,6 +47,7 @@ __all__ = [
     "encode_lone_packet",
     "encode_packet",
     "expand_repeats",
+    "frame_is_compressed",
     "is_sealed",
     "messages_in_frames",
     "peek_header",
@@ -484,6 +485,12 @@ def messages_in_frames(items: Iterable[Frame | bytes]) -> int:
     """How many messages (messages, requests, replies) compactly decoded ``items`` carry:
     every frame but a cancel, and every repeat (only a frame with a payload repeats)."""
     return sum(1 for item in items if not isinstance(item, Frame) or item.kind != FrameKind.CANCEL)
+
+
+def frame_is_compressed(frame: bytes) -> bool:
+    """Whether an encoded frame names a compressor (byte 3 of its header is the length of
+    the compressor's name)."""
+    return len(frame) > 3 and frame[3] != 0
 
 
 def with_payload(frame: Frame, payload: bytes) -> Frame:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay_core import ConfigError, MessageTooLarge
-from relay_core._coalesce import Coalescer
+from relay_core._coalesce import MAX_GROUPED_EXPANSION, UNKNOWN_EXPANSION, Coalescer
 from relay_core._wire import PACKET_HEADER_SIZE, encode_packet
 
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,3 +128,63 @@ def test_a_frame_may_leave_alone_only_when_nothing_waits_and_it_fits(
     if nothing_waits and fits:  # what adding and draining would have made of it
         coalescer.add(frame(size, 9))
         assert coalescer.drain() == [[frame(size, 9)]]
+
+
+# -- what a packet's frames expand to: the receiver's per-packet budget -------------
+
+
+def test_compressed_frames_share_a_packet_only_while_their_expansion_fits_the_budget() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=1000)
+    for tag in range(3):
+        coalescer.add(frame(10, tag), 400)  # ten bytes that decompress to 400
+    assert coalescer.drain() == [[frame(10, 0), frame(10, 1)], [frame(10, 2)]]
+
+
+def test_a_frame_expanding_past_the_budget_shares_no_packet_with_compressed_frames() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=1000)
+    coalescer.add(frame(10, 1), 1)
+    coalescer.add(frame(10, 2), 5000)  # a frame alone may expand to max_message_size
+    coalescer.add(frame(10, 3), 1)
+    assert coalescer.drain() == [[frame(10, 1)], [frame(10, 2)], [frame(10, 3)]]
+
+
+def test_a_frame_of_unknown_expansion_shares_no_packet_with_compressed_frames() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=1000)
+    coalescer.add(frame(10, 1), 1)
+    coalescer.add(frame(10, 2), UNKNOWN_EXPANSION)
+    coalescer.add(frame(10, 3), 1)
+    assert coalescer.drain() == [[frame(10, 1)], [frame(10, 2)], [frame(10, 3)]]
+
+
+def test_uncompressed_frames_weigh_nothing_against_the_budget() -> None:
+    # Their bytes are what the receiver holds, and the packet's size bounds them.
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=50)
+    for tag in range(3):
+        coalescer.add(frame(30, tag))
+    coalescer.add(frame(10, 3), 50)
+    assert [len(group) for group in coalescer.drain()] == [4]
+
+
+def test_by_default_a_packet_expands_to_at_most_the_wire_rules_bytes() -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000)
+    for tag in range(3):
+        coalescer.add(frame(10, tag), MAX_GROUPED_EXPANSION // 2)
+    assert [len(group) for group in coalescer.drain()] == [2, 1]
+
+
+@RELAXED
+@given(st.integers(1, 3000), st.lists(st.integers(0, 2000), max_size=40))
+def test_no_packet_of_several_compressed_frames_expands_past_the_budget(
+    budget: int, expansions: list[int]
+) -> None:
+    coalescer = Coalescer(HEADER + 1000, HEADER + 1000, max_expanded=budget)
+    sent = [frame(10, tag) for tag in range(len(expansions))]
+    weight = dict(zip(map(id, sent), expansions, strict=True))
+    for item, expanded in zip(sent, expansions, strict=True):
+        coalescer.add(item, expanded)
+    groups = coalescer.drain()
+    assert [f for group in groups for f in group] == sent
+    for group in groups:
+        compressed = [weight[id(item)] for item in group if weight[id(item)]]
+        # Past the budget only for one compressed frame, which may expand to a whole message.
+        assert len(compressed) <= 1 or sum(compressed) <= budget

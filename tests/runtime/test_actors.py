@@ -55,6 +55,20 @@ async def test_the_context_gives_the_actor_its_name_ref_and_node() -> None:
     assert seen == {"name": "me", "ref": ref, "node": node}
 
 
+async def test_a_mailbox_is_bounded_in_bytes_by_the_config_or_by_spawn() -> None:
+    async def idle(ctx: ActorContext) -> None:
+        async for _ in ctx:
+            pass
+
+    async with Node(NodeConfig(listen={}, mailbox_bytes=4096)) as node:
+        node.spawn(idle, name="default")
+        node.spawn(idle, name="own", mailbox_bytes=1 << 20)
+        assert node.mailboxes["default"].max_bytes == 4096
+        assert node.mailboxes["own"].max_bytes == 1 << 20
+        with pytest.raises(ValueError, match="mailbox_bytes must be >= 1, got 0"):
+            node.spawn(idle, name="none", mailbox_bytes=0)
+
+
 async def test_try_send_reports_a_full_mailbox_and_send_waits_for_room() -> None:
     gate = asyncio.Event()
     received: list[object] = []

@@ -98,6 +98,9 @@ def test_an_empty_file_gives_the_defaults() -> None:
     assert (config.max_message_size, config.mailbox_size) == (16 * 1024 * 1024, 1024)
     assert (config.duplicate_window, config.max_senders) == (4096, 4096)
     assert (config.max_active_requests, config.max_request_deadline) == (4096, 300.0)
+    assert (config.mailbox_bytes, config.max_buffered_bytes) == (16 * 1024 * 1024,
+                                                                 64 * 1024 * 1024)
+    assert config.max_decompression_rate == 128 * 1024 * 1024
     assert dict(config.listen) == {"udp": ListenConfig("127.0.0.1", 0)}
     assert (dict(config.peers), dict(config.codec_options)) == ({}, {})
 
@@ -203,6 +206,14 @@ def test_configs_are_hashable_and_equal_configs_hash_alike() -> None:
         ("[node]\nmax_senders = 0", "max_senders = 0: must be an integer >= 1"),
         ("[node]\nmax_active_requests = 0",
          "max_active_requests = 0: must be an integer in 1..1048576"),
+        ("[node]\nmailbox_bytes = 0", "mailbox_bytes = 0: must be an integer >= 1"),
+        ("[node]\nmailbox_bytes = 1.5",
+         "mailbox_bytes = 1.5: must be an integer >= 1, not a float"),
+        ("[node]\nmax_buffered_bytes = 0", "max_buffered_bytes = 0: must be an integer >= 1"),
+        ("[node]\nmax_decompression_rate = 1000",
+         "max_decompression_rate = 1000: must be an integer >= 1048576"),
+        ("[node]\nmax_buffered_bytes = '64M'",
+         "max_buffered_bytes = '64M': must be an integer >= 1, not a string"),
         ("[node]\nmax_request_deadline = 0",
          "max_request_deadline = 0: must be a number of seconds, more than 0 and at most 4294967"),
         ("[node]\nmax_request_deadline = 5e6", "max_request_deadline = 5000000.0: must be"),
