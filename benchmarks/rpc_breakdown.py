@@ -257,7 +257,7 @@ def main() -> None:
         for kind, runs in results.items():
             print(f"run {number + 1}/{args.runs}: {kind}", file=sys.stderr, flush=True)
             runs.append(_one_run(kind, args.rpcs, args.warm_up, args.pin))
-    from relay_core._loop import loop_name
+    from relay_core.runtime.loop import loop_name
 
     print(f"median microseconds, {args.rpcs} sequential RPCs per run, median of {args.runs} "
           f"runs, {'pinned to CPU 0' if args.pin else 'not pinned'}; net-relay on {loop_name()}, "

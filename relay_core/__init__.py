@@ -1,25 +1,18 @@
 """net-relay: actor messages between processes and machines.
 
-The public surface is exactly ``__all__``; everything else lives in private
-``_name`` modules and may change without notice (tests/test_public_api.py
-keeps the two in step).
+The public surface is exactly ``__all__``, and the modules ``errors``,
+``interfaces``, ``hookspecs`` and ``testing`` (tests/test_public_api.py keeps
+``__all__`` in step). Everything else may change without notice: the layer
+folders ``protocol`` (sans-IO), ``observe``, ``config``, ``plugins``, ``faults``,
+``runtime`` (asyncio) and ``tools`` (the command line), whose rules
+tests/test_layers.py keeps.
 """
 
 from __future__ import annotations
 
 from . import _compiled  # noqa: F401  (first: it decides where the compiled modules come from)
-from ._actors import ActorContext, ActorRef
-from ._address import Address, parse_address
-from ._config import ListenConfig, NodeConfig, PeerConfig
-from ._faults import FaultProfile, FaultyTransport
-from ._loop import run
-from ._messages import MessageTypes, UnknownMessage, message, message_types
-from ._metrics import MetricsExporter, metrics_available
-from ._node import Node, Router
-from ._ratelog import RateLimitedLog
-from ._registry import PluginFailure, PluginInfo, PluginRegistry
-from ._rpc import RequestIdFilter, Rpc, current_request_id
-from ._stats import NodeStats
+from .config.address import Address, parse_address
+from .config.node_config import ListenConfig, NodeConfig, PeerConfig
 from .errors import (
     ActorError,
     ActorExists,
@@ -53,6 +46,7 @@ from .errors import (
     UnsupportedCodec,
     UnsupportedVersion,
 )
+from .faults.adapter import FaultProfile, FaultyTransport
 from .hookspecs import hookimpl
 from .interfaces import (
     Codec,
@@ -63,6 +57,15 @@ from .interfaces import (
     TransportEvents,
     UnsentReason,
 )
+from .observe.metrics import MetricsExporter, metrics_available
+from .observe.ratelog import RateLimitedLog
+from .observe.stats import NodeStats
+from .plugins.registry import PluginFailure, PluginInfo, PluginRegistry
+from .protocol.messages import MessageTypes, UnknownMessage, message, message_types
+from .runtime.actors import ActorContext, ActorRef
+from .runtime.loop import run
+from .runtime.node import Node, Router
+from .runtime.rpc import RequestIdFilter, Rpc, current_request_id
 
 __all__ = [
     "ActorContext",

@@ -33,7 +33,7 @@ from relay_core import (
     TransportEvents,
     UnsentReason,
 )
-from relay_core._framing import StreamDeframer, frame_for_stream
+from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 
 from ._addresses import display
 from ._quic_internals import (

@@ -17,10 +17,10 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
-from relay_core._framing import StreamDeframer, frame_for_stream
-from relay_core._heph import HephObjectSplitter, is_heph_json
 from relay_core.errors import MalformedFrame, MessageTooLarge, TransportError
 from relay_core.interfaces import HostPort
+from relay_core.protocol.framing import StreamDeframer, frame_for_stream
+from relay_core.protocol.heph import HephObjectSplitter, is_heph_json
 
 from ._addresses import display
 from ._tcp_options import HEPH_JSON

@@ -37,7 +37,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol, cast
 
 from relay_core import HostPort, PeerUnreachable, TransportError, UnsentReason
-from relay_core._framing import LENGTH_PREFIX_SIZE
+from relay_core.protocol.framing import LENGTH_PREFIX_SIZE
 
 from ._addresses import display
 from ._tcp_net import _error, _reason

@@ -26,8 +26,8 @@ import asyncio
 from typing import Protocol, cast
 
 from relay_core import ConnectionDropReason, HostPort, MalformedFrame, TransportEvents
-from relay_core._framing import StreamDeframer
-from relay_core._heph import HephObjectSplitter
+from relay_core.protocol.framing import StreamDeframer
+from relay_core.protocol.heph import HephObjectSplitter
 
 from ._addresses import display
 from ._tcp_net import _tune, logger

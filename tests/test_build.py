@@ -90,7 +90,7 @@ def test_a_build_is_current_until_a_compiled_source_changes(tmp_path: Path) -> N
     root = copy_of_the_sources(tmp_path)
     record_build(root)
     assert not build_is_stale(root)
-    wire = root / source_path("relay_core._wire")
+    wire = root / source_path("relay_core.protocol.wire")
     wire.write_text(wire.read_text() + "\n# edited\n")
     assert build_is_stale(root)
 
@@ -98,7 +98,7 @@ def test_a_build_is_current_until_a_compiled_source_changes(tmp_path: Path) -> N
 def test_touching_a_source_without_changing_it_leaves_the_build_current(tmp_path: Path) -> None:
     root = copy_of_the_sources(tmp_path)
     record_build(root)
-    os.utime(root / source_path("relay_core._window"))
+    os.utime(root / source_path("relay_core.protocol.window"))
     assert not build_is_stale(root)
 
 

@@ -10,7 +10,7 @@ import msgpack
 import zstandard
 
 from relay_core import Node, NodeConfig, PeerConfig
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 
 from ._victim import UDP_VICTIM, Victim
 

@@ -1,7 +1,7 @@
 """Attacks on the serving side of RPC: requests nobody answers, and cached replies retried
 from a forged source.
 
-The attacker writes packets with relay_core._wire from a raw UDP socket, so it names
+The attacker writes packets with relay_core.protocol.wire from a raw UDP socket, so it names
 any incarnation, sequence number and call id it likes. Loopback cannot forge a
 source address, so a second socket stands for the address a forger would name.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 
 from ._victim import UDP_VICTIM, Victim
 

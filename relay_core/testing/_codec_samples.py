@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from .._messages import UnknownMessage, message, message_types
+from ..protocol.messages import UnknownMessage, message, message_types
 
 __all__ = [
     "MODEL_INT_MAX",

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .._messages import UnknownMessage
 from ..errors import DecodeError, EncodeError
 from ..interfaces import Codec
+from ..protocol.messages import UnknownMessage
 from ._codec_samples import (
     MODEL_INT_MAX,
     MODEL_INT_MIN,

@@ -31,7 +31,7 @@ import errno
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from .._address import format_host_port, host_problem
+from ..config.address import format_host_port, host_problem
 from ..errors import ConfigError, MessageTooLarge, TransportError
 from ..hookspecs import hookimpl
 from ..interfaces import HostPort, Transport, TransportEvents

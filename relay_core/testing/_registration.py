@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._registry import PluginRegistry
 from ..hookspecs import hookimpl
 from ..interfaces import Codec, Compressor, Transport
+from ..plugins.registry import PluginRegistry
 
 __all__ = ["registered_names"]
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from .._wire import PACKET_HEADER_SIZE
 from ..errors import MessageTooLarge, TransportError
 from ..interfaces import HostPort, Transport, TransportEvents
+from ..protocol.wire import PACKET_HEADER_SIZE
 from ._recorder import PacketRecorder
 from ._registration import registered_names
 

@@ -23,19 +23,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from relay_core._actors import RemoteRef
-from relay_core._address import parse_address
 from relay_core._compiled import build_description
-from relay_core._config import NodeConfig
-from relay_core._loop import CHOICES as LOOP_CHOICES
-from relay_core._loop import ENVIRONMENT_VARIABLE as LOOP_VARIABLE
-from relay_core._loop import loop_name
-from relay_core._loop import run as run_on_loop
-from relay_core._messages import UnknownMessage, message_types
-from relay_core._node import STATS_ACTOR, Node
-from relay_core._registry import PluginRegistry
-from relay_core._rpc import RequestIdFilter, new_request_id
+from relay_core.config.address import parse_address
+from relay_core.config.node_config import NodeConfig
 from relay_core.errors import RelayError
+from relay_core.plugins.registry import PluginRegistry
+from relay_core.protocol.messages import UnknownMessage, message_types
+from relay_core.runtime.actors import RemoteRef
+from relay_core.runtime.loop import CHOICES as LOOP_CHOICES
+from relay_core.runtime.loop import ENVIRONMENT_VARIABLE as LOOP_VARIABLE
+from relay_core.runtime.loop import loop_name
+from relay_core.runtime.loop import run as run_on_loop
+from relay_core.runtime.node import STATS_ACTOR, Node
+from relay_core.runtime.rpc import RequestIdFilter, new_request_id
 from relay_core.tools.bench import add_arguments as add_bench_arguments
 from relay_core.tools.bench import run_command as run_bench_command
 from relay_core.tools.demo import run_demo, spawn_demo_actors

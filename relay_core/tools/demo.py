@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay_core._actors import ActorContext
-from relay_core._config import ListenConfig, NodeConfig, PeerConfig
-from relay_core._node import Node
-from relay_core._registry import PluginRegistry
-from relay_core._rpc import Rpc
+from relay_core.config.node_config import ListenConfig, NodeConfig, PeerConfig
 from relay_core.errors import RelayError
+from relay_core.plugins.registry import PluginRegistry
+from relay_core.runtime.actors import ActorContext
+from relay_core.runtime.node import Node
+from relay_core.runtime.rpc import Rpc
 
 __all__ = ["DemoRow", "counter", "echo", "loopback_options", "run_demo", "sink",
            "spawn_demo_actors"]

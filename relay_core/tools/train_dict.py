@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay_core._registry import PluginRegistry
 from relay_core.errors import ConfigError
+from relay_core.plugins.registry import PluginRegistry
 
 __all__ = ["DictionaryReport", "train_from_samples"]
 

@@ -1,7 +1,7 @@
 """zstd bombs and byte budgets: what a packet's frames may expand to, and what a mailbox
 and the whole node may hold, in bytes.
 
-The attacker is a raw loopback UDP socket writing packets with relay_core._wire:
+The attacker is a raw loopback UDP socket writing packets with relay_core.protocol.wire:
 frames whose few compressed bytes decompress to a whole ``max_message_size``
 each, as many as a datagram holds. The nodes here allow 1 MiB messages, so that
 a bomb's figures stay small; benchmarks/attacks/bombs.py runs the same attacks at
@@ -19,7 +19,7 @@ import zstandard
 
 from nodes import RawUdp, udp_config, wait_for, with_peers
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, Overloaded, PeerConfig, Rpc
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 
 MIB = 1024 * 1024
 ATTACKER_INCARNATION = 0xB0B

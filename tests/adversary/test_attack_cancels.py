@@ -10,7 +10,7 @@ import asyncio
 
 from nodes import RawUdp, udp_config, wait_for
 from relay_core import ActorContext, Node, Rpc
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 
 CALLER_INCARNATION = 0xC0FFEE
 CALL_ID = 0x5EC2E7

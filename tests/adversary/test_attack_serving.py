@@ -1,7 +1,7 @@
 """Attacks on the serving side of RPC: requests nobody answers, and cached replies
 retried by someone else or by a tiny packet.
 
-The attacker is a raw UDP socket writing packets with relay_core._wire: it can name
+The attacker is a raw UDP socket writing packets with relay_core.protocol.wire: it can name
 any incarnation, sequence and call id, which is all an unsealed packet carries.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from nodes import LossyRelay, RawUdp, udp_config, wait_for
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, RemoteError, Rpc
-from relay_core._wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
 
 ATTACKER_INCARNATION = 0x5EED
 BIG_REPLY = "x" * 60_000

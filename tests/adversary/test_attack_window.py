@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from nodes import RawUdp, udp_config, wait_for
 from relay_core import Node
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 from relay_core.tools.demo import counter
 
 LAST_SEQUENCE = (1 << 64) - 1

@@ -18,10 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nodes import udp_config, wait_for
-from relay_core import ActorContext, ConfigError, Node, NodeStats, TransportError, _metrics
-from relay_core._faults import FAULT_COUNTERS
-from relay_core._metrics import MetricsExporter, metrics_available
-from relay_core._stats import COUNTER_NAMES, StatsTable
+from relay_core import ActorContext, ConfigError, Node, NodeStats, TransportError
+from relay_core.faults.adapter import FAULT_COUNTERS
+from relay_core.observe import metrics as _metrics
+from relay_core.observe.metrics import MetricsExporter, metrics_available
+from relay_core.observe.stats import COUNTER_NAMES, StatsTable
 
 needs_prometheus = pytest.mark.skipif(
     not metrics_available(), reason="prometheus-client is not installed (net-relay[metrics])")
@@ -417,12 +418,12 @@ def test_a_port_outside_0_to_65535_is_a_config_error(port: object) -> None:
 
 
 def load_without_prometheus(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    """A fresh copy of relay_core._metrics, loaded as if prometheus_client were missing."""
+    """A fresh copy of relay_core.observe.metrics, loaded as if prometheus_client were missing."""
     for name in [name for name in sys.modules if name.split(".")[0] == "prometheus_client"]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # makes its import fail
-    path = Path(__file__).resolve().parents[2] / "relay_core" / "_metrics.py"
-    spec = importlib.util.spec_from_file_location("relay_core._metrics_without_extra", path)
+    path = Path(__file__).resolve().parents[2] / "relay_core" / "observe" / "metrics.py"
+    spec = importlib.util.spec_from_file_location("relay_core.observe._metrics_without_extra", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

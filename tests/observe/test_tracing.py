@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from nodes import RawUdp, udp_config
-from relay_core import ActorContext, Node, Rpc, _tracing
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core import ActorContext, Node, Rpc
+from relay_core.observe import tracing as _tracing
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 
 otel_trace = pytest.importorskip("opentelemetry.trace", reason="opentelemetry-api not installed")
 from opentelemetry import context as otel_context

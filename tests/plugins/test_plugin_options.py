@@ -17,7 +17,7 @@ import pytest
 
 from nodes import WAIT_LIMIT
 from relay_core import Codec, ConfigError, Node, NodeConfig, hookimpl
-from relay_core._registry import PluginRegistry
+from relay_core.plugins.registry import PluginRegistry
 
 CLI = [sys.executable, "-m", "relay_core.tools.cli"]
 

@@ -37,7 +37,7 @@ from relay_core import (
     UnknownPlugin,
     hookimpl,
 )
-from relay_core._registry import PluginInfo, PluginRegistry
+from relay_core.plugins.registry import PluginInfo, PluginRegistry
 
 # --- plugin classes defined in code -------------------------------------------------
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core._address import (
+from relay_core.config.address import (
     MAX_ACTOR_NAME_BYTES,
     Address,
     format_host_port,

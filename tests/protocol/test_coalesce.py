@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay_core import ConfigError, MessageTooLarge
-from relay_core._coalesce import MAX_GROUPED_EXPANSION, UNKNOWN_EXPANSION, Coalescer
-from relay_core._wire import PACKET_HEADER_SIZE, encode_packet
+from relay_core.protocol.coalesce import MAX_GROUPED_EXPANSION, UNKNOWN_EXPANSION, Coalescer
+from relay_core.protocol.wire import PACKET_HEADER_SIZE, encode_packet
 
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HEADER = PACKET_HEADER_SIZE

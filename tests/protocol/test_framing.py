@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay_core import MalformedFrame
-from relay_core._framing import StreamDeframer, frame_for_stream
+from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 
 packets_strategy = st.lists(st.binary(min_size=1, max_size=300), max_size=20)
 

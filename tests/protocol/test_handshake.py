@@ -7,7 +7,7 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core._handshake import ANSWERS_PER_SOURCE, HELLO_WAITS, AnswerBudget
+from relay_core.protocol.handshake import ANSWERS_PER_SOURCE, HELLO_WAITS, AnswerBudget
 
 draws = st.lists(st.tuples(st.integers(0, 5), st.floats(0, 0.999)), max_size=400)
 

@@ -20,7 +20,7 @@ import pytest
 import zstandard
 
 import relay_core
-from relay_core._wire import (
+from relay_core.protocol.wire import (
     PACKET_HEADER_SIZE,
     Frame,
     FrameKind,

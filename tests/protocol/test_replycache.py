@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core._replycache import ReplyCache, call_key
+from relay_core.protocol.replycache import ReplyCache, call_key
 
 _U64 = st.integers(0, 2**64 - 1)
 

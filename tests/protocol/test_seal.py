@@ -1,6 +1,6 @@
 """Sealed packets: what sealing produces, what opening accepts, and what it refuses.
 
-Expected packets are built here independently of relay_core._seal, straight
+Expected packets are built here independently of relay_core.protocol.seal, straight
 from the recipe in docs/protocol.md section 9 (HKDF-SHA256 and
 ChaCha20-Poly1305 from ``cryptography``), so a mistake in the key schedule,
 nonce or additional data cannot hide in both places. The section's test
@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import relay_core
-from relay_core import ConfigError, MalformedFrame, MessageTooLarge, UnsupportedVersion, _seal
-from relay_core._seal import (
+from relay_core import ConfigError, MalformedFrame, MessageTooLarge, UnsupportedVersion
+from relay_core.protocol import seal as _seal
+from relay_core.protocol.seal import (
     ANSWER,
     HELLO,
     SEALED,
@@ -37,8 +38,8 @@ from relay_core._seal import (
     is_sealed,
     parse_key,
 )
-from relay_core._window import DuplicateFilter, Verdict
-from relay_core._wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.window import DuplicateFilter, Verdict
+from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
 
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U64 = 2**64 - 1
@@ -62,7 +63,7 @@ def reference_seal(
     psk: bytes, key_id: int, incarnation: int, sequence: int, body: bytes, flags: int = 1,
     receiver: int = RECEIVER,
 ) -> bytes:
-    """Seal by the recipe of docs/protocol.md section 9, without relay_core._seal."""
+    """Seal by the recipe of docs/protocol.md section 9, without relay_core.protocol.seal."""
     header = b"NR" + bytes([1, flags]) + struct.pack("!IQQ", key_id, incarnation, sequence)
     return header + ChaCha20Poly1305(reference_key(psk, incarnation, receiver)).encrypt(
         reference_nonce(sequence), body, header

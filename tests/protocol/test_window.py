@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from relay_core import ConfigError
-from relay_core._window import DuplicateFilter, ReplayWindow, Verdict
+from relay_core.protocol.window import DuplicateFilter, ReplayWindow, Verdict
 
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U64 = 2**64 - 1

@@ -1,7 +1,7 @@
 """Wire format v1: what encoding produces, what decoding accepts, and what it refuses.
 
 The fixed parts and the checksum are packed here independently of
-relay_core._wire, straight from the tables in docs/protocol.md, so a layout
+relay_core.protocol.wire, straight from the tables in docs/protocol.md, so a layout
 mistake cannot hide in both places.
 """
 
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from relay_core import ChecksumMismatch, MalformedFrame, MessageTooLarge, UnsupportedVersion
-from relay_core._wire import (
+from relay_core.protocol.wire import (
     FRAME_HEADER_SIZE,
     NO_DEADLINE,
     PACKET_HEADER_SIZE,

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay_core import MalformedFrame, MessageTooLarge
-from relay_core._wire import (
+from relay_core.protocol.wire import (
     Frame,
     FrameKind,
     MessageFrameEncoder,

@@ -19,7 +19,7 @@ from relay_core import (
     Rpc,
     RpcTimeout,
 )
-from relay_core._actors import ActorContext
+from relay_core.runtime.actors import ActorContext
 
 
 def quiet_config() -> NodeConfig:

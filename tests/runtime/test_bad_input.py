@@ -13,7 +13,7 @@ import zstandard
 
 from nodes import RawUdp, udp_config, wait_for
 from relay_core import Node
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 from relay_core.tools.demo import echo
 
 LIMIT = 64 * 1024

@@ -11,7 +11,7 @@ import pytest
 
 from nodes import RawUdp, udp_config, wait_for
 from relay_core import Node
-from relay_core._wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 
 FORGED_SENDERS = 100_000
 RSS_GROWTH_BOUND = 32 * 1024 * 1024

@@ -14,7 +14,7 @@ import pytest
 
 from nodes import udp_config
 from relay_core import ActorContext, Node, Rpc, RpcTimeout
-from relay_core._calls import PendingCalls
+from relay_core.runtime.calls import PendingCalls
 
 LONG = 3600.0
 """Far longer than any test: a call with this timeout must not expire in one."""

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core._address import Address
-from relay_core._config import ListenConfig, NodeConfig, PeerConfig
+from relay_core.config.address import Address
+from relay_core.config.node_config import ListenConfig, NodeConfig, PeerConfig
 from relay_core.errors import ConfigError, InvalidAddress
 
 FULL = """\

@@ -29,7 +29,7 @@ from relay_core import (
     PluginRegistry,
     Transport,
 )
-from relay_core._paths import resolve_paths
+from relay_core.config.paths import resolve_paths
 from relay_core.hookspecs import hookimpl
 from relay_core.tools.demo import echo
 

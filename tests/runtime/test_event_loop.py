@@ -32,7 +32,7 @@ from relay_core import (
     PluginRegistry,
     run,
 )
-from relay_core._loop import choose, loop_name
+from relay_core.runtime.loop import choose, loop_name
 from relay_core.tools.cli import _ASYNC_COMMANDS, main
 from relay_core.tools.demo import counter, echo
 

@@ -25,7 +25,7 @@ from relay_core import (
     TransportError,
     TransportEvents,
 )
-from relay_core._faults import (
+from relay_core.faults.adapter import (
     FAULT_COUNTERS,
     FaultProfile,
     FaultyTransport,

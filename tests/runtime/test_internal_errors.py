@@ -32,7 +32,7 @@ from relay_core import (
     Transport,
     hookimpl,
 )
-from relay_core._registry import PluginRegistry
+from relay_core.plugins.registry import PluginRegistry
 from relay_core.testing import MemoryNetwork
 
 MARKER_DECODE = "undecodable"

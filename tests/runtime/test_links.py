@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay_codecs import MsgpackCodec
-from relay_core._links import LinkKey, LinkTable, PeerLink
-from relay_core._stats import Counters
+from relay_core.observe.stats import Counters
+from relay_core.runtime.links import LinkKey, LinkTable, PeerLink
 from relay_transports import UdpTransport
 
 KEYS = st.sampled_from([("udp", "127.0.0.1", 7000), ("udp", "127.0.0.1", 7001),

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from relay_core import ActorStopped
-from relay_core._backlog import Backlog
-from relay_core._mailbox import EMPTY, WEIGHED_FROM, ByteBudget, Mailbox
+from relay_core.runtime.backlog import Backlog
+from relay_core.runtime.mailbox import EMPTY, WEIGHED_FROM, ByteBudget, Mailbox
 
 
 async def waiting_reader(mailbox: Mailbox) -> asyncio.Future[object]:

@@ -18,8 +18,8 @@ from relay_core import (
     PeerUnreachable,
     RpcTimeout,
 )
-from relay_core._handshake import HELLO_WAITS
-from relay_core._seal import is_sealed
+from relay_core.protocol.handshake import HELLO_WAITS
+from relay_core.protocol.seal import is_sealed
 from relay_core.tools.demo import echo
 
 KEY = "11" * 32

@@ -25,7 +25,7 @@ import pytest
 
 from nodes import udp_config, wait_for, with_peers
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, RpcTimeout
-from relay_core._faults import DEFAULT_MAX_IN_FLIGHT
+from relay_core.faults.adapter import DEFAULT_MAX_IN_FLIGHT
 from relay_core.tools.demo import echo
 
 MESSAGES = 3000

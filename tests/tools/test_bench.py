@@ -18,7 +18,7 @@ import msgpack
 import pytest
 
 from relay_core import ConfigError
-from relay_core._loop import choose, loop_name
+from relay_core.runtime.loop import choose, loop_name
 from relay_core.tools.bench import BenchSettings, Case, Measurement, summarize
 from relay_core.tools.bench._cases import cases
 from relay_core.tools.bench._workers._common import sample

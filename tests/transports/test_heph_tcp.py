@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay_core import ConfigError, HostPort, MalformedFrame, TransportError
-from relay_core._framing import frame_for_stream
-from relay_core._heph import (
+from relay_core.protocol.framing import frame_for_stream
+from relay_core.protocol.heph import (
     HephMessage,
     HephObjectSplitter,
     HephStreamSplitter,

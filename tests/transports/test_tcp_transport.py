@@ -17,7 +17,7 @@ from relay_core import (
     PeerUnreachable,
     TransportError,
 )
-from relay_core._framing import StreamDeframer, frame_for_stream
+from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
 from relay_transports._tcp_packets import TURN_BUDGET, InputBudget, PacketIO

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay_core._registry import PluginRegistry
 from relay_core.errors import RelayError
+from relay_core.plugins.registry import PluginRegistry
 
 from ._settings import BenchSettings
 

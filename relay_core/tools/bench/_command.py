@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from relay_core._compiled import build_description
-from relay_core._loop import loop_name
+from relay_core.runtime.loop import loop_name
 
 from ._cases import Case, cases
 from ._growth import growth_settings_from_args, run_growth_command

@@ -7,8 +7,8 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from relay_core._loop import choose
 from relay_core.errors import ConfigError
+from relay_core.runtime.loop import choose
 
 __all__ = ["BASELINES", "PIN", "BenchSettings", "add_arguments", "settings_from_args"]
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relay_core._registry import PluginRegistry
 from relay_core.errors import RelayError
+from relay_core.plugins.registry import PluginRegistry
 
 from .._cases import _relay_setups, _RelaySetup
 from .._workers._payloads import TRAINING_FIRST, pool

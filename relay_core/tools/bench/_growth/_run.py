@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from relay_core._loop import loop_name
+from relay_core.runtime.loop import loop_name
 
 from .._runner import Measurement, Runner, _Start
 from .._scenarios import Result, RunFailed

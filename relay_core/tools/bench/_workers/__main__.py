@@ -7,8 +7,8 @@ import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
-from relay_core._loop import CHOICES as LOOPS
-from relay_core._loop import run
+from relay_core.runtime.loop import CHOICES as LOOPS
+from relay_core.runtime.loop import run
 
 from ._common import AsyncRole, Control, Result, emit
 from ._growth import GROWTH_ROLES, add_growth_arguments

@@ -32,11 +32,11 @@ import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
-from relay_core._actors import ActorRef
-from relay_core._config import ListenConfig, NodeConfig, PeerConfig
-from relay_core._node import Node
-from relay_core._registry import PluginRegistry
+from relay_core.config.node_config import ListenConfig, NodeConfig, PeerConfig
 from relay_core.errors import RpcTimeout
+from relay_core.plugins.registry import PluginRegistry
+from relay_core.runtime.actors import ActorRef
+from relay_core.runtime.node import Node
 from relay_core.tools.demo import echo
 
 from ._common import LOOPBACK, AsyncRole, Control, Result, emit

@@ -1,0 +1,2 @@
+"""What a node tells its operators: counters, metrics, trace context, rate-limited logs.
+"""

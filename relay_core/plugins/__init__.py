@@ -1,0 +1,2 @@
+"""The plugin registry: finds codecs, compressors and transports through entry points.
+"""

@@ -1,0 +1,455 @@
+"""The plugin registry: which codec, compressor and transport classes exist.
+
+A :class:`PluginRegistry` owns one pluggy ``PluginManager``; there is no global
+registry, so each node (and each test) sees exactly the plugins it loaded.
+
+Invariants the registry keeps:
+
+- every class it holds passed validation when its plugin was registered: a
+  concrete subclass of the right interface, with a ``name`` (``scheme`` for
+  transports) that fits the 1-byte length field of a frame;
+- a name belongs to one plugin only; a second claimant is refused with
+  :class:`PluginConflict`, and nothing of the refused plugin stays behind;
+- a plugin installed through an entry point that fails to import costs only
+  itself: it is logged, kept in :attr:`PluginRegistry.failures`, and the rest load;
+- every plugin instance, of every kind, is made by :meth:`PluginRegistry.create`:
+  its options are the keyword arguments of its constructor, checked against the
+  constructor's signature first, and any ConfigError names the config file (when
+  there is one), the table and the key. A node makes every plugin its config
+  names when it is made, so a bad option stops it before it starts.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Generic, Literal, TypeVar, overload
+
+import pluggy
+
+from .. import hookspecs
+from ..config.paths import resolve_paths
+from ..errors import ConfigError, PluginConflict, PluginError, RelayError, UnknownPlugin
+from ..hookspecs import PROJECT_NAME
+from ..interfaces import Codec, Compressor, Transport
+
+__all__ = ["PluginFailure", "PluginInfo", "PluginRegistry"]
+
+logger = logging.getLogger("relay_core.plugins")
+
+Kind = Literal["transport", "codec", "compressor"]
+T = TypeVar("T")
+
+# Names travel in a frame field with a 1-byte length, and appear in URLs and config keys.
+_NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,32}")
+_NAME_RULE = "1 to 32 characters from a-z, 0-9, '.', '_' and '-'"
+_NO_OPTIONS: Mapping[str, object] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One provided class: a row of ``net-relay plugins``."""
+
+    kind: Kind
+    name: str
+    """The codec or compressor name, or the transport scheme."""
+    distribution: str
+    """The distribution that provides it, or ``<module>`` for a plugin registered in code."""
+    version: str
+    """The distribution's version; empty for a plugin registered in code."""
+    plugin: str
+    """The entry point name, or the name the plugin was registered under."""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginFailure:
+    """An entry point that could not be loaded."""
+
+    plugin: str
+    distribution: str
+    version: str
+    error: str
+    """Exception type and message, e.g. ``ModuleNotFoundError: No module named 'cbor2'``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Where a plugin came from, for listings and error messages."""
+
+    plugin: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        source = f"{self.distribution} {self.version}" if self.version else self.distribution
+        return f"plugin {self.plugin!r} ({source})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(Generic[T]):
+    """One registered class and who provided it."""
+
+    kind: Kind
+    name: str
+    cls: type[T]
+    origin: _Origin
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r} from {self.origin}"
+
+
+@dataclass(frozen=True, slots=True)
+class _KindSpec:
+    kind: Kind
+    hook: str
+    interface: type
+    attribute: str
+    """The class attribute holding the name: ``name`` or ``scheme``."""
+    table: str
+    """The config table holding each plugin's options: ``[TABLE.NAME]``."""
+
+
+_KINDS = (
+    _KindSpec("codec", "net_relay_codecs", Codec, "name", "codecs"),
+    _KindSpec("compressor", "net_relay_compressors", Compressor, "name", "compressors"),
+    _KindSpec("transport", "net_relay_transports", Transport, "scheme", "listen"),
+)
+_SPECS: Mapping[Kind, _KindSpec] = MappingProxyType({spec.kind: spec for spec in _KINDS})
+
+
+class PluginRegistry:
+    """The codecs, compressors and transports one node can use."""
+
+    def __init__(self) -> None:
+        """Create an empty registry; :meth:`load` is the usual way to make one."""
+        self._manager = pluggy.PluginManager(PROJECT_NAME)
+        self._manager.add_hookspecs(hookspecs)
+        self._origins: dict[str, _Origin] = {}  # pluggy's name for a plugin -> origin
+        self._codecs: dict[str, _Entry[Codec]] = {}
+        self._compressors: dict[str, _Entry[Compressor]] = {}
+        self._transports: dict[str, _Entry[Transport]] = {}
+        self._tables: dict[Kind, dict[str, _Entry[Any]]] = {
+            "codec": self._codecs,
+            "compressor": self._compressors,
+            "transport": self._transports,
+        }
+        self.failures: list[PluginFailure] = []
+
+    @classmethod
+    def load(cls, *, entry_points: bool = True, plugins: Iterable[object] = ()) -> PluginRegistry:
+        """Return a new registry with every installed plugin, then ``plugins``."""
+        registry = cls()
+        if entry_points:
+            registry._load_entry_points()
+        for plugin in plugins:
+            registry.register(plugin)
+        return registry
+
+    def register(self, plugin: object, name: str | None = None) -> None:
+        """Add a plugin object (usually a module) whose hooks provide classes.
+
+        Raise :class:`PluginConflict` if it claims a name another plugin has, or
+        :class:`PluginError` if its hooks return something invalid.
+        """
+        if plugin is None:
+            raise PluginError("cannot register None as a plugin; pass a module or an object")
+        label = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        module = plugin.__name__ if inspect.ismodule(plugin) else _module_of(plugin)
+        self._add(plugin, name, _Origin(label, f"<{module}>", ""))
+
+    def codec(self, name: str, /, **options: object) -> Codec:
+        """Return a new instance of the codec called ``name``, given ``options``."""
+        return self.create("codec", name, options)
+
+    def compressor(self, name: str, /, **options: object) -> Compressor:
+        """Return a new instance of the compressor called ``name``, given ``options``."""
+        return self.create("compressor", name, options)
+
+    @overload
+    def create(self, kind: Literal["codec"], name: str, options: Mapping[str, object] = ...,
+               *, source: str | None = ..., directory: str | None = ...,
+               args: Sequence[object] = ...) -> Codec: ...
+    @overload
+    def create(self, kind: Literal["compressor"], name: str,
+               options: Mapping[str, object] = ..., *, source: str | None = ...,
+               directory: str | None = ..., args: Sequence[object] = ...) -> Compressor: ...
+    @overload
+    def create(self, kind: Literal["transport"], name: str,
+               options: Mapping[str, object] = ..., *, source: str | None = ...,
+               directory: str | None = ..., args: Sequence[object] = ...) -> Transport: ...
+
+    def create(self, kind: Kind, name: str, options: Mapping[str, object] = _NO_OPTIONS, *,
+               source: str | None = None, directory: str | None = None,
+               args: Sequence[object] = ()) -> object:
+        """Make the ``kind`` plugin called ``name`` from the options of its config table.
+
+        The one way a plugin of any kind is made. Relative paths under the class's
+        ``path_options`` are joined to ``directory`` (the config file's); option
+        names are checked against the constructor's signature; then the class is
+        called with ``args`` (a transport's events) and the options as keywords.
+        A ConfigError, from the check or from the constructor, names ``source``
+        (the config file, if any) and the table (``[compressors.zstd]``) in front
+        of what the plugin said; any other exception from the constructor becomes
+        a PluginError saying so.
+        """
+        entry = self._find(self._tables[kind], kind, name)
+        table = f"{_SPECS[kind].table}.{name}"
+        given = resolve_paths(options, entry.cls.path_options, directory)
+        try:
+            self.check_options(entry.cls, given, table)
+            return entry.cls(*args, **given)
+        except ConfigError as exc:
+            raise ConfigError(_located(str(exc), table, source)) from None
+        except RelayError:
+            raise
+        except Exception as exc:  # a third-party error must not reach the user raw
+            raise PluginError(_located(
+                f"{entry} could not be created with options {dict(given)!r}:"
+                f" {type(exc).__name__}: {exc}", table, source)) from exc
+
+    def codec_class(self, name: str) -> type[Codec]:
+        """Return the codec class called ``name``, for what it declares (``path_options``)."""
+        return self._find(self._codecs, "codec", name).cls
+
+    def compressor_class(self, name: str) -> type[Compressor]:
+        """Return the compressor class called ``name``, for what it declares (``path_options``)."""
+        return self._find(self._compressors, "compressor", name).cls
+
+    def transport_class(self, scheme: str) -> type[Transport]:
+        """Return the transport class for a URL scheme; the node instantiates it."""
+        return self._find(self._transports, "transport", scheme).cls
+
+    def codec_names(self) -> list[str]:
+        return sorted(self._codecs)
+
+    def compressor_names(self) -> list[str]:
+        return sorted(self._compressors)
+
+    def transport_schemes(self) -> list[str]:
+        return sorted(self._transports)
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every provided class, sorted by kind, then name."""
+        rows = [
+            PluginInfo(e.kind, e.name, e.origin.distribution, e.origin.version, e.origin.plugin)
+            for table in self._tables.values()
+            for e in table.values()
+        ]
+        return sorted(rows, key=lambda row: (row.kind, row.name))
+
+    def check_options(self, cls: type, options: Mapping[str, object], where: str) -> None:
+        """Raise :class:`ConfigError` unless ``cls(**options)`` fits its signature.
+
+        ``where`` names the config table the options came from, e.g. ``listen.udp``.
+        For a transport, the ``events`` argument the node passes is not an option.
+        """
+        described = self._describe(cls)
+        parameters = _option_parameters(cls, described)
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return
+        accepted = [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigError(
+                f"[{where}] {', '.join(unknown)}: unknown option{'s' if len(unknown) > 1 else ''}"
+                f"; allowed: {', '.join(accepted) or 'none'} ({described})"
+            )
+        missing = [p.name for p in parameters if _is_required(p) and p.name not in options]
+        if missing:
+            raise ConfigError(f"[{where}] {', '.join(missing)}: required by {described}, "
+                              "and not given")
+
+    def _load_entry_points(self) -> None:
+        found = importlib.metadata.entry_points(group=PROJECT_NAME)
+        origins = [(_Origin(ep.name, *_distribution_of(ep)), ep) for ep in found]
+        for origin, entry_point in sorted(origins, key=lambda pair: str(pair[0])):
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:  # noqa: BLE001 - a broken import costs only that plugin
+                self._record_failure(origin, exc)
+                continue
+            # One pluggy name per (distribution, entry point): two distributions that
+            # use one entry point name are both registered, neither silently dropped.
+            self._add(plugin, f"{origin.distribution}:{origin.plugin}", origin)
+
+    def _record_failure(self, origin: _Origin, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        logger.warning("%s failed to load and is skipped: %s", origin, error)
+        failure = PluginFailure(origin.plugin, origin.distribution, origin.version, error)
+        self.failures.append(failure)
+
+    def _add(self, plugin: object, pluggy_name: str | None, origin: _Origin) -> None:
+        registered = self._register_hooks(plugin, pluggy_name, origin)
+        try:
+            found = [entry for spec in _KINDS for entry in self._collect(plugin, spec, origin)]
+            for entry in found:
+                self._check_free(entry)
+        except PluginError:
+            self._manager.unregister(plugin)
+            raise
+        self._origins[registered] = origin
+        for entry in found:
+            self._tables[entry.kind][entry.name] = entry
+
+    def _register_hooks(self, plugin: object, pluggy_name: str | None, origin: _Origin) -> str:
+        try:
+            registered = self._manager.register(plugin, pluggy_name)
+        except ValueError:  # pluggy: this object or this name is already registered
+            raise PluginConflict(self._clash(plugin, pluggy_name, origin)) from None
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"{origin} has an invalid hook: {exc}") from None
+        try:
+            self._manager.check_pending()  # a misspelt hook name would otherwise go unnoticed
+        except pluggy.PluginValidationError as exc:
+            self._manager.unregister(plugin)
+            raise PluginError(f"{origin} implements an unknown hook: {exc}") from None
+        assert registered is not None  # pluggy returns None only for blocked names
+        return registered
+
+    def _clash(self, plugin: object, pluggy_name: str | None, origin: _Origin) -> str:
+        existing = self._manager.get_name(plugin)
+        if existing is not None:
+            held = self._origins[existing]
+            return f"cannot register {origin}: that object is already registered as {held}"
+        name = pluggy_name or self._manager.get_canonical_name(plugin)
+        return (
+            f"cannot register {origin}: the name {name!r} is taken by {self._origins[name]};"
+            " register it under another name"
+        )
+
+    def _collect(self, plugin: object, spec: _KindSpec, origin: _Origin) -> list[_Entry[Any]]:
+        """Call this plugin's own implementation of one hook and validate what it returns."""
+        entries: dict[str, _Entry[Any]] = {}
+        for impl in getattr(self._manager.hook, spec.hook).get_hookimpls():
+            if impl.plugin is not plugin:
+                continue
+            if impl.wrapper or impl.hookwrapper:
+                raise PluginError(f"{origin}: {spec.hook} cannot be a hook wrapper")
+            # Called per plugin rather than through the hook, so that every class
+            # is attributed to its plugin in conflicts and listings.
+            for cls in _validated(_call_hook(impl, spec, origin), spec, origin):
+                entry: _Entry[Any] = _Entry(spec.kind, getattr(cls, spec.attribute), cls, origin)
+                if entries.setdefault(entry.name, entry).cls is not cls:
+                    raise PluginConflict(_conflict(entry, origin))
+        return list(entries.values())
+
+    def _check_free(self, entry: _Entry[Any]) -> None:
+        held = self._tables[entry.kind].get(entry.name)
+        if held is not None:
+            raise PluginConflict(_conflict(entry, held.origin))
+
+    def _find(self, table: dict[str, _Entry[T]], kind: Kind, name: str) -> _Entry[T]:
+        entry = table.get(name)
+        if entry is not None:
+            return entry
+        installed = f"installed {kind}s: {', '.join(sorted(table)) or 'none'}"
+        for failure in self.failures:
+            if failure.plugin == name:
+                raise UnknownPlugin(
+                    f"{kind} {name!r} is unavailable: plugin {name!r} from"
+                    f" {failure.distribution} {failure.version} failed to load"
+                    f" ({failure.error}); {installed}"
+                )
+        raise UnknownPlugin(f"no {kind} named {name!r}; {installed}")
+
+    def _describe(self, cls: type) -> str:
+        for table in self._tables.values():
+            for entry in table.values():
+                if entry.cls is cls:
+                    return str(entry)
+        return _qualified(cls)
+
+
+def _located(text: str, table: str, source: str | None) -> str:
+    """``text`` about a plugin's options, with the table (unless it names it) and the file."""
+    located = text if text.startswith(f"[{table}]") else f"[{table}] {text}"
+    return f"{source}: {located}" if source else located
+
+
+def _conflict(entry: _Entry[Any], other: _Origin) -> str:
+    if other == entry.origin:
+        return f"{other} provides two different {entry.kind} classes named {entry.name!r}"
+    return (
+        f"{entry.kind} {entry.name!r} is claimed twice, by {other} and by {entry.origin};"
+        " only one of them can be installed"
+    )
+
+
+def _call_hook(impl: pluggy.HookImpl, spec: _KindSpec, origin: _Origin) -> object:
+    try:
+        return impl.function()
+    except Exception as exc:
+        raise PluginError(f"{origin}: {spec.hook}() raised {type(exc).__name__}: {exc}") from exc
+
+
+def _validated(result: object, spec: _KindSpec, origin: _Origin) -> list[type]:
+    """Return the classes a hook returned, or raise PluginError saying what is wrong."""
+    what = f"{spec.interface.__name__} subclasses"
+    if not isinstance(result, list | tuple):
+        raise PluginError(f"{origin}: {spec.hook}() returned {result!r}, not a list of {what}")
+    for item in result:
+        if not (isinstance(item, type) and issubclass(item, spec.interface)):
+            raise PluginError(f"{origin}: {spec.hook}() returned {item!r}, not one of the {what}")
+        _check_class(item, spec, origin)
+    return list(result)
+
+
+def _check_class(cls: type, spec: _KindSpec, origin: _Origin) -> None:
+    value = getattr(cls, spec.attribute, None)
+    if not (isinstance(value, str) and _NAME_PATTERN.fullmatch(value)):
+        raise PluginError(
+            f"{origin}: {_qualified(cls)}.{spec.attribute} is {value!r}; a {spec.kind}"
+            f" {spec.attribute} must be a str of {_NAME_RULE}"
+        )
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise PluginError(f"{origin}: {_qualified(cls)} is abstract; it must implement {missing}")
+    if spec.kind == "transport" and not isinstance(getattr(cls, "reliable", None), bool):
+        raise PluginError(f"{origin}: {_qualified(cls)}.reliable must be True or False")
+    paths: object = getattr(cls, "path_options", frozenset())
+    if not (isinstance(paths, frozenset | set) and all(isinstance(key, str) for key in paths)):
+        raise PluginError(f"{origin}: {_qualified(cls)}.path_options is {paths!r}; it must be a "
+                          "frozenset of option names")
+
+
+def _option_parameters(cls: type, described: str) -> list[inspect.Parameter]:
+    """The parameters of ``cls(...)`` that a config table can fill by keyword."""
+    try:
+        parameters = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"cannot read the options of {described}: {exc}") from None
+    if issubclass(cls, Transport) and parameters and _is_positional(parameters[0]):
+        parameters = parameters[1:]  # the TransportEvents the node passes
+    return [p for p in parameters if p.kind is not p.POSITIONAL_ONLY]
+
+
+def _is_positional(parameter: inspect.Parameter) -> bool:
+    return parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+
+
+def _is_required(parameter: inspect.Parameter) -> bool:
+    variadic = (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    return parameter.default is parameter.empty and parameter.kind not in variadic
+
+
+def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    if dist is None:
+        return f"<{entry_point.module}>", ""
+    return dist.name, dist.version
+
+
+def _module_of(plugin: object) -> str:
+    module = getattr(plugin, "__module__", None)
+    return module if isinstance(module, str) else type(plugin).__module__
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+

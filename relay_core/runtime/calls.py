@@ -1,0 +1,261 @@
+"""Bookkeeping for RPCs, both ways.
+
+:class:`PendingCalls` holds the requests this node sent: a call id each, and
+the future its caller awaits. :class:`ActiveRequests` holds the requests this
+node is handling: the Rpc, its deadline timer, and the replies recently sent,
+so that a retry of a finished request is answered from the cache instead of
+running the handler again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import ClassVar, Final
+
+from ..protocol.replycache import CallKey, ReplyCache
+from .rpc import Rpc
+
+__all__ = ["ActiveRequests", "CallKey", "PendingCalls"]
+
+LARGEST_CALL_ID: Final = (1 << 62) - 1
+"""The wire takes any non-zero u64; this node's own ids stay below 2**62, the range the
+compiled build keeps unboxed."""
+
+
+class _Lane:
+    """The calls made with one timeout: insertion order is deadline order."""
+
+    __slots__ = ("deadlines", "forget", "timer")
+
+    def __init__(self) -> None:
+        self.deadlines: dict[int, float] = {}
+        self.forget = self.deadlines.pop
+        """The deadlines' ``pop``, bound once (see PendingCalls)."""
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class PendingCalls:
+    """Calls waiting for their reply, and the deadlines that cancel their futures.
+
+    A timer per call (``call_later``, then ``cancel`` when the reply comes)
+    cost more than the rest of a call's bookkeeping, because every cancelled
+    handle stays in the event loop's heap until it is due or the heap is
+    rebuilt. Calls made with the same timeout expire in the order they were
+    made, so each timeout in use gets a lane: an insertion-ordered dict of
+    deadlines and one timer for its oldest call. Past ``MAX_LANES`` distinct
+    timeouts (a caller passing each call its own time left), a call gets its
+    own timer as before.
+    """
+
+    MAX_LANES: ClassVar[int] = 8
+
+    def __init__(self) -> None:
+        self._futures: dict[int, asyncio.Future[object]] = {}
+        # Bound once: compiled, dict.pop is a method looked up by name at each call.
+        self._pop_future = self._futures.pop
+        self._lanes: dict[float, _Lane] = {}
+        self._own_timers: dict[int, asyncio.TimerHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """Kept from the first call: asyncio.get_running_loop() costs a system call."""
+
+    def open(self, timeout: float | None,
+             call_id: int = 1) -> tuple[int, asyncio.Future[object]]:
+        """Call ``call_id`` (or the next free id after it) and the future its reply will
+        resolve.
+
+        The future is cancelled ``timeout`` seconds from now if it is still
+        waiting; with None the caller keeps time itself.
+        """
+        call_id, future = self.reserve(call_id)
+        self.arm(call_id, future, timeout)
+        return call_id, future
+
+    def reserve(self, call_id: int = 1) -> tuple[int, asyncio.Future[object]]:
+        """:meth:`open` without the deadline, which :meth:`arm` sets.
+
+        A caller arms the deadline once its request has left, so that the
+        request leaves sooner; a reply found before then is still delivered.
+        Call ids come from each link's own random run (see ``PeerLink.next_call_id``);
+        two runs meeting is all but impossible, and then the next free id is taken.
+        """
+        futures = self._futures
+        while call_id in futures or not 0 < call_id <= LARGEST_CALL_ID:
+            call_id = call_id + 1 if 0 < call_id < LARGEST_CALL_ID else 1
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[object] = loop.create_future()
+        futures[call_id] = future
+        return call_id, future
+
+    def is_waiting(self, call_id: int) -> bool:
+        """True while call ``call_id`` waits for its reply."""
+        return call_id in self._futures
+
+    def arm(self, call_id: int, future: asyncio.Future[object], timeout: float | None) -> None:
+        """Cancel ``future`` ``timeout`` seconds from now if it still waits (None: never)."""
+        if timeout is None:
+            return
+        loop = self._loop
+        assert loop is not None  # set by the reserve() that made the future
+        deadline = loop.time() + timeout
+        lane = self._lanes.get(timeout)
+        if lane is None:
+            if len(self._lanes) >= self.MAX_LANES:
+                self._own_timers[call_id] = loop.call_at(deadline, future.cancel)
+                return
+            lane = self._lanes[timeout] = _Lane()
+        lane.deadlines[call_id] = deadline
+        if lane.timer is None:
+            lane.timer = loop.call_at(deadline, self._expire, timeout)
+
+    def close(self, call_id: int, timeout: float | None) -> bool:
+        """Forget ``call_id``; True if its reply had not come (the caller gave up)."""
+        lane = self._lanes.get(timeout) if timeout is not None else None
+        if lane is None or lane.forget(call_id, None) is None:
+            timer = self._own_timers.pop(call_id, None)
+            if timer is not None:
+                timer.cancel()
+        future = self._pop_future(call_id, None)
+        # A caller cancelled while awaiting the future cancels the future with it.
+        return future is not None and (not future.done() or future.cancelled())
+
+    def take(self, call_id: int) -> asyncio.Future[object] | None:
+        """The future of the call this reply answers, or None for an unknown reply or one
+        that came after its caller closed the call.
+
+        The future may be done already (its deadline passed, or its caller was
+        cancelled, and the caller has not closed the call yet): setting its
+        result then raises ``asyncio.InvalidStateError``, which the receiver
+        takes for a late reply. Not asking first saves a method call per reply.
+        """
+        return self._pop_future(call_id, None)
+
+    def fail(self, call_ids: Iterable[int], error: Callable[[], BaseException]) -> int:
+        """Fail those of ``call_ids`` still waiting, each with its own ``error()``; return
+        how many. Their callers close them, as after a reply."""
+        failed = 0
+        for call_id in call_ids:
+            future = self._futures.get(call_id)
+            if future is not None and not future.done():
+                future.set_exception(error())
+                failed += 1
+        return failed
+
+    def fail_all(self, error: BaseException) -> None:
+        for lane in self._lanes.values():
+            if lane.timer is not None:
+                lane.timer.cancel()
+        self._lanes.clear()
+        for timer in self._own_timers.values():
+            timer.cancel()
+        self._own_timers.clear()
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(error)
+
+    def _expire(self, timeout: float) -> None:
+        """Cancel the lane's calls whose deadline has come; wait for the next one."""
+        lane = self._lanes[timeout]
+        lane.timer = None
+        loop = self._loop
+        assert loop is not None  # set by the open() that armed this timer
+        now = loop.time()
+        expired = []
+        for call_id, deadline in lane.deadlines.items():
+            if deadline > now:
+                break
+            expired.append(call_id)
+        for call_id in expired:
+            del lane.deadlines[call_id]
+            future = self._futures.get(call_id)
+            if future is not None:
+                future.cancel()
+        if lane.deadlines:
+            lane.timer = loop.call_at(next(iter(lane.deadlines.values())), self._expire, timeout)
+        else:
+            del self._lanes[timeout]
+
+
+class ActiveRequests:
+    """Requests being handled. No timer per request: ``Rpc.cancelled`` compares its
+    deadline with the clock, ``Rpc.handle`` times its own work, and a sweep once a
+    second retires requests nobody answered. Every request's deadline is capped by
+    the node (``max_request_deadline``), and the table holds at most ``max_entries``:
+    a request past that cancels the oldest one (see :meth:`start`)."""
+
+    SWEEP_INTERVAL: ClassVar[float] = 1.0
+
+    def __init__(self, replies: ReplyCache, max_entries: int = 4096) -> None:
+        self._active: dict[CallKey, Rpc] = {}
+        self._sweep: asyncio.TimerHandle | None = None
+        self._max_entries = max_entries
+        self.replies = replies
+
+    def __contains__(self, key: CallKey) -> bool:
+        return key in self._active
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def start(self, key: CallKey, rpc: Rpc) -> bool:
+        """Track ``rpc`` until it is answered, cancelled or past its deadline; True if the
+        oldest request had to be cancelled to make room for it.
+
+        The oldest goes, rather than the newest being refused: a flood of requests
+        nobody answers then ages out of the table instead of shutting honest callers
+        out of it, and the oldest request is the one whose caller has most likely
+        given up already (all deadlines are capped alike). Insertion order is age:
+        the first key is the oldest.
+        """
+        active = self._active
+        evicted = False
+        if len(active) >= self._max_entries:
+            oldest = active.pop(next(iter(active)))
+            oldest.cancel()
+            evicted = True
+        active[key] = rpc
+        if self._sweep is None:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self.SWEEP_INTERVAL, self._retire_expired)
+        return evicted
+
+    def cancel(self, key: CallKey) -> None:
+        """Cancel the request ``key`` (refused before it reached a handler)."""
+        rpc = self._active.pop(key, None)
+        if rpc is not None:
+            rpc.cancel()
+
+    def cancel_from(self, key: CallKey, origin: object) -> bool:
+        """The caller gave up (a cancel frame from ``origin``, the link it came over):
+        cancel the request if it came from there too; False if it came from elsewhere."""
+        rpc = self._active.get(key)
+        if rpc is None:
+            return True  # answered already, or never seen: nothing to cancel
+        if not rpc.came_from(origin):
+            return False
+        del self._active[key]
+        rpc.cancel()
+        return True
+
+    def finish(self, key: CallKey, reply_frame: bytes, sent_to: object) -> None:
+        """The request was answered with ``reply_frame``, sent to ``sent_to`` (the link)."""
+        self._active.pop(key, None)
+        self.replies.put(key, reply_frame, sent_to)
+
+    def cancel_all(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        for key in list(self._active):
+            self.cancel(key)
+
+    def _retire_expired(self) -> None:
+        self._sweep = None
+        expired = [key for key, rpc in self._active.items() if rpc.cancelled]
+        for key in expired:
+            self.cancel(key)
+        if self._active:
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(self.SWEEP_INTERVAL, self._retire_expired)

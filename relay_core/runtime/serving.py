@@ -1,0 +1,249 @@
+"""Serving requests from other nodes: the handling side of an RPC.
+
+A decoded request becomes an :class:`Rpc` delivered to the named actor (or the
+router); its answer goes back as a RESPONSE or ERROR frame over the link it
+came on. A request that is already running or was just answered is a retry:
+it is ignored or answered from the reply cache, never run twice. A cached reply
+goes again only to the link it went to, and only while the packets asking for it
+have brought in at least a third of its bytes: a forged retry (any source can
+claim a caller's incarnation and call id) can neither redirect a reply nor draw
+more than three times its own size, which keeps the node useless as a reflector. A request
+that never reaches a handler (unknown actor, full mailbox, undecodable) is
+refused at once with a typed error, and not cached, so a retry may succeed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from ..config.address import endpoint_url
+from ..config.node_config import NodeConfig
+from ..errors import RelayError
+from ..interfaces import Compressor, HostPort
+from ..observe.stats import Counters
+from ..plugins.registry import PluginRegistry
+from ..protocol.coalesce import UNKNOWN_EXPANSION
+from ..protocol.error_payload import ErrorCode, error_payload
+from ..protocol.replycache import ReplyCache
+from ..protocol.wire import (
+    PACKET_HEADER_SIZE,
+    Frame,
+    FrameKind,
+    ReplyFrameEncoder,
+    encode_frame,
+    frame_is_compressed,
+)
+from .calls import ActiveRequests, CallKey
+from .links import PeerLink
+from .mailbox import Mailbox, mailbox_of
+from .rpc import Rpc, new_request_id
+
+if TYPE_CHECKING:  # the dispatcher imports this module; only the type comes back
+    from .dispatcher import Dispatcher
+
+__all__ = ["LocalActors", "RequestServer"]
+
+logger = logging.getLogger("relay_core.node")
+
+_ReplyPlan = tuple[Callable[[object], bytes], "Compressor | None", dict[str, ReplyFrameEncoder]]
+"""A request's codec's bound ``encode``, its compressor, and the reply encoder for each
+compressor name."""
+
+RESEND_FACTOR = 3
+"""To a plain datagram, a cached reply is sent again only while it is at most this many
+times the bytes of the packet that asked for it again (QUIC's bound for an unvalidated
+address)."""
+
+
+
+class LocalActors(Protocol):
+    """What the node layer needs from the node's actor table."""
+
+    @property
+    def mailboxes(self) -> Mapping[str, Mailbox]:
+        """The mailbox of each local actor, by name (kept current by the node)."""
+
+    def deliver_unrouted(self, message: object, source: str) -> bool:
+        """Offer a message for an unknown name to the router; False if there is none."""
+
+
+class RequestServer:
+    def __init__(self, host: Dispatcher, actors: LocalActors, registry: PluginRegistry,
+                 config: NodeConfig) -> None:
+        # The dispatcher by its class, not a Protocol: the compiled build then calls
+        # its queue and encode natively, three calls a request.
+        self._host = host
+        self._actors = actors
+        self._mailboxes = actors.mailboxes
+        self._registry = registry
+        self._config = config
+        self.active = ActiveRequests(ReplyCache(), config.max_active_requests)
+        self._max_deadline = config.max_request_deadline
+        self.resend_budget = 0
+        """Bytes that cached replies may still take in answer to the packet being handled:
+        RESEND_FACTOR times its size, set by the dispatcher for each packet."""
+        self._reply_plans: dict[tuple[str, str], _ReplyPlan] = {}
+        self._clock: Callable[[], float] | None = None
+        """The event loop's time(), kept: asyncio.get_running_loop() costs a system call."""
+
+    def is_retry(self, key: CallKey, frame: Frame, link: PeerLink, counters: Counters) -> bool:
+        """True for a request already running or answered: it must not run again.
+
+        An answered one gets its cached reply again if it came from where that reply
+        went, within the packet's :attr:`resend_budget`; from elsewhere nothing, and
+        over the budget a short error where that fits, both counted as
+        replies_not_resent.
+        """
+        if key in self.active:
+            counters.duplicates += 1
+            return True
+        replies = self.active.replies
+        reply = replies.get(key)
+        if reply is None:
+            return False
+        counters.duplicates += 1
+        if replies.sent_to(key) is not link:
+            counters.replies_not_resent += 1
+            return True
+        if link.transport.reliable or self._host.receiving_sealed:
+            # Amplification needs a source that can be forged: a plain datagram's. A
+            # stream's peer answered its handshake from its address, and a sealed retry
+            # is authenticated (a replay of it is a duplicate).
+            self._resend(link, reply)
+            return True
+        cost = len(reply) + PACKET_HEADER_SIZE
+        if cost <= self.resend_budget:
+            self.resend_budget -= cost
+            self._resend(link, reply)
+            return True
+        counters.replies_not_resent += 1
+        refusal = self._error_frame(
+            frame, ErrorCode.REPLY_NOT_RESENT, "ReplyNotResent",
+            f"reply of {len(reply)} bytes already sent; resent only to retries of "
+            f"at least 1/{RESEND_FACTOR} its size", codec="json")
+        cost = len(refusal) + PACKET_HEADER_SIZE
+        if cost <= self.resend_budget:
+            self.resend_budget -= cost
+            self._host.queue(link, refusal)
+        return True
+
+    def _resend(self, link: PeerLink, reply: bytes) -> None:
+        # What a cached compressed reply expands to was not kept: it goes alone.
+        self._host.queue(link, reply, UNKNOWN_EXPANSION if frame_is_compressed(reply) else 0)
+
+    def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object, size: int,
+              counters: Counters, scheme: str, source: HostPort) -> None:
+        """Hand a decoded request, which weighs ``size`` bytes in a mailbox, to its actor
+        (or the router), or refuse it."""
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = asyncio.get_running_loop().time
+        longest = self._max_deadline
+        wanted = frame.deadline_ms
+        deadline = clock() + (
+            longest if wanted is None or wanted / 1000 > longest else wanted / 1000)
+        rpc = Rpc(request, frame.request_id or new_request_id(), deadline,
+                  lambda value, error: self._answer(link, frame, key, value, error),
+                  frame.traceparent, clock, link)
+        if self.active.start(key, rpc):
+            self._host.stats.local.requests_evicted += 1
+        mailbox = mailbox_of(self._mailboxes, frame.target)
+        if mailbox is None or mailbox.closed:
+            if not self._actors.deliver_unrouted(rpc, endpoint_url(scheme, source)):
+                self.active.cancel(key)
+                counters.unknown_actor += 1
+                self._refuse(link, frame, ErrorCode.UNKNOWN_ACTOR, "UnknownActor",
+                             f"no actor named {frame.target!r}")
+        elif not mailbox.put_nowait(rpc, size):
+            self.active.cancel(key)
+            counters.mailbox_full += 1
+            self._refuse(link, frame, ErrorCode.OVERLOADED, "Overloaded",
+                         f"the mailbox of {frame.target!r} is full")
+
+    def reject(self, link: PeerLink, frame: Frame) -> None:
+        """Tell the caller why its request could not be decoded."""
+        if frame.codec not in self._registry.codec_names() or (
+                frame.compressor and frame.compressor not in self._registry.compressor_names()):
+            self._refuse(link, frame, ErrorCode.UNSUPPORTED_CODEC, "UnsupportedCodec",
+                         f"codec {frame.codec!r} / compressor {frame.compressor or 'none'!r} "
+                         "is not installed here", codec="json")
+        else:
+            self._refuse(link, frame, ErrorCode.UNDECODABLE, "DecodeError",
+                         "the request payload could not be decoded")
+
+    def _answer(self, link: PeerLink, request: Frame, key: CallKey, value: object,
+                error: BaseException | None) -> None:
+        """Send the handler's answer, and remember it for retries."""
+        if self._host.closed:
+            return
+        expanded = 0  # error frames are not compressed
+        try:
+            if error is not None:
+                reply = self._error_frame(request, ErrorCode.REMOTE_ERROR,
+                                          type(error).__name__, str(error),
+                                          self._traceback_of(error))
+            else:
+                reply, expanded = self._response_frame(request, value)
+        except RelayError as exc:
+            logger.warning("the reply to request %s cannot be sent: %s", request.request_id,
+                           exc, extra={"request_id": request.request_id})
+            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
+                                      str(exc))
+        except Exception as exc:  # noqa: BLE001 - a codec's or compressor's bug
+            # Counted, and told to the caller in json: the request's codec is the suspect.
+            self._host.internal_error(link.counters,
+                                      f"the reply to request {request.request_id}", exc)
+            reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
+                                      f"the reply could not be encoded: {exc}", codec="json")
+        # The reply leaves first: remembering it for retries is not on its way
+        # (nothing else runs in between, so a retry still finds it).
+        try:
+            self._host.queue(link, reply, expanded)
+        finally:
+            self.active.finish(key, reply, link)
+
+    def _traceback_of(self, error: BaseException) -> str:
+        if not self._config.send_tracebacks:
+            return ""
+        return "".join(traceback.format_exception(error))
+
+    def _response_frame(self, request: Frame, value: object) -> tuple[bytes, int]:
+        """The RESPONSE frame, and what its payload expands to (see ``Dispatcher.queue``)."""
+        plan = self._reply_plans.get((request.codec, request.compressor))
+        if plan is None:
+            plan = self._plan_replies(request.codec, request.compressor)
+        encode_value, compressor, encoders = plan
+        payload, used, expanded = self._host.encode(encode_value, compressor, value)
+        return encoders[used].encode(payload, request.call_id, request.request_id), expanded
+
+    def _plan_replies(self, codec_name: str, compressor_name: str) -> _ReplyPlan:
+        """How replies to requests in this codec and compressor are made.
+
+        Keyed by installed plugin names only (the request decoded), so bounded.
+        A reply is compressed like its request, or not at all where that does
+        not pay: one encoder for each.
+        """
+        codec = self._host.codec(codec_name)
+        compressor = self._host.compressor(compressor_name)
+        encoders = {"": ReplyFrameEncoder(FrameKind.RESPONSE, codec.name, "")}
+        if compressor is not None:
+            encoders[compressor.name] = ReplyFrameEncoder(FrameKind.RESPONSE, codec.name,
+                                                          compressor.name)
+        plan = self._reply_plans[(codec_name, compressor_name)] = (codec.encode, compressor,
+                                                                   encoders)
+        return plan
+
+    def _error_frame(self, request: Frame, code: str, error_type: str, message: str,
+                     traceback_text: str = "", codec: str | None = None) -> bytes:
+        encoder = self._host.codec(codec or request.codec)
+        payload = encoder.encode(error_payload(code, error_type, message, traceback_text))
+        return encode_frame(Frame(FrameKind.ERROR, encoder.name, payload,
+                                  call_id=request.call_id, request_id=request.request_id))
+
+    def _refuse(self, link: PeerLink, request: Frame, code: str, error_type: str, message: str,
+                codec: str | None = None) -> None:
+        self._host.queue(link, self._error_frame(request, code, error_type, message, codec=codec))
