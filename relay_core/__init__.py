@@ -62,9 +62,9 @@ from .observe.ratelog import RateLimitedLog
 from .observe.stats import NodeStats
 from .plugins.registry import PluginFailure, PluginInfo, PluginRegistry
 from .protocol.messages import MessageTypes, UnknownMessage, message, message_types
-from .runtime.actors import ActorContext, ActorRef
+from .runtime.actors import ActorRef
 from .runtime.loop import run
-from .runtime.node import Node, Router
+from .runtime.node import ActorContext, Node, Router
 from .runtime.rpc import RequestIdFilter, Rpc, current_request_id
 
 __all__ = [

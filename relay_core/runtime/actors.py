@@ -25,26 +25,21 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from ..config.address import Address
 from ..errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
 from ..observe.tracing import outgoing_traceparent
 from .dispatcher import Dispatcher
-from .inbox import Inbox
 from .links import PeerLink
 from .mailbox import Mailbox
 from .rpc import Rpc, current_request_id, new_request_id
 
-if TYPE_CHECKING:
-    from .node import Node
-
-__all__ = ["ActorContext", "ActorRef", "LocalRef", "RemoteRef", "RestartPolicy", "Supervisor"]
+__all__ = ["ActorRef", "LocalRef", "RemoteRef", "RestartPolicy", "Supervisor"]
 
 logger = logging.getLogger("relay_core.actors")
 
 RestartPolicy = Literal["never", "on-error"]
-ActorFunction = Callable[["ActorContext"], Awaitable[None]]
 DEFAULT_RPC_TIMEOUT = 5.0
 
 
@@ -207,42 +202,28 @@ class RemoteRef(ActorRef):
         return self._link
 
 
-class ActorContext:
-    """What an actor function gets: its name, ref and node, and its messages."""
-
-    def __init__(self, name: str, ref: LocalRef, node: Node, mailbox: Mailbox) -> None:
-        self.name = name
-        self.ref = ref
-        self.node = node
-        self._inbox = Inbox(mailbox)
+class RunContext(Protocol):
+    """What a supervisor needs of the context it hands its actor function."""
 
     @property
     def current(self) -> object:
         """The message most recently received."""
-        return self._inbox.current
-
-    def __aiter__(self) -> Inbox:
-        # The compiled inbox is what ``async for`` steps through.
-        return self._inbox
-
-    def __anext__(self) -> Coroutine[Any, Any, object]:
-        return self._inbox.__anext__()
-
-    async def receive(self) -> object:
-        """The next message; ``ActorStopped`` once the actor is stopping and nothing is left."""
-        try:
-            return await self.__anext__()
-        except StopAsyncIteration:
-            raise ActorStopped("the actor is stopping and its mailbox is empty") from None
 
 
-class Supervisor:
-    """Runs one actor function, restarts it by policy, and cleans up after it."""
+Context = TypeVar("Context", bound=RunContext)
+
+
+class Supervisor(Generic[Context]):
+    """Runs one actor function, restarts it by policy, and cleans up after it.
+
+    Each run gets a fresh context from ``make_context`` (the node makes an
+    :class:`~relay_core.ActorContext`, which names the node).
+    """
 
     def __init__(
         self,
-        node: Node,
-        function: ActorFunction,
+        make_context: Callable[[str, LocalRef, Mailbox], Context],
+        function: Callable[[Context], Awaitable[None]],
         name: str,
         mailbox: Mailbox,
         restart: RestartPolicy,
@@ -255,7 +236,7 @@ class Supervisor:
         self.name = name
         self.mailbox = mailbox
         self.ref = LocalRef(name, mailbox)
-        self._node = node
+        self._make_context = make_context
         self._function = function
         self._restart = restart
         self._max_restarts = max_restarts
@@ -280,7 +261,7 @@ class Supervisor:
         failures: deque[float] = deque()
         try:
             while True:
-                context = ActorContext(self.name, self.ref, self._node, self.mailbox)
+                context = self._make_context(self.name, self.ref, self.mailbox)
                 try:
                     await self._function(context)
                     return
@@ -318,7 +299,7 @@ class Supervisor:
         self._on_exit(self.name)
 
 
-def _fail_unanswered(context: ActorContext, error: Exception) -> None:
+def _fail_unanswered(context: RunContext, error: Exception) -> None:
     """Fail the request a failed run was handling, unless it was answered."""
     current = context.current
     if isinstance(current, Rpc) and not current.answered:

@@ -2,8 +2,9 @@
 
 It ties the layers together: the plugin registry and config (validated at
 construction), the dispatcher (transports, links, frames), and the local
-actors with their supervisors. Every Node has its own registry; nothing is
-global.
+actors with their supervisors, and the context (:class:`ActorContext`) each
+actor function is given, which names the node. Every Node has its own
+registry; nothing is global.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import asyncio
 import inspect
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Self
+from typing import Any, Self
 
 from ..config.address import format_host_port, parse_address
 from ..config.node_config import NodeConfig
@@ -24,17 +25,50 @@ from ..errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 from ..observe.metrics import MetricsExporter
 from ..observe.stats import NodeStats
 from ..plugins.registry import PluginRegistry
-from .actors import ActorContext, ActorFunction, ActorRef, RemoteRef, RestartPolicy, Supervisor
+from .actors import ActorRef, LocalRef, RemoteRef, RestartPolicy, Supervisor
 from .dispatcher import Dispatcher
+from .inbox import Inbox
 from .mailbox import Mailbox
 from .rpc import Rpc
 
-__all__ = ["STATS_ACTOR", "SYSTEM_PREFIX", "Node", "Router"]
+__all__ = ["STATS_ACTOR", "SYSTEM_PREFIX", "ActorContext", "ActorFunction", "Node", "Router"]
 
 SYSTEM_PREFIX = "$"
 """Actor names starting with this belong to the node (system and anonymous actors)."""
 STATS_ACTOR = "$stats"
 """Answers an RPC with the node's counters (``net-relay stats``)."""
+
+
+class ActorContext:
+    """What an actor function gets: its name, ref and node, and its messages."""
+
+    def __init__(self, name: str, ref: LocalRef, node: Node, mailbox: Mailbox) -> None:
+        self.name = name
+        self.ref = ref
+        self.node = node
+        self._inbox = Inbox(mailbox)
+
+    @property
+    def current(self) -> object:
+        """The message most recently received."""
+        return self._inbox.current
+
+    def __aiter__(self) -> Inbox:
+        # The compiled inbox is what ``async for`` steps through.
+        return self._inbox
+
+    def __anext__(self) -> Coroutine[Any, Any, object]:
+        return self._inbox.__anext__()
+
+    async def receive(self) -> object:
+        """The next message; ``ActorStopped`` once the actor is stopping and nothing is left."""
+        try:
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise ActorStopped("the actor is stopping and its mailbox is empty") from None
+
+
+ActorFunction = Callable[[ActorContext], Awaitable[None]]
 
 
 async def stats_actor(ctx: ActorContext) -> None:
@@ -67,7 +101,7 @@ class Node:
             compressors=self.registry.compressor_names(),
             transports=self.registry.transport_schemes(),
         )
-        self._actors: dict[str, Supervisor] = {}
+        self._actors: dict[str, Supervisor[ActorContext]] = {}
         self._mailboxes: dict[str, Mailbox] = {}
         self._mailbox_view = MappingProxyType(self._mailboxes)
         self._dispatcher = Dispatcher(self.config, self.registry, self)
@@ -185,7 +219,7 @@ class Node:
         if max_bytes < 1:
             raise ValueError(f"mailbox_bytes must be >= 1, got {max_bytes}")
         supervisor = Supervisor(
-            self,
+            self._context,
             function,
             name,
             Mailbox(capacity, max_bytes=max_bytes, shared=self._dispatcher.buffered),
@@ -200,11 +234,14 @@ class Node:
     def _spawn_system(self, function: ActorFunction, name: str) -> None:
         mailbox = Mailbox(64, max_bytes=self.config.mailbox_bytes,
                           shared=self._dispatcher.buffered)
-        supervisor = Supervisor(self, function, name, mailbox, "on-error", 3, 60.0,
+        supervisor = Supervisor(self._context, function, name, mailbox, "on-error", 3, 60.0,
                                 self._actor_exited)
         self._add(supervisor)
 
-    def _add(self, supervisor: Supervisor) -> None:
+    def _context(self, name: str, ref: LocalRef, mailbox: Mailbox) -> ActorContext:
+        return ActorContext(name, ref, self, mailbox)
+
+    def _add(self, supervisor: Supervisor[ActorContext]) -> None:
         self._actors[supervisor.name] = supervisor
         self._mailboxes[supervisor.name] = supervisor.mailbox
 

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay_core import ActorContext
 from relay_core.config.node_config import ListenConfig, NodeConfig, PeerConfig
 from relay_core.errors import RelayError
 from relay_core.plugins.registry import PluginRegistry
-from relay_core.runtime.actors import ActorContext
 from relay_core.runtime.node import Node
 from relay_core.runtime.rpc import Rpc
 

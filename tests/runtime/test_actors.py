@@ -10,6 +10,7 @@ import pytest
 
 from nodes import wait_for
 from relay_core import (
+    ActorContext,
     ActorExists,
     ActorStopped,
     MailboxFull,
@@ -19,7 +20,6 @@ from relay_core import (
     Rpc,
     RpcTimeout,
 )
-from relay_core.runtime.actors import ActorContext
 
 
 def quiet_config() -> NodeConfig:

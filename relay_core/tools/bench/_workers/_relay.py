@@ -12,9 +12,9 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+from relay_core import ActorContext, ActorRef
 from relay_core.config.node_config import ListenConfig, NodeConfig, PeerConfig
 from relay_core.errors import RpcTimeout
-from relay_core.runtime.actors import ActorContext, ActorRef
 from relay_core.runtime.node import Node
 from relay_core.runtime.rpc import Rpc
 from relay_core.tools.demo import echo
