@@ -59,7 +59,8 @@ async def sink(ctx: ActorContext) -> None:
 
 async def forward(ctx: ActorContext) -> None:
     """Answers an RPC ``{"to": ADDRESS, "message": M}`` with the reply of an RPC of M to
-    ADDRESS, made within what is left of the caller's deadline; the error of that call
+    ADDRESS (a URL, ``PEER/ACTOR``, or a local actor's name: a node cannot reach itself
+    by its udp URL), made within what is left of the caller's deadline; the error of that call
     (or of a request it cannot relay) is the answer's error, which its caller gets as a
     ``RemoteError``. Calls are relayed concurrently, each while its request lasts: a
     request the node evicts (``max_active_requests``) or its caller cancels cancels

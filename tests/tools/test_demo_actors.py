@@ -22,6 +22,14 @@ async def test_forward_answers_with_the_reply_of_the_node_it_calls() -> None:
         assert server.stats().total["messages_received"] == 1
 
 
+async def test_forward_calls_an_actor_of_its_own_node_by_its_name() -> None:
+    async with Node(udp_config("relay")) as relay, Node(udp_config("caller")) as caller:
+        spawn_demo_actors(relay)
+        request = {"to": "echo", "message": "here"}
+        assert await caller.ref(f"{relay.address('udp')}/forward").rpc(
+            request, timeout=10.0) == "here"
+
+
 async def test_forward_relays_calls_concurrently() -> None:
     """The server answers only once it holds both requests: one call at a time would wait
     for ever."""
