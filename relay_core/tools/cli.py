@@ -251,7 +251,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="print the version and whether the hot modules run compiled")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("plugins", help="list every transport, codec and compressor")
-    node = commands.add_parser("node", help="run a node hosting the echo, counter and sink actors")
+    node = commands.add_parser(
+        "node", help="run a node hosting the demo actors echo, counter, sink and forward",
+        description="Run a node hosting the demo actors: echo (answers an RPC with its "
+        "request), counter (counts plain messages; an RPC gets the count), sink (answers "
+        'nothing) and forward (answers an RPC {"to": ADDRESS, "message": M} with the reply '
+        "of the RPC of M it makes to ADDRESS; anyone who reaches the node can have it call "
+        "any address).")
     node.add_argument("--config", help="TOML config file (default: udp on 127.0.0.1, any port)")
     send = commands.add_parser("send", help="send one JSON message to an actor")
     send.add_argument("address", help="SCHEME://HOST:PORT/ACTOR")

@@ -1,8 +1,11 @@
 """The demo actors that ``net-relay node`` hosts, and ``net-relay demo`` itself.
 
 ``echo`` answers an RPC with its request; ``counter`` counts the plain messages
-it receives and answers an RPC with that count. The demo runs two nodes on
-loopback for every installed transport and codec and prints what went through.
+it receives and answers an RPC with that count; ``sink`` answers nothing;
+``forward`` answers an RPC ``{"to": ADDRESS, "message": M}`` with the reply of
+the RPC it makes to ADDRESS (an actor calling another node). The demo runs two
+nodes on loopback for every installed transport and codec and prints what went
+through.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +25,11 @@ from relay_core.plugins.registry import PluginRegistry
 from relay_core.runtime.node import Node
 from relay_core.runtime.rpc import Rpc
 
-__all__ = ["DemoRow", "counter", "echo", "loopback_options", "run_demo", "sink",
+__all__ = ["DemoRow", "counter", "echo", "forward", "loopback_options", "run_demo", "sink",
            "spawn_demo_actors"]
+
+_SHORTEST_CALL = 0.001  # seconds: a request past its deadline is cancelled, not called on
+_FORWARD_TAKES = '{"to": "SCHEME://HOST:PORT/ACTOR" (or "PEER/ACTOR"), "message": ANY}'
 
 
 async def echo(ctx: ActorContext) -> None:
@@ -51,8 +57,56 @@ async def sink(ctx: ActorContext) -> None:
         pass
 
 
+async def forward(ctx: ActorContext) -> None:
+    """Answers an RPC ``{"to": ADDRESS, "message": M}`` with the reply of an RPC of M to
+    ADDRESS (a URL, ``PEER/ACTOR``, or a local actor's name: a node cannot reach itself
+    by its udp URL), made within what is left of the caller's deadline; the error of that call
+    (or of a request it cannot relay) is the answer's error, which its caller gets as a
+    ``RemoteError``. Calls are relayed concurrently, each while its request lasts: a
+    request the node evicts (``max_active_requests``) or its caller cancels cancels
+    the call it made. Plain messages are ignored.
+
+    Whoever reaches a node hosting it can have the node call any address: a demo of
+    an actor calling another node, not a service to expose.
+    """
+    relaying: set[asyncio.Task[None]] = set()
+    try:
+        async for message in ctx:
+            if isinstance(message, Rpc):
+                task = asyncio.ensure_future(message.handle(_relay_for(ctx.node, message)))
+                relaying.add(task)
+                task.add_done_callback(relaying.discard)
+        if relaying:  # the mailbox closed: the calls under way end by their deadlines
+            await asyncio.wait(relaying)
+    finally:
+        for task in relaying:
+            task.cancel()
+
+
+def _relay_for(node: Node, rpc: Rpc) -> Callable[[object], Awaitable[object]]:
+    async def relay(request: object) -> object:
+        to, message = _forwarded(request)
+        try:
+            ref = node.ref(to)
+        except RelayError as error:
+            raise ValueError(f"forward cannot call {to!r}: {error}; it takes "
+                             f"{_FORWARD_TAKES}") from None
+        return await ref.rpc(message, timeout=max(rpc.time_left, _SHORTEST_CALL))
+
+    return relay
+
+
+def _forwarded(request: object) -> tuple[str, object]:
+    """The address and message of a forward request, or ValueError saying what it takes."""
+    if not (isinstance(request, dict) and isinstance(request.get("to"), str)
+            and "message" in request):
+        raise ValueError(f"forward takes {_FORWARD_TAKES}, not {request!r:.200}")
+    return request["to"], request["message"]
+
+
 def spawn_demo_actors(node: Node) -> None:
     node.spawn(echo, name="echo")
+    node.spawn(forward, name="forward")
     node.spawn(sink, name="sink")
     node.spawn(counter, name="counter", mailbox_size=max(node.config.mailbox_size, 10_000))
 
