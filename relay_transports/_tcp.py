@@ -92,7 +92,8 @@ from ._tcp_options import (
     _server_tls,
     _settings,
 )
-from ._tcp_packets import InputBudget, Sender
+from ._budget import InputBudget
+from ._tcp_packets import Sender
 from ._tcp_route import _Outbound, _Route
 from ._tcp_stream import _Stream
 from ._tcp_tls_listener import Listener, bind

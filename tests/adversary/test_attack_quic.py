@@ -213,9 +213,11 @@ async def test_unfinished_packets_on_many_connections_stay_within_the_total_budg
     async with listener(pki, max_packet_size=PACKET, max_buffered_input=2 * PACKET) as (
             server, events, port):
         async with contextlib.AsyncExitStack() as clients:
+            writers = []
             for index in range(5):
                 raw = await clients.enter_async_context(raw_client(pki, port))
                 _, writer = await raw.create_stream()
+                writers.append(writer)
                 # A length promising a whole packet, then most of it, then silence.
                 writer.write(PREFIX.pack(PACKET - 1) + bytes(PARTIAL))
                 if index < 2:  # room for two
@@ -231,6 +233,8 @@ async def test_unfinished_packets_on_many_connections_stay_within_the_total_budg
             assert server.buffered_input == 2 * (PARTIAL + PREFIX.size)
             assert events.payloads == []
             await a_real_client_is_served(pki, events, port)
+            for writer in writers:
+                writer.close()
         await wait_for(lambda: server.buffered_input == 0, "the budget given back")
 
 
