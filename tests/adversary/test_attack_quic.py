@@ -238,6 +238,26 @@ async def test_unfinished_packets_on_many_connections_stay_within_the_total_budg
         await wait_for(lambda: server.buffered_input == 0, "the budget given back")
 
 
+async def test_stream_data_held_behind_a_gap_counts_against_the_total_budget(pki: Pki) -> None:
+    # aioquic holds what arrives past a missing range until the range comes, and its flow
+    # window grows with what arrives: a client that never sends the stream's first byte
+    # makes it hold the rest.
+    async with listener(pki, max_packet_size=PACKET, max_buffered_input=2 * PACKET) as (
+            server, events, port):
+        async with raw_client(pki, port) as raw:
+            quic = raw._quic
+            stream_id = quic.get_next_available_stream_id()
+            quic.send_stream_data(stream_id, bytes(4 * PACKET))
+            quic._streams[stream_id].sender._pending.subtract(0, 1)  # never sent
+            raw.transmit()
+            async with asyncio.timeout(WAIT_LIMIT):
+                await raw.wait_closed()
+        await wait_for(lambda: len(events.dropped) == 1, "the connection closed and counted")
+        assert [reason for _, reason in events.dropped] == ["connections_over_budget"]
+        assert server.buffered_input == 0
+        await a_real_client_is_served(pki, events, port)
+
+
 # -- clean-up ----------------------------------------------------------------------------
 
 
