@@ -111,6 +111,10 @@ class QuicTransport(Transport):
     ``max_connections`` and ``max_handshakes`` cap what one listener holds, and
     ``retry`` (on by default) makes every client prove its address with a Retry
     round trip before the listener keeps any state for it (see _quic_listener).
+    ``max_buffered_input`` (``max_packet_size``, at least that) bounds the bytes
+    of unfinished packets all connections hold together, accepted and opened
+    alike (see _quic_connection); the connection that would pass it is closed,
+    counted ``connections_over_budget``.
     Per-peer options (``[peers.NAME]``) are checked by :meth:`check_peer_options`
     and passed to :meth:`prepare`.
     """

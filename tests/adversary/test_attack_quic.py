@@ -238,6 +238,32 @@ async def test_unfinished_packets_on_many_connections_stay_within_the_total_budg
         await wait_for(lambda: server.buffered_input == 0, "the budget given back")
 
 
+async def test_a_node_counts_the_quic_connections_closed_over_budget(pki: Pki) -> None:
+    config = NodeConfig(name="victim", listen={"quic": ListenConfig(HERE, 0, {
+        "certificate": str(pki.server_cert), "private_key": str(pki.server_key),
+        "max_packet_size": PACKET, "max_buffered_input": PACKET})})
+    async with Node(config) as node:
+        port = int(node.address("quic").rsplit(":", 1)[1])
+        async with raw_client(pki, port) as first, raw_client(pki, port) as second:
+            writers = []
+            try:
+                for raw in (first, second):
+                    _, writer = await raw.create_stream()
+                    writers.append(writer)
+                    writer.write(PREFIX.pack(PACKET - 1) + bytes(PARTIAL))
+                closing = [asyncio.ensure_future(raw.wait_closed()) for raw in (first, second)]
+                done, still_open = await asyncio.wait(closing, timeout=WAIT_LIMIT,
+                                                      return_when=asyncio.FIRST_COMPLETED)
+                for waiting in still_open:
+                    waiting.cancel()
+                assert len(done) == 1  # whichever passed the budget first; the other holds
+                await wait_for(lambda: node.stats().total["connections_over_budget"] == 1,
+                               "the connection over budget counted")
+            finally:
+                for writer in writers:
+                    writer.close()
+
+
 async def test_stream_data_held_behind_a_gap_counts_against_the_total_budget(pki: Pki) -> None:
     # aioquic holds what arrives past a missing range until the range comes, and its flow
     # window grows with what arrives: a client that never sends the stream's first byte
