@@ -67,6 +67,7 @@ from relay_core import (
 )
 
 from ._addresses import check_port, display, resolve
+from ._budget import InputBudget
 from ._certs import CertificateChain, load_trust_anchors
 from ._quic_connection import _Connection
 from ._quic_internals import (
@@ -110,6 +111,10 @@ class QuicTransport(Transport):
     ``max_connections`` and ``max_handshakes`` cap what one listener holds, and
     ``retry`` (on by default) makes every client prove its address with a Retry
     round trip before the listener keeps any state for it (see _quic_listener).
+    ``max_buffered_input`` (``max_packet_size``, at least that) bounds the bytes
+    of unfinished packets all connections hold together, accepted and opened
+    alike (see _quic_connection); the connection that would pass it is closed,
+    counted ``connections_over_budget``.
     Per-peer options (``[peers.NAME]``) are checked by :meth:`check_peer_options`
     and passed to :meth:`prepare`.
     """
@@ -134,6 +139,7 @@ class QuicTransport(Transport):
         queue_limit: int = 16 * 1024 * 1024,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_handshakes: int | None = None,
+        max_buffered_input: int | None = None,
         retry: bool = True,
         ca: str | None = None,
         client_certificate: str | None = None,
@@ -153,6 +159,14 @@ class QuicTransport(Transport):
             max_handshakes = min(DEFAULT_MAX_HANDSHAKES, self.max_connections)
         self.max_handshakes = _integer(where, "max_handshakes", max_handshakes, 1,
                                        self.max_connections)
+        if max_buffered_input is None:
+            max_buffered_input = self.max_packet_size
+        # One packet of the largest size must fit, or it could never arrive.
+        self.max_buffered_input = _integer(where, "max_buffered_input", max_buffered_input,
+                                           self.max_packet_size, 1 << 40)
+        self.input_budget = InputBudget(self.max_buffered_input)
+        """Shared by every connection, accepted or opened: what they hold of unfinished
+        packets together."""
         self._retry = _boolean(where, "retry", retry)
         self.keepalive_interval = self._idle_timeout / 3
         self._max_datagram_frame_size = _integer(
@@ -252,6 +266,12 @@ class QuicTransport(Transport):
         """What this transport's listeners hold now: connections, handshakes, connection IDs."""
         return sum((listener.load for listener in self._listeners), ListenerLoad())
 
+    @property
+    def buffered_input(self) -> int:
+        """Bytes of unfinished packets all connections hold now (at most ``max_buffered_input``,
+        plus the datagram being read)."""
+        return self.input_budget.held
+
     def waiting(self, destination: HostPort) -> int:
         """Packets for ``destination`` that wait for its handshake."""
         peer = self._peers.get(destination)
@@ -313,7 +333,7 @@ class QuicTransport(Transport):
         try:
             udp, connection = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: _Connection(quic, peer, self.events, self.max_packet_size, peer.tls.mode,
-                                    self.queue_limit),
+                                    self.queue_limit, self.input_budget),
                 remote_addr=peer.destination,
             )
         except OSError as exc:

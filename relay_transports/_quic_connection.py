@@ -4,6 +4,12 @@ A connection delivers and sends nothing until its owner (a client peer or a
 listener) accepts the handshake, and nothing once it is closing. It never
 raises out of an asyncio or aioquic callback: its end, whatever the cause, is
 reported once to its owner with a reason in words.
+
+What a connection holds of unfinished packets (its deframer's part of a packet,
+and what aioquic holds of its streams past a gap) is charged to the transport's
+:class:`~relay_transports._budget.InputBudget` after every datagram; the
+connection whose charge would take the total past the budget is closed, its
+bytes let go, and its owner told (``connection_over_budget``).
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ from relay_core import (
 from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 
 from ._addresses import display
+from ._budget import InputBudget
 from ._quic_internals import (
     _acknowledge_now,
     _acknowledged_offset,
     _client_certificates,
     _datagram_limit,
+    _held_out_of_order,
 )
 from ._quic_options import _Mode
 
@@ -69,6 +77,9 @@ class _Owner(Protocol):
 
     def connection_ended(self, connection: _Connection, reason: str) -> None: ...
 
+    def connection_over_budget(self, connection: _Connection) -> None:
+        """Count and log ``connection``, closed for the transport's ``max_buffered_input``."""
+
 
 class _Connection(QuicConnectionProtocol):
     """Drives one QUIC connection and carries packets on its stream or in its datagrams.
@@ -78,7 +89,8 @@ class _Connection(QuicConnectionProtocol):
     """
 
     def __init__(self, quic: QuicConnection, owner: _Owner, events: TransportEvents,
-                 max_packet_size: int, mode: _Mode, queue_limit: int) -> None:
+                 max_packet_size: int, mode: _Mode, queue_limit: int,
+                 budget: InputBudget) -> None:
         super().__init__(quic)
         self.owner = owner
         self.events = events
@@ -93,6 +105,9 @@ class _Connection(QuicConnectionProtocol):
         self._ended = False
         self._stream_id: int | None = None
         self._deframer = StreamDeframer(max_packet_size)
+        self._budget = budget
+        self._charged = 0
+        """Bytes of unfinished packets this connection holds against ``budget``."""
         self._udp: asyncio.DatagramTransport | None = None
         self._loop = asyncio.get_running_loop()
         self._transmit_handle: asyncio.Handle | None = None
@@ -243,10 +258,29 @@ class _Connection(QuicConnectionProtocol):
     def _release(self) -> None:
         self._ended = True
         self.is_open = False
+        self._let_go()
         if self._keepalive is not None:
             self._keepalive.cancel()
         if self.is_client and self._udp is not None:
             self._udp.close()  # a client connection has a socket of its own
+
+    def _let_go(self) -> None:
+        """Give back this connection's charge and its unfinished packet: nothing more is read."""
+        self._budget.give_back(self._charged)
+        self._charged = 0
+        self._deframer.discard()
+
+    def _charge(self) -> None:
+        """Charge the budget with what this connection holds now; past it, close the
+        connection (the packets it finished were delivered, whole)."""
+        holding = self._deframer.buffered + _held_out_of_order(self._quic)
+        over = self._budget.charge(self._charged, holding)
+        self._charged = holding
+        if over:
+            self._let_go()
+            self.fail(f"the {'client' if self.is_client else 'server'} holds all the unfinished "
+                      "packets it can (max_buffered_input)", QuicErrorCode.INTERNAL_ERROR)
+            self.owner.connection_over_budget(self)
 
     @property
     def label(self) -> str:
@@ -264,6 +298,8 @@ class _Connection(QuicConnectionProtocol):
         if not self._ended:
             super().datagram_received(data, addr)
             self._note_acknowledgements()
+            if self.is_open:
+                self._charge()
 
     def error_received(self, exc: Exception) -> None:
         """A client's connected socket learns from ICMP that nobody listens there."""

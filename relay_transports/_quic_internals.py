@@ -121,6 +121,16 @@ def _acknowledged_offset(connection: QuicConnection, stream_id: int) -> int:
     return 0 if stream is None else stream.sender._buffer_start
 
 
+def _held_out_of_order(connection: QuicConnection) -> int:
+    """Bytes aioquic holds of its streams' data that came ahead of a gap, waiting for it.
+
+    aioquic hands a stream's data on as soon as it is in order, so only what
+    follows a missing range stays inside it; its flow windows grow with what
+    arrives, not with what is read, so they do not bound this.
+    """
+    return sum(len(stream.receiver._buffer) for stream in connection._streams.values())
+
+
 Admit = Callable[[HostPort], bool]
 """Asked before an Initial opens a connection from the address given: True lets it open
 one; False refuses it (the callee counts the refusal)."""

@@ -26,6 +26,7 @@ from aioquic.tls import Alert, AlertDescription, verify_certificate
 from relay_core import ConnectionDropReason, HostPort, RateLimitedLog, TransportEvents
 
 from ._addresses import display
+from ._budget import InputBudget
 from ._quic_connection import _Connection
 from ._quic_internals import (
     _AdmittingServer,
@@ -64,6 +65,8 @@ class ListenerHost(Protocol):
     max_packet_size: int
     max_connections: int
     max_handshakes: int
+    input_budget: InputBudget
+    """Shared by every connection of the transport, the clients' included."""
     client_ca: bytes | None
     routes: dict[HostPort, _Connection]
     """The connections of every listener, by the client's address."""
@@ -120,7 +123,7 @@ class _Listener:
         if transport.client_ca is not None:
             _ask_for_client_certificate(quic)
         connection = _Connection(quic, self, transport.events, transport.max_packet_size,
-                                 _Mode.STREAM, transport.queue_limit)
+                                 _Mode.STREAM, transport.queue_limit, transport.input_budget)
         self.connections.add(connection)
         self.handshakes[connection] = None
         return connection
@@ -148,6 +151,10 @@ class _Listener:
         if connection.remote is not None and routes.get(connection.remote) is connection:
             del routes[connection.remote]
         logger.debug("quic connection from %s ended: %s", connection.label, reason)
+
+    def connection_over_budget(self, connection: _Connection) -> None:
+        if connection.remote is not None:
+            self._count(connection.remote, "connections_over_budget", "max_buffered_input")
 
     def close(self) -> None:
         for connection in self.connections:

@@ -31,7 +31,10 @@ DEFAULT_MAX_HANDSHAKES = 128
 _DEFAULT_BATCH_SIZE = 256 * 1024
 _PEER_KEYS = ("mode", "ca", "server_name", "client_certificate", "client_key",
               "insecure_skip_verify")
-_FLOW_WINDOW = 8 * 1024 * 1024  # per stream and per connection: a few batches in flight
+# What a peer may send at first, per stream and per connection: a few batches in flight.
+# aioquic doubles a window whenever more than half of it has arrived, whether or not it was
+# used, so this bounds no memory; max_buffered_input does (docs/limits.md).
+_FLOW_WINDOW = 8 * 1024 * 1024
 _MAX_UDP_PAYLOAD = 65527  # what one IPv4 datagram can carry after the UDP header
 
 

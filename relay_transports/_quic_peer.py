@@ -154,6 +154,13 @@ class _Peer:
         if self._backlog:  # held while the connection was closing: never sent, so not a resend
             self.connecting = self.transport.spawn(self.reconnect())
 
+    def connection_over_budget(self, connection: _Connection) -> None:
+        transport = self.transport
+        transport.events.connection_dropped(self.destination, "connections_over_budget")
+        transport.warnings.warning(
+            "connections_over_budget", "%s closed: its unfinished packet would take the unfinished "
+            "packets of all connections past [listen.quic] max_buffered_input", self.label)
+
     def _failed(self, reason: str, code: int | None = None) -> None:
         """Count a failed attempt, back off before the next, and drop what waited for it."""
         self._failures += 1

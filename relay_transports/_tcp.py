@@ -81,6 +81,7 @@ from relay_core import (
 )
 
 from ._addresses import check_port, display, resolve
+from ._budget import InputBudget
 from ._tcp_net import _error, _reason, logger
 from ._tcp_options import (
     _KIB,
@@ -92,7 +93,7 @@ from ._tcp_options import (
     _server_tls,
     _settings,
 )
-from ._tcp_packets import InputBudget, Sender
+from ._tcp_packets import Sender
 from ._tcp_route import _Outbound, _Route
 from ._tcp_stream import _Stream
 from ._tcp_tls_listener import Listener, bind

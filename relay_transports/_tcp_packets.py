@@ -23,9 +23,10 @@ from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 from relay_core.protocol.heph import HephObjectSplitter, is_heph_json
 
 from ._addresses import display
+from ._budget import InputBudget
 from ._tcp_options import HEPH_JSON
 
-__all__ = ["TURN_BUDGET", "Deliver", "InputBudget", "PacketIO", "Route", "Sender"]
+__all__ = ["TURN_BUDGET", "Deliver", "PacketIO", "Route", "Sender"]
 
 Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
@@ -39,21 +40,6 @@ waiting (a flood could starve the loop) and pile up in mailboxes faster than
 their actors run, which costs the garbage collector a pass over each of them.
 What a chunk holds beyond this waits for the next turn, with reading paused.
 """
-
-
-class InputBudget:
-    """The bytes of unfinished packets that every connection of a transport holds, together.
-
-    Each connection charges what its splitter holds after every chunk, and gives
-    it back when it goes; a connection whose charge grows past :attr:`limit` is
-    closed, so no number of clients can make the node hold more than that
-    (plus the chunk being read).
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-        """Bytes charged now, by all connections."""
 
 
 class PacketIO:
@@ -131,7 +117,7 @@ class PacketIO:
 
     def release(self) -> None:
         """Give back this connection's charge and let go of its unfinished packet: it is gone."""
-        self.budget.held -= self.charged
+        self.budget.give_back(self.charged)
         self.charged = 0
         self.splitter.discard()
 
@@ -191,11 +177,9 @@ class PacketIO:
         """Charge the budget with what the splitter holds now; past it, give up the connection
         (after the packets this chunk completed, which are whole and go to the node)."""
         buffered = self.splitter.buffered
-        budget = self.budget
-        grew = buffered > self.charged
-        budget.held += buffered - self.charged
+        over = self.budget.charge(self.charged, buffered)
         self.charged = buffered
-        if grew and budget.held > budget.limit:
+        if over:
             self.failed = True
             self.release()
             self._over_budget()

@@ -30,9 +30,10 @@ from relay_core.protocol.framing import StreamDeframer
 from relay_core.protocol.heph import HephObjectSplitter
 
 from ._addresses import display
+from ._budget import InputBudget
 from ._tcp_net import _tune, logger
 from ._tcp_options import HEPH_JSON, _Settings
-from ._tcp_packets import InputBudget, PacketIO
+from ._tcp_packets import PacketIO
 
 
 class StreamHost(Protocol):

@@ -1,4 +1,5 @@
-"""A quic listener under a flood of handshakes that never complete.
+"""A quic listener under a flood of handshakes that never complete, and under clients that
+send part of a large packet and stop.
 
 Each attacker is aioquic's own client-side ``QuicConnection`` driven by hand over
 one raw UDP socket: it sends its Initial (and, where it answers, its Initial
@@ -7,18 +8,25 @@ creates no connection state when its source cannot answer a Retry; where it can,
 the listener's tables stay under their caps, the oldest unfinished handshake
 making room for a new one (counted), and a client past the connection cap is
 refused (counted); the tables empty again once the abandoned handshakes time out;
-and a real client is served throughout (or, refused, learns it at once).
+and a real client is served throughout (or, refused, learns it at once). The
+unfinished packets of all connections together stay within ``max_buffered_input``:
+the connection whose unfinished packet would pass it is closed (counted), and the
+listener keeps serving others.
 Every flood is bounded in count; every wait is on a condition, with a limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import struct
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from aioquic.asyncio.client import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.buffer import Buffer
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import QuicConnection
@@ -181,6 +189,99 @@ def test_the_caps_are_checked_at_start(pki: Pki) -> None:
         with pytest.raises(Exception, match=r"\[listen\.quic\]") as caught:
             QuicTransport(PacketRecorder(), **options)  # type: ignore[arg-type]
         assert type(caught.value).__name__ == "ConfigError"
+
+
+# -- unfinished packets ------------------------------------------------------------------
+
+PACKET = 1 << 20
+PARTIAL = 900 * 1024
+PREFIX = struct.Struct("!I")
+
+
+@asynccontextmanager
+async def raw_client(pki: Pki, port: int) -> AsyncIterator[QuicConnectionProtocol]:
+    """A client speaking QUIC (aioquic's own) that writes whatever bytes it is told to."""
+    configuration = QuicConfiguration(is_client=True, alpn_protocols=[ALPN])
+    configuration.load_verify_locations(str(pki.ca_cert))
+    async with connect(HERE, port, configuration=configuration) as raw:
+        yield raw
+
+
+async def test_unfinished_packets_on_many_connections_stay_within_the_total_budget(
+    pki: Pki,
+) -> None:
+    async with listener(pki, max_packet_size=PACKET, max_buffered_input=2 * PACKET) as (
+            server, events, port):
+        async with contextlib.AsyncExitStack() as clients:
+            writers = []
+            for index in range(5):
+                raw = await clients.enter_async_context(raw_client(pki, port))
+                _, writer = await raw.create_stream()
+                writers.append(writer)
+                # A length promising a whole packet, then most of it, then silence.
+                writer.write(PREFIX.pack(PACKET - 1) + bytes(PARTIAL))
+                if index < 2:  # room for two
+                    await wait_for(lambda i=index: server.buffered_input == (i + 1) * (
+                        PARTIAL + PREFIX.size), "the unfinished packet held")
+                else:
+                    async with asyncio.timeout(WAIT_LIMIT):
+                        await raw.wait_closed()
+                    await wait_for(lambda i=index: len(events.dropped) == i - 1,
+                                   "the connection over budget closed and counted")
+                assert server.buffered_input <= 2 * PACKET
+            assert [reason for _, reason in events.dropped] == ["connections_over_budget"] * 3
+            assert server.buffered_input == 2 * (PARTIAL + PREFIX.size)
+            assert events.payloads == []
+            await a_real_client_is_served(pki, events, port)
+            for writer in writers:
+                writer.close()
+        await wait_for(lambda: server.buffered_input == 0, "the budget given back")
+
+
+async def test_a_node_counts_the_quic_connections_closed_over_budget(pki: Pki) -> None:
+    config = NodeConfig(name="victim", listen={"quic": ListenConfig(HERE, 0, {
+        "certificate": str(pki.server_cert), "private_key": str(pki.server_key),
+        "max_packet_size": PACKET, "max_buffered_input": PACKET})})
+    async with Node(config) as node:
+        port = int(node.address("quic").rsplit(":", 1)[1])
+        async with raw_client(pki, port) as first, raw_client(pki, port) as second:
+            writers = []
+            try:
+                for raw in (first, second):
+                    _, writer = await raw.create_stream()
+                    writers.append(writer)
+                    writer.write(PREFIX.pack(PACKET - 1) + bytes(PARTIAL))
+                closing = [asyncio.ensure_future(raw.wait_closed()) for raw in (first, second)]
+                done, still_open = await asyncio.wait(closing, timeout=WAIT_LIMIT,
+                                                      return_when=asyncio.FIRST_COMPLETED)
+                for waiting in still_open:
+                    waiting.cancel()
+                assert len(done) == 1  # whichever passed the budget first; the other holds
+                await wait_for(lambda: node.stats().total["connections_over_budget"] == 1,
+                               "the connection over budget counted")
+            finally:
+                for writer in writers:
+                    writer.close()
+
+
+async def test_stream_data_held_behind_a_gap_counts_against_the_total_budget(pki: Pki) -> None:
+    # aioquic holds what arrives past a missing range until the range comes, and its flow
+    # window grows with what arrives: a client that never sends the stream's first byte
+    # makes it hold the rest.
+    async with listener(pki, max_packet_size=PACKET, max_buffered_input=2 * PACKET) as (
+            server, events, port):
+        async with raw_client(pki, port) as raw:
+            quic = raw._quic
+            stream_id = quic.get_next_available_stream_id()
+            quic.send_stream_data(stream_id, bytes(4 * PACKET))
+            quic._streams[stream_id].sender._pending.subtract(0, 1)  # never sent
+            raw.transmit()
+            async with asyncio.timeout(WAIT_LIMIT):
+                await raw.wait_closed()
+        await wait_for(lambda: len(events.dropped) == 1, "the connection closed and counted")
+        assert [reason for _, reason in events.dropped] == ["connections_over_budget"]
+        assert server.buffered_input == 0
+        await a_real_client_is_served(pki, events, port)
 
 
 # -- clean-up ----------------------------------------------------------------------------

@@ -575,6 +575,27 @@ def test_out_of_range_listener_options_are_refused(option: str, value: object) -
         QuicTransport(Recorder(), **{option: value})  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("options, allowed", [
+    ({"max_buffered_input": 1024}, "an integer from 67174400 to 1099511627776"),
+    ({"max_packet_size": 1 << 20, "max_buffered_input": (1 << 20) - 1},
+     "an integer from 1048576 to"),
+    ({"max_buffered_input": 1 << 41}, "an integer from 67174400 to 1099511627776"),
+    ({"max_buffered_input": "64 MiB"}, "an integer from 67174400"),
+    ({"max_buffered_input": True}, "an integer from 67174400"),
+])
+def test_a_bad_max_buffered_input_names_itself_its_value_and_what_is_allowed(
+    options: dict[str, object], allowed: str,
+) -> None:
+    with pytest.raises(ConfigError, match=rf"\[listen\.quic\] max_buffered_input = .*{allowed}"):
+        QuicTransport(Recorder(), **options)  # type: ignore[arg-type]
+
+
+def test_max_buffered_input_defaults_to_max_packet_size_and_may_be_raised() -> None:
+    assert QuicTransport(Recorder()).max_buffered_input == QuicTransport(Recorder()).max_packet_size
+    assert QuicTransport(Recorder(), max_packet_size=1 << 20).max_buffered_input == 1 << 20
+    assert QuicTransport(Recorder(), max_buffered_input=1 << 30).max_buffered_input == 1 << 30
+
+
 def test_valid_peer_options_are_accepted(pki: Pki) -> None:
     QuicTransport.check_peer_options({
         "mode": "datagram", "ca": str(pki.ca_cert), "server_name": "localhost",
