@@ -53,6 +53,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core.observe.tracing",
     "relay_codecs._model",
     "relay_codecs._msgpack_fast",
+    "relay_transports._budget",
     "relay_transports._tcp_packets",
     "relay_transports._udp_socket",
 )
