@@ -109,7 +109,7 @@ _HELP = {
                           "to make room for a new one past max_handshakes",
     "connections_timed_out": "Accepted connections closed by handshake_timeout or idle_timeout",
     "connections_over_budget": "Connections closed because their unfinished packet would pass "
-                               "the listener's max_buffered_input",
+                               "the transport's max_buffered_input",
     "internal_errors": "Unexpected exceptions from a plugin or the node while handling a "
                        "received packet or encoding a reply (a bug; each is logged)",
 }

@@ -116,7 +116,8 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - connections_timed_out: accepted connections closed by ``handshake_timeout``
   (no TLS handshake or no whole packet in time) or ``idle_timeout``
 - connections_over_budget: connections closed because their unfinished packet
-  would have taken the listener's buffered input past ``max_buffered_input``
+  would have taken what all the transport's connections hold past
+  ``max_buffered_input`` (tcp, quic)
 - handshakes_dropped: unfinished quic handshakes a listener dropped, the oldest
   first, to make room for a new one while it held ``max_handshakes`` (or its
   ``max_connections``)
