@@ -158,15 +158,7 @@ class Mailbox:
 
     def poll(self) -> object:
         """Take the oldest item now, or return ``EMPTY``: one call for the common case."""
-        items = self._items
-        if not items:
-            return EMPTY
-        item = self._popleft()
-        if type(item) is _Weighed:
-            item = self._release(item)
-        if self._putters:
-            self._wake_one_putter()
-        return item
+        return self.take() if self._items else EMPTY
 
     def take(self) -> object:
         """Take the oldest item now; the box must not be empty (check ``len`` first)."""
