@@ -1,14 +1,15 @@
-"""Helpers for tests that run nodes: configs, waiting, and raw loopback sockets."""
+"""Helpers for tests that run nodes: configs, waiting, an actor that keeps what it gets,
+and raw loopback sockets."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Self
 
-from relay_core import ListenConfig, NodeConfig, PeerConfig
+from relay_core import ActorContext, ListenConfig, NodeConfig, PeerConfig
 
 WAIT_LIMIT = 20.0
 
@@ -19,6 +20,14 @@ def udp_config(name: str, **settings: object) -> NodeConfig:
 
 def with_peers(config: NodeConfig, **peers: PeerConfig) -> NodeConfig:
     return dataclasses.replace(config, peers=peers)
+
+
+def collector(into: list[object]) -> Callable[[ActorContext], Awaitable[None]]:
+    """An actor function that appends every message it receives to ``into``."""
+    async def actor(ctx: ActorContext) -> None:
+        async for message in ctx:
+            into.append(message)
+    return actor
 
 
 async def wait_for(condition: Callable[[], bool], what: str) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import pytest
 
-from nodes import wait_for
+from nodes import collector, wait_for
 from relay_core import (
     ActorContext,
     ActorExists,
@@ -25,12 +24,6 @@ from relay_core import (
 def quiet_config() -> NodeConfig:
     return NodeConfig(listen={})
 
-
-def collector(into: list[object]) -> Callable[[ActorContext], Awaitable[None]]:
-    async def actor(ctx: ActorContext) -> None:
-        async for message in ctx:
-            into.append(message)
-    return actor
 
 
 async def test_a_spawned_actor_receives_messages_in_order() -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 
 import pytest
 
-from nodes import WAIT_LIMIT, udp_config, wait_for
+from nodes import WAIT_LIMIT, collector, udp_config, wait_for
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, Overloaded
 
 MESSAGES = 2000
@@ -39,12 +39,6 @@ def gated_reader(gate: asyncio.Event, into: list[object], pause_every: int = 0) 
                 await asyncio.sleep(0.001)
     return actor
 
-
-def collector(into: list[object]) -> Actor:
-    async def actor(ctx: ActorContext) -> None:
-        async for message in ctx:
-            into.append(message)
-    return actor
 
 
 def total(node: Node, counter: str) -> int:

@@ -17,10 +17,9 @@ import msgpack
 import pytest
 
 from certs import Pki, make_pki
-from nodes import RawUdp, wait_for
+from nodes import RawUdp, collector, wait_for
 from relay_codecs._zstd import train_dictionary
 from relay_core import (
-    ActorContext,
     Codec,
     ConfigError,
     HostPort,
@@ -61,12 +60,6 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def pki(conf: Path) -> Pki:
     return make_pki(conf)
 
-
-def recorder(into: list[object]):  # type: ignore[no-untyped-def]
-    async def actor(ctx: ActorContext) -> None:
-        async for message in ctx:
-            into.append(message)
-    return actor
 
 
 # --- the resolving rule ---------------------------------------------------------------
@@ -242,7 +235,7 @@ async def test_zstd_dictionaries_named_relatively_are_found_next_to_the_config(
         """
     received: list[object] = []
     async with Node(NodeConfig.from_file(write(conf, "receiver.toml", receiver_toml))) as receiver:
-        receiver.spawn(recorder(received), name="sink")
+        receiver.spawn(collector(received), name="sink")
         sender_toml = f"""\
             [node]
             compressor = "zstd"

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from nodes import RawUdp, udp_config, wait_for
-from relay_core import ActorContext, ConfigError, ListenConfig, Node, PeerConfig
+from nodes import RawUdp, collector, udp_config, wait_for
+from relay_core import ConfigError, ListenConfig, Node, PeerConfig
 from relay_core.tools.demo import echo
 
 
@@ -19,12 +19,6 @@ def heph_listener(name: str) -> Node:
     return Node(config)
 
 
-def collecting(into: list[object]):  # type: ignore[no-untyped-def]
-    async def actor(ctx: ActorContext) -> None:
-        async for message in ctx:
-            into.append(message)
-    return actor
-
 
 async def test_a_heph_datagram_from_a_plain_socket_reaches_the_actor_once() -> None:
     received: list[object] = []
@@ -32,7 +26,7 @@ async def test_a_heph_datagram_from_a_plain_socket_reaches_the_actor_once() -> N
     datagram = json.dumps({"uuid": str(uuid.uuid4()), "message": {"hello": "heph"}}).encode()
     try:
         async with heph_listener("python") as node, Node(udp_config("friend")) as friend:
-            node.spawn(collecting(received), name="inbox")
+            node.spawn(collector(received), name="inbox")
             node.spawn(echo, name="echo")
             sender.send_to(datagram, node.address("udp"))
             sender.send_to(datagram, node.address("udp"))  # a duplicate, by uuid
@@ -96,7 +90,7 @@ async def test_heph_objects_on_a_tcp_stream_reach_the_actor() -> None:
     config = dataclasses.replace(udp_config("python"), listen={
         "tcp": ListenConfig("127.0.0.1", 0, {"heph_json": "inbox"})})
     async with Node(config) as node:
-        node.spawn(collecting(received), name="inbox")
+        node.spawn(collector(received), name="inbox")
         port = int(node.address("tcp").rpartition(":")[2])
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         objects = [json.dumps({"uuid": str(uuid.uuid4()), "message": n}).encode() for n in range(3)]

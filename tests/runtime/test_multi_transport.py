@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from certs import make_pki
-from nodes import wait_for
+from nodes import collector, wait_for
 from relay_core import (
-    ActorContext,
     ConfigError,
     ListenConfig,
     Node,
@@ -22,19 +21,13 @@ from relay_core.tools.demo import echo
 INSTALLED = set(PluginRegistry.load().transport_schemes())
 
 
-def recorder(into: list[object]):  # type: ignore[no-untyped-def]
-    async def actor(ctx: ActorContext) -> None:
-        async for message in ctx:
-            into.append(message)
-    return actor
-
 
 async def test_a_large_message_to_a_datagram_peer_falls_back_to_its_stream_address() -> None:
     received: list[object] = []
     server_config = NodeConfig(name="server", listen={
         "udp": ListenConfig("127.0.0.1", 0), "tcp": ListenConfig("127.0.0.1", 0)})
     async with Node(server_config) as server:
-        server.spawn(recorder(received), name="sink")
+        server.spawn(collector(received), name="sink")
         server.spawn(echo, name="echo")
         peer = PeerConfig(address=server.address("udp"),
                           options={"fallback": server.address("tcp")})

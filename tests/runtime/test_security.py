@@ -7,9 +7,8 @@ import dataclasses
 
 import pytest
 
-from nodes import LossyRelay, udp_config, wait_for
+from nodes import LossyRelay, collector, udp_config, wait_for
 from relay_core import (
-    ActorContext,
     ConfigError,
     ListenConfig,
     Node,
@@ -38,17 +37,11 @@ def client_of(address: str, key: str | None = KEY, key_id: str = "7") -> NodeCon
     return dataclasses.replace(udp_config("client"), peers=peers)
 
 
-def collecting(into: list[object]):  # type: ignore[no-untyped-def]
-    async def actor(ctx: ActorContext) -> None:
-        async for message in ctx:
-            into.append(message)
-    return actor
-
 
 async def test_sealed_messages_and_rpcs_go_through_between_key_holders() -> None:
     received: list[object] = []
     async with Node(sealed_server()) as server:
-        server.spawn(collecting(received), name="sink")
+        server.spawn(collector(received), name="sink")
         server.spawn(echo, name="echo")
         async with Node(client_of(server.address("udp"))) as client:
             await client.ref("server/sink").send(SECRET)
@@ -59,7 +52,7 @@ async def test_sealed_messages_and_rpcs_go_through_between_key_holders() -> None
 
 async def test_sealed_datagrams_carry_no_plaintext() -> None:
     async with Node(sealed_server()) as server:
-        server.spawn(collecting([]), name="sink")
+        server.spawn(collector([]), name="sink")
         async with LossyRelay(server.address("udp")) as tap, \
                 Node(client_of(tap.url)) as client:
             await client.ref("server/sink").send({"secret": SECRET, "blob": SECRET.encode()})
@@ -74,7 +67,7 @@ async def test_sealed_datagrams_carry_no_plaintext() -> None:
 async def test_a_node_without_the_key_cannot_get_a_message_delivered() -> None:
     received: list[object] = []
     async with Node(sealed_server()) as server:
-        server.spawn(collecting(received), name="sink")
+        server.spawn(collector(received), name="sink")
         server.spawn(echo, name="echo")
         async with Node(client_of(server.address("udp"), key=None)) as intruder:
             await intruder.ref("server/sink").send("let me in")
@@ -94,7 +87,7 @@ async def test_a_node_without_the_key_cannot_get_a_message_delivered() -> None:
 async def test_a_replayed_sealed_datagram_is_rejected_by_the_window() -> None:
     received: list[object] = []
     async with Node(sealed_server()) as server:
-        server.spawn(collecting(received), name="sink")
+        server.spawn(collector(received), name="sink")
         async with LossyRelay(server.address("udp")) as relay, \
                 Node(client_of(relay.url)) as client:
             await client.ref("server/sink").send("once")
@@ -148,7 +141,7 @@ async def test_sealed_messages_and_rpcs_go_through_over_tcp_and_after_the_server
     received: list[object] = []
     listen = {"tcp": ListenConfig("127.0.0.1", 0, {"keys": {"7": KEY}})}
     async with Node(NodeConfig(name="server", listen=listen)) as server:
-        server.spawn(collecting(received), name="sink")
+        server.spawn(collector(received), name="sink")
         server.spawn(echo, name="echo")
         address = server.address("tcp")
         port = int(address.rpartition(":")[2])
