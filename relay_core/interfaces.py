@@ -41,10 +41,23 @@ __all__ = [
     "Transport",
     "TransportEvents",
     "UnsentReason",
+    "endpoint_url",
+    "format_host_port",
 ]
 
 HostPort = tuple[str, int]
 """A numeric host (IPv4 or IPv6 literal, no brackets) and a port."""
+
+
+def format_host_port(host: str, port: int) -> str:
+    """``host:port``, with IPv6 hosts in brackets: ``[::1]:9002``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def endpoint_url(scheme: str, host_port: HostPort) -> str:
+    """``scheme://host:port``, with an IPv6 host in brackets: how a node endpoint is named."""
+    return f"{scheme}://{format_host_port(*host_port)}"
+
 
 UnsentReason = Literal["link_full", "closed_unsent", "connection_lost", "peer_unreachable"]
 """Why packets ``send`` accepted were never written; each is the counter their messages go to:

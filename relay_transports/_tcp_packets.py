@@ -20,7 +20,8 @@ from typing import Final, Protocol
 from relay_core.errors import MalformedFrame, MessageTooLarge, TransportError
 from relay_core.interfaces import HostPort
 from relay_core.protocol.framing import StreamDeframer, frame_for_stream
-from relay_core.protocol.heph import HephObjectSplitter, is_heph_json
+from relay_core.protocol.heph import is_heph_json
+from relay_core.protocol.heph_stream import HephObjectSplitter
 
 from ._addresses import display
 from ._budget import InputBudget

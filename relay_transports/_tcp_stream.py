@@ -27,7 +27,7 @@ from typing import Protocol, cast
 
 from relay_core import ConnectionDropReason, HostPort, MalformedFrame, TransportEvents
 from relay_core.protocol.framing import StreamDeframer
-from relay_core.protocol.heph import HephObjectSplitter
+from relay_core.protocol.heph_stream import HephObjectSplitter
 
 from ._addresses import display
 from ._budget import InputBudget

@@ -28,11 +28,13 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InvalidAddress
+from ..interfaces import endpoint_url, format_host_port
 
 __all__ = [
     "MAX_ACTOR_NAME_BYTES",
     "Address",
     "actor_name_problem",
+    "endpoint_url",
     "format_host_port",
     "host_problem",
     "parse_address",
@@ -95,16 +97,6 @@ def parse_address(url: str, *, require_actor: bool = False, forbid_actor: bool =
     else:
         problem = result
     raise InvalidAddress(f"invalid address {_quote(url)}: {problem}; expected {form}, {examples}")
-
-
-def endpoint_url(scheme: str, host_port: tuple[str, int]) -> str:
-    """``scheme://host:port``, with an IPv6 host in brackets: how a node endpoint is named."""
-    return f"{scheme}://{format_host_port(*host_port)}"
-
-
-def format_host_port(host: str, port: int) -> str:
-    """``host:port``, with IPv6 hosts in brackets: ``[::1]:9002``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def host_problem(host: str) -> str | None:

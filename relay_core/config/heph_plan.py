@@ -13,7 +13,6 @@ no authentication, so it cannot share a listener with keys. The transport's
 from __future__ import annotations
 
 from ..errors import ConfigError
-from ..protocol.heph import UuidWindow
 from .node_config import NodeConfig
 
 __all__ = ["HephPlan"]
@@ -60,17 +59,11 @@ class HephPlan:
             if peer.parsed.scheme == "tcp":
                 self._tcp_peers.add(name)
         self._max_object_size = config.max_message_size
-        self.window = UuidWindow()
-        """Heph message uuids seen lately: a repeat is a duplicate."""
 
     @property
-    def listening_schemes(self) -> frozenset[str]:
-        """Schemes whose listener also takes Heph datagrams or streams."""
-        return frozenset(self._targets)
-
-    def target_for(self, scheme: str) -> str | None:
-        """The actor Heph datagrams on ``scheme`` go to; None if the listener takes none."""
-        return self._targets.get(scheme)
+    def targets(self) -> dict[str, str]:
+        """The actor Heph datagrams go to, by the scheme of the listener that takes them."""
+        return dict(self._targets)
 
     def speaks_heph(self, peer: str | None) -> bool:
         return peer in self._heph_peers

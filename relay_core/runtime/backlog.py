@@ -24,8 +24,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..observe.stats import Counters
-from ..protocol.wire import Frame
+from ..protocol.events import Arrival, Event
 from .mailbox import ByteBudget, Mailbox
 
 __all__ = ["Backlog", "Stall", "Stalled"]
@@ -39,15 +38,13 @@ class Stalled(Exception):
     mailbox) pays no check per frame: a ``try`` costs nothing until it raises.
     """
 
-    def __init__(self, mailbox: Mailbox, message: object, size: int, target: str,
-                 counters: Counters) -> None:
+    def __init__(self, mailbox: Mailbox, message: object, size: int, target: str) -> None:
         super().__init__(f"the mailbox of {target!r} is full")
         self.mailbox = mailbox
         self.message = message
         self.size = size
         """What the message weighs in its mailbox (see :class:`Mailbox`)."""
         self.target = target
-        self.counters = counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +52,10 @@ class Stall:
     """A message waiting for room, and the rest of the packet it came in."""
 
     stalled: Stalled
-    rest: Iterator[Frame]
-    """The frames of the packet after the stalled one, not yet handled."""
-    incarnation: int
-    key_id: int | None
-    """Key id of the sealed packet, so replies to its later frames are sealed alike."""
-    budget: int
-    """What the packet's later frames may still expand to (see the dispatcher's
-    per-packet budget)."""
+    rest: Iterator[Event]
+    """The events of the packet after the stalled message, not yet handled."""
+    arrival: Arrival
+    """How that packet came, and what it may still draw."""
 
 
 class Backlog:

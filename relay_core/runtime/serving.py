@@ -18,16 +18,19 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..config.address import endpoint_url
 from ..config.node_config import NodeConfig
 from ..errors import RelayError
-from ..interfaces import Compressor, HostPort
-from ..observe.stats import Counters
-from ..plugins.registry import PluginRegistry
+from ..interfaces import Compressor
+from ..observe.ratelog import RateLimitedLog
+from ..observe.stats import StatsTable
 from ..protocol.coalesce import UNKNOWN_EXPANSION
+from ..protocol.decoding import count_internal_error
+from ..protocol.endpoint import RESEND_FACTOR
 from ..protocol.error_payload import ErrorCode, error_payload
+from ..protocol.events import Arrival
 from ..protocol.replycache import ReplyCache
 from ..protocol.wire import (
     PACKET_HEADER_SIZE,
@@ -40,10 +43,9 @@ from ..protocol.wire import (
 from .calls import ActiveRequests, CallKey
 from .links import PeerLink
 from .mailbox import Mailbox, mailbox_of
+from .outbox import Outbox
+from .plugin_set import PluginSet
 from .rpc import Rpc, new_request_id
-
-if TYPE_CHECKING:  # the dispatcher imports this module; only the type comes back
-    from .dispatcher import Dispatcher
 
 __all__ = ["LocalActors", "RequestServer"]
 
@@ -52,12 +54,6 @@ logger = logging.getLogger("relay_core.node")
 _ReplyPlan = tuple[Callable[[object], bytes], "Compressor | None", dict[str, ReplyFrameEncoder]]
 """A request's codec's bound ``encode``, its compressor, and the reply encoder for each
 compressor name."""
-
-RESEND_FACTOR = 3
-"""To a plain datagram, a cached reply is sent again only while it is at most this many
-times the bytes of the packet that asked for it again (QUIC's bound for an unvalidated
-address)."""
-
 
 
 class LocalActors(Protocol):
@@ -72,32 +68,30 @@ class LocalActors(Protocol):
 
 
 class RequestServer:
-    def __init__(self, host: Dispatcher, actors: LocalActors, registry: PluginRegistry,
-                 config: NodeConfig) -> None:
-        # The dispatcher by its class, not a Protocol: the compiled build then calls
-        # its queue and encode natively, three calls a request.
-        self._host = host
+    def __init__(self, outbox: Outbox, plugins: PluginSet, actors: LocalActors,
+                 config: NodeConfig, stats: StatsTable, log: RateLimitedLog) -> None:
+        self._outbox = outbox
+        self._plugins = plugins
+        self._stats = stats
+        self._log = log
         self._actors = actors
         self._mailboxes = actors.mailboxes
-        self._registry = registry
         self._config = config
         self.active = ActiveRequests(ReplyCache(), config.max_active_requests)
         self._max_deadline = config.max_request_deadline
-        self.resend_budget = 0
-        """Bytes that cached replies may still take in answer to the packet being handled:
-        RESEND_FACTOR times its size, set by the dispatcher for each packet."""
         self._reply_plans: dict[tuple[str, str], _ReplyPlan] = {}
         self._clock: Callable[[], float] | None = None
         """The event loop's time(), kept: asyncio.get_running_loop() costs a system call."""
 
-    def is_retry(self, key: CallKey, frame: Frame, link: PeerLink, counters: Counters) -> bool:
+    def is_retry(self, key: CallKey, frame: Frame, link: PeerLink, arrival: Arrival) -> bool:
         """True for a request already running or answered: it must not run again.
 
         An answered one gets its cached reply again if it came from where that reply
-        went, within the packet's :attr:`resend_budget`; from elsewhere nothing, and
-        over the budget a short error where that fits, both counted as
-        replies_not_resent.
+        went, within the packet's resend budget (``arrival.resend_left``); from
+        elsewhere nothing, and over the budget a short error where that fits, both
+        counted as replies_not_resent.
         """
+        counters = arrival.counters
         if key in self.active:
             counters.duplicates += 1
             return True
@@ -109,15 +103,15 @@ class RequestServer:
         if replies.sent_to(key) is not link:
             counters.replies_not_resent += 1
             return True
-        if link.transport.reliable or self._host.receiving_sealed:
+        if link.transport.reliable or arrival.sealed:
             # Amplification needs a source that can be forged: a plain datagram's. A
             # stream's peer answered its handshake from its address, and a sealed retry
             # is authenticated (a replay of it is a duplicate).
             self._resend(link, reply)
             return True
         cost = len(reply) + PACKET_HEADER_SIZE
-        if cost <= self.resend_budget:
-            self.resend_budget -= cost
+        if cost <= arrival.resend_left:
+            arrival.resend_left -= cost
             self._resend(link, reply)
             return True
         counters.replies_not_resent += 1
@@ -126,19 +120,20 @@ class RequestServer:
             f"reply of {len(reply)} bytes already sent; resent only to retries of "
             f"at least 1/{RESEND_FACTOR} its size", codec="json")
         cost = len(refusal) + PACKET_HEADER_SIZE
-        if cost <= self.resend_budget:
-            self.resend_budget -= cost
-            self._host.queue(link, refusal)
+        if cost <= arrival.resend_left:
+            arrival.resend_left -= cost
+            self._outbox.queue(link, refusal)
         return True
 
     def _resend(self, link: PeerLink, reply: bytes) -> None:
         # What a cached compressed reply expands to was not kept: it goes alone.
-        self._host.queue(link, reply, UNKNOWN_EXPANSION if frame_is_compressed(reply) else 0)
+        self._outbox.queue(link, reply, UNKNOWN_EXPANSION if frame_is_compressed(reply) else 0)
 
-    def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object, size: int,
-              counters: Counters, scheme: str, source: HostPort) -> None:
-        """Hand a decoded request, which weighs ``size`` bytes in a mailbox, to its actor
-        (or the router), or refuse it."""
+    def serve(self, link: PeerLink, frame: Frame, key: CallKey, request: object,
+              arrival: Arrival) -> None:
+        """Hand a decoded request (which weighs ``arrival.decoded_size`` bytes in a mailbox)
+        to its actor (or the router), or refuse it."""
+        counters = arrival.counters
         clock = self._clock
         if clock is None:
             clock = self._clock = asyncio.get_running_loop().time
@@ -150,15 +145,16 @@ class RequestServer:
                   lambda value, error: self._answer(link, frame, key, value, error),
                   frame.traceparent, clock, link)
         if self.active.start(key, rpc):
-            self._host.stats.local.requests_evicted += 1
+            self._stats.local.requests_evicted += 1
         mailbox = mailbox_of(self._mailboxes, frame.target)
         if mailbox is None or mailbox.closed:
-            if not self._actors.deliver_unrouted(rpc, endpoint_url(scheme, source)):
+            if not self._actors.deliver_unrouted(rpc, endpoint_url(arrival.scheme,
+                                                                   arrival.source)):
                 self.active.cancel(key)
                 counters.unknown_actor += 1
                 self._refuse(link, frame, ErrorCode.UNKNOWN_ACTOR, "UnknownActor",
                              f"no actor named {frame.target!r}")
-        elif not mailbox.put_nowait(rpc, size):
+        elif not mailbox.put_nowait(rpc, arrival.decoded_size):
             self.active.cancel(key)
             counters.mailbox_full += 1
             self._refuse(link, frame, ErrorCode.OVERLOADED, "Overloaded",
@@ -166,8 +162,8 @@ class RequestServer:
 
     def reject(self, link: PeerLink, frame: Frame) -> None:
         """Tell the caller why its request could not be decoded."""
-        if frame.codec not in self._registry.codec_names() or (
-                frame.compressor and frame.compressor not in self._registry.compressor_names()):
+        if frame.codec not in self._plugins.registry.codec_names() or (
+                frame.compressor and frame.compressor not in self._plugins.registry.compressor_names()):
             self._refuse(link, frame, ErrorCode.UNSUPPORTED_CODEC, "UnsupportedCodec",
                          f"codec {frame.codec!r} / compressor {frame.compressor or 'none'!r} "
                          "is not installed here", codec="json")
@@ -178,7 +174,7 @@ class RequestServer:
     def _answer(self, link: PeerLink, request: Frame, key: CallKey, value: object,
                 error: BaseException | None) -> None:
         """Send the handler's answer, and remember it for retries."""
-        if self._host.closed:
+        if self._outbox.closed:
             return
         expanded = 0  # error frames are not compressed
         try:
@@ -195,14 +191,14 @@ class RequestServer:
                                       str(exc))
         except Exception as exc:  # noqa: BLE001 - a codec's or compressor's bug
             # Counted, and told to the caller in json: the request's codec is the suspect.
-            self._host.internal_error(link.counters,
-                                      f"the reply to request {request.request_id}", exc)
+            count_internal_error(self._log, link.counters,
+                                 f"the reply to request {request.request_id}", exc)
             reply = self._error_frame(request, ErrorCode.REMOTE_ERROR, type(exc).__name__,
                                       f"the reply could not be encoded: {exc}", codec="json")
         # The reply leaves first: remembering it for retries is not on its way
         # (nothing else runs in between, so a retry still finds it).
         try:
-            self._host.queue(link, reply, expanded)
+            self._outbox.queue(link, reply, expanded)
         finally:
             self.active.finish(key, reply, link)
 
@@ -212,12 +208,12 @@ class RequestServer:
         return "".join(traceback.format_exception(error))
 
     def _response_frame(self, request: Frame, value: object) -> tuple[bytes, int]:
-        """The RESPONSE frame, and what its payload expands to (see ``Dispatcher.queue``)."""
+        """The RESPONSE frame, and what its payload expands to (see ``Outbox.queue``)."""
         plan = self._reply_plans.get((request.codec, request.compressor))
         if plan is None:
             plan = self._plan_replies(request.codec, request.compressor)
         encode_value, compressor, encoders = plan
-        payload, used, expanded = self._host.encode(encode_value, compressor, value)
+        payload, used, expanded = self._outbox.encode(encode_value, compressor, value)
         return encoders[used].encode(payload, request.call_id, request.request_id), expanded
 
     def _plan_replies(self, codec_name: str, compressor_name: str) -> _ReplyPlan:
@@ -227,8 +223,8 @@ class RequestServer:
         A reply is compressed like its request, or not at all where that does
         not pay: one encoder for each.
         """
-        codec = self._host.codec(codec_name)
-        compressor = self._host.compressor(compressor_name)
+        codec = self._plugins.codec(codec_name)
+        compressor = self._plugins.compressor(compressor_name)
         encoders = {"": ReplyFrameEncoder(FrameKind.RESPONSE, codec.name, "")}
         if compressor is not None:
             encoders[compressor.name] = ReplyFrameEncoder(FrameKind.RESPONSE, codec.name,
@@ -239,11 +235,11 @@ class RequestServer:
 
     def _error_frame(self, request: Frame, code: str, error_type: str, message: str,
                      traceback_text: str = "", codec: str | None = None) -> bytes:
-        encoder = self._host.codec(codec or request.codec)
+        encoder = self._plugins.codec(codec or request.codec)
         payload = encoder.encode(error_payload(code, error_type, message, traceback_text))
         return encode_frame(Frame(FrameKind.ERROR, encoder.name, payload,
                                   call_id=request.call_id, request_id=request.request_id))
 
     def _refuse(self, link: PeerLink, request: Frame, code: str, error_type: str, message: str,
                 codec: str | None = None) -> None:
-        self._host.queue(link, self._error_frame(request, code, error_type, message, codec=codec))
+        self._outbox.queue(link, self._error_frame(request, code, error_type, message, codec=codec))

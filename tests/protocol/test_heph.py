@@ -25,12 +25,12 @@ from hypothesis import strategies as st
 from relay_core import ConfigError, EncodeError, MalformedFrame, UnknownMessage, message
 from relay_core.protocol.heph import (
     HephMessage,
-    HephStreamSplitter,
     UuidWindow,
     decode_datagram,
     encode_datagram,
     is_heph_json,
 )
+from relay_core.protocol.heph_stream import HephStreamSplitter
 from relay_core.protocol.seal import HELLO, SEALED, KeyRing, Sealer
 from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 

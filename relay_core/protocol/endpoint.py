@@ -1,0 +1,348 @@
+"""The node's protocol endpoint, without I/O: packets in, events out.
+
+One endpoint per node, not per peer link, because what it guards is the
+node's: its incarnation and packet sequence, one duplicate window over every
+sender (bounded by ``max_senders``, however many links there are), the
+handshake answers' budget over every source, and the decompression rate over
+all of them. Per-link state (a link's sealer, its peer's incarnation) stays with
+the link and is handed in when needed.
+
+Outbound, the endpoint numbers and seals what the driver has framed and coalesced
+(:meth:`Endpoint.packet`, :meth:`Endpoint.sealed_packet`, :meth:`Endpoint.hello`).
+
+Inbound, :meth:`Endpoint.receive` takes a packet and the :class:`Arrival` that
+says where it came from, and yields what the node must act on, one event per
+frame (see :mod:`relay_core.protocol.events`), after these checks, in order:
+
+1. a Heph datagram on a listener that takes them is decoded and deduplicated by
+   its uuid (docs/heph.md);
+2. a sealed packet is verified and opened before anything in it is read; a
+   hello, or a packet sealed for an incarnation of this node that is gone, is
+   answered (an :class:`AnswerToSend`, within the answer budget), an answer to
+   this node's own hello becomes an :class:`AnswerReceived`; a plain packet on a
+   scheme that takes only sealed ones is refused;
+3. a packet carrying this node's own incarnation (sent back at it) is dropped;
+4. the duplicate window drops a packet seen before or too old; a plain packet
+   moves only a window keyed by its source too, since anyone can write one with
+   a sender's incarnation;
+5. each frame becomes an event; a message is decoded here (within the byte
+   budgets of :mod:`relay_core.protocol.decoding`), a request or reply only when
+   the driver asks (:meth:`Endpoint.decode`), since a retried request or a reply
+   nobody waits for is never decoded.
+
+What is dropped is counted in the arrival's counters and logged, rate-limited;
+nothing a peer sends raises out of the generator. Because it is a generator, a
+driver that cannot take an event now (a full mailbox on a reliable transport)
+stops iterating and keeps it: the rest of the packet waits, in order, with its
+budgets, until the driver goes on.
+
+Time comes from the ``clock`` the endpoint is made with, read only for the
+handshake answers' budget and when the decompression credit runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+from ..errors import ChecksumMismatch, MalformedFrame, Unauthenticated
+from ..interfaces import endpoint_url
+from ..observe.ratelog import RateLimitedLog
+from .decoding import FAILED, PayloadDecoder
+from .events import (
+    AnswerReceived,
+    AnswerToSend,
+    Arrival,
+    CancelReceived,
+    Event,
+    MessageReceived,
+    ReplyReceived,
+    RequestReceived,
+    SealedPacketAccepted,
+)
+from .handshake import AnswerBudget
+from .heph import UuidWindow, decode_datagram, is_heph_json
+from .seal import (
+    ANSWER,
+    HANDSHAKE_PACKET_SIZE,
+    HELLO,
+    SEALED,
+    Sealer,
+    answer_body,
+    answered_sequence,
+    hello_body,
+    is_handshake,
+    sealed_header,
+    sealed_key_id,
+)
+from .window import DuplicateFilter, Verdict
+from .wire import (
+    NO_FRAME,
+    Frame,
+    FrameKind,
+    PacketWriter,
+    decode_frames_compact,
+    decode_packet_compact,
+    is_sealed,
+    messages_in_frames,
+    with_payload,
+)
+
+__all__ = ["RESEND_FACTOR", "Endpoint"]
+
+RESEND_FACTOR = 3
+"""To a plain datagram, a cached reply is sent again only while it is at most this many
+times the bytes of the packet that asked for it again (QUIC's bound for an unvalidated
+address)."""
+
+_MESSAGE = FrameKind.MESSAGE
+_REQUEST = FrameKind.REQUEST
+_CANCEL = FrameKind.CANCEL
+
+
+class Endpoint:
+    def __init__(self, incarnation: int, decoder: PayloadDecoder, *,
+                 duplicate_window: int, max_senders: int, max_message_size: int,
+                 opener: Sealer | None, reply_sealer: Callable[[int], Sealer],
+                 sealed_schemes: frozenset[str], heph_targets: Mapping[str, str],
+                 clock: Callable[[], float], log: RateLimitedLog) -> None:
+        self.incarnation = incarnation
+        """This node's incarnation: random, never 0, new at each start."""
+        self.sequence = 0
+        """The sequence number of the packet this node sent last (every packet takes one)."""
+        self._packets = PacketWriter(incarnation)
+        self._decoder = decoder
+        self._duplicates = DuplicateFilter(duplicate_window, max_senders)
+        self._max_message_size = max_message_size
+        self._opener = opener
+        self._reply_sealer = reply_sealer
+        self._sealed_schemes = sealed_schemes
+        self._heph_targets = dict(heph_targets)
+        self._heph_window = UuidWindow()
+        self._answer_budget = AnswerBudget()
+        self._clock = clock
+        self._log = log
+
+    @property
+    def senders(self) -> int:
+        """How many senders the duplicate window tracks now."""
+        return self._duplicates.senders
+
+    def next_sequence(self) -> int:
+        """The sequence number for the next packet this node sends."""
+        self.sequence += 1
+        return self.sequence
+
+    # -- outbound ------------------------------------------------------------
+
+    def packet(self, frames: Sequence[bytes]) -> bytes:
+        """A plain packet of ``frames`` (each from ``encode_frame``), with the next sequence."""
+        self.sequence += 1
+        return self._packets.packet(self.sequence, frames)
+
+    def lone_packet(self, frame: bytes) -> bytes:
+        """:meth:`packet` of one frame (a request, a reply): no sequence of frames to join."""
+        self.sequence += 1
+        return self._packets.lone(self.sequence, frame)
+
+    def sealed_packet(self, frames: Sequence[bytes], sealer: Sealer, receiver: int) -> bytes:
+        """A packet of ``frames`` sealed by ``sealer`` for the peer's incarnation ``receiver``."""
+        self.sequence += 1
+        return sealer.seal(self.incarnation, receiver, self.sequence, b"".join(frames))
+
+    def hello(self, sealer: Sealer) -> tuple[int, bytes]:
+        """A sealed hello asking a peer for its incarnation, and its sequence number (which
+        the answer names)."""
+        sequence = self.next_sequence()
+        return sequence, sealer.seal(self.incarnation, 0, sequence, hello_body(), SEALED | HELLO)
+
+    # -- inbound -------------------------------------------------------------
+
+    def decode(self, frame: Frame, arrival: Arrival) -> object:
+        """A request's or reply's payload as an object, or :data:`FAILED` (counted, logged)."""
+        return self._decoder.decode(frame, frame.payload, arrival)
+
+    def receive(self, data: bytes, arrival: Arrival) -> Iterator[Event]:
+        """The events in packet ``data``, which came as ``arrival`` says, in frame order."""
+        scheme = arrival.scheme
+        counters = arrival.counters
+        if self._heph_targets:
+            heph_target = self._heph_targets.get(scheme)
+            if heph_target is not None and is_heph_json(data):
+                yield from self._receive_heph(data, heph_target, arrival)
+                return
+        try:
+            if is_sealed(data):
+                opened = self._open(data, arrival)
+                if opened is None:
+                    return
+                if not isinstance(opened, tuple):
+                    yield opened
+                    return
+                incarnation, sequence, frames = opened
+                window = incarnation
+            elif scheme in self._sealed_schemes:
+                raise Unauthenticated(f"{scheme} packets must be sealed here; this one is not")
+            else:
+                incarnation, sequence, frames = decode_packet_compact(data)
+                # Anyone can write a plain packet with a sender's incarnation: keyed by
+                # where it came from too, such a packet moves only a window of its own.
+                window = incarnation ^ hash(arrival.source)
+        except MalformedFrame as exc:
+            self.count_bad_packet(exc, arrival)
+            return
+        if incarnation == self.incarnation:  # this node's own packet, sent back at it
+            self._count_reflected(arrival)
+            return
+        verdict = self._duplicates.check(window, sequence)
+        if verdict is not Verdict.ACCEPTED:
+            if verdict is Verdict.DUPLICATE:
+                counters.duplicates += 1
+            else:
+                counters.too_old += 1
+            return
+        arrival.incarnation = incarnation
+        if arrival.key_id is not None:
+            yield SealedPacketAccepted(incarnation)
+        counters.frames_received += len(frames)
+        arrival.resend_left = RESEND_FACTOR * len(data)
+        arrival.expansion_left = self._decoder.packet_expansion
+        decode = self._decoder.decode
+        frame = NO_FRAME  # a packet's first item is a frame, never a repeat
+        for item in frames:
+            # A payload alone repeats the frame before it (see decode_packet_compact).
+            if isinstance(item, bytes):
+                if frame.kind is _MESSAGE:  # a burst to one actor: no frame is made
+                    message = decode(frame, item, arrival)
+                    if message is not FAILED:
+                        counters.messages_received += 1
+                        yield MessageReceived(frame.target, message, arrival.decoded_size)
+                    continue
+                frame = with_payload(frame, item)
+            else:
+                frame = item
+            kind = frame.kind
+            if kind is _MESSAGE:
+                message = decode(frame, frame.payload, arrival)
+                if message is not FAILED:
+                    counters.messages_received += 1
+                    yield MessageReceived(frame.target, message, arrival.decoded_size)
+            elif kind is _REQUEST:
+                yield RequestReceived(frame, arrival)
+            elif kind is _CANCEL:
+                yield CancelReceived(frame.call_id, arrival)
+            else:
+                yield ReplyReceived(frame, arrival)
+
+    def _receive_heph(self, data: bytes, target: str, arrival: Arrival) -> Iterator[Event]:
+        """A Heph JSON datagram: checked, deduplicated by uuid, a message for ``target``."""
+        counters = arrival.counters
+        try:
+            heph = decode_datagram(data, self._max_message_size)
+        except MalformedFrame as exc:
+            self.count_bad_packet(exc, arrival)
+            return
+        if not self._heph_window.first_time(heph.uuid):
+            counters.duplicates += 1
+            return
+        counters.frames_received += 1
+        counters.messages_received += 1
+        yield MessageReceived(target, heph.message, len(data))
+
+    # -- sealed packets ------------------------------------------------------
+
+    def _open(self, data: bytes, arrival: Arrival,
+              ) -> tuple[int, int, tuple[Frame | bytes, ...]] | Event | None:
+        """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies):
+        its incarnation, sequence and frames; or the handshake event it is; or None for
+        one handled here (this node's own, a hello answered or not)."""
+        opener = self._opener
+        if opener is None:
+            raise Unauthenticated("a sealed packet, but this node has no keys")
+        if int.from_bytes(data[8:16], "big") == self.incarnation:
+            # Never opened: only this node seals with its incarnation.
+            self._count_reflected(arrival)
+            return None
+        try:
+            sender, sequence, body, flags = opener.open(data, self.incarnation)
+        except Unauthenticated:
+            flags, key_id, sender, sequence = sealed_header(data)
+            if flags == SEALED:  # perhaps sealed for this node before it restarted: say so
+                answer = self._answer(arrival, key_id, sender, sequence, len(data))
+                if answer is not None:  # answered, and dropped all the same
+                    self.count_bad_packet(Unauthenticated(
+                        "sealed for an incarnation of this node that is gone"), arrival)
+                    return answer
+            raise
+        key_id = sealed_key_id(data)
+        if flags != SEALED:
+            if flags & HELLO:
+                return self._answer(arrival, key_id, sender, sequence, len(data))
+            answered = answered_sequence(body)
+            if answered > self.sequence:  # names no packet this incarnation sent
+                return None
+            return AnswerReceived(sender, answered)
+        arrival.key_id = key_id
+        return sender, sequence, decode_frames_compact(body)
+
+    def _answer(self, arrival: Arrival, key_id: int, receiver: int, answered: int,
+                size: int) -> AnswerToSend | None:
+        """Tell incarnation ``receiver`` at the source this node's incarnation, answering
+        its packet ``answered`` (a hello, or a packet sealed for another incarnation).
+
+        Stateless but for the per-source budget; never more bytes than the packet it
+        answers, and only under a key this node holds, for a sender that names itself.
+        """
+        opener = self._opener
+        if (size < HANDSHAKE_PACKET_SIZE or not receiver or not answered
+                or opener is None or not opener.holds(key_id)):
+            return None
+        source = arrival.source
+        if not self._answer_budget.allows((arrival.scheme, source[0], source[1]),
+                                          self._clock()):
+            arrival.counters.handshake_answers_limited += 1
+            self._log.warning("handshake_answers_limited", "sent no handshake answer to %s: "
+                              "it drew its share this second", _where(arrival))
+            return None
+        packet = self._reply_sealer(key_id).seal(
+            self.incarnation, receiver, self.next_sequence(), answer_body(answered),
+            SEALED | ANSWER)
+        return AnswerToSend(packet)
+
+    # -- counting ------------------------------------------------------------
+
+    def messages_in(self, data: bytes) -> int:
+        """How many messages a received packet holds, to count them when it is dropped."""
+        try:
+            if not is_sealed(data):
+                return messages_in_frames(decode_packet_compact(data)[2])
+            if is_handshake(data):
+                return 0
+            opener = self._opener
+            if opener is not None:
+                body = opener.open(data, self.incarnation)[2]
+                return messages_in_frames(decode_frames_compact(body))
+        except MalformedFrame:
+            pass
+        return 1  # unreadable (or a heph-json datagram): one message, as far as can be told
+
+    def count_bad_packet(self, error: MalformedFrame, arrival: Arrival) -> None:
+        counters = arrival.counters
+        if isinstance(error, ChecksumMismatch):
+            counters.corrupt += 1
+            kind, what = "corrupt", "a damaged"
+        elif isinstance(error, Unauthenticated):
+            counters.unauthenticated += 1
+            kind, what = "unauthenticated", "an unauthenticated"
+        else:
+            counters.malformed += 1
+            kind, what = "malformed", "a malformed"
+        self._log.warning(kind, "dropped %s packet from %s: %s", what, _where(arrival), error)
+
+    def _count_reflected(self, arrival: Arrival) -> None:
+        arrival.counters.reflected += 1
+        self._log.warning("reflected", "dropped a packet from %s that carries this node's "
+                          "own incarnation", _where(arrival))
+
+
+def _where(arrival: Arrival) -> str:
+    return endpoint_url(arrival.scheme, arrival.source)

@@ -1,0 +1,318 @@
+"""The endpoint, without an event loop: packets in, events out, every drop counted.
+
+Each test feeds bytes and reads events; time is a variable the test moves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from typing import ClassVar
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relay_core.errors import CodecError, DecompressionLimitExceeded
+from relay_core.interfaces import Codec, Compressor
+from relay_core.observe.ratelog import RateLimitedLog
+from relay_core.observe.stats import Counters
+from relay_core.protocol.decoding import FAILED, PayloadDecoder
+from relay_core.protocol.endpoint import RESEND_FACTOR, Endpoint
+from relay_core.protocol.events import (
+    AnswerReceived,
+    AnswerToSend,
+    Arrival,
+    CancelReceived,
+    Event,
+    MessageReceived,
+    ReplyReceived,
+    RequestReceived,
+    SealedPacketAccepted,
+)
+from relay_core.protocol.heph import encode_datagram
+from relay_core.protocol.seal import (
+    ANSWER,
+    HELLO,
+    SEALED,
+    KeyRing,
+    Sealer,
+    answer_body,
+    hello_body,
+)
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+
+SOURCE = ("127.0.0.1", 9001)
+ME = 0x1111
+PEER = 0x2222
+KEY = bytes(range(32))
+
+
+class JsonCodec(Codec):
+    name: ClassVar[str] = "json"
+
+    def encode(self, obj: object) -> bytes:
+        return json.dumps(obj).encode()
+
+    def decode(self, data: bytes) -> object:
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise CodecError(f"not json: {exc}") from None
+
+
+class Zlib(Compressor):
+    name: ClassVar[str] = "zlib"
+
+    def compress(self, data: bytes) -> bytes | None:
+        return zlib.compress(data)
+
+    def decompress(self, data: bytes, max_size: int) -> bytes:
+        inflater = zlib.decompressobj()
+        out = inflater.decompress(data, max_size + 1)
+        if len(out) > max_size:
+            raise DecompressionLimitExceeded(f"more than {max_size} bytes")
+        return out
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_endpoint(clock: Clock | None = None, *, sealed: bool = False,
+                  rate: int = 1 << 30, heph_target: str | None = None,
+                  max_message_size: int = 65536) -> Endpoint:
+    clock = clock or Clock()
+    log = RateLimitedLog(logging.getLogger("relay_core.test"))
+    sealer = Sealer(KeyRing({1: KEY}, 1)) if sealed else None
+    decoder = PayloadDecoder(lambda name: JsonCodec(), lambda name: Zlib(), max_message_size,
+                             rate, clock, log)
+    return Endpoint(ME, decoder, duplicate_window=64, max_senders=16,
+                    max_message_size=max_message_size, opener=sealer,
+                    reply_sealer=lambda key_id: Sealer(KeyRing({1: KEY}, key_id)),
+                    sealed_schemes=frozenset({"udp"}) if sealed else frozenset(),
+                    heph_targets={"udp": heph_target} if heph_target else {},
+                    clock=clock, log=log)
+
+
+def message_frame(target: str, value: object) -> bytes:
+    return encode_frame(Frame(FrameKind.MESSAGE, "json", json.dumps(value).encode(),
+                              target=target))
+
+
+def arrive(endpoint: Endpoint, packet: bytes,
+           counters: Counters | None = None) -> tuple[list[Event], Arrival]:
+    arrival = Arrival("udp", SOURCE, counters or Counters())
+    return list(endpoint.receive(packet, arrival)), arrival
+
+
+def messages(events: list[Event]) -> list[tuple[str, object]]:
+    return [(event.target, event.message) for event in events
+            if isinstance(event, MessageReceived)]
+
+
+def test_a_packets_messages_come_out_decoded_in_frame_order() -> None:
+    endpoint = make_endpoint()
+    packet = encode_packet(PEER, 1, [message_frame("a", 1), message_frame("b", [2]),
+                                     message_frame("a", {"x": 3})])
+    events, arrival = arrive(endpoint, packet)
+    assert messages(events) == [("a", 1), ("b", [2]), ("a", {"x": 3})]
+    assert arrival.counters.frames_received == 3
+    assert arrival.counters.messages_received == 3
+    assert arrival.incarnation == PEER
+
+
+def test_requests_replies_and_cancels_come_out_undecoded_with_their_arrival() -> None:
+    endpoint = make_endpoint()
+    request = Frame(FrameKind.REQUEST, "json", b'"ping"', target="echo", call_id=7,
+                    deadline_ms=500, request_id="r1")
+    reply = Frame(FrameKind.RESPONSE, "json", b'"pong"', call_id=8, request_id="r2")
+    cancel = Frame(FrameKind.CANCEL, "", b"", call_id=9)
+    packet = encode_packet(PEER, 1, [encode_frame(request), encode_frame(reply),
+                                     encode_frame(cancel)])
+    events, arrival = arrive(endpoint, packet)
+    assert [type(event) for event in events] == [RequestReceived, ReplyReceived,
+                                                  CancelReceived]
+    first, second, third = events
+    assert isinstance(first, RequestReceived) and first.frame.call_id == 7
+    assert endpoint.decode(first.frame, arrival) == "ping"
+    assert isinstance(second, ReplyReceived) and endpoint.decode(second.frame, arrival) == "pong"
+    assert isinstance(third, CancelReceived) and third.call_id == 9
+    assert arrival.resend_left == RESEND_FACTOR * len(packet)
+
+
+def test_a_packet_seen_before_yields_nothing_and_counts_a_duplicate() -> None:
+    endpoint = make_endpoint()
+    packet = encode_packet(PEER, 5, [message_frame("a", 1)])
+    assert messages(arrive(endpoint, packet)[0]) == [("a", 1)]
+    events, arrival = arrive(endpoint, packet)
+    assert events == []
+    assert arrival.counters.duplicates == 1
+
+
+def test_a_packet_far_behind_the_window_counts_too_old() -> None:
+    endpoint = make_endpoint()
+    arrive(endpoint, encode_packet(PEER, 1000, [message_frame("a", 1)]))
+    events, arrival = arrive(endpoint, encode_packet(PEER, 1, [message_frame("a", 2)]))
+    assert events == []
+    assert arrival.counters.too_old == 1
+
+
+def test_this_nodes_own_packet_sent_back_is_dropped_as_reflected() -> None:
+    endpoint = make_endpoint()
+    events, arrival = arrive(endpoint, encode_packet(ME, 1, [message_frame("a", 1)]))
+    assert events == []
+    assert arrival.counters.reflected == 1
+
+
+def test_a_damaged_packet_is_counted_corrupt_and_garbage_malformed() -> None:
+    endpoint = make_endpoint()
+    packet = bytearray(encode_packet(PEER, 1, [message_frame("a", 1)]))
+    packet[-1] ^= 0xFF
+    events, arrival = arrive(endpoint, bytes(packet))
+    assert events == [] and arrival.counters.corrupt == 1
+    events, arrival = arrive(endpoint, b"\x00garbage")
+    assert events == [] and arrival.counters.malformed == 1
+
+
+@given(st.binary(max_size=200))
+def test_no_bytes_make_the_endpoint_raise(data: bytes) -> None:
+    endpoint = make_endpoint()
+    events, arrival = arrive(endpoint, data)
+    counted = (arrival.counters.malformed + arrival.counters.corrupt
+               + arrival.counters.unauthenticated + arrival.counters.reflected)
+    assert events == [] or counted == 0
+
+
+def test_an_undecodable_message_is_dropped_and_counted_the_rest_of_the_packet_goes_on() -> None:
+    endpoint = make_endpoint()
+    broken = encode_frame(Frame(FrameKind.MESSAGE, "json", b"{not json", target="a"))
+    events, arrival = arrive(endpoint, encode_packet(PEER, 1, [broken, message_frame("a", 2)]))
+    assert messages(events) == [("a", 2)]
+    assert arrival.counters.undecodable == 1
+
+
+def compressed_frame(target: str, size: int) -> bytes:
+    payload = json.dumps("x" * size).encode()
+    return encode_frame(Frame(FrameKind.MESSAGE, "json", zlib.compress(payload),
+                              compressor="zlib", target=target))
+
+
+def test_a_packets_compressed_frames_share_one_expansion_budget() -> None:
+    endpoint = make_endpoint(max_message_size=65536)
+    # Each frame alone is within max_message_size; together they pass the packet's budget.
+    frames = [compressed_frame("a", 60000) for _ in range(20)]
+    events, arrival = arrive(endpoint, encode_packet(PEER, 1, frames))
+    delivered = len(messages(events))
+    assert delivered == (1 << 20) // 60002  # what fits in MAX_GROUPED_EXPANSION
+    assert arrival.counters.over_budget == 20 - delivered
+
+
+def test_the_decompression_rate_refills_from_the_clock_only_as_time_passes() -> None:
+    clock = Clock()
+    endpoint = make_endpoint(clock, rate=4 * 70000)  # a burst of one packet's budget
+    sequence = 0
+
+    def send_one() -> Counters:
+        nonlocal sequence
+        sequence += 1
+        return arrive(endpoint, encode_packet(PEER, sequence,
+                                              [compressed_frame("a", 60000)]))[1].counters
+
+    drawn = 0
+    while send_one().decompression_limited == 0:
+        drawn += 1
+        assert drawn < 100
+    assert send_one().decompression_limited == 1  # no time passed: still none
+    clock.now += 1.0
+    assert send_one().decompression_limited == 0
+
+
+def test_a_heph_datagram_on_a_heph_listener_is_a_message_for_its_actor_once() -> None:
+    endpoint = make_endpoint(heph_target="greeter")
+    datagram = encode_datagram({"name": "Heph"})
+    events, _ = arrive(endpoint, datagram)
+    assert messages(events) == [("greeter", {"name": "Heph"})]
+    events, arrival = arrive(endpoint, datagram)
+    assert events == [] and arrival.counters.duplicates == 1
+
+
+def sealed_for_me(sequence: int, frames: list[bytes], receiver: int = ME) -> bytes:
+    return Sealer(KeyRing({1: KEY}, 1)).seal(PEER, receiver, sequence, b"".join(frames))
+
+
+def test_a_sealed_packet_is_opened_and_says_it_was_sealed() -> None:
+    endpoint = make_endpoint(sealed=True)
+    events, arrival = arrive(endpoint, sealed_for_me(1, [message_frame("a", 1)]))
+    assert isinstance(events[0], SealedPacketAccepted) and events[0].incarnation == PEER
+    assert messages(events) == [("a", 1)]
+    assert arrival.sealed
+
+
+def test_a_plain_packet_where_packets_must_be_sealed_is_unauthenticated() -> None:
+    endpoint = make_endpoint(sealed=True)
+    events, arrival = arrive(endpoint, encode_packet(PEER, 1, [message_frame("a", 1)]))
+    assert events == [] and arrival.counters.unauthenticated == 1
+
+
+def test_a_hello_is_answered_within_the_sources_budget_per_second() -> None:
+    clock = Clock()
+    endpoint = make_endpoint(clock, sealed=True)
+    sealer = Sealer(KeyRing({1: KEY}, 1))
+    answers = []
+    counters = Counters()
+    for sequence in range(1, 12):
+        hello = sealer.seal(PEER, 0, sequence, hello_body(), SEALED | HELLO)
+        events, _ = arrive(endpoint, hello, counters)
+        answers += [event for event in events if isinstance(event, AnswerToSend)]
+    assert len(answers) == 8
+    assert counters.handshake_answers_limited == 3
+    opened = sealer.open(answers[0].packet, PEER)
+    assert opened[0] == ME and opened[3] == SEALED | ANSWER
+    clock.now += 1.0
+    hello = sealer.seal(PEER, 0, 99, hello_body(), SEALED | HELLO)
+    assert any(isinstance(event, AnswerToSend) for event in arrive(endpoint, hello)[0])
+
+
+def test_an_answer_naming_a_packet_this_node_never_sent_is_ignored() -> None:
+    endpoint = make_endpoint(sealed=True)
+    sealer = Sealer(KeyRing({1: KEY}, 1))
+    answer = sealer.seal(PEER, ME, 1, answer_body(5), SEALED | ANSWER)
+    assert arrive(endpoint, answer)[0] == []
+    for _ in range(5):
+        endpoint.next_sequence()
+    events = arrive(endpoint, sealer.seal(PEER, ME, 2, answer_body(5), SEALED | ANSWER))[0]
+    assert len(events) == 1 and isinstance(events[0], AnswerReceived)
+    assert (events[0].sender, events[0].answered) == (PEER, 5)
+
+
+def test_a_packet_sealed_for_a_gone_incarnation_is_answered_and_dropped() -> None:
+    endpoint = make_endpoint(sealed=True)
+    events, arrival = arrive(endpoint, sealed_for_me(1, [message_frame("a", 1)],
+                                                     receiver=0x9999))
+    assert [type(event) for event in events] == [AnswerToSend]
+    assert arrival.counters.unauthenticated == 1
+
+
+def test_a_generator_stopped_mid_packet_resumes_with_the_rest_in_order() -> None:
+    endpoint = make_endpoint()
+    frames = [message_frame("a", n) for n in range(5)]
+    arrival = Arrival("udp", SOURCE, Counters())
+    events = endpoint.receive(encode_packet(PEER, 1, frames), arrival)
+    taken = [next(events), next(events)]
+    # Another packet is handled meanwhile: the stopped one keeps its own state.
+    assert messages(arrive(endpoint, encode_packet(PEER, 2, [message_frame("b", 9)]))[0]) \
+        == [("b", 9)]
+    assert messages(taken + list(events)) == [("a", n) for n in range(5)]
+
+
+def test_the_decoder_refuses_an_oversize_plain_payload() -> None:
+    endpoint = make_endpoint(max_message_size=10)
+    arrival = Arrival("udp", SOURCE, Counters())
+    frame = Frame(FrameKind.REQUEST, "json", b'"' + b"x" * 20 + b'"', target="a", call_id=1)
+    assert endpoint.decode(frame, arrival) is FAILED
+    assert arrival.counters.oversize == 1
