@@ -14,6 +14,7 @@ import inspect
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from certs import Pki, make_pki
 from relay_core import run as run_on_chosen_loop
@@ -25,6 +26,11 @@ from relay_core._compiled import (
 )
 
 ASYNC_TEST_LIMIT_SECONDS = 60.0
+
+# A busy 2-core machine draws examples slowly: that is no failure of the code under test.
+settings.register_profile("busy-machine", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("busy-machine")
 
 
 def pytest_report_header() -> str:

@@ -132,7 +132,8 @@ def encodings(codec: Codec) -> st.SearchStrategy[bytes]:
 
 
 @pytest.mark.parametrize("compressor", COMPRESSORS, ids=lambda c: c.name)
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_value_survives_encode_compress_decompress_decode(
     codec: Codec, compressor: Compressor, data: st.DataObject
@@ -320,7 +321,8 @@ def test_messages_count_two_levels_and_decode_at_full_depth(codec: Codec) -> Non
 # --- hostile and malformed input -------------------------------------------------------------
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.binary(max_size=200))
 def test_decoding_arbitrary_bytes_raises_only_decode_error(codec: Codec, data: bytes) -> None:
     try:
@@ -329,7 +331,8 @@ def test_decoding_arbitrary_bytes_raises_only_decode_error(codec: Codec, data: b
         pass
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_decoding_mutated_encodings_raises_only_decode_error(
     codec: Codec, data: st.DataObject
@@ -633,7 +636,8 @@ def test_is_plain_takes_strings_as_leaves_only_where_the_leaves_say_so(value: ob
     assert not is_plain(value, frozenset({float, bytes}))
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(value=near_model)
 def test_near_model_values_either_round_trip_or_raise_encode_error(
     codec: Codec, value: object
