@@ -53,6 +53,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core.runtime.linking",
     "relay_core.runtime.outbox",
     "relay_core.runtime.receiving",
+    "relay_core.runtime.sending",
     "relay_core.observe.stats",
     "relay_core.runtime.rpc",
     "relay_core.runtime.backlog",

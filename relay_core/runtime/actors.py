@@ -30,10 +30,10 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from ..config.address import Address
 from ..errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
 from ..observe.tracing import outgoing_traceparent
-from .dispatcher import Dispatcher
 from .links import PeerLink
 from .mailbox import Mailbox
 from .rpc import Rpc, current_request_id, new_request_id
+from .sending import Sender
 
 __all__ = ["ActorRef", "LocalRef", "RemoteRef", "RestartPolicy", "Supervisor"]
 
@@ -148,28 +148,28 @@ class LocalRef(ActorRef):
 
 
 class RemoteRef(ActorRef):
-    """An actor on another node, reached through the dispatcher."""
+    """An actor on another node, reached through the node's sender."""
 
-    __slots__ = ("_dispatcher", "_link", "_target")
+    __slots__ = ("_link", "_sender", "_target")
 
-    def __init__(self, dispatcher: Dispatcher, address: Address, peer: str | None) -> None:
+    def __init__(self, sender: Sender, address: Address, peer: str | None) -> None:
         self._target = address
-        self._dispatcher = dispatcher
-        self._link: PeerLink = dispatcher.link(address, peer)
+        self._sender = sender
+        self._link: PeerLink = sender.link(address, peer)
 
     @property
     def address(self) -> str:
         return str(self._target)
 
     def send(self, message: object) -> Coroutine[Any, Any, None]:
-        # Not a coroutine itself: the dispatcher's compiled one is handed back,
+        # Not a coroutine itself: the sender's compiled one is handed back,
         # which costs a fraction of an interpreted coroutine per message.
         link = self._link if self._link.error is None else self._current_link()
-        return self._dispatcher.send_when_awaited(link, self._target.actor, message)
+        return self._sender.send_when_awaited(link, self._target.actor, message)
 
     def try_send(self, message: object) -> None:
         """Send without waiting; ``LinkBusy`` while a stream link's queue is full."""
-        self._dispatcher.try_send(self._current_link(), self._target.actor, message)
+        self._sender.try_send(self._current_link(), self._target.actor, message)
 
     def rpc(
         self,
@@ -179,26 +179,26 @@ class RemoteRef(ActorRef):
         request_id: str | None = None,
         retries: int = 0,
     ) -> Coroutine[Any, Any, object]:
-        # Not a coroutine itself: handing back the dispatcher's saves a frame
+        # Not a coroutine itself: handing back the sender's saves a frame
         # on every resume, which showed with many calls in flight. The checks
         # and the link are inlined for the common case: a call each is a frame.
         if not (timeout > 0 and retries >= 0):
             _check_call(timeout, retries)
         request_id = request_id or current_request_id() or new_request_id()
         link = self._link if self._link.error is None else self._current_link()
-        return self._dispatcher.call(link, self._target.actor, request, timeout, request_id,
+        return self._sender.call(link, self._target.actor, request, timeout, request_id,
                                      retries)
 
     async def wait_sent(self, limit: float) -> None:
         """Wait until what was sent through this ref has left the node, at most ``limit``
         seconds; raise PeerUnreachable if its peer was found unreachable meanwhile."""
-        await self._dispatcher.wait_sent(self._link, limit)
+        await self._sender.wait_sent(self._link, limit)
 
     def _current_link(self) -> PeerLink:
         # A link whose destination failed to resolve is replaced, so a later
         # send retries instead of failing forever.
         if self._link.error is not None:
-            self._link = self._dispatcher.link(self._target)
+            self._link = self._sender.link(self._target)
         return self._link
 
 

@@ -254,7 +254,7 @@ class Node:
     def ref(self, target: str) -> ActorRef:
         """A ref from a URL (``udp://host:port/actor``), ``peer/actor``, or a local name."""
         if "://" in target:
-            return RemoteRef(self._dispatcher, parse_address(target, require_actor=True), None)
+            return RemoteRef(self._dispatcher.sender, parse_address(target, require_actor=True), None)
         peer_name, slash, actor = target.partition("/")
         if slash:
             peer = self.config.peers.get(peer_name)
@@ -262,7 +262,7 @@ class Node:
                 known = ", ".join(sorted(self.config.peers)) or "none configured"
                 raise InvalidAddress(f"{target!r}: no peer named {peer_name!r} (peers: {known})")
             address = parse_address(f"{peer.address}/{actor}", require_actor=True)
-            return RemoteRef(self._dispatcher, address, peer_name)
+            return RemoteRef(self._dispatcher.sender, address, peer_name)
         supervisor = self._actors.get(target)
         if supervisor is None:
             raise ConfigError(
