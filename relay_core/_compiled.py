@@ -42,6 +42,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "relay_core.protocol.framing",
     "relay_core.protocol.replycache",
     "relay_core.protocol.events",
+    "relay_core.protocol.calls",
     "relay_core.protocol.decoding",
     "relay_core.protocol.endpoint",
     "relay_core.runtime.calls",

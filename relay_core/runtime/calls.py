@@ -11,51 +11,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import ClassVar, Final
+from typing import ClassVar
 
+from ..protocol.calls import NO_DEADLINE, CallTable
 from ..protocol.replycache import CallKey, ReplyCache
 from .rpc import Rpc
 
 __all__ = ["ActiveRequests", "CallKey", "PendingCalls"]
 
-LARGEST_CALL_ID: Final = (1 << 62) - 1
-"""The wire takes any non-zero u64; this node's own ids stay below 2**62, the range the
-compiled build keeps unboxed."""
-
-
-class _Lane:
-    """The calls made with one timeout: insertion order is deadline order."""
-
-    __slots__ = ("deadlines", "forget", "timer")
-
-    def __init__(self) -> None:
-        self.deadlines: dict[int, float] = {}
-        self.forget = self.deadlines.pop
-        """The deadlines' ``pop``, bound once (see PendingCalls)."""
-        self.timer: asyncio.TimerHandle | None = None
-
-
 class PendingCalls:
-    """Calls waiting for their reply, and the deadlines that cancel their futures.
+    """Calls waiting for their reply: the future each caller awaits, and one timer.
 
-    A timer per call (``call_later``, then ``cancel`` when the reply comes)
-    cost more than the rest of a call's bookkeeping, because every cancelled
-    handle stays in the event loop's heap until it is due or the heap is
-    rebuilt. Calls made with the same timeout expire in the order they were
-    made, so each timeout in use gets a lane: an insertion-ordered dict of
-    deadlines and one timer for its oldest call. Past ``MAX_LANES`` distinct
-    timeouts (a caller passing each call its own time left), a call gets its
-    own timer as before.
+    Which calls are open and when each gives up is the sans-IO
+    :class:`~relay_core.protocol.calls.CallTable`'s; this class keeps the futures
+    and a single event-loop timer at the table's next deadline, which cancels the
+    futures of the calls past theirs. (A timer per call cost more than the rest
+    of a call's bookkeeping: every cancelled handle stays in the loop's heap
+    until it is due.)
     """
 
-    MAX_LANES: ClassVar[int] = 8
-
     def __init__(self) -> None:
+        self._table = CallTable()
         self._futures: dict[int, asyncio.Future[object]] = {}
-        # Bound once: compiled, dict.pop is a method looked up by name at each call.
-        self._pop_future = self._futures.pop
-        self._lanes: dict[float, _Lane] = {}
-        self._own_timers: dict[int, asyncio.TimerHandle] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = NO_DEADLINE
         self._loop: asyncio.AbstractEventLoop | None = None
         """Kept from the first call: asyncio.get_running_loop() costs a system call."""
 
@@ -76,17 +55,13 @@ class PendingCalls:
 
         A caller arms the deadline once its request has left, so that the
         request leaves sooner; a reply found before then is still delivered.
-        Call ids come from each link's own random run (see ``PeerLink.next_call_id``);
-        two runs meeting is all but impossible, and then the next free id is taken.
         """
-        futures = self._futures
-        while call_id in futures or not 0 < call_id <= LARGEST_CALL_ID:
-            call_id = call_id + 1 if 0 < call_id < LARGEST_CALL_ID else 1
+        call_id = self._table.open(call_id)
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[object] = loop.create_future()
-        futures[call_id] = future
+        self._futures[call_id] = future
         return call_id, future
 
     def is_waiting(self, call_id: int) -> bool:
@@ -99,25 +74,14 @@ class PendingCalls:
             return
         loop = self._loop
         assert loop is not None  # set by the reserve() that made the future
-        deadline = loop.time() + timeout
-        lane = self._lanes.get(timeout)
-        if lane is None:
-            if len(self._lanes) >= self.MAX_LANES:
-                self._own_timers[call_id] = loop.call_at(deadline, future.cancel)
-                return
-            lane = self._lanes[timeout] = _Lane()
-        lane.deadlines[call_id] = deadline
-        if lane.timer is None:
-            lane.timer = loop.call_at(deadline, self._expire, timeout)
+        deadline = self._table.arm(call_id, timeout, loop.time())
+        if deadline < self._timer_at:
+            self._wake_at(deadline)
 
     def close(self, call_id: int, timeout: float | None) -> bool:
         """Forget ``call_id``; True if its reply had not come (the caller gave up)."""
-        lane = self._lanes.get(timeout) if timeout is not None else None
-        if lane is None or lane.forget(call_id, None) is None:
-            timer = self._own_timers.pop(call_id, None)
-            if timer is not None:
-                timer.cancel()
-        future = self._pop_future(call_id, None)
+        self._table.close(call_id, timeout)
+        future = self._futures.pop(call_id, None)
         # A caller cancelled while awaiting the future cancels the future with it.
         return future is not None and (not future.done() or future.cancelled())
 
@@ -130,7 +94,7 @@ class PendingCalls:
         result then raises ``asyncio.InvalidStateError``, which the receiver
         takes for a late reply. Not asking first saves a method call per reply.
         """
-        return self._pop_future(call_id, None)
+        return self._futures.pop(call_id, None)
 
     def fail(self, call_ids: Iterable[int], error: Callable[[], BaseException]) -> int:
         """Fail those of ``call_ids`` still waiting, each with its own ``error()``; return
@@ -144,38 +108,36 @@ class PendingCalls:
         return failed
 
     def fail_all(self, error: BaseException) -> None:
-        for lane in self._lanes.values():
-            if lane.timer is not None:
-                lane.timer.cancel()
-        self._lanes.clear()
-        for timer in self._own_timers.values():
-            timer.cancel()
-        self._own_timers.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = NO_DEADLINE
+        self._table.clear()
         for future in self._futures.values():
             if not future.done():
                 future.set_exception(error)
 
-    def _expire(self, timeout: float) -> None:
-        """Cancel the lane's calls whose deadline has come; wait for the next one."""
-        lane = self._lanes[timeout]
-        lane.timer = None
+    def _wake_at(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         loop = self._loop
-        assert loop is not None  # set by the open() that armed this timer
-        now = loop.time()
-        expired = []
-        for call_id, deadline in lane.deadlines.items():
-            if deadline > now:
-                break
-            expired.append(call_id)
-        for call_id in expired:
-            del lane.deadlines[call_id]
+        assert loop is not None
+        self._timer_at = deadline
+        self._timer = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        """Cancel the futures of the calls whose deadline has come; wait for the next one."""
+        self._timer = None
+        self._timer_at = NO_DEADLINE
+        loop = self._loop
+        assert loop is not None  # set by the reserve() that armed the timer
+        for call_id in self._table.expire(loop.time()):
             future = self._futures.get(call_id)
             if future is not None:
                 future.cancel()
-        if lane.deadlines:
-            lane.timer = loop.call_at(next(iter(lane.deadlines.values())), self._expire, timeout)
-        else:
-            del self._lanes[timeout]
+        deadline = self._table.next_deadline()
+        if deadline != NO_DEADLINE:
+            self._wake_at(deadline)
 
 
 class ActiveRequests:

@@ -1,8 +1,8 @@
 """Deadlines: each outgoing call gives up at its own deadline; a handled request knows its own.
 
-Calls with the same timeout share one event-loop timer (a lane); these tests
-pin down that sharing never changes which call expires, or when relative to
-the others.
+All calls share one event-loop timer, at the call table's next deadline; these
+tests pin down that sharing never changes which call expires, or when relative
+to the others.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 
 from nodes import udp_config
 from relay_core import ActorContext, Node, Rpc, RpcTimeout
+from relay_core.protocol.calls import MAX_LANES
 from relay_core.runtime.calls import PendingCalls
 
 LONG = 3600.0
@@ -112,16 +113,16 @@ async def test_a_later_call_in_a_lane_still_expires_after_the_earlier_ones_were_
 
 async def test_more_distinct_timeouts_than_lanes_still_each_expire() -> None:
     calls = PendingCalls()
-    long_calls = [calls.open(LONG + n)[1] for n in range(PendingCalls.MAX_LANES)]
-    _, beyond = calls.open(0.01)  # no lane left: it gets a timer of its own
+    long_calls = [calls.open(LONG + n)[1] for n in range(MAX_LANES)]
+    _, beyond = calls.open(0.01)  # no lane left: it waits in the heap
     await expiry_of(beyond)
     assert not any(future.done() for future in long_calls)
     calls.fail_all(RuntimeError("test over"))
 
 
-async def test_a_call_with_its_own_timer_answered_in_time_is_not_cancelled() -> None:
+async def test_a_call_beyond_the_lanes_answered_in_time_is_not_cancelled() -> None:
     calls = PendingCalls()
-    for n in range(PendingCalls.MAX_LANES):
+    for n in range(MAX_LANES):
         calls.open(LONG + n)
     call_id, future = calls.open(0.01)
     answer(calls, call_id, 0.01)

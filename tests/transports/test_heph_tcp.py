@@ -21,13 +21,8 @@ from hypothesis import strategies as st
 
 from relay_core import ConfigError, HostPort, MalformedFrame, TransportError
 from relay_core.protocol.framing import frame_for_stream
-from relay_core.protocol.heph import (
-    HephMessage,
-    HephObjectSplitter,
-    HephStreamSplitter,
-    decode_datagram,
-    encode_datagram,
-)
+from relay_core.protocol.heph import HephMessage, decode_datagram, encode_datagram
+from relay_core.protocol.heph_stream import HephObjectSplitter, HephStreamSplitter
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
 
