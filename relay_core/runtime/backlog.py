@@ -33,7 +33,7 @@ __all__ = ["Backlog", "Stall", "Stalled"]
 class Stalled(Exception):
     """Raised while delivering a frame from a reliable source to a full mailbox.
 
-    Control flow inside the dispatcher, never raised out of it (so not a
+    Control flow inside the receiver, never raised out of it (so not a
     ``RelayError``). An exception rather than a return value, so the common path (room in the
     mailbox) pays no check per frame: a ``try`` costs nothing until it raises.
     """

@@ -109,7 +109,7 @@ class PeerLink:
         self.error: BaseException | None = None
         """Why the destination could not be prepared, if it could not."""
         self.dirty = False
-        """True while the link waits in the dispatcher's flush list."""
+        """True while the link waits in the outbox's flush list."""
         self.pinned = pinned
         """Kept in the table for good (configured peer or a ref the program holds)."""
         self.frame_encoders: dict[tuple[str, str], MessageFrameEncoder] = {}

@@ -254,7 +254,8 @@ class Node:
     def ref(self, target: str) -> ActorRef:
         """A ref from a URL (``udp://host:port/actor``), ``peer/actor``, or a local name."""
         if "://" in target:
-            return RemoteRef(self._dispatcher.sender, parse_address(target, require_actor=True), None)
+            return RemoteRef(self._dispatcher.sender, parse_address(target, require_actor=True),
+                             None)
         peer_name, slash, actor = target.partition("/")
         if slash:
             peer = self.config.peers.get(peer_name)
