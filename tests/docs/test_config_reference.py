@@ -14,15 +14,15 @@ import re
 from collections.abc import Iterator
 
 import pytest
-
 from markdown_blocks import ROOT
+
 from relay_core import Transport
 from relay_core.config import node_config, security
 from relay_core.plugins.registry import PluginRegistry, _option_parameters
 from relay_transports import _quic_options, _tcp_options
 
 CONFIG_DOC = ROOT / "docs" / "config.md"
-BUILT_IN = "net-relay"
+BUILT_IN_PACKAGES = ("relay_transports", "relay_codecs")
 _ROW = re.compile(r"^\| ((?:`[A-Za-z0-9_]+`(?:, )?)+) \|")
 """A table row whose first cell names one key or several: ``| `certificate`, `private_key` |``."""
 PEER_OPTION_TABLES = {"tcp": _tcp_options._PEER_OPTIONS, "quic": _quic_options._PEER_KEYS}
@@ -37,8 +37,13 @@ def documented_sections() -> dict[str, set[str]]:
     """
     sections: dict[str, set[str]] = {}
     names: list[str] = []
+    in_code = False
     for line in CONFIG_DOC.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
+        if line.startswith("```"):
+            in_code = not in_code
+        elif in_code:
+            continue
+        elif line.startswith("#"):
             names = line.lstrip("#").strip().split(": ")[0].split(", ")
             for name in names:
                 sections.setdefault(name, set())
@@ -49,8 +54,12 @@ def documented_sections() -> dict[str, set[str]]:
 
 
 def built_ins(kind: str) -> list[str]:
-    return sorted(info.name for info in PluginRegistry.load().plugins()
-                  if info.kind == kind and info.distribution == BUILT_IN)
+    """The names of the plugins of ``kind`` that net-relay's own packages provide."""
+    registry = PluginRegistry.load()
+    classes = {"transport": registry.transport_class, "codec": registry.codec_class,
+               "compressor": registry.compressor_class}[kind]
+    return sorted(info.name for info in registry.plugins() if info.kind == kind
+                  and classes(info.name).__module__.startswith(BUILT_IN_PACKAGES))
 
 
 def option_names(cls: type) -> set[str]:
