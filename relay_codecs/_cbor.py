@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 import cbor2
 
-from relay_core import MessageTypes, message_types
+from relay_core import MessageTypes
 from relay_core.errors import DecodeError
 from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Codec
@@ -38,6 +38,7 @@ from ._model import (
     unencodable_text,
     unsupported,
 )
+from ._types_option import types_option
 
 __all__ = ["TAG_MESSAGE", "CborCodec"]
 
@@ -92,7 +93,7 @@ class CborCodec(Codec):
     name = "cbor"
 
     def __init__(self, *, types: MessageTypes | None = None) -> None:
-        self._types = message_types if types is None else types
+        self._types = types_option(types)
         self._encode_checker = EncodeChecker(self._types, int_keys=True, memoryview_ok=False)
         self._slow_checker = EncodeChecker(self._types, int_keys=True, memoryview_ok=True)
         self._decode_checker = DecodeChecker(self._types, int_keys=True)

@@ -35,7 +35,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from relay_core import MessageTypes, message_types
+from relay_core import MessageTypes
 from relay_core.errors import DecodeError, EncodeError
 from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Codec
@@ -54,6 +54,7 @@ from ._model import (
     unencodable_text,
     unsupported,
 )
+from ._types_option import types_option
 
 __all__ = ["JsonCodec"]
 
@@ -90,7 +91,7 @@ class JsonCodec(Codec):
     name = "json"
 
     def __init__(self, *, types: MessageTypes | None = None) -> None:
-        self._types = message_types if types is None else types
+        self._types = types_option(types)
 
     def encode(self, obj: object) -> bytes:
         try:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import msgpack
 
-from relay_core import MessageTypes, message_types
+from relay_core import MessageTypes
 from relay_core.errors import DecodeError
 from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Codec
@@ -41,6 +41,7 @@ from ._model import (
     unsupported,
 )
 from ._msgpack_fast import EXT_MESSAGE, PLAIN_LEAVES, MsgpackFastPaths
+from ._types_option import types_option
 
 __all__ = ["EXT_MESSAGE", "MsgpackCodec"]
 
@@ -54,7 +55,7 @@ class MsgpackCodec(Codec):
     name = "msgpack"
 
     def __init__(self, *, types: MessageTypes | None = None) -> None:
-        self._types = message_types if types is None else types
+        self._types = types_option(types)
         self._encode_checker = EncodeChecker(
             self._types, int_keys=True, memoryview_ok=True, refused=(msgpack.ExtType,)
         )

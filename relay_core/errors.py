@@ -33,7 +33,8 @@
         ├── RemoteError                     the handler raised; carries type and message
         ├── UnknownActor (LookupError)      no actor of that name at the target node
         ├── UnsupportedCodec                the target node lacks the frame's codec
-        └── Overloaded                      the target actor's mailbox was full
+        ├── Overloaded                      the target actor's mailbox was full
+        └── UnexpectedReply (TypeError)     a reply not of the type rpc(expect=) named
 
 Each error mixes in the builtin it resembles, so ``except ValueError`` keeps
 working for callers that do not know this library. Errors raised by msgpack,
@@ -71,6 +72,7 @@ __all__ = [
     "RpcTimeout",
     "TransportError",
     "Unauthenticated",
+    "UnexpectedReply",
     "UnknownActor",
     "UnknownPlugin",
     "UnsupportedCodec",
@@ -209,7 +211,7 @@ class ActorExists(ActorError, ValueError):
 
 
 class RpcError(RelayError):
-    """An RPC did not produce a reply."""
+    """An RPC did not produce the reply its caller asked for."""
 
 
 class RpcTimeout(RpcError, TimeoutError):
@@ -245,3 +247,23 @@ class UnsupportedCodec(RpcError):
 
 class Overloaded(RpcError):
     """The target actor's mailbox was full, so the request was not queued."""
+
+
+class UnexpectedReply(RpcError, TypeError):
+    """A reply that is not an instance of the type ``rpc(..., expect=T)`` named.
+
+    ``reply`` holds what came (so a caller can still look at it), ``expected``
+    the type asked for, ``address`` the actor that answered.
+    """
+
+    def __init__(self, reply: object, expected: type, address: str) -> None:
+        self.reply = reply
+        self.expected = expected
+        self.address = address
+        shown = repr(reply)
+        if len(shown) > 80:
+            shown = f"{shown[:77]}..."
+        super().__init__(
+            f"{address} replied with a {type(reply).__qualname__} ({shown}), not the "
+            f"{expected.__qualname__} that expect={expected.__qualname__} asked for"
+        )

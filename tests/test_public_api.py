@@ -17,7 +17,7 @@ EXPECTED_PUBLIC_NAMES = {
     "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",
     "RateLimitedLog", "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
     "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor", "UnsentReason",
-    "Unauthenticated", "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
+    "Unauthenticated", "UnexpectedReply", "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",
     "current_request_id", "hookimpl", "message", "message_types", "metrics_available", "parse_address",
     "run",
 }

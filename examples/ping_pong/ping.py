@@ -18,11 +18,12 @@ async def main(config_path: Path, count: int) -> int:
         for number in range(1, count + 1):
             started = time.perf_counter()
             try:
-                reply = await pong.rpc({"ping": number}, timeout=1.0)
+                reply = await pong.rpc({"ping": number}, timeout=1.0, expect=dict)
             except RelayError as exc:
                 print(f"ping {number}: {type(exc).__name__}: {exc}")
                 return 1
-            print(f"ping {number}: {reply} in {(time.perf_counter() - started) * 1e6:.0f} us")
+            took = (time.perf_counter() - started) * 1e6
+            print(f"ping {number}: pong {reply['pong']} in {took:.0f} us")
     return 0
 
 

@@ -14,8 +14,12 @@ HERE = Path(__file__).parent
 
 async def pong(ctx: ActorContext) -> None:
     async for message in ctx:
-        if isinstance(message, Rpc):
-            message.respond({"pong": message.request["ping"]})  # type: ignore[index]
+        if not isinstance(message, Rpc):
+            continue
+        if isinstance(message.request, dict) and "ping" in message.request:
+            message.respond({"pong": message.request["ping"]})
+        else:
+            message.fail(ValueError(f"pong takes {{'ping': N}}, not {message.request!r}"))
 
 
 async def main(config_path: Path) -> None:

@@ -25,10 +25,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, overload
 
 from ..config.address import Address
-from ..errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout
+from ..errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout, UnexpectedReply
 from ..observe.tracing import outgoing_traceparent
 from .links import PeerLink
 from .mailbox import Mailbox
@@ -41,6 +41,7 @@ logger = logging.getLogger("relay_core.actors")
 
 RestartPolicy = Literal["never", "on-error"]
 DEFAULT_RPC_TIMEOUT = 5.0
+Reply = TypeVar("Reply")
 
 
 def _check_call(timeout: float, retries: int) -> None:
@@ -48,6 +49,23 @@ def _check_call(timeout: float, retries: int) -> None:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries!r}")
+
+
+def _check_expect(expect: object) -> None:
+    if not isinstance(expect, type):
+        raise TypeError(f"expect must be a class, such as a @message dataclass, dict or int; "
+                        f"got {expect!r}")
+
+
+def _expected(reply: object, expect: type[Reply], address: str) -> Reply:
+    if isinstance(reply, expect):
+        return reply
+    raise UnexpectedReply(reply, expect, address)
+
+
+async def _expecting(call: Coroutine[Any, Any, object], expect: type[Reply], address: str
+                     ) -> Reply:
+    return _expected(await call, expect, address)
 
 
 class ActorRef(abc.ABC):
@@ -68,6 +86,13 @@ class ActorRef(abc.ABC):
         """Deliver ``message`` without waiting; ``MailboxFull`` if it cannot be queued now
         (``LinkBusy``, a kind of ``MailboxFull``, for a stream link's full queue)."""
 
+    @overload
+    async def rpc(self, request: object, *, timeout: float = ..., request_id: str | None = ...,
+                  retries: int = ..., expect: None = ...) -> object: ...
+    @overload
+    async def rpc(self, request: object, *, timeout: float = ..., request_id: str | None = ...,
+                  retries: int = ..., expect: type[Reply]) -> Reply: ...
+
     @abc.abstractmethod
     async def rpc(
         self,
@@ -76,6 +101,7 @@ class ActorRef(abc.ABC):
         timeout: float = DEFAULT_RPC_TIMEOUT,
         request_id: str | None = None,
         retries: int = 0,
+        expect: type[Reply] | None = None,
     ) -> object:
         """Send a request and return the reply, or raise an ``RpcError``.
 
@@ -83,7 +109,9 @@ class ActorRef(abc.ABC):
         calls share it) or a new random one. ``retries`` resends the request
         (same id) when a share of the timeout passes without a reply; the remote
         node runs it at most once. Local delivery cannot be lost, so a local
-        ref ignores ``retries``.
+        ref ignores ``retries``. With ``expect=T`` (a class) the reply is a ``T``,
+        typed so, or the call raises ``UnexpectedReply``; without it the reply is
+        whatever came, unchecked.
         """
 
     def __repr__(self) -> str:
@@ -110,6 +138,13 @@ class LocalRef(ActorRef):
                 f"the mailbox of {self._name!r} is full ({self._mailbox.capacity} messages)"
             )
 
+    @overload
+    async def rpc(self, request: object, *, timeout: float = ..., request_id: str | None = ...,
+                  retries: int = ..., expect: None = ...) -> object: ...
+    @overload
+    async def rpc(self, request: object, *, timeout: float = ..., request_id: str | None = ...,
+                  retries: int = ..., expect: type[Reply]) -> Reply: ...
+
     async def rpc(
         self,
         request: object,
@@ -117,8 +152,15 @@ class LocalRef(ActorRef):
         timeout: float = DEFAULT_RPC_TIMEOUT,
         request_id: str | None = None,
         retries: int = 0,
+        expect: type[Reply] | None = None,
     ) -> object:
         _check_call(timeout, retries)
+        if expect is not None:
+            _check_expect(expect)
+            return _expected(await self._call(request, timeout, request_id), expect, self._name)
+        return await self._call(request, timeout, request_id)
+
+    async def _call(self, request: object, timeout: float, request_id: str | None) -> object:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[object] = loop.create_future()
         request_id = request_id or current_request_id() or new_request_id()
@@ -171,6 +213,13 @@ class RemoteRef(ActorRef):
         """Send without waiting; ``LinkBusy`` while a stream link's queue is full."""
         self._sender.try_send(self._current_link(), self._target.actor, message)
 
+    @overload
+    def rpc(self, request: object, *, timeout: float = ..., request_id: str | None = ...,
+            retries: int = ..., expect: None = ...) -> Coroutine[Any, Any, object]: ...
+    @overload
+    def rpc(self, request: object, *, timeout: float = ..., request_id: str | None = ...,
+            retries: int = ..., expect: type[Reply]) -> Coroutine[Any, Any, Reply]: ...
+
     def rpc(
         self,
         request: object,
@@ -178,16 +227,23 @@ class RemoteRef(ActorRef):
         timeout: float = DEFAULT_RPC_TIMEOUT,
         request_id: str | None = None,
         retries: int = 0,
+        expect: type[Reply] | None = None,
     ) -> Coroutine[Any, Any, object]:
         # Not a coroutine itself: handing back the sender's saves a frame
         # on every resume, which showed with many calls in flight. The checks
         # and the link are inlined for the common case: a call each is a frame.
+        # Only a call with ``expect`` pays for a checking coroutine around it.
         if not (timeout > 0 and retries >= 0):
             _check_call(timeout, retries)
+        if expect is not None:
+            _check_expect(expect)
         request_id = request_id or current_request_id() or new_request_id()
         link = self._link if self._link.error is None else self._current_link()
-        return self._sender.call(link, self._target.actor, request, timeout, request_id,
-                                     retries)
+        call = self._sender.call(link, self._target.actor, request, timeout, request_id,
+                                 retries)
+        if expect is None:
+            return call
+        return _expecting(call, expect, str(self._target))
 
     async def wait_sent(self, limit: float) -> None:
         """Wait until what was sent through this ref has left the node, at most ``limit``

@@ -150,7 +150,7 @@ class ActiveRequests:
     SWEEP_INTERVAL: ClassVar[float] = 1.0
 
     def __init__(self, replies: ReplyCache, max_entries: int = 4096) -> None:
-        self._active: dict[CallKey, Rpc] = {}
+        self._active: dict[CallKey, Rpc[object]] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._max_entries = max_entries
         self.replies = replies
@@ -161,7 +161,7 @@ class ActiveRequests:
     def __len__(self) -> int:
         return len(self._active)
 
-    def start(self, key: CallKey, rpc: Rpc) -> bool:
+    def start(self, key: CallKey, rpc: Rpc[object]) -> bool:
         """Track ``rpc`` until it is answered, cancelled or past its deadline; True if the
         oldest request had to be cancelled to make room for it.
 

@@ -18,7 +18,7 @@ import logging
 import os
 import random
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from ..errors import RpcCancelled, RpcError
 
@@ -38,6 +38,9 @@ _spare_request_ids: Final[list[str]] = []
 # A forked child must not hand out the ids its parent drew: it draws its own.
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_spare_request_ids.clear)
+
+Request = TypeVar("Request")
+"""The type of an Rpc's request: ``object`` as it arrives; narrowed by ``isinstance``."""
 
 Answer = Callable[[object, BaseException | None], None]
 """Delivers ``(value, None)`` for a reply or ``(None, error)`` for a failure."""
@@ -82,8 +85,12 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class Rpc:
+class Rpc(Generic[Request]):
     """A request waiting for its answer.
+
+    ``Rpc[T]`` is an Rpc whose ``request`` is a ``T``: what a handler has once it
+    checked, for example with ``isinstance(msg.request, Greeting)``, and can hand
+    on to a function that takes an ``Rpc[Greeting]``.
 
     ``deadline`` is the event-loop time (``loop.time()``) after which the caller
     no longer waits; ``time_left`` is what remains of it. ``cancelled`` turns
@@ -106,7 +113,7 @@ class Rpc:
         "traceparent",
     )
 
-    def __init__(self, request: object, request_id: str, deadline: float, answer: Answer,
+    def __init__(self, request: Request, request_id: str, deadline: float, answer: Answer,
                  traceparent: str = "", clock: Callable[[], float] | None = None,
                  origin: object = None) -> None:
         self.request = request
@@ -161,7 +168,7 @@ class Rpc:
         """Answer with an error: the caller gets ``RemoteError`` (remote) or ``error`` (local)."""
         self._settle(None, error)
 
-    async def handle(self, work: Callable[[object], Awaitable[object]]) -> None:
+    async def handle(self, work: Callable[[Request], Awaitable[object]]) -> None:
         """Run ``work(request)`` in its own task and answer with what it returns or raises.
 
         This is how a handler observes cancellation: when the deadline passes

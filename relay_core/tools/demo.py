@@ -83,7 +83,7 @@ async def forward(ctx: ActorContext) -> None:
             task.cancel()
 
 
-def _relay_for(node: Node, rpc: Rpc) -> Callable[[object], Awaitable[object]]:
+def _relay_for(node: Node, rpc: Rpc[object]) -> Callable[[object], Awaitable[object]]:
     async def relay(request: object) -> object:
         to, message = _forwarded(request)
         try:
