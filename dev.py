@@ -30,7 +30,7 @@ DEV_PYTHON_ENV = "NET_RELAY_DEV_PYTHON"
 COMPILED = load_module_list()
 EXAMPLE_PLUGINS = sorted(p.parent for p in (ROOT / "examples").glob("*/pyproject.toml"))
 PYTEST_NO_TESTS = 5
-LINTED_PACKAGES = ["relay_core", "relay_codecs", "relay_transports"]
+LINTED_PACKAGES = ["relay_core", "relay_codecs", "relay_transports", "net_relay"]
 
 
 def chosen_interpreter() -> tuple[str | None, Path]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import importlib.metadata
 import json
 import logging
 import math
@@ -24,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay_core._compiled import build_description
+from relay_core._version import __version__
 from relay_core.config.address import parse_address
 from relay_core.config.node_config import NodeConfig
 from relay_core.errors import RelayError
@@ -234,11 +234,7 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def _version_line() -> str:
-    try:
-        version = importlib.metadata.version("net-relay")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
-        version = "(not installed)"
-    return f"net-relay {version}, {build_description()}"
+    return f"net-relay {__version__}, {build_description()}"
 
 
 def _parser() -> argparse.ArgumentParser:
