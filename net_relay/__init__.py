@@ -8,6 +8,6 @@ class. The public modules stay where they are: ``relay_core.errors``,
 ``relay_core.interfaces``, ``relay_core.hookspecs`` and ``relay_core.testing``.
 """
 
-from relay_core import *  # noqa: F403  (exactly relay_core.__all__)
+from relay_core import *  # exactly relay_core.__all__
 from relay_core import __all__ as __all__
 from relay_core import __version__ as __version__

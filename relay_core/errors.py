@@ -27,13 +27,15 @@
     │   │   └── LinkBusy                    try_send on a link whose queue is full
     │   ├── ActorStopped                    the actor (or its node) is gone
     │   └── ActorExists                     spawn() with a name already taken
-    └── RpcError
-        ├── RpcTimeout (TimeoutError)       no reply before the deadline
-        ├── RpcCancelled                    the remote side gave the request up
-        ├── RemoteError                     the handler raised; carries type and message
-        ├── UnknownActor (LookupError)      no actor of that name at the target node
-        ├── UnsupportedCodec                the target node lacks the frame's codec
-        └── Overloaded                      the target actor's mailbox was full
+    ├── RpcError
+    │   ├── RpcTimeout (TimeoutError)       no reply before the deadline
+    │   ├── RpcCancelled                    the remote side gave the request up
+    │   ├── RemoteError                     the handler raised; carries type and message
+    │   ├── UnknownActor (LookupError)      no actor of that name at the target node
+    │   ├── UnsupportedCodec                the target node lacks the frame's codec
+    │   └── Overloaded                      the target actor's mailbox was full
+    └── AppError                            ``net-relay run`` could not load or set up
+                                            the user's MODULE:FUNCTION
 
 Each error mixes in the builtin it resembles, so ``except ValueError`` keeps
 working for callers that do not know this library. Errors raised by msgpack,
@@ -47,6 +49,7 @@ __all__ = [
     "ActorError",
     "ActorExists",
     "ActorStopped",
+    "AppError",
     "ChecksumMismatch",
     "CodecError",
     "CompressionError",
@@ -245,3 +248,8 @@ class UnsupportedCodec(RpcError):
 
 class Overloaded(RpcError):
     """The target actor's mailbox was full, so the request was not queued."""
+
+
+class AppError(RelayError):
+    """``net-relay run MODULE:FUNCTION``: the module did not import, it has no such
+    function, or the function raised while setting the node up."""
