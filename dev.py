@@ -241,7 +241,9 @@ def main(argv: list[str]) -> int:
         return lint(python)
     cli = [python, "-m", "relay_core.tools.cli"]
     args = ["demo", *rest] if command == "demo" else rest
-    return run_child([*cli, *args])
+    # From where it was called: `net-relay run app:setup` imports ./app.py, and paths such
+    # as --config FILE are the caller's.
+    return run_child([*cli, *args], cwd=Path.cwd())
 
 
 if __name__ == "__main__":
