@@ -57,8 +57,6 @@ BENCH_LOOP_HELP = (f"event loop of the net-relay rows and the bench itself: auto
 SEND_WAIT = 10.0
 """Seconds ``send`` waits for its message to leave: to connect, or to finish a TLS handshake."""
 
-logger = logging.getLogger("relay_core.cli")
-
 
 def _setup_logging(verbosity: int) -> None:
     handler = logging.StreamHandler()
