@@ -210,6 +210,11 @@ def ensure_environment() -> Path:
                  f"{COMPILED.PURE_PYTHON_ENV}=1 skips this and runs pure Python)",
                  [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-deps",
                   "-e", str(ROOT)], log)
+        # setup.py falls back to pure Python rather than fail; say so here, not only in the log.
+        fell_back = [line.strip() for line in log.read_text(errors="replace").splitlines()
+                     if "net-relay: installing pure Python" in line]
+        if fell_back:
+            print(f"  {fell_back[-1]}", flush=True)
     if worked:
         print(f"dev.py: {VENV.name} ready in {time.monotonic() - started:.0f} s "
               f"(pip's output: {log})", flush=True)
