@@ -211,7 +211,8 @@ def ensure_environment() -> Path:
                  [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-deps",
                   "-e", str(ROOT)], log)
         # setup.py falls back to pure Python rather than fail; say so here, not only in the log.
-        fell_back = [line.strip() for line in log.read_text(errors="replace").splitlines()
+        this_step = log.read_text(errors="replace").rpartition("\n==> ")[2]
+        fell_back = [line.strip() for line in this_step.splitlines()
                      if "net-relay: installing pure Python" in line]
         if fell_back:
             print(f"  {fell_back[-1]}", flush=True)
