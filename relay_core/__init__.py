@@ -1,6 +1,6 @@
 """net-relay: actor messages between processes and machines.
 
-The public surface is exactly ``__all__``, and the modules ``errors``,
+The public surface is exactly ``__all__`` (and ``__version__``), and the modules ``errors``,
 ``interfaces``, ``hookspecs`` and ``testing`` (tests/test_public_api.py keeps
 ``__all__`` in step). Everything else may change without notice: the layer
 folders ``protocol`` (sans-IO), ``observe``, ``config``, ``plugins``, ``faults``,
@@ -11,6 +11,7 @@ tests/test_layers.py keeps.
 from __future__ import annotations
 
 from . import _compiled  # noqa: F401  (first: it decides where the compiled modules come from)
+from ._version import __version__ as __version__
 from .config.address import Address, parse_address
 from .config.node_config import ListenConfig, NodeConfig, PeerConfig
 from .errors import (

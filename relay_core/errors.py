@@ -27,14 +27,16 @@
     │   │   └── LinkBusy                    try_send on a link whose queue is full
     │   ├── ActorStopped                    the actor (or its node) is gone
     │   └── ActorExists                     spawn() with a name already taken
-    └── RpcError
-        ├── RpcTimeout (TimeoutError)       no reply before the deadline
-        ├── RpcCancelled                    the remote side gave the request up
-        ├── RemoteError                     the handler raised; carries type and message
-        ├── UnknownActor (LookupError)      no actor of that name at the target node
-        ├── UnsupportedCodec                the target node lacks the frame's codec
-        ├── Overloaded                      the target actor's mailbox was full
-        └── UnexpectedReply (TypeError)     a reply not of the type rpc(expect=) named
+    ├── RpcError
+    │   ├── RpcTimeout (TimeoutError)       no reply before the deadline
+    │   ├── RpcCancelled                    the remote side gave the request up
+    │   ├── RemoteError                     the handler raised; carries type and message
+    │   ├── UnknownActor (LookupError)      no actor of that name at the target node
+    │   ├── UnsupportedCodec                the target node lacks the frame's codec
+    │   ├── Overloaded                      the target actor's mailbox was full
+    │   └── UnexpectedReply (TypeError)     a reply not of the type rpc(expect=) named
+    └── AppError                            ``net-relay run`` could not load or set up
+                                            the user's MODULE:FUNCTION
 
 Each error mixes in the builtin it resembles, so ``except ValueError`` keeps
 working for callers that do not know this library. Errors raised by msgpack,
@@ -48,6 +50,7 @@ __all__ = [
     "ActorError",
     "ActorExists",
     "ActorStopped",
+    "AppError",
     "ChecksumMismatch",
     "CodecError",
     "CompressionError",
@@ -267,3 +270,8 @@ class UnexpectedReply(RpcError, TypeError):
             f"{address} replied with a {type(reply).__qualname__} ({shown}), not the "
             f"{expected.__qualname__} that expect={expected.__qualname__} asked for"
         )
+
+
+class AppError(RelayError):
+    """``net-relay run MODULE:FUNCTION``: the module did not import, it has no such
+    function, or the function raised while setting the node up."""

@@ -9,6 +9,7 @@ relay_core's folders are layers, each importing only from the ones below it:
     plugins, faults                 the plugin registry; the fault adapter
     runtime, testing                the asyncio node; the plugin authors' kit
     tools                           the command line, demo and bench
+    __main__                        ``python -m relay_core``: the command line
 
 Two folders on one level do not import each other. The protocol imports no I/O,
 clock or concurrency machinery; only the tools import the built-in plugins; and
@@ -26,9 +27,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LEVELS = {"_compiled": 0, "errors": 0, "interfaces": 1, "hookspecs": 2,
+LEVELS = {"_compiled": 0, "_version": 0, "errors": 0, "interfaces": 1, "hookspecs": 2,
           "observe": 3, "protocol": 4, "config": 5, "plugins": 6, "faults": 6,
-          "runtime": 7, "testing": 7, "tools": 8}
+          "runtime": 7, "testing": 7, "tools": 8, "__main__": 9}
 SANS_IO_FORBIDDEN = frozenset({"socket", "asyncio", "time", "threading", "selectors"})
 PLUGIN_PACKAGES = ("relay_codecs", "relay_transports")
 PUBLIC_CORE = frozenset({"relay_core", "relay_core.errors", "relay_core.interfaces",

@@ -38,3 +38,16 @@ def test_every_public_exception_derives_from_relay_error() -> None:
                   and issubclass(getattr(relay_core, name), BaseException)]
     assert len(exceptions) > 20
     assert all(issubclass(exc, RelayError) for exc in exceptions)
+
+
+def test_net_relay_is_relay_core_under_the_distribution_s_name() -> None:
+    import net_relay
+
+    assert net_relay.__all__ == relay_core.__all__
+    assert all(getattr(net_relay, name) is getattr(relay_core, name) for name in relay_core.__all__)
+    assert net_relay.__version__ == relay_core.__version__
+
+
+def test_the_version_is_a_public_dotted_number() -> None:
+    parts = relay_core.__version__.split(".")
+    assert len(parts) == 3 and all(part.isdigit() for part in parts)

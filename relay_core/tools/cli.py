@@ -11,9 +11,7 @@ under ``set -o pipefail`` tells it from success as it does for ``cat``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
-import importlib.metadata
 import json
 import logging
 import math
@@ -24,9 +22,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay_core._compiled import build_description
+from relay_core._version import __version__
 from relay_core.config.address import parse_address
 from relay_core.config.node_config import NodeConfig
-from relay_core.errors import RelayError
+from relay_core.errors import AppError, RelayError
 from relay_core.plugins.registry import PluginRegistry
 from relay_core.protocol.messages import UnknownMessage, message_types
 from relay_core.runtime.actors import RemoteRef
@@ -39,6 +38,7 @@ from relay_core.runtime.rpc import RequestIdFilter, new_request_id
 from relay_core.tools.bench import add_arguments as add_bench_arguments
 from relay_core.tools.bench import run_command as run_bench_command
 from relay_core.tools.demo import run_demo, spawn_demo_actors
+from relay_core.tools.serve import APP_FORMAT, load_app, serve, set_up_with
 from relay_core.tools.train_dict import train_from_samples
 
 __all__ = ["main"]
@@ -56,8 +56,6 @@ BENCH_LOOP_HELP = (f"event loop of the net-relay rows and the bench itself: auto
 
 SEND_WAIT = 10.0
 """Seconds ``send`` waits for its message to leave: to connect, or to finish a TLS handshake."""
-
-logger = logging.getLogger("relay_core.cli")
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -142,21 +140,18 @@ async def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 async def _cmd_node(args: argparse.Namespace) -> int:
-    config = NodeConfig.from_file(args.config) if args.config else NodeConfig()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with Node(config) as node:
+    async def spawn_demo(node: Node) -> None:
         spawn_demo_actors(node)
-        logger.info("running on the %s event loop", loop_name(args.loop))
-        for scheme in config.listen:
-            print(f"node {node.name!r} listening on {node.address(scheme)}", flush=True)
-        if node.metrics_address:
-            print(f"node {node.name!r} serves metrics at {node.metrics_address}", flush=True)
-        await stop.wait()
-        logging.getLogger("relay_core.node").info("shutting down")
-    return 0
+    return await serve(_served_config(args), spawn_demo, loop_name(args.loop))
+
+
+async def _cmd_run(args: argparse.Namespace) -> int:
+    set_up = set_up_with(args.app, load_app(args.app))  # before the node binds its ports
+    return await serve(_served_config(args), set_up, loop_name(args.loop))
+
+
+def _served_config(args: argparse.Namespace) -> NodeConfig:
+    return NodeConfig.from_file(args.config) if args.config else NodeConfig()
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -234,11 +229,7 @@ def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 
 def _version_line() -> str:
-    try:
-        version = importlib.metadata.version("net-relay")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
-        version = "(not installed)"
-    return f"net-relay {version}, {build_description()}"
+    return f"net-relay {__version__}, {build_description()}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -259,6 +250,14 @@ def _parser() -> argparse.ArgumentParser:
         "of the RPC of M it makes to ADDRESS; anyone who reaches the node can have it call "
         "any address).")
     node.add_argument("--config", help="TOML config file (default: udp on 127.0.0.1, any port)")
+    run = commands.add_parser(
+        "run", help="run a node hosting your own actors: MODULE:FUNCTION sets it up",
+        description="Import MODULE (from the current directory first, or installed), start a "
+        "node, call FUNCTION(node) (a plain or an async function) to spawn actors and install "
+        "routers, and serve until Ctrl-C or SIGTERM, then close the node gracefully. A module "
+        "that does not import, a missing function or one that raises: one line, status 2.")
+    run.add_argument("app", metavar="MODULE:FUNCTION", help=APP_FORMAT)
+    run.add_argument("--config", help="TOML config file (default: udp on 127.0.0.1, any port)")
     send = commands.add_parser("send", help="send one JSON message to an actor")
     send.add_argument("address", help="SCHEME://HOST:PORT/ACTOR")
     send.add_argument("message", help="the message, as JSON")
@@ -295,7 +294,7 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="net-relay side by side with raw asyncio sockets and pyzmq"
     )
     add_bench_arguments(bench)
-    for sub in (node, send, rpc, demo, bench, stats):
+    for sub in (node, run, send, rpc, demo, bench, stats):
         sub.add_argument(
             "-v",
             "--verbose",
@@ -312,6 +311,7 @@ _ASYNC_COMMANDS = {
     "send": _cmd_send,
     "rpc": _cmd_rpc,
     "node": _cmd_node,
+    "run": _cmd_run,
     "demo": _cmd_demo,
     "bench": _cmd_bench,
     "stats": _cmd_stats,
@@ -329,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train-dict":
             return _cmd_train_dict(args)
         return run_on_loop(_ASYNC_COMMANDS[args.command](args), loop=args.loop)
+    except AppError as exc:  # the user's module or function: like a bad argument
+        print(f"net-relay {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except RelayError as exc:
         print(f"net-relay {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR

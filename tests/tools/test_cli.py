@@ -57,3 +57,15 @@ async def test_stats_into_a_closed_pipe_ends_quietly_as_a_unix_tool_does() -> No
         result = await run_with_stdout_closed("stats", beta.address("udp"))
     assert result.stderr.decode() == ""
     assert result.returncode == EXIT_BROKEN_PIPE
+
+
+@pytest.mark.parametrize("package", ["relay_core", "net_relay"])
+def test_python_dash_m_runs_the_command_line(package: str) -> None:
+    done = subprocess.run([sys.executable, "-m", package, "--version"], capture_output=True,
+                          text=True, timeout=WAIT_LIMIT * 6, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("net-relay ")
+    usage = subprocess.run([sys.executable, "-m", package], capture_output=True, text=True,
+                           timeout=WAIT_LIMIT * 6, check=False)
+    assert usage.returncode == 2
+    assert "usage: net-relay" in usage.stderr
