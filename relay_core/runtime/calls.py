@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
-from ..protocol.calls import NO_DEADLINE, CallTable
+from ..protocol.calls import LARGEST_CALL_ID, NO_DEADLINE, CallDeadlines, next_call_id
 from ..protocol.replycache import CallKey, ReplyCache
 from .rpc import Rpc
 
@@ -22,16 +22,16 @@ __all__ = ["ActiveRequests", "CallKey", "PendingCalls"]
 class PendingCalls:
     """Calls waiting for their reply: the future each caller awaits, and one timer.
 
-    Which calls are open and when each gives up is the sans-IO
-    :class:`~relay_core.protocol.calls.CallTable`'s; this class keeps the futures
-    and a single event-loop timer at the table's next deadline, which cancels the
-    futures of the calls past theirs. (A timer per call cost more than the rest
+    When each call gives up is the sans-IO
+    :class:`~relay_core.protocol.calls.CallDeadlines`'; this class keeps the futures
+    and a single event-loop timer at the next deadline, which cancels the futures
+    of the calls past theirs. (A timer per call cost more than the rest
     of a call's bookkeeping: every cancelled handle stays in the loop's heap
     until it is due.)
     """
 
     def __init__(self) -> None:
-        self._table = CallTable()
+        self._deadlines = CallDeadlines()
         self._futures: dict[int, asyncio.Future[object]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = NO_DEADLINE
@@ -55,13 +55,17 @@ class PendingCalls:
 
         A caller arms the deadline once its request has left, so that the
         request leaves sooner; a reply found before then is still delivered.
+        Call ids come from each link's own random run (see ``PeerLink.next_call_id``);
+        two runs meeting is all but impossible, and then the next free id is taken.
         """
-        call_id = self._table.open(call_id)
+        futures = self._futures
+        while call_id in futures or not 0 < call_id <= LARGEST_CALL_ID:
+            call_id = next_call_id(call_id)
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[object] = loop.create_future()
-        self._futures[call_id] = future
+        futures[call_id] = future
         return call_id, future
 
     def is_waiting(self, call_id: int) -> bool:
@@ -74,13 +78,14 @@ class PendingCalls:
             return
         loop = self._loop
         assert loop is not None  # set by the reserve() that made the future
-        deadline = self._table.arm(call_id, timeout, loop.time())
+        deadline = self._deadlines.arm(call_id, timeout, loop.time())
         if deadline < self._timer_at:
             self._wake_at(deadline)
 
     def close(self, call_id: int, timeout: float | None) -> bool:
         """Forget ``call_id``; True if its reply had not come (the caller gave up)."""
-        self._table.close(call_id, timeout)
+        if timeout is not None:
+            self._deadlines.disarm(call_id, timeout)
         future = self._futures.pop(call_id, None)
         # A caller cancelled while awaiting the future cancels the future with it.
         return future is not None and (not future.done() or future.cancelled())
@@ -112,7 +117,7 @@ class PendingCalls:
             self._timer.cancel()
             self._timer = None
         self._timer_at = NO_DEADLINE
-        self._table.clear()
+        self._deadlines.clear()
         for future in self._futures.values():
             if not future.done():
                 future.set_exception(error)
@@ -131,11 +136,11 @@ class PendingCalls:
         self._timer_at = NO_DEADLINE
         loop = self._loop
         assert loop is not None  # set by the reserve() that armed the timer
-        for call_id in self._table.expire(loop.time()):
+        for call_id in self._deadlines.expire(loop.time()):
             future = self._futures.get(call_id)
             if future is not None:
                 future.cancel()
-        deadline = self._table.next_deadline()
+        deadline = self._deadlines.next_deadline()
         if deadline != NO_DEADLINE:
             self._wake_at(deadline)
 
