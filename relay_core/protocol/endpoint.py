@@ -12,7 +12,8 @@ Outbound, the endpoint numbers and seals what the driver has framed and coalesce
 
 Inbound, :meth:`Endpoint.receive` takes a packet and the :class:`Arrival` that
 says where it came from, and yields what the node must act on, one event per
-frame (see :mod:`relay_core.protocol.events`), after these checks, in order:
+frame (see :mod:`relay_core.protocol.events`), through a :class:`PacketEvents`
+cursor, after these checks, in order:
 
 1. a Heph datagram on a listener that takes them is decoded and deduplicated by
    its uuid (docs/heph.md);
@@ -31,10 +32,10 @@ frame (see :mod:`relay_core.protocol.events`), after these checks, in order:
    nobody waits for is never decoded.
 
 What is dropped is counted in the arrival's counters and logged, rate-limited;
-nothing a peer sends raises out of the generator. Because it is a generator, a
-driver that cannot take an event now (a full mailbox on a reliable transport)
-stops iterating and keeps it: the rest of the packet waits, in order, with its
-budgets, until the driver goes on.
+nothing a peer sends raises out of the endpoint. A driver that cannot take an
+event now (a full mailbox on a reliable transport) keeps the packet's cursor:
+the rest of the packet waits, in order, with its budgets, until the driver
+goes on.
 
 Time comes from the ``clock`` the endpoint is made with, read only for the
 handshake answers' budget and when the decompression credit runs out.
@@ -42,7 +43,7 @@ handshake answers' budget and when the decompression credit runs out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import ChecksumMismatch, MalformedFrame, Unauthenticated
 from ..interfaces import endpoint_url
@@ -87,7 +88,7 @@ from .wire import (
     with_payload,
 )
 
-__all__ = ["RESEND_FACTOR", "Endpoint"]
+__all__ = ["RESEND_FACTOR", "Endpoint", "PacketEvents"]
 
 RESEND_FACTOR = 3
 """To a plain datagram, a cached reply is sent again only while it is at most this many
@@ -161,23 +162,22 @@ class Endpoint:
         """A request's or reply's payload as an object, or :data:`FAILED` (counted, logged)."""
         return self._decoder.decode(frame, frame.payload, arrival)
 
-    def receive(self, data: bytes, arrival: Arrival) -> Iterator[Event]:
-        """The events in packet ``data``, which came as ``arrival`` says, in frame order."""
+    def receive(self, data: bytes, arrival: Arrival) -> PacketEvents | None:
+        """The events in packet ``data``, which came as ``arrival`` says, in frame order;
+        None for a packet that has none (dropped and counted, or a hello not answered)."""
         scheme = arrival.scheme
         counters = arrival.counters
         if self._heph_targets:
             heph_target = self._heph_targets.get(scheme)
             if heph_target is not None and is_heph_json(data):
-                yield from self._receive_heph(data, heph_target, arrival)
-                return
+                return self._receive_heph(data, heph_target, arrival)
         try:
             if is_sealed(data):
                 opened = self._open(data, arrival)
                 if opened is None:
-                    return
+                    return None
                 if not isinstance(opened, tuple):
-                    yield opened
-                    return
+                    return PacketEvents((), arrival, self._decoder, opened)
                 incarnation, sequence, frames = opened
                 window = incarnation
             elif scheme in self._sealed_schemes:
@@ -189,64 +189,39 @@ class Endpoint:
                 window = incarnation ^ hash(arrival.source)
         except MalformedFrame as exc:
             self.count_bad_packet(exc, arrival)
-            return
+            return None
         if incarnation == self.incarnation:  # this node's own packet, sent back at it
             self._count_reflected(arrival)
-            return
+            return None
         verdict = self._duplicates.check(window, sequence)
         if verdict is not Verdict.ACCEPTED:
             if verdict is Verdict.DUPLICATE:
                 counters.duplicates += 1
             else:
                 counters.too_old += 1
-            return
+            return None
         arrival.incarnation = incarnation
-        if arrival.key_id is not None:
-            yield SealedPacketAccepted(incarnation)
         counters.frames_received += len(frames)
         arrival.resend_left = RESEND_FACTOR * len(data)
         arrival.expansion_left = self._decoder.packet_expansion
-        decode = self._decoder.decode
-        frame = NO_FRAME  # a packet's first item is a frame, never a repeat
-        for item in frames:
-            # A payload alone repeats the frame before it (see decode_packet_compact).
-            if isinstance(item, bytes):
-                if frame.kind is _MESSAGE:  # a burst to one actor: no frame is made
-                    message = decode(frame, item, arrival)
-                    if message is not FAILED:
-                        counters.messages_received += 1
-                        yield MessageReceived(frame.target, message, arrival.decoded_size)
-                    continue
-                frame = with_payload(frame, item)
-            else:
-                frame = item
-            kind = frame.kind
-            if kind is _MESSAGE:
-                message = decode(frame, frame.payload, arrival)
-                if message is not FAILED:
-                    counters.messages_received += 1
-                    yield MessageReceived(frame.target, message, arrival.decoded_size)
-            elif kind is _REQUEST:
-                yield RequestReceived(frame, arrival)
-            elif kind is _CANCEL:
-                yield CancelReceived(frame.call_id, arrival)
-            else:
-                yield ReplyReceived(frame, arrival)
+        return PacketEvents(frames, arrival, self._decoder,
+                            None if arrival.key_id is None else SealedPacketAccepted(incarnation))
 
-    def _receive_heph(self, data: bytes, target: str, arrival: Arrival) -> Iterator[Event]:
+    def _receive_heph(self, data: bytes, target: str, arrival: Arrival) -> PacketEvents | None:
         """A Heph JSON datagram: checked, deduplicated by uuid, a message for ``target``."""
         counters = arrival.counters
         try:
             heph = decode_datagram(data, self._max_message_size)
         except MalformedFrame as exc:
             self.count_bad_packet(exc, arrival)
-            return
+            return None
         if not self._heph_window.first_time(heph.uuid):
             counters.duplicates += 1
-            return
+            return None
         counters.frames_received += 1
         counters.messages_received += 1
-        yield MessageReceived(target, heph.message, len(data))
+        return PacketEvents((), arrival, self._decoder,
+                            MessageReceived(target, heph.message, len(data)))
 
     # -- sealed packets ------------------------------------------------------
 
@@ -346,3 +321,62 @@ class Endpoint:
 
 def _where(arrival: Arrival) -> str:
     return endpoint_url(arrival.scheme, arrival.source)
+
+
+class PacketEvents:
+    """The events of one received packet, taken one at a time with :meth:`next`.
+
+    A cursor rather than a list: a message is decoded only when its turn comes,
+    within what the packet's budgets have left then, and a driver that cannot
+    take an event now (a full mailbox on a reliable transport) keeps the cursor
+    and goes on later where it stopped.
+    """
+
+    __slots__ = ("_arrival", "_decode", "_first", "_frame", "_frames", "_index")
+
+    def __init__(self, frames: tuple[Frame | bytes, ...], arrival: Arrival,
+                 decoder: PayloadDecoder, first: Event | None) -> None:
+        self._frames = frames
+        self._arrival = arrival
+        self._decode = decoder.decode
+        self._first = first
+        """An event that comes before the frames' (or instead of them)."""
+        self._index = 0
+        self._frame = NO_FRAME  # a packet's first item is a frame, never a repeat
+
+    def next(self) -> Event | None:
+        """The packet's next event; None once there is none left."""
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        frames = self._frames
+        arrival = self._arrival
+        while self._index < len(frames):
+            item = frames[self._index]
+            self._index += 1
+            frame = self._frame
+            # A payload alone repeats the frame before it (see decode_packet_compact).
+            if isinstance(item, bytes):
+                if frame.kind is _MESSAGE:  # a burst to one actor: no frame is made
+                    message = self._decode(frame, item, arrival)
+                    if message is FAILED:
+                        continue
+                    arrival.counters.messages_received += 1
+                    return MessageReceived(frame.target, message, arrival.decoded_size)
+                frame = self._frame = with_payload(frame, item)
+            else:
+                frame = self._frame = item
+            kind = frame.kind
+            if kind is _MESSAGE:
+                message = self._decode(frame, frame.payload, arrival)
+                if message is FAILED:
+                    continue
+                arrival.counters.messages_received += 1
+                return MessageReceived(frame.target, message, arrival.decoded_size)
+            if kind is _REQUEST:
+                return RequestReceived(frame, arrival)
+            if kind is _CANCEL:
+                return CancelReceived(frame.call_id, arrival)
+            return ReplyReceived(frame, arrival)
+        return None

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..protocol.events import Arrival, Event
+from ..protocol.endpoint import PacketEvents
+from ..protocol.events import Arrival
 from .mailbox import ByteBudget, Mailbox
 
 __all__ = ["Backlog", "Stall", "Stalled"]
@@ -52,7 +52,7 @@ class Stall:
     """A message waiting for room, and the rest of the packet it came in."""
 
     stalled: Stalled
-    rest: Iterator[Event]
+    rest: PacketEvents
     """The events of the packet after the stalled message, not yet handled."""
     arrival: Arrival
     """How that packet came, and what it may still draw."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 from ..config.address import endpoint_url
@@ -29,14 +29,13 @@ from ..interfaces import ConnectionDropReason, HostPort, UnsentReason
 from ..observe.ratelog import RateLimitedLog
 from ..observe.stats import Counters, StatsTable
 from ..protocol.decoding import FAILED, count_internal_error
-from ..protocol.endpoint import Endpoint
+from ..protocol.endpoint import Endpoint, PacketEvents
 from ..protocol.error_payload import error_from_payload
 from ..protocol.events import (
     AnswerReceived,
     AnswerToSend,
     Arrival,
     CancelReceived,
-    Event,
     MessageReceived,
     ReplyReceived,
     RequestReceived,
@@ -116,9 +115,12 @@ class Receiver:
                               endpoint_url(scheme, source))
             return None
         arrival = Arrival(scheme, source, counters)
-        return self._handle(self._endpoint.receive(data, arrival), arrival, link)
+        events = self._endpoint.receive(data, arrival)
+        if events is None:
+            return None
+        return self._handle(events, arrival, link)
 
-    def _handle(self, events: Iterator[Event], arrival: Arrival,
+    def _handle(self, events: PacketEvents, arrival: Arrival,
                 link: PeerLink | None) -> asyncio.Future[None] | None:
         """Act on a packet's events; park its source at a message a full mailbox cannot take.
 
@@ -126,7 +128,7 @@ class Receiver:
         """
         try:
             # Branches on the type, not a table of handlers: native calls, no lookup.
-            for event in events:
+            while (event := events.next()) is not None:
                 kind = type(event)
                 if kind is MessageReceived:
                     assert isinstance(event, MessageReceived)
