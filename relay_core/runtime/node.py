@@ -96,6 +96,8 @@ class Node:
     ) -> None:
         self.config = config if config is not None else NodeConfig()
         self.registry = registry if registry is not None else PluginRegistry.load()
+        # An installed plugin that is broken, or a name two of them claim, is told as such.
+        self.registry.check_available(self.config.plugin_uses(), self.config.source)
         self.config.validate_plugins(
             codecs=self.registry.codec_names(),
             compressors=self.registry.compressor_names(),
