@@ -126,6 +126,15 @@ def test_a_built_in_plugin_imports_only_public_core_modules(path: Path) -> None:
     assert private == set(), f"{path.name} imports private core modules"
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("net-relay-*/**/*.py")),
+                         ids=lambda path: str(path.relative_to(ROOT)))
+def test_an_example_plugin_and_its_tests_use_only_public_core_names(path: Path) -> None:
+    imports = imported_modules(path.read_text(encoding="utf-8"), "example.module")
+    private = {name for name in imports
+               if name.partition(".")[0] == "relay_core" and not is_public(name)}
+    assert private == set(), f"{path.name} imports private core modules"
+
+
 @pytest.mark.parametrize("source, importer, expected", [
     ("import socket", "relay_core.protocol.wire", {"socket"}),
     ("import asyncio.events as events", "relay_core.protocol.wire", {"asyncio.events"}),
