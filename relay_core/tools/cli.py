@@ -39,6 +39,8 @@ from relay_core.runtime.rpc import RequestIdFilter, new_request_id
 from relay_core.tools.bench import add_arguments as add_bench_arguments
 from relay_core.tools.bench import run_command as run_bench_command
 from relay_core.tools.demo import run_demo, spawn_demo_actors
+from relay_core.tools.new_plugin import KINDS as NEW_PLUGIN_KINDS
+from relay_core.tools.new_plugin import write_plugin
 from relay_core.tools.plugin_options import (
     OptionRow,
     default_text,
@@ -281,6 +283,14 @@ def _parser() -> argparse.ArgumentParser:
                          help="list the options each plugin declares, per config table")
     plugins.add_argument("--markdown", action="store_true",
                          help="print the declared options as Markdown tables (docs/config.md)")
+    new_plugin = commands.add_parser(
+        "new-plugin", help="write a plugin package that installs and passes net-relay's kit",
+        description="Write the package net-relay-NAME: a KIND plugin registered through its "
+        "entry point, with the conformance kit as its tests.")
+    new_plugin.add_argument("kind", choices=NEW_PLUGIN_KINDS, help="what the plugin provides")
+    new_plugin.add_argument("name", help="its name: codec or compressor name, or URL scheme")
+    new_plugin.add_argument("--directory", default=".",
+                            help="where to write net-relay-NAME (default: here)")
     node = commands.add_parser(
         "node", help="run a node hosting the demo actors echo, counter, sink and forward",
         description="Run a node hosting the demo actors: echo (answers an RPC with its "
@@ -354,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "plugins":
             return _cmd_plugins(args)
+        if args.command == "new-plugin":
+            root = write_plugin(args.kind, args.name, Path(args.directory))
+            print(f"wrote {root}; next: pip install -e \"{root}[test]\" and pytest {root}")
+            return 0
         if args.command == "gen-cert":
             return _cmd_gen_cert(args)
         if args.command == "train-dict":
