@@ -170,8 +170,12 @@ class Node:
         self._started = True
         try:
             await self._dispatcher.start()
-        except BaseException:
+        except BaseException as exc:
             await self._dispatcher.close()
+            if isinstance(exc, ConfigError) and self.config.source is not None \
+                    and not str(exc).startswith(self.config.source):
+                # A listener's own check (a missing certificate) names its table; say the file.
+                raise type(exc)(f"{self.config.source}: {exc}") from None
             raise
         if self.config.expose_stats:
             self._spawn_system(stats_actor, STATS_ACTOR)

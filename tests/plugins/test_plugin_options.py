@@ -276,3 +276,12 @@ def test_docs_config_lists_exactly_the_options_the_builtin_plugins_declare() -> 
     assert documented == expected.strip(), (
         "docs/config.md's plugin options differ from the declarations; paste the output of"
         " `net-relay plugins --markdown` (built-in rows) between the markers")
+
+
+async def test_a_config_error_a_transport_raises_when_it_listens_names_the_file(
+        tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('[listen.quic]\nhost = "127.0.0.1"\nport = 0\n')
+    message = await start_error(NodeConfig.from_file(path))
+    assert message.startswith(f"{path}: [listen.quic] certificate and private_key are "
+                              "required to listen"), message
