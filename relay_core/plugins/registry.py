@@ -88,7 +88,7 @@ class PluginFailure:
     names are unknown (it is listed, and found, under its entry point name)."""
 
     @property
-    def names(self) -> str:
+    def listed_as(self) -> str:
         """The name it is listed under: the conflicting name, or the entry point's."""
         return self.name or self.plugin
 

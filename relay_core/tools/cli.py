@@ -183,7 +183,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [
         (p.kind, p.name, p.distribution, p.version, "ok") for p in plugins]
     rows += [
-        (f.kind, f.names, f.distribution, f.version, f"unavailable: {f.error}")
+        (f.kind, f.listed_as, f.distribution, f.version, f"unavailable: {f.error}")
         for f in registry.failures
     ]
     _print_table(("kind", "name", "distribution", "version", "status"), rows)

@@ -562,7 +562,7 @@ def test_a_name_two_distributions_claim_conflicts_when_asked_for_naming_both(
     with pytest.raises(PluginConflict, match="'shared-codec' is unavailable") as raised:
         registry.codec("shared-codec")
     assert "fake-a 1.0" in str(raised.value) and "fake-b 2.0" in str(raised.value)
-    unavailable = {(f.kind, f.names, f.distribution) for f in registry.failures}
+    unavailable = {(f.kind, f.listed_as, f.distribution) for f in registry.failures}
     assert {("codec", "shared-codec", "fake-a"), ("codec", "shared-codec", "fake-b")} <= unavailable
 
 
@@ -599,7 +599,7 @@ def install_broken_plugins(site: Site) -> None:
 def test_broken_installed_plugins_cost_only_themselves(site: Site) -> None:
     install_broken_plugins(site)
     registry = load_installed()
-    reasons = {f.names: f.error for f in registry.failures}
+    reasons = {f.listed_as: f.error for f in registry.failures}
     for key, reason in BROKEN_REASONS.items():
         assert reason in reasons[key], reasons[key]
     assert reasons["twin"].startswith("PluginConflict: codec 'twin' is claimed by")
