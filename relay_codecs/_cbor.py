@@ -91,6 +91,7 @@ class CborCodec(Codec):
     """CBOR (https://cbor.io), with str and int map keys."""
 
     name = "cbor"
+    options = ()  # ``types`` is for Python callers: a config table cannot name a registry
 
     def __init__(self, *, types: MessageTypes | None = None) -> None:
         self._types = types_option(types)

@@ -89,6 +89,7 @@ class JsonCodec(Codec):
     """JSON (https://www.json.org), with str keys only."""
 
     name = "json"
+    options = ()  # ``types`` is for Python callers: a config table cannot name a registry
 
     def __init__(self, *, types: MessageTypes | None = None) -> None:
         self._types = types_option(types)

@@ -53,6 +53,7 @@ class MsgpackCodec(Codec):
     """MessagePack (https://msgpack.org), with str and int dict keys."""
 
     name = "msgpack"
+    options = ()  # ``types`` is for Python callers: a config table cannot name a registry
 
     def __init__(self, *, types: MessageTypes | None = None) -> None:
         self._types = types_option(types)

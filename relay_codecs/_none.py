@@ -13,6 +13,7 @@ class NoCompressor(Compressor):
     """Never compresses; still refuses payloads larger than the caller allows."""
 
     name = "none"
+    options = ()
 
     def compress(self, data: bytes) -> bytes | None:
         return None

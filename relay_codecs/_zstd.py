@@ -34,7 +34,7 @@ from relay_core.errors import (
     DecompressionLimitExceeded,
 )
 from relay_core.hookspecs import hookimpl
-from relay_core.interfaces import Compressor
+from relay_core.interfaces import Compressor, PluginOption
 
 __all__ = ["ZstdCompressor", "train_dictionary"]
 
@@ -51,6 +51,20 @@ class ZstdCompressor(Compressor):
 
     name = "zstd"
     path_options = frozenset({"dictionary", "dictionaries"})
+    options = (
+        PluginOption("level", "integer", 3,
+                     f"Compression level, {MIN_LEVEL}..{MAX_LEVEL}: higher packs more, slower; "
+                     "negative is fastest."),
+        PluginOption("min_size", "integer", 64,
+                     "Payloads shorter than this (bytes) travel uncompressed."),
+        PluginOption("skip_after", "integer", 8,
+                     "After this many payloads in a row that did not shrink, try only one in "
+                     "16; 0: always try."),
+        PluginOption("dictionary", "path", None,
+                     "A dictionary (`net-relay train-dict`) to compress with; peers need it too."),
+        PluginOption("dictionaries", "paths", (),
+                     "More dictionaries this node can decompress with (during a rotation)."),
+    )
 
     def __init__(
         self,

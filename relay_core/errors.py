@@ -148,9 +148,19 @@ class Unauthenticated(MalformedFrame):
 
 
 class MessageTooLarge(RelayError, ValueError):
-    """An encoded message is larger than the transport or the node allows."""
+    """An encoded message is larger than the transport or the node allows.
 
-    def __init__(self, size: int, limit: int, hint: str = "") -> None:
+    Raise it as ``MessageTooLarge(size, limit, hint="")``: the size in bytes, the limit
+    it passed, and what the sender can do about it; the message is made from them.
+    """
+
+    def __init__(self, size: int, limit: int | None = None, hint: str = "") -> None:
+        if limit is None or not all(isinstance(n, int) for n in (size, limit)):
+            # The natural MessageTooLarge("too big") must not end in a bare TypeError.
+            raise TypeError(
+                "MessageTooLarge(size, limit, hint='') takes the size in bytes and the limit it"
+                " passed (e.g. MessageTooLarge(len(packet), self.max_packet_size)), and"
+                f" optionally a hint; got {(size, limit)!r}")
         self.size = size
         self.limit = limit
         text = f"message of {size} bytes exceeds the limit of {limit} bytes"

@@ -20,12 +20,23 @@ allowed (``level = 99 is not allowed: an integer from 1 to 22``); the node puts
 the config file and the table in front. Options that name files are listed
 in the class attribute ``path_options``: when the options come from a config
 file, the node makes a relative path there relative to that file's directory.
+
+A plugin declares the options a config table may give it once, in the class
+attribute ``options``: a tuple of :class:`PluginOption` (name, type, default,
+doc). The node checks every table against those declarations when it is made
+(unknown keys, with a "did you mean"; types; required keys), before the
+constructor checks the values; ``net-relay plugins --options`` lists them. A
+transport declares its ``[peers.NAME]`` keys in ``peer_options`` the same way.
+A class that declares nothing (``options = None``) is checked against its
+constructor's signature instead.
 """
 
 from __future__ import annotations
 
 import abc
+import difflib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from .errors import ConfigError, MalformedFrame
@@ -38,9 +49,12 @@ __all__ = [
     "Compressor",
     "ConnectionDropReason",
     "HostPort",
+    "OptionType",
+    "PluginOption",
     "Transport",
     "TransportEvents",
     "UnsentReason",
+    "check_declared",
     "endpoint_url",
     "format_host_port",
 ]
@@ -74,6 +88,101 @@ the buffered-input budget; or the listener dropped its oldest unfinished handsha
 room for a new one (it held ``max_handshakes``)."""
 
 
+OptionType = Literal["integer", "number", "boolean", "string", "path", "paths", "table",
+                     "array"]
+"""The TOML type of a plugin option: ``number`` takes an integer or a float; ``path`` is a
+string naming a file; ``paths`` a string or an array of strings naming files."""
+
+OPTION_TYPES: tuple[OptionType, ...] = ("integer", "number", "boolean", "string", "path", "paths",
+                                        "table", "array")
+
+
+@dataclass(frozen=True, slots=True)
+class PluginOption:
+    """One key a plugin takes from its config table, declared in the class's ``options``.
+
+    The node checks the key's presence and TOML type against this at start; the
+    plugin's constructor still checks the value (a range, a file that must exist).
+    """
+
+    name: str
+    """The key in the config table, e.g. ``level``."""
+    type: OptionType
+    """What TOML type the value must have."""
+    default: object = None
+    """The value the plugin uses when the key is absent, as TOML would write it; None when
+    there is none, or it is computed (``doc`` then says how)."""
+    doc: str = ""
+    """One sentence for users: what it changes, its unit, what values are allowed."""
+    required: bool = False
+    """True if a table for this plugin must give the key."""
+    choices: tuple[str, ...] = ()
+    """For a string, the only values allowed; empty for any string."""
+
+    def __post_init__(self) -> None:
+        if self.type not in OPTION_TYPES:
+            raise TypeError(f"PluginOption {self.name!r}: type {self.type!r} is not one of "
+                            f"{', '.join(OPTION_TYPES)}")
+
+
+def check_declared(declared: Sequence[PluginOption], options: Mapping[str, object], where: str,
+                   owner: str) -> None:
+    """Raise :class:`ConfigError` unless ``options`` fit ``declared``: known keys, each of
+    its type (and among its choices), every required key given. ``where`` is the table
+    (``listen.udp``); ``owner`` names whose options they are, for the message."""
+    by_name = {option.name: option for option in declared}
+    unknown = sorted(set(options) - set(by_name))
+    if unknown:
+        allowed = ", ".join(by_name) or "none"
+        hint = _did_you_mean(unknown[0], by_name)
+        raise ConfigError(
+            f"[{where}] {', '.join(unknown)}: unknown option{'s' if len(unknown) > 1 else ''}"
+            f"; allowed: {allowed} ({owner}){hint}")
+    for key, value in options.items():
+        problem = _type_problem(by_name[key], value)
+        if problem:
+            raise ConfigError(f"[{where}] {key} = {value!r}: {problem}")
+    missing = [o.name for o in declared if o.required and o.name not in options]
+    if missing:
+        raise ConfigError(f"[{where}] {', '.join(missing)}: required by {owner}, and not given")
+
+
+_TYPE_WORDS: Mapping[str, str] = {
+    "integer": "an integer", "number": "a number", "boolean": "true or false",
+    "string": "a string", "path": "a file path (a string)",
+    "paths": "a file path or an array of them", "table": "a table", "array": "an array"}
+
+
+def _type_problem(option: PluginOption, value: object) -> str:
+    """What is wrong with ``value`` for ``option`` (empty if nothing)."""
+    kind = option.type
+    if kind == "integer":
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "number":
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+    elif kind == "boolean":
+        fits = isinstance(value, bool)
+    elif kind in ("string", "path"):
+        fits = isinstance(value, str)
+    elif kind == "paths":
+        fits = isinstance(value, str) or (
+            isinstance(value, list | tuple) and all(isinstance(item, str) for item in value))
+    elif kind == "table":
+        fits = isinstance(value, Mapping)
+    else:
+        fits = isinstance(value, list | tuple)
+    if not fits:
+        return f"must be {_TYPE_WORDS[kind]}"
+    if option.choices and value not in option.choices:
+        return f"must be one of {', '.join(repr(choice) for choice in option.choices)}"
+    return ""
+
+
+def _did_you_mean(word: str, known: Sequence[str] | Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 class Codec(abc.ABC):
     """Encodes messages to bytes and decodes them back.
 
@@ -84,6 +193,10 @@ class Codec(abc.ABC):
 
     name: ClassVar[str]
     """Short ASCII name written into every frame, for example ``"msgpack"``."""
+
+    options: ClassVar[tuple[PluginOption, ...] | None] = None
+    """The keys of its config table, checked by the node at start; None: the constructor's
+    keyword parameters are the options (checked against its signature)."""
 
     path_options: ClassVar[frozenset[str]] = frozenset()
     """Options whose values are file paths (a string, or an array of strings); a relative
@@ -103,6 +216,10 @@ class Compressor(abc.ABC):
 
     name: ClassVar[str]
     """Short ASCII name written into every compressed frame, for example ``"zstd"``."""
+
+    options: ClassVar[tuple[PluginOption, ...] | None] = None
+    """The keys of its config table, checked by the node at start; None: the constructor's
+    keyword parameters are the options (checked against its signature)."""
 
     path_options: ClassVar[frozenset[str]] = frozenset()
     """Options whose values are file paths (a string, or an array of strings); a relative
@@ -179,7 +296,19 @@ class Transport(abc.ABC):
     """URL scheme this transport serves, for example ``"udp"``."""
 
     reliable: ClassVar[bool]
-    """True for stream transports (ordered, no loss, no duplication)."""
+    """True for stream transports (ordered, no loss, no duplication). False tells the node
+    that packets may be lost, duplicated or reordered: its duplicate window then drops
+    repeats, a full mailbox drops (counted) instead of holding the sender back, and a
+    peer's ``fallback`` must not use it. The kit then checks a burst past the socket
+    buffer instead of in-order delivery."""
+
+    options: ClassVar[tuple[PluginOption, ...] | None] = None
+    """The keys of ``[listen.SCHEME]`` the constructor takes, checked by the node at start;
+    None: the constructor's keyword parameters are the options."""
+
+    peer_options: ClassVar[tuple[PluginOption, ...]] = ()
+    """The transport keys a ``[peers.NAME]`` table with this scheme may hold; the default
+    :meth:`check_peer_options` accepts exactly these."""
 
     path_options: ClassVar[frozenset[str]] = frozenset()
     """Listener and peer options whose values are file paths (a string, or an array of
@@ -204,12 +333,10 @@ class Transport(abc.ABC):
         """Raise ``ConfigError`` unless ``options`` (the extra keys of a ``[peers.NAME]``
         table whose address has this scheme; ``where`` names that table) are acceptable.
 
-        The default accepts none; a transport with per-peer settings (TLS trust,
-        QUIC mode) overrides this.
+        The default accepts the keys declared in :attr:`peer_options`, of their types;
+        a transport with further rules (TLS files that go together) overrides this.
         """
-        if options:
-            raise ConfigError(f"[{where}]: unknown key(s) {', '.join(sorted(options))}; "
-                              f"{cls.scheme} peers take only address, codec and compressor")
+        check_declared(cls.peer_options, options, where, f"{cls.scheme} peers")
 
     @abc.abstractmethod
     async def prepare(self, host: str, port: int,

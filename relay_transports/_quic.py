@@ -65,6 +65,7 @@ from relay_core import (
     TransportEvents,
     hookimpl,
 )
+from relay_core.interfaces import check_declared
 
 from ._addresses import check_port, display, resolve
 from ._budget import InputBudget
@@ -87,6 +88,8 @@ from ._quic_options import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_PACKET_SIZE,
+    LISTEN_OPTIONS,
+    PEER_OPTIONS,
     _boolean,
     _chain,
     _integer,
@@ -121,6 +124,8 @@ class QuicTransport(Transport):
 
     scheme = "quic"
     reliable = True  # true of the default stream mode; a datagram-mode peer is like UDP
+    options = LISTEN_OPTIONS
+    peer_options = PEER_OPTIONS
     path_options = frozenset(
         {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
 
@@ -196,6 +201,7 @@ class QuicTransport(Transport):
         """Accept ``mode``, ``ca``, ``server_name``, ``client_certificate`` with
         ``client_key``, and ``insecure_skip_verify``; load the files they name."""
         _peer_tls(options, where)
+        check_declared(cls.peer_options, options, where, "quic peers")
 
     async def listen(self, host: str, port: int) -> HostPort:
         """Accept QUIC connections on host:port (port 0 picks one); return the address bound."""

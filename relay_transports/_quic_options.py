@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aioquic.quic.configuration import QuicConfiguration
 
-from relay_core import ConfigError
+from relay_core import ConfigError, PluginOption
 
 from ._certs import CertificateChain, load_certificate_chain, load_trust_anchors
 
@@ -127,3 +127,53 @@ def _trust_the_system_store(configuration: QuicConfiguration) -> None:
     paths = ssl.get_default_verify_paths()
     if paths.cafile or paths.capath:
         configuration.load_verify_locations(cafile=paths.cafile, capath=paths.capath)
+
+
+# What [listen.quic] and a quic peer's table may hold: read by the node at start and by
+# `net-relay plugins --options`; the constructor and _peer_tls check the values.
+LISTEN_OPTIONS: tuple[PluginOption, ...] = (
+    PluginOption("certificate", "path", None,
+                 "PEM certificate chain; with private_key, required to listen."),
+    PluginOption("private_key", "path", None, "PEM private key of certificate."),
+    PluginOption("client_ca", "path", None,
+                 "PEM CA certificates: require client certificates they signed."),
+    PluginOption("max_packet_size", "integer", DEFAULT_MAX_PACKET_SIZE,
+                 "The largest packet sent or accepted, in bytes; 1024..4294967295."),
+    PluginOption("batch_size", "integer", None,
+                 "Frames are coalesced into packets up to this size, in bytes (default "
+                 "256 KiB, or max_packet_size if smaller)."),
+    PluginOption("idle_timeout", "number", 30.0,
+                 "Seconds without traffic before a connection is closed."),
+    PluginOption("max_datagram_frame_size", "integer", 65536,
+                 "The largest QUIC DATAGRAM frame taken (datagram mode); 0..65536."),
+    PluginOption("udp_payload_size", "integer", 1200,
+                 "Size of the UDP datagrams QUIC sends: 1200 passes any path."),
+    PluginOption("queue_limit", "integer", 16 * 1024 * 1024,
+                 "Bytes that may wait per destination while it connects."),
+    PluginOption("max_connections", "integer", DEFAULT_MAX_CONNECTIONS,
+                 "Connections one listener holds, unfinished handshakes included."),
+    PluginOption("max_handshakes", "integer", None,
+                 "Handshakes one listener holds unfinished (default 128, or "
+                 "max_connections if lower)."),
+    PluginOption("max_buffered_input", "integer", None,
+                 "Bytes of unfinished packets all connections hold together (default and "
+                 "minimum: max_packet_size)."),
+    PluginOption("retry", "boolean", True,
+                 "Every new client proves its address with a Retry round trip first."),
+    PluginOption("ca", "path", None, "Default CA for peers (else the system trust store)."),
+    PluginOption("client_certificate", "path", None, "Default client certificate for peers."),
+    PluginOption("client_key", "path", None, "Private key of client_certificate."),
+)
+PEER_OPTIONS: tuple[PluginOption, ...] = (
+    PluginOption("mode", "string", "stream",
+                 "One reliable stream per connection, or unreliable QUIC datagrams.",
+                 choices=("stream", "datagram")),
+    PluginOption("ca", "path", None, "PEM CA certificates the server must chain to."),
+    PluginOption("server_name", "string", None,
+                 "The name the server's certificate must carry (default: the address host)."),
+    PluginOption("client_certificate", "path", None,
+                 "PEM client certificate to present (with client_key)."),
+    PluginOption("client_key", "path", None, "Private key of client_certificate."),
+    PluginOption("insecure_skip_verify", "boolean", False,
+                 "Do not verify the server's certificate (tests only)."),
+)

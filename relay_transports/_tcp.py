@@ -79,6 +79,7 @@ from relay_core import (
     TransportEvents,
     hookimpl,
 )
+from relay_core.interfaces import check_declared
 
 from ._addresses import check_port, display, resolve
 from ._budget import InputBudget
@@ -86,7 +87,9 @@ from ._tcp_net import _error, _reason, logger
 from ._tcp_options import (
     _KIB,
     _MIB,
+    LISTEN_OPTIONS,
     NET_RELAY,
+    PEER_OPTIONS,
     _check_peer_options,
     _ClientTls,
     _Limits,
@@ -169,6 +172,8 @@ class TcpTransport(Transport):
 
     scheme = "tcp"
     reliable = True
+    options = LISTEN_OPTIONS
+    peer_options = PEER_OPTIONS
     path_options = frozenset(
         {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
 
@@ -241,6 +246,7 @@ class TcpTransport(Transport):
         paths), ``server_name`` (the name to verify; default the address host) and
         ``framing`` (``"net-relay"``, the default, or ``"heph-json"``)."""
         _check_peer_options(options, where)
+        check_declared(cls.peer_options, options, where, "tcp peers")
 
     async def listen(self, host: str, port: int) -> HostPort:
         """Accept connections on host:port (port 0 picks a free port); return what was bound."""

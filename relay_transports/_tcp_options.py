@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from relay_core import ConfigError
+from relay_core import ConfigError, PluginOption
 
 from ._tls import check_pem_path, client_context, server_context
 
@@ -240,3 +240,63 @@ class _ClientTls:
             context = client_context(f"tcp peer {where}", *files)
             self._contexts[files] = context
         return context, str(options.get("server_name") or host)
+
+
+# What [listen.tcp] and a tcp peer's table may hold: read by the node at start and by
+# `net-relay plugins --options`; the constructor and _check_peer_options check the values.
+LISTEN_OPTIONS: tuple[PluginOption, ...] = (
+    PluginOption("max_packet_size", "integer", 64 * 1024 * 1024 + 64 * 1024,
+                  "The largest packet sent or accepted, in bytes; it must cover the node's "
+                  "max_message_size plus framing overhead."),
+    PluginOption("batch_size", "integer", None,
+                  "Frames are coalesced into packets up to this size, in bytes (default "
+                  "256 KiB, or max_packet_size if smaller)."),
+    PluginOption("queue_limit", "integer", 16 * 1024 * 1024,
+                  "Bytes that may wait per destination; past it awaited sends wait."),
+    PluginOption("connect_timeout", "number", 5.0,
+                  "Seconds for one connection attempt, TLS handshake included."),
+    PluginOption("backoff_initial", "number", 0.05,
+                  "Seconds between the first failed attempt and the next."),
+    PluginOption("backoff_max", "number", 5.0, "Cap of the wait between attempts, in seconds."),
+    PluginOption("keepalive", "number", 15.0,
+                  "Idle seconds before TCP keepalive probes; 0 turns them off."),
+    PluginOption("idle_timeout", "number", 300.0,
+                  "A connection idle for one to two such periods (s) is closed; 0: never."),
+    PluginOption("max_connections", "integer", 1024,
+                  "Accepted connections open at once, TLS handshakes included; 1..1048576."),
+    PluginOption("handshake_timeout", "number", 10.0,
+                  "Seconds an accepted connection has for its TLS handshake, then for its "
+                  "first whole packet."),
+    PluginOption("max_buffered_input", "integer", None,
+                  "Bytes of unfinished packets all connections may hold together (default "
+                  "and minimum: max_packet_size)."),
+    PluginOption("max_object_size", "integer", None,
+                  "The largest heph-json object a connection reads, in bytes (default "
+                  "max_packet_size; a node sets its max_message_size)."),
+    PluginOption("certificate", "path", None,
+                  "PEM certificate chain: with private_key, listen with TLS."),
+    PluginOption("private_key", "path", None, "PEM private key of certificate."),
+    PluginOption("client_ca", "path", None,
+                  "PEM CA certificates: require client certificates they signed."),
+    PluginOption("ca", "path", None,
+                  "Default CA for peers with tls = true (else the system trust store)."),
+    PluginOption("client_certificate", "path", None,
+                  "Default client certificate for peers with tls = true."),
+    PluginOption("client_key", "path", None, "Private key of client_certificate."),
+    PluginOption("framing", "string", "net-relay",
+                  "How accepted connections cut packets out of their stream.",
+                  choices=("net-relay", "heph-json")),
+)
+PEER_OPTIONS: tuple[PluginOption, ...] = (
+    PluginOption("tls", "boolean", False, "Connect with TLS."),
+    PluginOption("ca", "path", None,
+                 "PEM CA certificates the server must chain to (with tls = true)."),
+    PluginOption("client_certificate", "path", None,
+                 "PEM client certificate to present (with tls = true and client_key)."),
+    PluginOption("client_key", "path", None, "Private key of client_certificate."),
+    PluginOption("server_name", "string", None,
+                 "The name the server's certificate must carry (default: the address host)."),
+    PluginOption("framing", "string", "net-relay",
+                 "How packets are written to this peer's stream.",
+                 choices=("net-relay", "heph-json")),
+)

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from relay_core import (
     ConfigError,
     HostPort,
+    PluginOption,
     Transport,
     TransportError,
     TransportEvents,
@@ -76,6 +77,18 @@ class UdpTransport(Transport):
 
     scheme = "udp"
     reliable = False
+    options = (
+        PluginOption("max_datagram_size", "integer", _MAX_DATAGRAM,
+                     f"The largest datagram sent or accepted, in bytes; 64..{_MAX_DATAGRAM}."),
+        PluginOption("batch_size", "integer", None,
+                     f"Frames are coalesced into datagrams up to this size (default "
+                     f"{DEFAULT_BATCH_SIZE}, or max_datagram_size if smaller)."),
+        PluginOption("receive_buffer", "integer", 4 * 1024 * 1024,
+                     "SO_RCVBUF of each socket, in bytes; 0: the OS default."),
+        PluginOption("send_buffer", "integer", 4 * 1024 * 1024,
+                     "SO_SNDBUF of each socket, in bytes; 0: the OS default."),
+    )
+    peer_options = ()  # a udp peer has only the keys every peer has
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ EXPECTED_PUBLIC_NAMES = {
     "InvalidAddress", "LinkBusy", "ListenConfig", "MailboxFull", "MalformedFrame", "MessageTooLarge",
     "MessageTypes", "MetricsExporter", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
     "PeerUnreachable",
-    "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginRegistry",
+    "PluginConflict", "PluginError", "PluginFailure", "PluginInfo", "PluginOption", "PluginRegistry",
     "RateLimitedLog", "RelayError", "RemoteError", "RequestIdFilter", "Router", "Rpc", "RpcCancelled", "RpcError",
     "RpcTimeout", "Transport", "TransportError", "TransportEvents", "UnknownActor", "UnsentReason",
     "Unauthenticated", "UnexpectedReply", "UnknownMessage", "UnknownPlugin", "UnsupportedCodec", "UnsupportedVersion",

@@ -373,7 +373,7 @@ class NodeConfig:
         """
         installed = {"codec": codecs, "compressor": compressors, "transport": transports}
         problems = [
-            _missing_plugin(key, kind, name, installed[kind])
+            _missing_plugin(key, kind, name, installed)
             for key, kind, name in self._plugin_uses()
             if name not in installed[kind]
         ]
@@ -391,6 +391,10 @@ class NodeConfig:
         named = {(kind, name): None for key, kind, name in self._plugin_uses()
                  if not key.startswith("peers.") or kind != "transport"}
         return list(named)
+
+    def plugin_uses(self) -> list[tuple[str, str, str]]:
+        """(dotted key, plugin kind, plugin name) for every plugin this config names."""
+        return list(self._plugin_uses())
 
     def _plugin_uses(self) -> Iterator[tuple[str, str, str]]:
         """(dotted key, plugin kind, plugin name) for every plugin the config names."""
@@ -593,10 +597,15 @@ def _peer_name_problem(name: str) -> str | None:
     return None if _NAME.fullmatch(name) else f"a peer name must be {_NAME_RULE}"
 
 
-def _missing_plugin(key: str, kind: str, name: str, installed: Collection[str]) -> str:
-    names = ", ".join(sorted(installed)) or "none"
+def _missing_plugin(key: str, kind: str, name: str,
+                    installed: Mapping[str, Collection[str]]) -> str:
+    names = ", ".join(sorted(installed[kind])) or "none"
     what = f"transport for the scheme {name!r}" if kind == "transport" else f"{kind} {name!r}"
-    hint = _hint(name, installed, repr)
+    hint = _hint(name, installed[kind], repr)
+    # A name of the wrong kind is the likelier mistake: say what it is.
+    hint += "".join(f"; {name!r} is a {other}, not a {kind}"
+                    for other, names_of_kind in installed.items()
+                    if other != kind and name in names_of_kind)
     return f"{key}: no {what} is installed (installed {kind}s: {names}){hint}"
 
 

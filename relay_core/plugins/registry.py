@@ -8,19 +8,25 @@ Invariants the registry keeps:
 - every class it holds passed validation when its plugin was registered: a
   concrete subclass of the right interface, with a ``name`` (``scheme`` for
   transports) that fits the 1-byte length field of a frame;
-- a name belongs to one plugin only; a second claimant is refused with
-  :class:`PluginConflict`, and nothing of the refused plugin stays behind;
-- a plugin installed through an entry point that fails to import costs only
-  itself: it is logged, kept in :attr:`PluginRegistry.failures`, and the rest load;
+- a name belongs to one plugin only. A plugin registered in code that claims a
+  taken name is refused with :class:`PluginConflict`, and nothing of it stays behind;
+- an installed plugin (an entry point) costs only itself when something is wrong:
+  one that fails to import, implements an unknown hook or returns something invalid
+  is logged and kept in :attr:`PluginRegistry.failures`, and its names are unavailable;
+  a name two installed plugins claim is unavailable to both (their other names stay),
+  and an error saying who claims it is raised only when something asks for it. So
+  ``net-relay plugins`` always lists, and a node that uses neither starts;
 - every plugin instance, of every kind, is made by :meth:`PluginRegistry.create`:
-  its options are the keyword arguments of its constructor, checked against the
-  constructor's signature first, and any ConfigError names the config file (when
-  there is one), the table and the key. A node makes every plugin its config
-  names when it is made, so a bad option stops it before it starts.
+  its options are checked first, against the class's declared ``options``
+  (:class:`~relay_core.PluginOption`) or, if it declares none, its constructor's
+  signature, and any ConfigError names the config file (when there is one), the
+  table and the key. A node makes every plugin its config names when it is made,
+  so a bad option stops it before it starts.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import inspect
 import logging
@@ -36,7 +42,7 @@ from .. import hookspecs
 from ..config.paths import resolve_paths
 from ..errors import ConfigError, PluginConflict, PluginError, RelayError, UnknownPlugin
 from ..hookspecs import PROJECT_NAME
-from ..interfaces import Codec, Compressor, Transport
+from ..interfaces import Codec, Compressor, PluginOption, Transport, check_declared
 
 __all__ = ["PluginFailure", "PluginInfo", "PluginRegistry"]
 
@@ -68,13 +74,23 @@ class PluginInfo:
 
 @dataclass(frozen=True, slots=True)
 class PluginFailure:
-    """An entry point that could not be loaded."""
+    """An installed plugin, or one name of it, that cannot be used, and why."""
 
     plugin: str
     distribution: str
     version: str
     error: str
     """Exception type and message, e.g. ``ModuleNotFoundError: No module named 'cbor2'``."""
+    kind: str = "?"
+    """The kind of the unavailable name when known (a conflict); ``?`` for a whole plugin."""
+    name: str = ""
+    """The unavailable name when known (a conflict); empty for a whole plugin, whose
+    names are unknown (it is listed, and found, under its entry point name)."""
+
+    @property
+    def listed_as(self) -> str:
+        """The name it is listed under: the conflicting name, or the entry point's."""
+        return self.name or self.plugin
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +130,8 @@ class _KindSpec:
     """The config table holding each plugin's options: ``[TABLE.NAME]``."""
 
 
+_HOOK_NAMES = tuple(sorted(name for name in dir(hookspecs) if name.startswith("net_relay_")))
+
 _KINDS = (
     _KindSpec("codec", "net_relay_codecs", Codec, "name", "codecs"),
     _KindSpec("compressor", "net_relay_compressors", Compressor, "name", "compressors"),
@@ -138,7 +156,21 @@ class PluginRegistry:
             "compressor": self._compressors,
             "transport": self._transports,
         }
-        self.failures: list[PluginFailure] = []
+        self._broken: list[PluginFailure] = []
+        self._conflicts: dict[tuple[Kind, str], list[_Origin]] = {}
+        """Names that two or more installed plugins claim: usable by none of them."""
+
+    @property
+    def failures(self) -> list[PluginFailure]:
+        """Installed plugins that could not be loaded, then every claimant of a name that
+        more than one claims (each unavailable, with the reason)."""
+        conflicts = [
+            PluginFailure(origin.plugin, origin.distribution, origin.version,
+                          f"PluginConflict: {_claimed(kind, name, origins)}", kind, name)
+            for (kind, name), origins in sorted(self._conflicts.items())
+            for origin in origins
+        ]
+        return [*self._broken, *conflicts]
 
     @classmethod
     def load(cls, *, entry_points: bool = True, plugins: Iterable[object] = ()) -> PluginRegistry:
@@ -163,34 +195,40 @@ class PluginRegistry:
         self._add(plugin, name, _Origin(label, f"<{module}>", ""))
 
     def codec(self, name: str, /, **options: object) -> Codec:
-        """Return a new instance of the codec called ``name``, given ``options``."""
-        return self.create("codec", name, options)
+        """Return a new instance of the codec called ``name``, given ``options``: any
+        keyword its constructor takes, declared for config tables or not (a codec's
+        ``types`` registry, which no config file can express)."""
+        return self.create("codec", name, options, from_config=False)
 
     def compressor(self, name: str, /, **options: object) -> Compressor:
-        """Return a new instance of the compressor called ``name``, given ``options``."""
-        return self.create("compressor", name, options)
+        """Return a new instance of the compressor called ``name``, given ``options``
+        (any keyword its constructor takes, as for :meth:`codec`)."""
+        return self.create("compressor", name, options, from_config=False)
 
     @overload
     def create(self, kind: Literal["codec"], name: str, options: Mapping[str, object] = ...,
                *, source: str | None = ..., directory: str | None = ...,
-               args: Sequence[object] = ...) -> Codec: ...
+               args: Sequence[object] = ..., from_config: bool = ...) -> Codec: ...
     @overload
     def create(self, kind: Literal["compressor"], name: str,
                options: Mapping[str, object] = ..., *, source: str | None = ...,
-               directory: str | None = ..., args: Sequence[object] = ...) -> Compressor: ...
+               directory: str | None = ..., args: Sequence[object] = ...,
+               from_config: bool = ...) -> Compressor: ...
     @overload
     def create(self, kind: Literal["transport"], name: str,
                options: Mapping[str, object] = ..., *, source: str | None = ...,
-               directory: str | None = ..., args: Sequence[object] = ...) -> Transport: ...
+               directory: str | None = ..., args: Sequence[object] = ...,
+               from_config: bool = ...) -> Transport: ...
 
     def create(self, kind: Kind, name: str, options: Mapping[str, object] = _NO_OPTIONS, *,
                source: str | None = None, directory: str | None = None,
-               args: Sequence[object] = ()) -> object:
+               args: Sequence[object] = (), from_config: bool = True) -> object:
         """Make the ``kind`` plugin called ``name`` from the options of its config table.
 
         The one way a plugin of any kind is made. Relative paths under the class's
         ``path_options`` are joined to ``directory`` (the config file's); option
-        names are checked against the constructor's signature; then the class is
+        names are checked against what the class declares for config tables (or, with
+        ``from_config`` false, against the constructor's signature); then the class is
         called with ``args`` (a transport's events) and the options as keywords.
         A ConfigError, from the check or from the constructor, names ``source``
         (the config file, if any) and the table (``[compressors.zstd]``) in front
@@ -201,7 +239,7 @@ class PluginRegistry:
         table = f"{_SPECS[kind].table}.{name}"
         given = resolve_paths(options, entry.cls.path_options, directory)
         try:
-            self.check_options(entry.cls, given, table)
+            self.check_options(entry.cls, given, table, from_config=from_config)
             return entry.cls(*args, **given)
         except ConfigError as exc:
             raise ConfigError(_located(str(exc), table, source)) from None
@@ -211,6 +249,39 @@ class PluginRegistry:
             raise PluginError(_located(
                 f"{entry} could not be created with options {dict(given)!r}:"
                 f" {type(exc).__name__}: {exc}", table, source)) from exc
+
+    def plugin_class(self, kind: Kind, name: str) -> type:
+        """Return the ``kind`` class called ``name``, for what it declares (``options``)."""
+        return self._find(self._tables[kind], kind, name).cls
+
+    def unavailable(self, kind: Kind, name: str) -> str | None:
+        """Why the ``kind`` called ``name`` is installed but unusable, or None if it is not.
+
+        A name two installed plugins claim, or the entry point name of a plugin that
+        could not be loaded (conventionally the name it provides).
+        """
+        origins = self._conflicts.get((kind, name))
+        if origins:
+            return _claimed(kind, name, origins)
+        for failure in self._broken:
+            if failure.plugin == name:
+                source = " ".join(filter(None, (failure.distribution, failure.version)))
+                return f"plugin {name!r} from {source} failed to load ({failure.error})"
+        return None
+
+    def check_available(self, uses: Iterable[tuple[str, str, str]],
+                        source: str | None = None) -> None:
+        """Raise for the first (key, kind, name) in ``uses`` whose plugin is installed but
+        unusable, with the key (``peers.beta.codec``), the file and the reason."""
+        for key, kind_name, name in uses:
+            spec = next((spec for spec in _KINDS if spec.kind == kind_name), None)
+            if spec is None or name in self._tables[spec.kind]:
+                continue
+            reason = self.unavailable(spec.kind, name)
+            if reason is not None:
+                error = PluginConflict if (spec.kind, name) in self._conflicts else UnknownPlugin
+                text = f"{key}: {spec.kind} {name!r} is unavailable: {reason}"
+                raise error(f"{source}: {text}" if source else text)
 
     def codec_class(self, name: str) -> type[Codec]:
         """Return the codec class called ``name``, for what it declares (``path_options``)."""
@@ -242,13 +313,20 @@ class PluginRegistry:
         ]
         return sorted(rows, key=lambda row: (row.kind, row.name))
 
-    def check_options(self, cls: type, options: Mapping[str, object], where: str) -> None:
-        """Raise :class:`ConfigError` unless ``cls(**options)`` fits its signature.
+    def check_options(self, cls: type, options: Mapping[str, object], where: str, *,
+                      from_config: bool = True) -> None:
+        """Raise :class:`ConfigError` unless ``options`` fit what ``cls`` declares in its
+        ``options`` (names, types, required keys), or, if it declares nothing, unless
+        ``cls(**options)`` fits its signature.
 
         ``where`` names the config table the options came from, e.g. ``listen.udp``.
         For a transport, the ``events`` argument the node passes is not an option.
         """
         described = self._describe(cls)
+        declared: tuple[PluginOption, ...] | None = getattr(cls, "options", None)
+        if declared is not None and from_config:
+            check_declared(declared, options, where, described)
+            return
         parameters = _option_parameters(cls, described)
         if any(p.kind is p.VAR_KEYWORD for p in parameters):
             return
@@ -270,31 +348,47 @@ class PluginRegistry:
         for origin, entry_point in sorted(origins, key=lambda pair: str(pair[0])):
             try:
                 plugin = entry_point.load()
-            except Exception as exc:  # noqa: BLE001 - a broken import costs only that plugin
+                # One pluggy name per (distribution, entry point): two distributions that
+                # use one entry point name are both registered, neither silently dropped.
+                self._add(plugin, f"{origin.distribution}:{origin.plugin}", origin,
+                          installed=True)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin costs only itself
                 self._record_failure(origin, exc)
-                continue
-            # One pluggy name per (distribution, entry point): two distributions that
-            # use one entry point name are both registered, neither silently dropped.
-            self._add(plugin, f"{origin.distribution}:{origin.plugin}", origin)
 
     def _record_failure(self, origin: _Origin, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
         logger.warning("%s failed to load and is skipped: %s", origin, error)
-        failure = PluginFailure(origin.plugin, origin.distribution, origin.version, error)
-        self.failures.append(failure)
+        self._broken.append(PluginFailure(origin.plugin, origin.distribution, origin.version,
+                                          error))
 
-    def _add(self, plugin: object, pluggy_name: str | None, origin: _Origin) -> None:
+    def _add(self, plugin: object, pluggy_name: str | None, origin: _Origin, *,
+             installed: bool = False) -> None:
         registered = self._register_hooks(plugin, pluggy_name, origin)
         try:
             found = [entry for spec in _KINDS for entry in self._collect(plugin, spec, origin)]
-            for entry in found:
-                self._check_free(entry)
+            if not installed:
+                for entry in found:
+                    self._check_free(entry)
         except PluginError:
             self._manager.unregister(plugin)
             raise
         self._origins[registered] = origin
         for entry in found:
-            self._tables[entry.kind][entry.name] = entry
+            self._claim(entry)
+
+    def _claim(self, entry: _Entry[Any]) -> None:
+        """Give ``entry`` its name, or, if another installed plugin has it, to neither."""
+        key = (entry.kind, entry.name)
+        table = self._tables[entry.kind]
+        claimants = self._conflicts.get(key)
+        held = table.pop(entry.name, None)
+        if claimants is None and held is None:
+            table[entry.name] = entry
+            return
+        claimants = self._conflicts.setdefault(key, [] if held is None else [held.origin])
+        claimants.append(entry.origin)
+        logger.warning("%s is unavailable: %s", f"{entry.kind} {entry.name!r}",
+                       _claimed(entry.kind, entry.name, claimants))
 
     def _register_hooks(self, plugin: object, pluggy_name: str | None, origin: _Origin) -> str:
         try:
@@ -305,9 +399,11 @@ class PluginRegistry:
             raise PluginError(f"{origin} has an invalid hook: {exc}") from None
         try:
             self._manager.check_pending()  # a misspelt hook name would otherwise go unnoticed
-        except pluggy.PluginValidationError as exc:
+        except pluggy.PluginValidationError:
+            unknown = sorted(caller.name for caller in self._manager.get_hookcallers(plugin) or ()
+                             if caller.spec is None)
             self._manager.unregister(plugin)
-            raise PluginError(f"{origin} implements an unknown hook: {exc}") from None
+            raise PluginError(_unknown_hooks(origin, unknown)) from None
         assert registered is not None  # pluggy returns None only for blocked names
         return registered
 
@@ -342,20 +438,25 @@ class PluginRegistry:
         held = self._tables[entry.kind].get(entry.name)
         if held is not None:
             raise PluginConflict(_conflict(entry, held.origin))
+        claimants = self._conflicts.get((entry.kind, entry.name))
+        if claimants:
+            raise PluginConflict(_conflict(entry, claimants[0]))
 
     def _find(self, table: dict[str, _Entry[T]], kind: Kind, name: str) -> _Entry[T]:
         entry = table.get(name)
         if entry is not None:
             return entry
         installed = f"installed {kind}s: {', '.join(sorted(table)) or 'none'}"
-        for failure in self.failures:
-            if failure.plugin == name:
-                raise UnknownPlugin(
-                    f"{kind} {name!r} is unavailable: plugin {name!r} from"
-                    f" {failure.distribution} {failure.version} failed to load"
-                    f" ({failure.error}); {installed}"
-                )
-        raise UnknownPlugin(f"no {kind} named {name!r}; {installed}")
+        reason = self.unavailable(kind, name)
+        if reason is not None:
+            error = PluginConflict if (kind, name) in self._conflicts else UnknownPlugin
+            raise error(f"{kind} {name!r} is unavailable: {reason}; {installed}")
+        raise UnknownPlugin(f"no {kind} named {name!r}; {installed}{self._other_kinds(kind, name)}")
+
+    def _other_kinds(self, kind: Kind, name: str) -> str:
+        """A hint when ``name`` is a plugin of another kind: ``ubjson`` is a codec, say."""
+        others = [spec for spec in _KINDS if spec.kind != kind and name in self._tables[spec.kind]]
+        return "".join(f"; {name!r} is a {spec.kind} ([{spec.table}.{name}])" for spec in others)
 
     def _describe(self, cls: type) -> str:
         for table in self._tables.values():
@@ -369,6 +470,20 @@ def _located(text: str, table: str, source: str | None) -> str:
     """``text`` about a plugin's options, with the table (unless it names it) and the file."""
     located = text if text.startswith(f"[{table}]") else f"[{table}] {text}"
     return f"{source}: {located}" if source else located
+
+
+def _claimed(kind: str, name: str, origins: Sequence[_Origin]) -> str:
+    claimants = " and by ".join(str(origin) for origin in origins)
+    return (f"{kind} {name!r} is claimed by {claimants}; only one of them can be installed"
+            " (uninstall the others)")
+
+
+def _unknown_hooks(origin: _Origin, unknown: Sequence[str]) -> str:
+    names = ", ".join(repr(name) for name in unknown) or "a hook net-relay does not define"
+    close = [match for name in unknown for match in difflib.get_close_matches(name, _HOOK_NAMES, 1)]
+    hint = f"; did you mean {', '.join(repr(name) for name in close)}?" if close else ""
+    return (f"{origin} implements an unknown hook {names}{hint} (net-relay's hooks:"
+            f" {', '.join(_HOOK_NAMES)})")
 
 
 def _conflict(entry: _Entry[Any], other: _Origin) -> str:
@@ -393,6 +508,10 @@ def _validated(result: object, spec: _KindSpec, origin: _Origin) -> list[type]:
     if not isinstance(result, list | tuple):
         raise PluginError(f"{origin}: {spec.hook}() returned {result!r}, not a list of {what}")
     for item in result:
+        if isinstance(item, spec.interface):
+            cls = type(item).__name__
+            raise PluginError(f"{origin}: {spec.hook}() returned an instance of {cls}; return"
+                              f" the class itself ([{cls}]): the node makes the instances")
         if not (isinstance(item, type) and issubclass(item, spec.interface)):
             raise PluginError(f"{origin}: {spec.hook}() returned {item!r}, not one of the {what}")
         _check_class(item, spec, origin)
@@ -411,10 +530,26 @@ def _check_class(cls: type, spec: _KindSpec, origin: _Origin) -> None:
         raise PluginError(f"{origin}: {_qualified(cls)} is abstract; it must implement {missing}")
     if spec.kind == "transport" and not isinstance(getattr(cls, "reliable", None), bool):
         raise PluginError(f"{origin}: {_qualified(cls)}.reliable must be True or False")
+    for attribute in ("options", "peer_options") if spec.kind == "transport" else ("options",):
+        _check_declarations(cls, attribute, origin)
     paths: object = getattr(cls, "path_options", frozenset())
     if not (isinstance(paths, frozenset | set) and all(isinstance(key, str) for key in paths)):
         raise PluginError(f"{origin}: {_qualified(cls)}.path_options is {paths!r}; it must be a "
                           "frozenset of option names")
+
+
+def _check_declarations(cls: type, attribute: str, origin: _Origin) -> None:
+    declared: object = getattr(cls, attribute, None)
+    if declared is None and attribute == "options":
+        return
+    if not (isinstance(declared, tuple) and all(isinstance(o, PluginOption) for o in declared)):
+        raise PluginError(f"{origin}: {_qualified(cls)}.{attribute} is {declared!r}; it must be"
+                          " a tuple of relay_core.PluginOption")
+    names = [option.name for option in declared]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise PluginError(f"{origin}: {_qualified(cls)}.{attribute} declares"
+                          f" {', '.join(repeated)} more than once")
 
 
 def _option_parameters(cls: type, described: str) -> list[inspect.Parameter]:

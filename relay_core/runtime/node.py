@@ -96,6 +96,8 @@ class Node:
     ) -> None:
         self.config = config if config is not None else NodeConfig()
         self.registry = registry if registry is not None else PluginRegistry.load()
+        # An installed plugin that is broken, or a name two of them claim, is told as such.
+        self.registry.check_available(self.config.plugin_uses(), self.config.source)
         self.config.validate_plugins(
             codecs=self.registry.codec_names(),
             compressors=self.registry.compressor_names(),
@@ -168,8 +170,12 @@ class Node:
         self._started = True
         try:
             await self._dispatcher.start()
-        except BaseException:
+        except BaseException as exc:
             await self._dispatcher.close()
+            if isinstance(exc, ConfigError) and self.config.source is not None \
+                    and not str(exc).startswith(self.config.source):
+                # A listener's own check (a missing certificate) names its table; say the file.
+                raise type(exc)(f"{self.config.source}: {exc}") from None
             raise
         if self.config.expose_stats:
             self._spawn_system(stats_actor, STATS_ACTOR)

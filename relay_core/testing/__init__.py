@@ -18,7 +18,15 @@ without them, and ``import relay_core`` never imports this package at all.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
+
+_SUITES = ("_codec_suite", "_compressor_suite", "_transport_suite", "_registration")
+if "pytest" in sys.modules:
+    # The suites' plain asserts are rewritten like a test module's, so that a failure says
+    # what it got and what it expected. This must happen before they are first imported
+    # (they are imported lazily, below); outside pytest there is nothing to rewrite.
+    sys.modules["pytest"].register_assert_rewrite(*(f"{__name__}.{name}" for name in _SUITES))
 
 if TYPE_CHECKING:
     from ._codec_suite import CodecConformance

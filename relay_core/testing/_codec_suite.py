@@ -40,7 +40,7 @@ from ._codec_samples import (
     self_containing_dict,
     self_containing_list,
 )
-from ._registration import registered_names
+from ._registration import declaration_problems, registered_names
 
 __all__ = ["CodecConformance"]
 
@@ -88,6 +88,10 @@ class CodecConformance:
     def test_the_name_is_accepted_by_the_registry(self) -> None:
         cls = type(self.make_codec())
         assert registered_names(cls) == [cls.name]
+
+    def test_declared_options_match_the_constructor(self) -> None:
+        problems = declaration_problems(type(self.make_codec()))
+        assert not problems, "; ".join(problems)
 
     # -- round trips ---------------------------------------------------------
 

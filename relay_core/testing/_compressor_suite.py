@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from ..errors import DecompressionError, DecompressionLimitExceeded
 from ..interfaces import Compressor
-from ._registration import registered_names
+from ._registration import declaration_problems, registered_names
 
 __all__ = ["CompressorConformance"]
 
@@ -87,6 +87,10 @@ class CompressorConformance:
     def test_the_name_is_accepted_by_the_registry(self) -> None:
         cls = type(self.make_compressor())
         assert registered_names(cls) == [cls.name]
+
+    def test_declared_options_match_the_constructor(self) -> None:
+        problems = declaration_problems(type(self.make_compressor()))
+        assert not problems, "; ".join(problems)
 
     # -- compress ------------------------------------------------------------
 

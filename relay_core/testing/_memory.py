@@ -34,7 +34,7 @@ from typing import ClassVar
 from ..config.address import format_host_port, host_problem
 from ..errors import ConfigError, MessageTooLarge, TransportError
 from ..hookspecs import hookimpl
-from ..interfaces import HostPort, Transport, TransportEvents
+from ..interfaces import HostPort, PluginOption, Transport, TransportEvents
 
 __all__ = ["MemoryNetwork", "MemoryTransport", "memory_plugin"]
 
@@ -125,6 +125,12 @@ class MemoryTransport(Transport):
     reliable: ClassVar[bool] = True
     network: ClassVar[MemoryNetwork | None] = None
     """The network this class's transports join; set on the class a network makes."""
+    options: ClassVar[tuple[PluginOption, ...] | None] = (
+        PluginOption("max_packet_size", "integer", DEFAULT_MAX_PACKET_SIZE,
+                     "The largest packet sent, in bytes; 64..2**32."),
+        PluginOption("batch_size", "integer", DEFAULT_BATCH_SIZE,
+                     "Frames are coalesced into packets up to this size; 64..max_packet_size."),
+    )
 
     def __init__(self, events: TransportEvents, *, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> None:

@@ -26,7 +26,7 @@ from ..errors import MessageTooLarge, TransportError
 from ..interfaces import HostPort, Transport, TransportEvents
 from ..protocol.wire import PACKET_HEADER_SIZE
 from ._recorder import PacketRecorder
-from ._registration import registered_names
+from ._registration import declaration_problems, registered_names
 
 __all__ = ["TransportConformance", "TransportSetup"]
 
@@ -45,6 +45,15 @@ class TransportSetup:
     """How many packets the ordering and integrity tests send."""
     wait_limit: float = 30.0
     """Seconds any one wait may take before the test fails: a guard, not a measurement."""
+    burst_bytes: int = 16 * 1024 * 1024
+    """An unreliable transport is sent bursts of this many bytes without a pause (more than
+    a socket's receive buffer holds), in packets of its ``batch_size``, at most 20000."""
+    bursts: int = 2
+    """How many such bursts."""
+    counts_losses: bool = True
+    """Whether every packet lost in a burst is reported: by ``receive_drops()`` at the
+    receiver, or by ``events.packets_unsent`` / ``events.send_failed`` at the sender. False
+    for a platform whose kernel does not say what it dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,13 @@ class TransportConformance:
             async with self._sides(False) as (side,):
                 cls = type(side.transport)
                 assert registered_names(cls) == [cls.scheme]
+        self._run(check)
+
+    def test_declared_options_match_the_constructor(self) -> None:
+        async def check(setup: TransportSetup) -> None:
+            async with self._sides(False) as (side,):
+                problems = declaration_problems(type(side.transport))
+                assert not problems, "; ".join(problems)
         self._run(check)
 
     def test_reliable_is_a_bool_on_the_class(self) -> None:
@@ -242,6 +258,36 @@ class TransportConformance:
                 arrived = [packet for packet, _ in right.events.packets if packet not in fence]
                 assert arrived, "no packet arrived"
                 assert [packet for packet in arrived if packet not in sent] == []
+        self._run(check)
+
+    def test_an_unreliable_transport_survives_bursts_past_its_buffers_and_counts_losses(
+            self) -> None:
+        async def check(setup: TransportSetup) -> None:
+            async with self._sides(True, True) as (left, right):
+                if type(left.transport).reliable:
+                    pytest.skip("the transport is reliable: the in-order test covers it")
+                destination = await self._prepared(left, right, setup)
+                size = max(min(left.transport.batch_size, left.transport.max_packet_size), 8)
+                per_burst = min(max(setup.burst_bytes // size, 1), 20_000)
+                sent: set[bytes] = set()
+                for _ in range(setup.bursts):
+                    # No pause inside a burst: the receiver cannot read until it ends.
+                    for _ in range(per_burst):
+                        packet = _packet(len(sent), size)
+                        left.transport.send(destination, packet)
+                        sent.add(packet)
+                    await asyncio.sleep(0)
+                fence = await self._fence(left, right, destination, setup)
+                arrived = {packet for packet, _ in right.events.packets if packet not in fence}
+                invented = len(arrived - sent)
+                assert invented == 0, f"{invented} packets arrived that were never sent"
+                reported = (len(left.events.unsent) + len(left.events.failures)
+                            + right.transport.receive_drops())
+                if setup.counts_losses:
+                    lost = len(sent) - len(arrived)
+                    assert reported >= lost, (
+                        f"{lost} of {len(sent)} packets were lost but only {reported} were"
+                        " reported (receive_drops, packets_unsent, send_failed)")
         self._run(check)
 
     async def _fence(self, sender: _Side, receiver: _Side, destination: HostPort,

@@ -38,6 +38,15 @@ from relay_core.runtime.rpc import RequestIdFilter, new_request_id
 from relay_core.tools.bench import add_arguments as add_bench_arguments
 from relay_core.tools.bench import run_command as run_bench_command
 from relay_core.tools.demo import run_demo, spawn_demo_actors
+from relay_core.tools.new_plugin import KINDS as NEW_PLUGIN_KINDS
+from relay_core.tools.new_plugin import write_plugin
+from relay_core.tools.plugin_options import (
+    OptionRow,
+    default_text,
+    option_rows,
+    options_markdown,
+    type_text,
+)
 from relay_core.tools.serve import APP_FORMAT, load_app, serve, set_up_with
 from relay_core.tools.train_dict import train_from_samples
 
@@ -155,15 +164,34 @@ def _served_config(args: argparse.Namespace) -> NodeConfig:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
+    # Loading never raises for an installed plugin: a broken one is a row saying why.
     registry = PluginRegistry.load()
+    plugins = registry.plugins()
+    if args.markdown:
+        print(options_markdown(registry, plugins), end="")
+        return 0
+    if args.options:
+        _print_table(("kind", "name", "table", "option", "type", "default", "meaning"), [
+            (row.kind, row.name, row.table, *_option_cells(row)) for row in
+            option_rows(registry, plugins)])
+        return 0
     rows: list[tuple[str, ...]] = [
-        (p.kind, p.name, p.distribution, p.version, "ok") for p in registry.plugins()]
+        (p.kind, p.name, p.distribution, p.version, "ok") for p in plugins]
     rows += [
-        ("?", f.plugin, f.distribution, f.version, f"unavailable: {f.error}")
+        (f.kind, f.listed_as, f.distribution, f.version, f"unavailable: {f.error}")
         for f in registry.failures
     ]
     _print_table(("kind", "name", "distribution", "version", "status"), rows)
     return 0
+
+
+def _option_cells(row: OptionRow) -> tuple[str, ...]:
+    option = row.option
+    if option is None and not row.declared:
+        return ("*", "", "", "not declared: any keyword of the constructor")
+    if option is None:
+        return ("-", "", "", "takes no options")
+    return (option.name, type_text(option), default_text(option), option.doc)
 
 
 async def _cmd_demo(args: argparse.Namespace) -> int:
@@ -241,7 +269,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version_line(),
                         help="print the version and whether the hot modules run compiled")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("plugins", help="list every transport, codec and compressor")
+    plugins = commands.add_parser("plugins", help="list every transport, codec and compressor")
+    plugins.add_argument("--options", action="store_true",
+                         help="list the options each plugin declares, per config table")
+    plugins.add_argument("--markdown", action="store_true",
+                         help="print the declared options as Markdown tables (docs/config.md)")
+    new_plugin = commands.add_parser(
+        "new-plugin", help="write a plugin package that installs and passes net-relay's kit",
+        description="Write the package net-relay-NAME: a KIND plugin registered through its "
+        "entry point, with the conformance kit as its tests.")
+    new_plugin.add_argument("kind", choices=NEW_PLUGIN_KINDS, help="what the plugin provides")
+    new_plugin.add_argument("name", help="its name: codec or compressor name, or URL scheme")
+    new_plugin.add_argument("--directory", default=".",
+                            help="where to write net-relay-NAME (default: here)")
     node = commands.add_parser(
         "node", help="run a node hosting the demo actors echo, counter, sink and forward",
         description="Run a node hosting the demo actors: echo (answers an RPC with its "
@@ -324,6 +364,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "plugins":
             return _cmd_plugins(args)
+        if args.command == "new-plugin":
+            root = write_plugin(args.kind, args.name, Path(args.directory))
+            print(f"wrote {root}; next: pip install -e \"{root}[test]\" and pytest {root}")
+            return 0
         if args.command == "gen-cert":
             return _cmd_gen_cert(args)
         if args.command == "train-dict":

@@ -16,8 +16,17 @@ from typing import ClassVar
 import pytest
 
 from nodes import WAIT_LIMIT
-from relay_core import Codec, ConfigError, Node, NodeConfig, hookimpl
+from relay_core import (
+    Codec,
+    ConfigError,
+    Node,
+    NodeConfig,
+    PluginError,
+    PluginOption,
+    hookimpl,
+)
 from relay_core.plugins.registry import PluginRegistry
+from relay_core.tools.plugin_options import options_markdown
 
 CLI = [sys.executable, "-m", "relay_core.tools.cli"]
 
@@ -49,7 +58,7 @@ BAD_OPTIONS = [
                  r"^.*node\.toml: \[compressors\.zstd\] dictionary = '.*missing\.dict': "
                  r"cannot read it \(No such file or directory\)", id="missing-file"),
     pytest.param("[codecs.msgpack]\nfoo = 1\n",
-                 r"^.*node\.toml: \[codecs\.msgpack\] foo: unknown option; allowed: types",
+                 r"^.*node\.toml: \[codecs\.msgpack\] foo: unknown option; allowed: none",
                  id="unknown-codec-option"),
 ]
 
@@ -67,7 +76,7 @@ async def test_a_bad_option_of_a_plugin_the_config_only_configures_stops_the_nod
     # cbor is named by no peer and not the default: its table alone makes it checked.
     config = NodeConfig(codec_options={"cbor": {"colour": "red"}})
     message = await start_error(config)
-    assert message.startswith("[codecs.cbor] colour: unknown option; allowed: types"), message
+    assert message.startswith("[codecs.cbor] colour: unknown option; allowed: none"), message
 
 
 async def test_a_bad_option_in_code_names_the_table_without_a_file() -> None:
@@ -132,3 +141,147 @@ def test_the_node_command_refuses_a_bad_option_in_one_line(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert f"{path}: [compressors.zstd] levle: unknown option" in result.stderr
+
+
+# --- options declared once, as PluginOption values ------------------------------------
+
+
+class DeclaringCodec(Codec):
+    """A third-party codec that declares its options; its constructor takes any keyword."""
+
+    name: ClassVar[str] = "declaring"
+    options = (
+        PluginOption("colour", "string", "red", "What colour the bytes are.",
+                     choices=("red", "blue")),
+        PluginOption("width", "integer", 8, "Bits per thing."),
+        PluginOption("ratio", "number", 1.0, "A float; an integer is fine too."),
+        PluginOption("schema", "path", None, "A file.", required=True),
+    )
+
+    def __init__(self, **options: object) -> None:
+        self.given = options
+
+    def encode(self, obj: object) -> bytes:
+        return repr(obj).encode()
+
+    def decode(self, data: bytes) -> object:
+        return data.decode()
+
+
+class DeclaringPlugin:
+    @staticmethod
+    @hookimpl
+    def net_relay_codecs() -> list[type[Codec]]:
+        return [DeclaringCodec]
+
+
+DECLARED_PROBLEMS = [
+    pytest.param('schema = "s"\nwidth = "8"\n', r'\[codecs\.declaring\] width = \'8\': '
+                 r"must be an integer$", id="wrong-type"),
+    pytest.param('schema = "s"\nwidth = true\n', r"width = True: must be an integer$",
+                 id="bool-is-not-an-integer"),
+    pytest.param('schema = "s"\ncolour = "green"\n',
+                 r"colour = 'green': must be one of 'red', 'blue'$", id="not-a-choice"),
+    pytest.param('schema = "s"\ncolur = "red"\n',
+                 r"colur: unknown option; allowed: colour, width, ratio, schema \(codec "
+                 r"'declaring' from .*\); did you mean 'colour'\?$", id="typo"),
+    pytest.param("width = 8\n", r"\[codecs\.declaring\] schema: required by codec 'declaring'",
+                 id="missing-required"),
+]
+
+
+@pytest.mark.parametrize(("table", "expected"), DECLARED_PROBLEMS)
+async def test_declared_options_are_checked_at_start_by_name_type_and_presence(
+        tmp_path: Path, table: str, expected: str) -> None:
+    registry = PluginRegistry.load(plugins=[DeclaringPlugin()])
+    path = config_file(tmp_path, f"[codecs.declaring]\n{table}")
+    message = await start_error(NodeConfig.from_file(path), registry)
+    assert message.startswith(f"{path}: [codecs.declaring] "), message
+    assert re.search(expected, message), message
+
+
+async def test_declared_options_of_the_right_types_reach_the_constructor(tmp_path: Path) -> None:
+    registry = PluginRegistry.load(plugins=[DeclaringPlugin()])
+    path = config_file(tmp_path, '[codecs.declaring]\nschema = "s.json"\nratio = 2\nwidth = 16\n')
+    async with Node(NodeConfig.from_file(path), registry=registry) as node:
+        codec = node.registry.codec("declaring", schema="s.json", ratio=2, width=16)
+        assert isinstance(codec, DeclaringCodec)
+        assert codec.given == {"schema": "s.json", "ratio": 2, "width": 16}
+
+
+async def test_a_misspelt_builtin_option_gets_a_did_you_mean(tmp_path: Path) -> None:
+    message = await start_error(NodeConfig.from_file(
+        config_file(tmp_path, "[compressors.zstd]\nlevle = 3\n")))
+    assert message.endswith("did you mean 'level'?"), message
+
+
+async def test_a_builtin_option_of_the_wrong_type_is_refused_before_the_constructor_sees_it(
+        tmp_path: Path) -> None:
+    message = await start_error(NodeConfig.from_file(
+        config_file(tmp_path, "[compressors.zstd]\ndictionaries = 3\n")))
+    assert message == (f"{tmp_path / 'node.toml'}: [compressors.zstd] dictionaries = 3: "
+                       "must be a file path or an array of them")
+
+
+async def test_a_udp_peer_with_an_unknown_key_is_not_told_a_wrong_list_of_keys(
+        tmp_path: Path) -> None:
+    path = config_file(tmp_path, '[peers.beta]\naddress = "udp://127.0.0.1:9"\ncolour = 1\n')
+    message = await start_error(NodeConfig.from_file(path))
+    assert "[peers.beta] colour: unknown option; allowed: none (udp peers" in message, message
+    assert "take only address, codec and compressor" not in message
+
+
+def test_a_class_whose_options_are_not_plugin_options_is_refused() -> None:
+    class Loose(DeclaringCodec):
+        name: ClassVar[str] = "loose"
+        options = ("colour",)  # type: ignore[assignment]
+
+    class LoosePlugin:
+        @staticmethod
+        @hookimpl
+        def net_relay_codecs() -> list[type[Codec]]:
+            return [Loose]
+
+    with pytest.raises(PluginError, match=r"Loose\.options is \('colour',\); it must be a tuple "
+                                          r"of relay_core\.PluginOption"):
+        PluginRegistry.load(entry_points=False, plugins=[LoosePlugin()])
+
+
+def test_every_builtin_plugin_declares_its_options() -> None:
+    registry = PluginRegistry.load()
+    undeclared = [(p.kind, p.name) for p in registry.plugins() if p.distribution == "net-relay"
+                  and registry.plugin_class(p.kind, p.name).options is None]
+    assert undeclared == []
+
+
+def test_the_plugins_command_lists_declared_options_per_table() -> None:
+    result = subprocess.run([*CLI, "plugins", "--options"], capture_output=True, text=True,
+                            timeout=WAIT_LIMIT, check=True)
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["compressor", "zstd", "[compressors.zstd]", "level", "integer", "3"] in [
+        row[:6] for row in rows]
+    assert ["transport", "tcp", "[peers.NAME]", "(tcp://)", "tls", "boolean", "false"] in [
+        row[:7] for row in rows]
+    assert ["codec", "msgpack", "[codecs.msgpack]", "-", "takes", "no", "options"] in rows
+
+
+def test_docs_config_lists_exactly_the_options_the_builtin_plugins_declare() -> None:
+    registry = PluginRegistry.load()
+    builtins = [p for p in registry.plugins() if p.distribution == "net-relay"]
+    expected = options_markdown(registry, builtins)
+    text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    begin, end = "<!-- plugin options: begin -->\n", "<!-- plugin options: end -->"
+    assert begin in text and end in text
+    documented = text.split(begin, 1)[1].split(end, 1)[0].strip()
+    assert documented == expected.strip(), (
+        "docs/config.md's plugin options differ from the declarations; paste the output of"
+        " `net-relay plugins --markdown` (built-in rows) between the markers")
+
+
+async def test_a_config_error_a_transport_raises_when_it_listens_names_the_file(
+        tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('[listen.quic]\nhost = "127.0.0.1"\nport = 0\n')
+    message = await start_error(NodeConfig.from_file(path))
+    assert message.startswith(f"{path}: [listen.quic] certificate and private_key are "
+                              "required to listen"), message

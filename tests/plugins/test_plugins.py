@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import logging
+import os
 import re
+import subprocess
 import sys
 import textwrap
 import types
@@ -24,6 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nodes import WAIT_LIMIT
 from relay_core import (
     Codec,
     Compressor,
@@ -31,6 +34,9 @@ from relay_core import (
     DecompressionError,
     DecompressionLimitExceeded,
     HostPort,
+    Node,
+    NodeConfig,
+    PeerConfig,
     PluginConflict,
     PluginError,
     Transport,
@@ -296,7 +302,8 @@ INVALID_RESULTS = [
     ),
     pytest.param({"codecs": None}, "returned None, not a list", id="none"),
     pytest.param({"codecs": [FakeCompressor]}, "not one of the Codec subclasses", id="wrong-kind"),
-    pytest.param({"codecs": [FakeCodec()]}, "not one of the Codec subclasses", id="instance"),
+    pytest.param({"codecs": [FakeCodec()]}, r"returned an instance of FakeCodec; return the "
+                 r"class itself \(\[FakeCodec\]\)", id="instance"),
     pytest.param(
         {"codecs": [AbstractCodec]}, "abstract; it must implement decode, encode", id="abc"
     ),
@@ -333,11 +340,15 @@ def test_a_class_without_a_name_is_refused() -> None:
         registry_of(make_plugin(transports=[nameless]))
 
 
-def test_a_misspelt_hook_is_refused() -> None:
+def test_a_misspelt_hook_is_refused_with_the_hook_it_likely_meant() -> None:
     plugin = types.ModuleType("typo")
     plugin.net_relay_codec = hookimpl(lambda: [FakeCodec])  # type: ignore[attr-defined]
-    with pytest.raises(PluginError, match="plugin 'typo'.*unknown hook 'net_relay_codec'"):
+    with pytest.raises(PluginError) as refused:
         registry_of(plugin)
+    assert str(refused.value) == (
+        "plugin 'typo' (<typo>) implements an unknown hook 'net_relay_codec'; did you mean"
+        " 'net_relay_codecs'? (net-relay's hooks: net_relay_codecs, net_relay_compressors,"
+        " net_relay_transports)")
 
 
 def test_a_hook_wrapper_is_refused() -> None:
@@ -540,14 +551,117 @@ def test_asking_for_a_plugin_that_failed_to_load_says_why(site: Site) -> None:
         load_installed().codec("brokencodec")
 
 
-def test_two_distributions_claiming_one_codec_name_conflict_naming_both(site: Site) -> None:
+def test_a_name_two_distributions_claim_conflicts_when_asked_for_naming_both(
+        site: Site) -> None:
     site.install("fake-a", "1.0", {"a": "fake_a_plugin"})
     site.codec_module("fake_a_plugin", "shared-codec")
     site.install("fake-b", "2.0", {"b": "fake_b_plugin"})
     site.codec_module("fake_b_plugin", "shared-codec")
-    with pytest.raises(PluginConflict, match="'shared-codec'") as raised:
-        load_installed()
+    registry = load_installed()  # loading itself does not fail
+    assert "shared-codec" not in registry.codec_names()
+    with pytest.raises(PluginConflict, match="'shared-codec' is unavailable") as raised:
+        registry.codec("shared-codec")
     assert "fake-a 1.0" in str(raised.value) and "fake-b 2.0" in str(raised.value)
+    unavailable = {(f.kind, f.listed_as, f.distribution) for f in registry.failures}
+    assert {("codec", "shared-codec", "fake-a"), ("codec", "shared-codec", "fake-b")} <= unavailable
+
+
+BROKEN_MODULES = {
+    "import-error": "import no_such_dependency_xyz\n",
+    "hook-typo": """
+        from relay_core import hookimpl
+        @hookimpl
+        def net_relay_codec():
+            return []
+        """,
+    "instance": CODEC_MODULE.format(cls="InstanceCodec", name="instcodec").replace(
+        "return [InstanceCodec]", "return [InstanceCodec()]"),
+}
+BROKEN_REASONS = {
+    "import-error": "ModuleNotFoundError: No module named 'no_such_dependency_xyz'",
+    "hook-typo": "unknown hook 'net_relay_codec'; did you mean 'net_relay_codecs'?",
+    "instance": "returned an instance of InstanceCodec; return the class itself",
+}
+
+
+def install_broken_plugins(site: Site) -> None:
+    """One distribution per way of being broken, plus two claiming one codec name."""
+    for key, source in BROKEN_MODULES.items():
+        module = f"fake_{key.replace('-', '_')}_plugin"
+        site.install(f"fake-{key}", "0.1", {key: module})
+        site.module(module, source)
+    site.install("fake-twin-a", "1.0", {"twin-a": "fake_twin_a"})
+    site.codec_module("fake_twin_a", "twin")
+    site.install("fake-twin-b", "1.0", {"twin-b": "fake_twin_b"})
+    site.codec_module("fake_twin_b", "twin")
+
+
+def test_broken_installed_plugins_cost_only_themselves(site: Site) -> None:
+    install_broken_plugins(site)
+    registry = load_installed()
+    reasons = {f.listed_as: f.error for f in registry.failures}
+    for key, reason in BROKEN_REASONS.items():
+        assert reason in reasons[key], reasons[key]
+    assert reasons["twin"].startswith("PluginConflict: codec 'twin' is claimed by")
+    assert {"msgpack", "json"} <= set(registry.codec_names())
+    assert "udp" in registry.transport_schemes()
+
+
+def test_a_config_naming_a_broken_plugin_says_why_it_is_unavailable(site: Site) -> None:
+    install_broken_plugins(site)
+    config = NodeConfig(peers={"beta": PeerConfig("udp://127.0.0.1:9", codec="hook-typo")})
+    with pytest.raises(UnknownPlugin) as refused:
+        Node(config, registry=load_installed())
+    assert str(refused.value).startswith(
+        "peers.beta.codec: codec 'hook-typo' is unavailable: plugin 'hook-typo' from"
+        " fake-hook-typo 0.1 failed to load (PluginError: "), refused.value
+    assert "did you mean 'net_relay_codecs'?" in str(refused.value)
+
+
+def test_a_config_naming_a_conflicted_name_is_told_who_claims_it(site: Site) -> None:
+    install_broken_plugins(site)
+    with pytest.raises(PluginConflict, match=r"^node\.codec: codec 'twin' is unavailable: "
+                       r"codec 'twin' is claimed by plugin 'twin-a' \(fake-twin-a 1\.0\) and by"
+                       r" plugin 'twin-b' \(fake-twin-b 1\.0\)"):
+        Node(NodeConfig(codec="twin"), registry=load_installed())
+
+
+async def test_a_udp_msgpack_node_starts_and_serves_beside_broken_plugins(site: Site) -> None:
+    install_broken_plugins(site)
+
+    async def echo(ctx: Any) -> None:
+        async for message in ctx:
+            message.respond(message.request)
+
+    registry = load_installed()
+    async with Node(NodeConfig(name="alpha"), registry=registry) as alpha, \
+            Node(NodeConfig(name="beta"), registry=registry) as beta:
+        alpha.spawn(echo, name="echo")
+        ref = beta.ref(f"{alpha.address('udp')}/echo")
+        assert await ref.rpc({"n": 1}, timeout=WAIT_LIMIT) == {"n": 1}
+
+
+def test_the_plugins_command_lists_broken_plugins_and_does_not_abort(site: Site) -> None:
+    install_broken_plugins(site)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site.root), *sys.path])}
+    result = subprocess.run([sys.executable, "-m", "relay_core.tools.cli", "plugins"],
+                            capture_output=True, text=True, env=environment,
+                            timeout=WAIT_LIMIT, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for key, reason in BROKEN_REASONS.items():
+        row = next(line for line in lines if f" {key} " in line)
+        assert f"fake-{key}" in row and "unavailable: " in row and reason in row, row
+    twins = [line for line in lines if line.startswith("codec") and " twin " in line]
+    assert len(twins) == 2 and all("unavailable: PluginConflict" in row for row in twins)
+    assert any(line.split()[:2] == ["transport", "udp"] and line.endswith("ok") for line in lines)
+
+
+def test_a_plugin_of_another_kind_is_named_as_such() -> None:
+    config = NodeConfig(compressor_options={"json": {}})
+    with pytest.raises(ConfigError, match=r"compressors\.json: no compressor 'json' is installed"
+                       r" .*; 'json' is a codec, not a compressor"):
+        Node(config)
 
 
 def test_two_distributions_with_one_entry_point_name_are_both_loaded(site: Site) -> None:
@@ -644,7 +758,7 @@ def test_zlib_turns_any_bad_input_into_a_decompression_error(
     ("options", "message"),
     [
         ({"level": 10}, "level = 10 is invalid; it must be an integer from 0 to 9"),
-        ({"level": True}, "level = True is invalid"),
+        ({"level": True}, "level = True: must be an integer"),
         ({"min_size": -1}, r"min_size = -1 is invalid; it must be an integer >= 0"),
         ({"window": 15}, "window: unknown option; allowed: level, min_size"),
     ],

@@ -10,7 +10,13 @@ from __future__ import annotations
 import zlib
 from typing import ClassVar
 
-from relay_core import Compressor, ConfigError, DecompressionError, DecompressionLimitExceeded
+from relay_core import (
+    Compressor,
+    ConfigError,
+    DecompressionError,
+    DecompressionLimitExceeded,
+    PluginOption,
+)
 
 __all__ = ["ZlibCompressor"]
 
@@ -26,6 +32,11 @@ class ZlibCompressor(Compressor):
     """
 
     name: ClassVar[str] = "zlib"
+    options: ClassVar[tuple[PluginOption, ...] | None] = (
+        PluginOption("level", "integer", 6, "0 (store only) to 9 (smallest)."),
+        PluginOption("min_size", "integer", 64, "Payloads shorter than this (bytes) travel "
+                     "uncompressed: zlib's header and checksum outweigh any gain on them."),
+    )
 
     def __init__(self, *, level: int = 6, min_size: int = 64) -> None:
         self.level = _checked_int("level", level, 0, 9)

@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from net_relay_zlib import ZlibCompressor, _plugin
 
-from relay_core import DecompressionError, DecompressionLimitExceeded
-from relay_core.plugins.registry import PluginRegistry
+from relay_core import DecompressionError, DecompressionLimitExceeded, PluginRegistry
 
 
 def test_the_plugin_module_provides_the_compressor_under_its_name() -> None:
