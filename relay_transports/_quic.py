@@ -63,7 +63,6 @@ from relay_core import (
     Transport,
     TransportError,
     TransportEvents,
-    hookimpl,
 )
 
 from ._addresses import check_port, display, resolve
@@ -382,9 +381,3 @@ class QuicTransport(Transport):
     def _check_open(self, where: str) -> None:
         if self._closed:
             raise TransportError(f"quic {where}: the transport is closed")
-
-
-@hookimpl
-def net_relay_transports() -> list[type[Transport]]:
-    """The QUIC transport, for the scheme ``quic``."""
-    return [QuicTransport]
