@@ -31,7 +31,6 @@ class _Lane:
     def __init__(self) -> None:
         self.deadlines: dict[int, float] = {}
         self.forget = self.deadlines.pop
-        """The deadlines' ``pop``, bound once (see PendingCalls)."""
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -52,7 +51,6 @@ class PendingCalls:
 
     def __init__(self) -> None:
         self._futures: dict[int, asyncio.Future[object]] = {}
-        # Bound once: compiled, dict.pop is a method looked up by name at each call.
         self._pop_future = self._futures.pop
         self._lanes: dict[float, _Lane] = {}
         self._own_timers: dict[int, asyncio.TimerHandle] = {}
