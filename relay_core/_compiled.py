@@ -84,9 +84,11 @@ INTERPRETED: Mapping[str, str] = {
     "*/_plugin.py": _HOOKS,
     "relay_core/protocol/messages.py": f"{_PUBLIC}; checks the user's message classes",
     "relay_core/protocol/seal.py": "imports cryptography",
+    "relay_core/protocol/heph.py": ("compiled by mypyc 2.4, importing it raises KeyError: 'object'"
+                                    " (building its frozen, slotted HephMessage dataclass)"),
     "relay_core/runtime/actors.py": f"{_PUBLIC}; checks what users pass to refs and contexts",
     "relay_core/runtime/node.py": _PUBLIC,
-    "relay_core/runtime/requests.py": _PUBLIC,
+    "relay_core/runtime/rpc.py": _PUBLIC,
     "relay_core/runtime/loop.py": f"{_PUBLIC}; imports uvloop",
     "relay_core/observe/metrics.py": f"{_PUBLIC}; imports prometheus_client",
     "relay_core/observe/ratelog.py": _PUBLIC,
