@@ -67,6 +67,8 @@ class MsgpackCodec(Codec):
             self._build_message, self._encode_walked, self._decode_walked,
             self._decode_checker.check,
         )
+        self.encode = self._fast.encode  # type: ignore[method-assign]
+        self.decode = self._fast.decode  # type: ignore[method-assign]
 
     def encode(self, obj: object) -> bytes:
         return self._fast.encode(obj)

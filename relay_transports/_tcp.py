@@ -220,6 +220,7 @@ class TcpTransport(Transport):
         """Accepted connections that may not have sent a whole packet yet, oldest first
         (those that did leave it when a newcomer looks for room)."""
         self._sender = Sender(self._routes, self.max_packet_size, self._cannot_send)
+        self.send = self._sender.send  # type: ignore[method-assign]
         self._servers: list[Listener] = []
         self._unclaimed: set[socket.socket] = set()
         """Accepted TLS connections whose handshake task has not started yet."""

@@ -102,6 +102,7 @@ class UdpTransport(Transport):
         self._endpoints: list[Endpoint] = []
         self._drops_of_closed = 0
         self._sockets = Sockets(size, self._cannot_send)
+        self.send = self._sockets.send  # type: ignore[method-assign]
         self._closed = False
 
     async def listen(self, host: str, port: int) -> HostPort:
