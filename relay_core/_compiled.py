@@ -29,12 +29,13 @@ everywhere, without a comment at each place:
   benchmarks/instructions.py, decide: an idiom that no longer pays is removed);
 - a class rather than a Protocol as an attribute's type where one side calls
   the other per message: a call through a Protocol is a Python-level call;
-- an interpreted public class whose method runs per packet or payload (the udp
-  and tcp transports' ``send``, msgpack's ``encode`` and ``decode``) answers it
-  with the bound method of the compiled helper that does the work, set on the
-  instance in ``__init__``: its own method (which the interface requires, and
-  which documents the call) would put an interpreted frame in front of each
-  call, about 2% of a round trip's instructions each way.
+- a class that mypyc cannot compile as a native one (a public plugin class, an
+  ``asyncio.Protocol``) whose method runs per packet or payload (the udp and tcp
+  transports' ``send``, msgpack's ``encode`` and ``decode``, a tcp connection's
+  ``data_received``) answers it with the bound method of the compiled helper
+  that does the work, set on the instance in ``__init__``: its own method (which
+  the interface requires, and which documents the call) would put a Python-level
+  call in front of each, about 1% of a round trip's instructions apiece.
 
 setup.py loads this file by its path, before anything is installed, so it
 imports nothing but the standard library.

@@ -263,6 +263,7 @@ class _Stream(asyncio.Protocol):
                     else StreamDeframer(settings.max_packet_size))
         self.io = PacketIO(splitter, owner.events.packet_received, source, self._malformed,
                            owner.input_budget, self._over_budget)
+        self.data_received = self.io.data_received  # type: ignore[method-assign]
         self._timer: asyncio.TimerHandle | None = None
         self._first_packet: asyncio.TimerHandle | None = None
 
@@ -279,9 +280,6 @@ class _Stream(asyncio.Protocol):
     def received(self) -> bool:
         """Whether a byte ever arrived."""
         return self.io.received
-
-    def data_received(self, data: bytes) -> None:
-        self.io.data_received(data)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.handle = self.io.transport = cast(asyncio.Transport, transport)

@@ -102,7 +102,8 @@ class Rpc:
     @property
     def cancelled(self) -> bool:
         """True once the caller gave up: its deadline passed, or it cancelled."""
-        if not self._cancelled and self._now() >= self.deadline:
+        if (not self._cancelled
+                and (self._clock or asyncio.get_running_loop().time)() >= self.deadline):
             self.cancel()
         return self._cancelled
 
