@@ -48,14 +48,15 @@ def remove_leftover_extensions(listing: ModuleType) -> None:
     # Longest first: "x.cpython-311-x86_64-linux-gnu.so" also ends in plain ".so".
     suffixes = sorted(EXTENSION_SUFFIXES, key=len, reverse=True)
     for package in ("relay_core", "relay_codecs", "relay_transports"):
-        for extension in (ROOT / package).iterdir():
+        for extension in (ROOT / package).rglob("*"):
             suffix = next((s for s in suffixes if extension.name.endswith(s)), None)
             if suffix is None:
                 continue
-            name = f"{package}.{extension.name.removesuffix(suffix)}"
+            folder = extension.parent.relative_to(ROOT).as_posix().replace("/", ".")
+            name = f"{folder}.{extension.name.removesuffix(suffix)}"
             if name not in listing.COMPILED_MODULES:
-                print(f"net-relay: removing {extension.name}, left from an earlier build",
-                      file=sys.stderr)
+                print(f"net-relay: removing {extension.relative_to(ROOT)}, left from an earlier"
+                      " build", file=sys.stderr)
                 extension.unlink()
 
 
@@ -74,7 +75,7 @@ def compiled_extensions() -> list[Extension]:
     # Its own type cache: one left by a lint run (made with every optional dependency
     # installed) would hide from this build what its environment lacks.
     arguments = ["--follow-imports=silent", "--cache-dir", "build/mypyc-cache",
-                 *map(listing.source_path, listing.COMPILED_MODULES)]
+                 *listing.compiled_sources(ROOT)]
     try:
         extensions: list[Extension] = mypycify(arguments, opt_level="3", group_name="net_relay")
     # Whatever goes wrong, the sources still work: fall back (mypyc exits on a type error).

@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+# Before any module of this package is looked up: importing relay_core puts the
+# NET_RELAY_PURE_PYTHON switch in place (relay_core._compiled).
+import relay_core  # noqa: F401
+
 if TYPE_CHECKING:
     from ._cbor import CborCodec
     from ._json import JsonCodec

@@ -22,7 +22,6 @@ import cbor2
 
 from relay_core import MessageTypes
 from relay_core.errors import DecodeError
-from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Codec
 
 from ._model import (
@@ -167,8 +166,3 @@ class CborCodec(Codec):
         if immutable:
             raise DecodeError("a message cannot be a map key; keys must be str or int")
         return build_message(self._types, self._decode_checker, pair, _PLAIN_LEAVES)
-
-
-@hookimpl
-def net_relay_codecs() -> list[type[Codec]]:
-    return [CborCodec]

@@ -37,7 +37,6 @@ from typing import Any
 
 from relay_core import MessageTypes
 from relay_core.errors import DecodeError, EncodeError
-from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Codec
 
 from ._model import (
@@ -320,8 +319,3 @@ def _read_float(value: object) -> float:
     if number is None:
         raise DecodeError(f'{{"$float": ...}} must be "nan", "inf" or "-inf", got {value!r}')
     return number
-
-
-@hookimpl
-def net_relay_codecs() -> list[type[Codec]]:
-    return [JsonCodec]

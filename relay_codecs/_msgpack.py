@@ -19,8 +19,8 @@ to the model; anything they are not sure of takes the walk:
   at the root is unwrapped by hand, so it decodes the same way; any other
   extension sends the input to the walk that defers messages.
 
-The fast paths are compiled (relay_codecs._msgpack_fast); this module keeps
-the walks and the plugin hook.
+The fast paths live in relay_codecs._msgpack_fast; this module keeps the
+codec's class, its options and the walks.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import msgpack
 
 from relay_core import MessageTypes
 from relay_core.errors import DecodeError
-from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Codec
 
 from ._model import (
@@ -70,8 +69,6 @@ class MsgpackCodec(Codec):
             self._build_message, self._encode_walked, self._decode_walked,
             self._decode_checker.check,
         )
-        # Each instance answers with the compiled methods themselves: a call
-        # through the methods below would cost an interpreted frame per message.
         self.encode = self._fast.encode  # type: ignore[method-assign]
         self.decode = self._fast.decode  # type: ignore[method-assign]
 
@@ -137,8 +134,3 @@ def _ext_hook(code: int, data: bytes) -> object:
             f" only {EXT_MESSAGE} (a message) is allowed"
         )
     return Deferred(data)
-
-
-@hookimpl
-def net_relay_codecs() -> list[type[Codec]]:
-    return [MsgpackCodec]

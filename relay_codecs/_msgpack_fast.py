@@ -1,11 +1,9 @@
-"""The msgpack codec's per-message work, in a module the build compiles.
+"""The msgpack codec's fast paths: encode and decode where msgpack alone keeps to the model.
 
-The codec's plugin module cannot be compiled (pluggy marks its hook function),
-and each message used to cross two interpreted methods there: one to encode,
-one to decode. Their fast paths live here instead, and the codec hands its
-instances these bound methods. msgpack itself is handed in too, so this module
-needs nothing the build environment lacks; anything the fast paths are not sure
-of goes back to the codec's walks (see relay_codecs._msgpack for the rules).
+msgpack itself is handed in (:class:`MsgpackFastPaths` takes its packer and
+``unpackb``), so this module imports only the standard library; anything the
+fast paths are not sure of goes back to the codec's walks (see
+relay_codecs._msgpack for the rules).
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ def refuse_extensions(code: int, data: bytes) -> object:
     raise ExtensionMet
 
 
-# Final: the compiled build reads a constant instead of looking the function up per message.
 _EXT_HOOK: Final[Callable[[int, bytes], object]] = refuse_extensions
 
 

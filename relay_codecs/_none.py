@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from relay_core.errors import DecompressionLimitExceeded
-from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Compressor
 
 __all__ = ["NoCompressor"]
@@ -24,8 +23,3 @@ class NoCompressor(Compressor):
                 f"payload of {len(data)} bytes exceeds the limit of {max_output_size} bytes"
             )
         return bytes(data)
-
-
-@hookimpl
-def net_relay_compressors() -> list[type[Compressor]]:
-    return [NoCompressor]

@@ -33,7 +33,6 @@ from relay_core.errors import (
     DecompressionError,
     DecompressionLimitExceeded,
 )
-from relay_core.hookspecs import hookimpl
 from relay_core.interfaces import Compressor, PluginOption
 
 __all__ = ["ZstdCompressor", "train_dictionary"]
@@ -223,8 +222,3 @@ def train_dictionary(samples: Sequence[bytes], size: int) -> bytes:
             f" ({total} bytes): {exc}; give more or more varied samples"
         ) from exc
     return trained.as_bytes()
-
-
-@hookimpl
-def net_relay_compressors() -> list[type[Compressor]]:
-    return [ZstdCompressor]

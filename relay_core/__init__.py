@@ -62,7 +62,7 @@ from .interfaces import (
 )
 from .observe.metrics import MetricsExporter, metrics_available
 from .observe.ratelog import RateLimitedLog
-from .observe.stats import NodeStats
+from .observe.snapshot import NodeStats
 from .plugins.registry import PluginFailure, PluginInfo, PluginRegistry
 from .protocol.messages import MessageTypes, UnknownMessage, message, message_types
 from .runtime.actors import ActorRef

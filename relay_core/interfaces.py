@@ -383,8 +383,7 @@ class Transport(abc.ABC):
         reached, refused, unreachable or failing TLS, as ``PeerUnreachable``, whose
         ``retry_after`` says how long the node should hold further sends to it), and
         packets dropped unsent through ``events.packets_unsent``.
-        The node looks this method up once per peer link, so a transport that
-        answers it with another callable (a compiled one, say) sets it in ``__init__``.
+        The node looks this method up once per peer link.
 
         A stream transport returns a future when what it holds for the
         destination has passed its queue limit: the node then holds back the

@@ -63,7 +63,6 @@ from relay_core import (
     Transport,
     TransportError,
     TransportEvents,
-    hookimpl,
 )
 from relay_core.interfaces import check_declared
 
@@ -388,9 +387,3 @@ class QuicTransport(Transport):
     def _check_open(self, where: str) -> None:
         if self._closed:
             raise TransportError(f"quic {where}: the transport is closed")
-
-
-@hookimpl
-def net_relay_transports() -> list[type[Transport]]:
-    """The QUIC transport, for the scheme ``quic``."""
-    return [QuicTransport]

@@ -51,9 +51,10 @@ Rules this module keeps:
   failed TLS handshake are logged at WARNING, rate-limited.
 
 Reading uses protocol callbacks rather than stream coroutines, and a packet is
-one write of its length prefix and itself, as two buffers (the node already
-coalesces frames up to ``batch_size``); both run compiled
-(``_tcp_packets``). A TLS listener accepts connections itself and runs each
+one write of its length prefix and itself (the node already coalesces frames
+up to ``batch_size``): a connection's :class:`~relay_transports._tcp_stream.PacketIO`
+does both, and :class:`~relay_transports._tcp_route.Sender` checks each packet
+sent and hands it to its route. A TLS listener accepts connections itself and runs each
 handshake before the connection's stream exists (``_tcp_tls_listener``):
 ``create_server(ssl=...)`` would drop handshake failures without a word, and
 ``start_tls`` after an ordinary accept cannot hold back the client's first
@@ -77,7 +78,6 @@ from relay_core import (
     Transport,
     TransportError,
     TransportEvents,
-    hookimpl,
 )
 from relay_core.interfaces import check_declared
 
@@ -96,8 +96,7 @@ from ._tcp_options import (
     _server_tls,
     _settings,
 )
-from ._tcp_packets import Sender
-from ._tcp_route import _Outbound, _Route
+from ._tcp_route import Sender, _Outbound, _Route
 from ._tcp_stream import _Stream
 from ._tcp_tls_listener import Listener, bind
 
@@ -226,8 +225,6 @@ class TcpTransport(Transport):
         """Accepted connections that may not have sent a whole packet yet, oldest first
         (those that did leave it when a newcomer looks for room)."""
         self._sender = Sender(self._routes, self.max_packet_size, self._cannot_send)
-        # The dispatcher calls send for every packet: the compiled one, not a
-        # frame of this module in front of it.
         self.send = self._sender.send  # type: ignore[method-assign]
         self._servers: list[Listener] = []
         self._unclaimed: set[socket.socket] = set()
@@ -517,9 +514,3 @@ def _check_same_framing(route: _Route, framing: str, where: str) -> None:
             f"tcp peer {where} is already prepared with framing {route.framing!r}, so it cannot"
             f" take {framing!r} too: one destination speaks one framing"
         )
-
-
-@hookimpl
-def net_relay_transports() -> list[type[Transport]]:
-    """The TCP transport, for the scheme ``tcp``."""
-    return [TcpTransport]

@@ -14,8 +14,8 @@ at once, nothing it was told failed is delivered later, and a peer that comes
 back is tried again within the back-off (at most ``backoff_max``).
 
 A queue holds packets, and counts the bytes they take framed. The transport's
-(compiled) send writes a packet straight to the route's ``writer`` while it has
-one and the connection takes writes, and hands it to :meth:`_Route.hold` otherwise.
+send (:class:`Sender`) writes a packet straight to the route's ``writer`` while it
+has one and the connection takes writes, and hands it to :meth:`_Route.hold` otherwise.
 
 A queue at or past ``queue_limit`` bytes is *full*: :meth:`_Route.hold` hands
 back a future that completes once it is below the limit again (or the route is
@@ -33,17 +33,17 @@ import errno
 import random
 import ssl
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, cast
 
-from relay_core import HostPort, PeerUnreachable, TransportError, UnsentReason
+from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError, UnsentReason
 from relay_core.protocol.framing import LENGTH_PREFIX_SIZE
+from relay_core.protocol.heph import is_heph_json
 
 from ._addresses import display
 from ._tcp_net import _error, _reason
-from ._tcp_options import NET_RELAY
-from ._tcp_packets import PacketIO
-from ._tcp_stream import StreamHost, _Stream
+from ._tcp_options import HEPH_JSON, NET_RELAY
+from ._tcp_stream import PacketIO, StreamHost, _Stream
 
 _UNREACHABLE = frozenset(
     {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN})
@@ -279,3 +279,38 @@ class _Outbound(_Route):
                 raise PeerUnreachable(f"tcp://{where}", _reason(exc), errno=exc.errno) from None
             raise _error(exc.errno, f"cannot connect to tcp {where}: {_reason(exc)}") from None
         return stream
+
+
+class Sender:
+    """``send`` for the transport: checks a packet and hands it to its destination's route."""
+
+    def __init__(
+        self,
+        routes: Mapping[HostPort, _Route],
+        max_packet_size: int,
+        cannot_send: Callable[[HostPort], Exception],
+    ) -> None:
+        self.routes = routes
+        self.max_packet_size = max_packet_size
+        self._cannot_send = cannot_send
+
+    def send(self, destination: HostPort, packet: bytes) -> asyncio.Future[None] | None:
+        """Write one packet on the destination's connection, or queue it until it can be;
+        a future while the destination's queue is full (see ``Transport.send``)."""
+        if len(packet) > self.max_packet_size:
+            raise MessageTooLarge(len(packet), self.max_packet_size)
+        route = self.routes.get(destination)
+        if route is None:
+            raise self._cannot_send(destination)
+        if not packet:
+            raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
+        if route.framing == HEPH_JSON and not is_heph_json(packet):
+            raise TransportError(
+                f"cannot send to tcp {display(*destination)}: it speaks heph-json, so a packet"
+                f" must be one JSON object, starting with b'{{'; this one starts {packet[:8]!r}"
+            )
+        writer = route.writer
+        if writer is not None and not writer.paused:
+            writer.write(packet)  # which frames it
+            return None
+        return route.hold(packet)

@@ -40,7 +40,6 @@ from relay_core import (
     Transport,
     TransportError,
     TransportEvents,
-    hookimpl,
 )
 
 from ._addresses import check_port, display, resolve
@@ -116,8 +115,6 @@ class UdpTransport(Transport):
         self._endpoints: list[Endpoint] = []
         self._drops_of_closed = 0
         self._sockets = Sockets(size, self._cannot_send)
-        # The dispatcher calls send for every packet: the compiled one, not a
-        # frame of this module in front of it.
         self.send = self._sockets.send  # type: ignore[method-assign]
         self._closed = False
 
@@ -237,9 +234,3 @@ def _request_buffer(sock: socket.socket, option: int, size: int) -> None:
         return
     granted = sock.getsockopt(socket.SOL_SOCKET, option)
     logger.debug("udp %s buffer: requested %d bytes, the OS reports %d", name, size, granted)
-
-
-@hookimpl
-def net_relay_transports() -> list[type[Transport]]:
-    """The UDP transport, for the scheme ``udp``."""
-    return [UdpTransport]

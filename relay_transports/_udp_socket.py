@@ -1,10 +1,9 @@
 """One bound, non-blocking ``udp`` socket: the per-datagram work of reading and sending.
 
-Compiled by the build (relay_core._compiled), so the loop's readable callback
-runs native code from the wakeup to ``deliver``, and a send runs native code
-from the dispatcher to ``sendto``; the transport's plugin module, which pluggy
-marks, cannot be compiled. Which socket sends to which destination, binding
-and resolving stay with :class:`relay_transports._udp.UdpTransport`.
+:class:`Sockets` picks the socket of a destination's address family and
+:class:`Endpoint` sends from it, holding back what the kernel will not take
+yet; a :class:`DatagramReader` reads what a wakeup finds. Options, binding and
+resolving are the transport's (:class:`relay_transports._udp.UdpTransport`).
 """
 
 from __future__ import annotations
@@ -80,7 +79,6 @@ class DatagramReader:
     ) -> None:
         self.sock = sock
         self.recvfrom: Callable[[int], tuple[bytes, Any]] = sock.recvfrom
-        """The socket's, bound once: a bound method made and freed per wakeup showed in counts."""
         self.read_budget = 1
         """Datagrams a wakeup reads at most."""
         self.full_reads = 0
@@ -287,11 +285,7 @@ def _extended_errno(ancillary: list[tuple[int, int, bytes]]) -> int:
 
 
 class Sockets:
-    """The sending socket of each address family, and ``send`` through the right one.
-
-    The transport hands out this ``send`` as its own (the dispatcher calls it
-    for every packet), so it runs compiled.
-    """
+    """The sending socket of each address family, and ``send`` through the right one."""
 
     def __init__(self, max_packet_size: int, cannot_send: Callable[[HostPort], Exception]) -> None:
         self.max_packet_size = max_packet_size

@@ -6,6 +6,7 @@ every run ("net-relay build under test"); CI runs it both ways.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from relay_core._compiled import (
+    COMPILED_FOLDERS,
     COMPILED_MODULES,
     DIGEST_FILE,
     PACKAGES_ROOT,
@@ -21,6 +23,7 @@ from relay_core._compiled import (
     build_description,
     build_is_stale,
     compiled_modules,
+    compiled_sources,
     record_build,
     source_path,
 )
@@ -100,6 +103,42 @@ def test_touching_a_source_without_changing_it_leaves_the_build_current(tmp_path
     record_build(root)
     os.utime(root / source_path("relay_core.protocol.window"))
     assert not build_is_stale(root)
+
+
+def test_a_module_added_to_a_compiled_folder_is_compiled_and_makes_the_build_stale(
+        tmp_path: Path) -> None:
+    root = copy_of_the_sources(tmp_path)
+    record_build(root)
+    (root / "relay_core/protocol/endpoint.py").write_text('"""A new protocol module."""\n')
+    assert "relay_core/protocol/endpoint.py" in compiled_sources(root)
+    assert build_is_stale(root)
+
+
+def test_the_build_compiles_the_folders_but_not_plugin_hooks_or_package_surfaces() -> None:
+    sources = compiled_sources()
+    assert {source.rpartition("/")[0] for source in sources} == set(COMPILED_FOLDERS)
+    assert "relay_core/protocol/wire.py" in sources
+    assert not [source for source in sources
+                if source.endswith(("/_plugin.py", "/__init__.py"))]
+
+
+def imported_top_level_modules(source: Path) -> set[str]:
+    tree = ast.parse(source.read_text())
+    found = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names}
+    found |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
+              if isinstance(node, ast.ImportFrom) and not node.level}
+    return found
+
+
+def test_compiled_modules_import_only_the_standard_library_and_the_project() -> None:
+    """The build environment holds none of the third-party libraries: mypyc could not
+    see their types (and a type check under TYPE_CHECKING would not hold at run time)."""
+    project = {"relay_core", "relay_codecs", "relay_transports"}
+    allowed = set(sys.stdlib_module_names) | project | {"__future__"}
+    foreign = {source: sorted(imported_top_level_modules(PACKAGES_ROOT / source) - allowed)
+               for source in compiled_sources()}
+    assert {source: found for source, found in foreign.items() if found} == {}
 
 
 def test_a_tree_never_compiled_counts_as_stale(tmp_path: Path) -> None:

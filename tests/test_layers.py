@@ -38,10 +38,9 @@ NOT_YET_PUBLIC = {
     # The stream framings (net-relay's length prefix, heph-json's objects) are still
     # chosen by the tcp and quic transports themselves; once the node hands a transport
     # its framing, these go.
-    "relay_core.protocol.framing": {"_quic_connection.py", "_tcp_packets.py", "_tcp_route.py",
-                                    "_tcp_stream.py"},
-    "relay_core.protocol.heph": {"_tcp_packets.py"},
-    "relay_core.protocol.heph_stream": {"_tcp_packets.py", "_tcp_stream.py"},
+    "relay_core.protocol.framing": {"_quic_connection.py", "_tcp_route.py", "_tcp_stream.py"},
+    "relay_core.protocol.heph": {"_tcp_route.py"},
+    "relay_core.protocol.heph_stream": {"_tcp_stream.py"},
 }
 
 

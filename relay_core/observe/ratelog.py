@@ -14,6 +14,9 @@ __all__ = ["RateLimitedLog"]
 
 
 class RateLimitedLog:
+    """Logs to ``logger`` at most once per ``interval`` seconds for each kind of event,
+    counting the lines it holds back and saying how many in the next one."""
+
     def __init__(self, logger: logging.Logger, interval: float = 10.0) -> None:
         self._logger = logger
         self._interval = interval

@@ -8,8 +8,9 @@ someone asks. The peer table is bounded: past ``max_peers`` distinct peers
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Final
+
+from .snapshot import NodeStats
 
 __all__ = ["COUNTER_NAMES", "Counters", "NodeStats", "StatsTable"]
 
@@ -184,21 +185,6 @@ class Counters:
 
 
 OTHER_PEERS = "(other)"
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStats:
-    """A snapshot: totals over all peers, the counters of each peer, and node-wide state."""
-
-    total: dict[str, int]
-    peers: dict[str, dict[str, int]] = field(default_factory=dict)
-    faults: dict[str, dict[str, int]] = field(default_factory=dict)
-    """What each fault adapter did, by transport scheme (only where faults are configured)."""
-    senders: int = 0
-    """Sender incarnations the duplicate window remembers now (bounded by max_senders)."""
-    receive_drops: dict[str, int] = field(default_factory=dict)
-    """Packets the operating system dropped at a full receive buffer before the node could
-    read them, by transport scheme (udp on Linux; a packet may have carried several messages)."""
 
 
 class StatsTable:

@@ -29,7 +29,6 @@ __all__ = ["enter_traceparent", "outgoing_traceparent"]
 _current_traceparent: Final[contextvars.ContextVar[str]] = contextvars.ContextVar(
     "net_relay_traceparent", default=""
 )
-# Bound once: every request asks for these, and a method lookup each time showed.
 _get_traceparent: Final = _current_traceparent.get
 _set_traceparent: Final = _current_traceparent.set
 _otel_current_context: Any = None if otel_context is None else otel_context.get_current

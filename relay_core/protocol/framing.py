@@ -1,8 +1,8 @@
 """Packets on a byte stream: each one preceded by its length (u32, big-endian).
 
 Stream transports (TCP, QUIC streams) carry the same packets as datagrams do;
-this splits a stream back into them. Sans-IO: bytes in, packets out. Compiled
-by the build (relay_core._compiled): a reader feeds it every chunk it reads.
+this splits a stream back into them. Sans-IO: bytes in, packets out. A reader
+feeds it every chunk it reads.
 
 Invariants:
 
@@ -37,7 +37,7 @@ def length_prefix(packet: bytes) -> bytes:
     as separate buffers rather than joined)."""
     if len(packet) > 0xFFFFFFFF:
         raise MessageTooLarge(len(packet), 0xFFFFFFFF, "a stream packet's length is a u32")
-    return len(packet).to_bytes(4, "big")  # compiled, native: no call to struct
+    return len(packet).to_bytes(4, "big")
 
 
 class StreamDeframer:

@@ -34,7 +34,6 @@ class ReplyCache:
         self._entries: dict[CallKey, bytes] = {}
         self._sent_to: dict[CallKey, object] = {}
         self._order: deque[CallKey] = deque()
-        # Bound once: a method looked up by name per reply showed in instruction counts.
         self._remember_order = self._order.append
         self._forget_oldest = self._order.popleft
         self._pop_entry = self._entries.pop

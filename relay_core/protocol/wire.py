@@ -74,7 +74,7 @@ _COPY_TO_CHECKSUM_BELOW: Final = 4096
 # CRC is a constant: encoding and verifying start from it.
 _HEAD: Final = _VERSIONED_MAGIC + bytes([0])
 _HEAD_CRC: Final = zlib.crc32(_HEAD)
-_crc32: Final = zlib.crc32  # a constant for the compiled build, not a module lookup per packet
+_crc32: Final = zlib.crc32
 _FRAME_HEADER: Final = struct.Struct("!BBBBBBBBQII")
 _FRAME_WORDS: Final = struct.Struct("!QII")  # call id, deadline, payload length: bytes 8 to 23
 _MAX_NAME: Final = 0xFF
@@ -97,7 +97,7 @@ _PAYLOAD_LENGTH: Final = struct.Struct("!I")
 # argument handling.
 _new_frame: Final = tuple.__new__
 _REPEAT_HEAD_SIZE: Final = 20  # a frame's fixed part up to its payload length
-_unpack_header_words: Final = _HEADER_WORDS.unpack_from  # bound once: no method lookup per call
+_unpack_header_words: Final = _HEADER_WORDS.unpack_from
 _unpack_frame_words: Final = _FRAME_WORDS.unpack_from
 _pack_frame_words: Final = _FRAME_WORDS.pack
 _pack_frame_header: Final = _FRAME_HEADER.pack
@@ -146,7 +146,7 @@ class Frame(NamedTuple):
 
 NO_FRAME: Final = Frame(FrameKind.CANCEL, "", b"")
 """A placeholder frame where one is needed before any was read; no packet holds it."""
-_FRAME_TYPE: Final = Frame  # a constant to the compiled decoder: no global lookup per frame
+_FRAME_TYPE: Final = Frame
 
 
 class Packet(NamedTuple):

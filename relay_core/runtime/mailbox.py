@@ -1,4 +1,4 @@
-"""A bounded, single-consumer FIFO: an actor's mailbox.
+"""A bounded, single-consumer FIFO: an actor's mailbox, and the actor's side of it.
 
 Invariants:
 - at most ``capacity`` items are queued;
@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Coroutine, Mapping
+from typing import Any, Final
 
 from ..errors import ActorStopped
+from ..observe.tracing import enter_traceparent
+from .request_ids import set_current_request_id
+from .rpc import Rpc
 
-__all__ = ["EMPTY", "ByteBudget", "Mailbox", "mailbox_of"]
+__all__ = ["EMPTY", "ByteBudget", "Inbox", "Mailbox", "mailbox_of", "next_message"]
 
 EMPTY: Final = object()
 """What :meth:`Mailbox.poll` returns when nothing is queued."""
@@ -78,7 +81,6 @@ class Mailbox:
         self._bytes = 0
         self._shared = shared if shared is not None else ByteBudget(UNBOUNDED)
         self._items: deque[object] = deque()
-        # Bound once: a deque method looked up per message showed in instruction counts.
         self._append = self._items.append
         self._popleft = self._items.popleft
         self._getter: asyncio.Future[None] | None = None
@@ -212,10 +214,55 @@ class Mailbox:
 def mailbox_of(mailboxes: Mapping[str, Mailbox], name: str) -> Mailbox | None:
     """The mailbox of the actor ``name``, or None.
 
-    By subscript, not ``get``: the node's table is a read-only view, and a
-    method call on it per message showed in instruction counts.
+    By subscript, not ``get``: the node's table is a read-only view, whose
+    ``get`` is a method call.
     """
     try:
         return mailboxes[name]
     except KeyError:
         return None
+
+
+class Inbox:
+    """An actor's side of its mailbox: what ``async for message in ctx`` iterates.
+
+    The actor context hands this out from ``__aiter__``; it remembers the message
+    it handed over last.
+    """
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.current: object = None
+        """The message handed over last."""
+
+    def __aiter__(self) -> Inbox:
+        return self
+
+    def __anext__(self) -> Coroutine[Any, Any, object]:
+        # Not a coroutine itself: next_message's is handed back as is, one
+        # coroutine per message, not two.
+        return next_message(self)
+
+
+async def next_message(inbox: Inbox) -> object:
+    """The next message of ``inbox``; ``StopAsyncIteration`` once its mailbox has
+    closed and emptied. A request whose caller gave up while it waited is skipped;
+    a request's id and trace parent become the context's, a plain message's none."""
+    mailbox = inbox.mailbox
+    while True:
+        message = mailbox.poll()
+        if message is EMPTY:
+            try:
+                message = await mailbox.get()
+            except ActorStopped:
+                raise StopAsyncIteration from None
+        if isinstance(message, Rpc):
+            if message.cancelled:
+                continue
+            set_current_request_id(message.request_id)
+            enter_traceparent(message.traceparent)
+        else:
+            set_current_request_id(None)
+            enter_traceparent("")
+        inbox.current = message
+        return message

@@ -23,12 +23,11 @@ from ..config.paths import resolve_paths
 from ..config.security import NODE_PEER_KEYS, transport_options
 from ..errors import ActorExists, ActorStopped, ConfigError, InvalidAddress
 from ..observe.metrics import MetricsExporter
-from ..observe.stats import NodeStats
+from ..observe.snapshot import NodeStats
 from ..plugins.registry import PluginRegistry
 from .actors import ActorRef, LocalRef, RemoteRef, RestartPolicy, Supervisor
 from .dispatcher import Dispatcher
-from .inbox import Inbox
-from .mailbox import Mailbox
+from .mailbox import Inbox, Mailbox
 from .rpc import Rpc
 
 __all__ = ["STATS_ACTOR", "SYSTEM_PREFIX", "ActorContext", "ActorFunction", "Node", "Router"]
@@ -54,7 +53,6 @@ class ActorContext:
         return self._inbox.current
 
     def __aiter__(self) -> Inbox:
-        # The compiled inbox is what ``async for`` steps through.
         return self._inbox
 
     def __anext__(self) -> Coroutine[Any, Any, object]:

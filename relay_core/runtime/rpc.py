@@ -5,39 +5,22 @@ its id, its deadline, and ``respond``/``fail`` to answer exactly once. Where
 the answer goes (a local future or a reply frame) is the ``_answer`` callback
 given by whoever created it, so local and remote requests look the same.
 
-The request id of the request being handled lives in a context variable: the
-actor runtime sets it when it hands an Rpc to a handler, new requests made
-from there inherit it, and :class:`RequestIdFilter` puts it on log records.
+The request id of the request being handled lives in a context variable
+(relay_core.runtime.request_ids): :func:`current_request_id` reads it, and
+:class:`RequestIdFilter` puts it on log records.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import os
-import random
 from collections.abc import Awaitable, Callable
-from typing import Final, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from ..errors import RpcCancelled, RpcError
+from .request_ids import CURRENT_REQUEST_ID, new_request_id
 
 __all__ = ["RequestIdFilter", "Rpc", "current_request_id", "new_request_id"]
-
-_current_request_id: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
-    "net_relay_request_id", default=None
-)
-
-# Bound once: a method looked up per request showed in instruction counts.
-_get_current_request_id: Final = _current_request_id.get
-_set_current_request_id: Final = _current_request_id.set
-
-_random_bits: Final = random.getrandbits  # the module's generator, which a fork reseeds
-_IDS_PER_DRAW: Final = 64
-_spare_request_ids: Final[list[str]] = []
-# A forked child must not hand out the ids its parent drew: it draws its own.
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_spare_request_ids.clear)
 
 Request = TypeVar("Request")
 """The type of an Rpc's request: ``object`` as it arrives; narrowed by ``isinstance``."""
@@ -46,30 +29,9 @@ Answer = Callable[[object, BaseException | None], None]
 """Delivers ``(value, None)`` for a reply or ``(None, error)`` for a failure."""
 
 
-def new_request_id() -> str:
-    """A fresh random request id: 16 lowercase hex digits.
-
-    From the random module, not os.urandom: ids label logs and need no secrecy,
-    and a system call per request showed in profiles. The module's generator
-    is reseeded in a forked child, so workers do not repeat each other's ids.
-    Ids are drawn 64 at a time, which about halves the cost of each.
-    """
-    if not _spare_request_ids:
-        digits = _random_bits(64 * _IDS_PER_DRAW).to_bytes(8 * _IDS_PER_DRAW, "big").hex()
-        _spare_request_ids.extend(digits[start : start + 16] for start in range(0, len(digits), 16))
-    return _spare_request_ids.pop()
-
-
 def current_request_id() -> str | None:
     """The id of the request being handled in this context, if any."""
-    return _get_current_request_id()
-
-
-def set_current_request_id(request_id: str | None) -> None:
-    # Setting a context variable copies the context's mapping: skipped when
-    # nothing changes, as for every plain message an actor reads.
-    if _get_current_request_id() != request_id:
-        _set_current_request_id(request_id)
+    return CURRENT_REQUEST_ID.get()
 
 
 class RequestIdFilter(logging.Filter):
@@ -81,7 +43,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = _get_current_request_id() or "-"
+            record.request_id = CURRENT_REQUEST_ID.get() or "-"
         return True
 
 
@@ -148,7 +110,8 @@ class Rpc(Generic[Request]):
     @property
     def cancelled(self) -> bool:
         """True once the caller gave up: its deadline passed, or it cancelled."""
-        if not self._cancelled and self._now() >= self.deadline:
+        if (not self._cancelled
+                and (self._clock or asyncio.get_running_loop().time)() >= self.deadline):
             self.cancel()
         return self._cancelled
 

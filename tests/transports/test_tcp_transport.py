@@ -21,7 +21,7 @@ from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 from relay_core.testing import PacketRecorder
 from relay_transports._budget import InputBudget
 from relay_transports._tcp import TcpTransport
-from relay_transports._tcp_packets import TURN_BUDGET, PacketIO
+from relay_transports._tcp_stream import TURN_BUDGET, PacketIO
 
 WAIT_LIMIT = 20.0
 QUICK_BACKOFF = {"backoff_initial": 0.01, "backoff_max": 0.1}
