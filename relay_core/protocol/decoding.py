@@ -43,7 +43,7 @@ class PayloadDecoder:
         self._codec = codec
         self._decompressor = decompressor
         self._decoders: dict[str, Callable[[bytes], object]] = {}
-        """Each codec's ``decode`` by name, bound once: no method lookup per frame."""
+        """Each codec's ``decode``, by the codec's name."""
         self._max_message_size = max_message_size
         self.packet_expansion: int = max(max_message_size, MAX_GROUPED_EXPANSION)
         """What the compressed frames of one packet may decompress to together."""

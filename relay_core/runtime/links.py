@@ -77,7 +77,7 @@ class PeerLink:
         self.transport = transport
         self.send_packet: Callable[[HostPort, bytes], asyncio.Future[None] | None] = (
             transport.send)
-        """The transport's ``send``, bound once: no method lookup per packet."""
+        """The transport's ``send``."""
         self.full: asyncio.Future[None] | None = None
         """What the transport's ``send`` last handed back: while it is pending, the
         destination's queue is full, awaited sends wait and ``try_send`` raises."""
@@ -87,7 +87,7 @@ class PeerLink:
         """Peer name from the config, or the peer's node URL."""
         self.codec = codec
         self.encode_value: Callable[[object], bytes] = codec.encode
-        """The codec's ``encode``, bound once: no method lookup per message."""
+        """The codec's ``encode``."""
         self.compressor = compressor
         self.counters = counters
         self.sealer = sealer

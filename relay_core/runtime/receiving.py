@@ -127,7 +127,6 @@ class Receiver:
         ``link``: the link to the packet's source, if there is one.
         """
         try:
-            # Branches on the type, not a table of handlers: native calls, no lookup.
             while (event := events.next()) is not None:
                 kind = type(event)
                 if kind is MessageReceived:
