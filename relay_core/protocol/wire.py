@@ -71,6 +71,7 @@ _VERSIONED_MAGIC: Final = MAGIC + bytes([WIRE_VERSION])
 # CRC is a constant: encoding and verifying start from it.
 _HEAD: Final = _VERSIONED_MAGIC + bytes([0])
 HEAD_CRC: Final = zlib.crc32(_HEAD)
+"""CRC-32 of bytes 0 to 3 of a plain packet, where every plain packet's checksum starts."""
 _crc32: Final = zlib.crc32
 _FRAME_HEADER: Final = struct.Struct("!BBBBBBBBQII")
 FRAME_WORDS: Final = struct.Struct("!QII")  # call id, deadline, payload length: bytes 8 to 23
