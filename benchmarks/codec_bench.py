@@ -17,7 +17,8 @@ from typing import Any
 
 from relay_codecs import CborCodec, JsonCodec, MsgpackCodec, NoCompressor, ZstdCompressor
 from relay_core import Codec, Compressor, message
-from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire_read import decode_packet
 
 LIMIT = 1 << 20
 Stage = Callable[[Any], Any]

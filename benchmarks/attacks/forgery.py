@@ -24,7 +24,8 @@ import time
 from collections import Counter
 
 from relay_core import ActorRef, ListenConfig, Node, NodeConfig, PeerConfig
-from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire_read import decode_packet
 from relay_core.tools.demo import echo
 
 from ._slow_peer import SlowPeer, answer_to

@@ -26,11 +26,9 @@ Invariants the registry keeps:
 
 from __future__ import annotations
 
-import difflib
 import importlib.metadata
 import inspect
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -43,17 +41,25 @@ from ..config.paths import resolve_paths
 from ..errors import ConfigError, PluginConflict, PluginError, RelayError, UnknownPlugin
 from ..hookspecs import PROJECT_NAME
 from ..interfaces import Codec, Compressor, PluginOption, Transport, check_declared
+from .checks import (
+    KINDS,
+    SPECS,
+    Kind,
+    KindSpec,
+    Origin,
+    call_hook,
+    check_signature_options,
+    provided_classes,
+    qualified_name,
+    unknown_hooks,
+)
 
 __all__ = ["PluginFailure", "PluginInfo", "PluginRegistry"]
 
 logger = logging.getLogger("relay_core.plugins")
 
-Kind = Literal["transport", "codec", "compressor"]
 T = TypeVar("T")
 
-# Names travel in a frame field with a 1-byte length, and appear in URLs and config keys.
-_NAME_PATTERN = re.compile(r"[a-z0-9._-]{1,32}")
-_NAME_RULE = "1 to 32 characters from a-z, 0-9, '.', '_' and '-'"
 _NO_OPTIONS: Mapping[str, object] = MappingProxyType({})
 
 
@@ -94,50 +100,16 @@ class PluginFailure:
 
 
 @dataclass(frozen=True, slots=True)
-class _Origin:
-    """Where a plugin came from, for listings and error messages."""
-
-    plugin: str
-    distribution: str
-    version: str
-
-    def __str__(self) -> str:
-        source = f"{self.distribution} {self.version}" if self.version else self.distribution
-        return f"plugin {self.plugin!r} ({source})"
-
-
-@dataclass(frozen=True, slots=True)
 class _Entry(Generic[T]):
     """One registered class and who provided it."""
 
     kind: Kind
     name: str
     cls: type[T]
-    origin: _Origin
+    origin: Origin
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name!r} from {self.origin}"
-
-
-@dataclass(frozen=True, slots=True)
-class _KindSpec:
-    kind: Kind
-    hook: str
-    interface: type
-    attribute: str
-    """The class attribute holding the name: ``name`` or ``scheme``."""
-    table: str
-    """The config table holding each plugin's options: ``[TABLE.NAME]``."""
-
-
-_HOOK_NAMES = tuple(sorted(name for name in dir(hookspecs) if name.startswith("net_relay_")))
-
-_KINDS = (
-    _KindSpec("codec", "net_relay_codecs", Codec, "name", "codecs"),
-    _KindSpec("compressor", "net_relay_compressors", Compressor, "name", "compressors"),
-    _KindSpec("transport", "net_relay_transports", Transport, "scheme", "listen"),
-)
-_SPECS: Mapping[Kind, _KindSpec] = MappingProxyType({spec.kind: spec for spec in _KINDS})
 
 
 class PluginRegistry:
@@ -147,7 +119,7 @@ class PluginRegistry:
         """Create an empty registry; :meth:`load` is the usual way to make one."""
         self._manager = pluggy.PluginManager(PROJECT_NAME)
         self._manager.add_hookspecs(hookspecs)
-        self._origins: dict[str, _Origin] = {}  # pluggy's name for a plugin -> origin
+        self._origins: dict[str, Origin] = {}  # pluggy's name for a plugin -> origin
         self._codecs: dict[str, _Entry[Codec]] = {}
         self._compressors: dict[str, _Entry[Compressor]] = {}
         self._transports: dict[str, _Entry[Transport]] = {}
@@ -157,7 +129,7 @@ class PluginRegistry:
             "transport": self._transports,
         }
         self._broken: list[PluginFailure] = []
-        self._conflicts: dict[tuple[Kind, str], list[_Origin]] = {}
+        self._conflicts: dict[tuple[Kind, str], list[Origin]] = {}
         """Names that two or more installed plugins claim: usable by none of them."""
 
     @property
@@ -192,7 +164,7 @@ class PluginRegistry:
             raise PluginError("cannot register None as a plugin; pass a module or an object")
         label = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         module = plugin.__name__ if inspect.ismodule(plugin) else _module_of(plugin)
-        self._add(plugin, name, _Origin(label, f"<{module}>", ""))
+        self._add(plugin, name, Origin(label, f"<{module}>", ""))
 
     def codec(self, name: str, /, **options: object) -> Codec:
         """Return a new instance of the codec called ``name``, given ``options``: any
@@ -236,7 +208,7 @@ class PluginRegistry:
         a PluginError saying so.
         """
         entry = self._find(self._tables[kind], kind, name)
-        table = f"{_SPECS[kind].table}.{name}"
+        table = f"{SPECS[kind].table}.{name}"
         given = resolve_paths(options, entry.cls.path_options, directory)
         try:
             self.check_options(entry.cls, given, table, from_config=from_config)
@@ -274,7 +246,7 @@ class PluginRegistry:
         """Raise for the first (key, kind, name) in ``uses`` whose plugin is installed but
         unusable, with the key (``peers.beta.codec``), the file and the reason."""
         for key, kind_name, name in uses:
-            spec = next((spec for spec in _KINDS if spec.kind == kind_name), None)
+            spec = next((spec for spec in KINDS if spec.kind == kind_name), None)
             if spec is None or name in self._tables[spec.kind]:
                 continue
             reason = self.unavailable(spec.kind, name)
@@ -327,24 +299,11 @@ class PluginRegistry:
         if declared is not None and from_config:
             check_declared(declared, options, where, described)
             return
-        parameters = _option_parameters(cls, described)
-        if any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return
-        accepted = [p.name for p in parameters if p.kind is not p.VAR_POSITIONAL]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise ConfigError(
-                f"[{where}] {', '.join(unknown)}: unknown option{'s' if len(unknown) > 1 else ''}"
-                f"; allowed: {', '.join(accepted) or 'none'} ({described})"
-            )
-        missing = [p.name for p in parameters if _is_required(p) and p.name not in options]
-        if missing:
-            raise ConfigError(f"[{where}] {', '.join(missing)}: required by {described}, "
-                              "and not given")
+        check_signature_options(cls, options, where, described)
 
     def _load_entry_points(self) -> None:
         found = importlib.metadata.entry_points(group=PROJECT_NAME)
-        origins = [(_Origin(ep.name, *_distribution_of(ep)), ep) for ep in found]
+        origins = [(Origin(ep.name, *_distribution_of(ep)), ep) for ep in found]
         for origin, entry_point in sorted(origins, key=lambda pair: str(pair[0])):
             try:
                 plugin = entry_point.load()
@@ -355,17 +314,17 @@ class PluginRegistry:
             except Exception as exc:  # noqa: BLE001 - a broken plugin costs only itself
                 self._record_failure(origin, exc)
 
-    def _record_failure(self, origin: _Origin, exc: Exception) -> None:
+    def _record_failure(self, origin: Origin, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
         logger.warning("%s failed to load and is skipped: %s", origin, error)
         self._broken.append(PluginFailure(origin.plugin, origin.distribution, origin.version,
                                           error))
 
-    def _add(self, plugin: object, pluggy_name: str | None, origin: _Origin, *,
+    def _add(self, plugin: object, pluggy_name: str | None, origin: Origin, *,
              installed: bool = False) -> None:
         registered = self._register_hooks(plugin, pluggy_name, origin)
         try:
-            found = [entry for spec in _KINDS for entry in self._collect(plugin, spec, origin)]
+            found = [entry for spec in KINDS for entry in self._collect(plugin, spec, origin)]
             if not installed:
                 for entry in found:
                     self._check_free(entry)
@@ -390,7 +349,7 @@ class PluginRegistry:
         logger.warning("%s is unavailable: %s", f"{entry.kind} {entry.name!r}",
                        _claimed(entry.kind, entry.name, claimants))
 
-    def _register_hooks(self, plugin: object, pluggy_name: str | None, origin: _Origin) -> str:
+    def _register_hooks(self, plugin: object, pluggy_name: str | None, origin: Origin) -> str:
         try:
             registered = self._manager.register(plugin, pluggy_name)
         except ValueError:  # pluggy: this object or this name is already registered
@@ -403,11 +362,11 @@ class PluginRegistry:
             unknown = sorted(caller.name for caller in self._manager.get_hookcallers(plugin) or ()
                              if caller.spec is None)
             self._manager.unregister(plugin)
-            raise PluginError(_unknown_hooks(origin, unknown)) from None
+            raise PluginError(unknown_hooks(origin, unknown)) from None
         assert registered is not None  # pluggy returns None only for blocked names
         return registered
 
-    def _clash(self, plugin: object, pluggy_name: str | None, origin: _Origin) -> str:
+    def _clash(self, plugin: object, pluggy_name: str | None, origin: Origin) -> str:
         existing = self._manager.get_name(plugin)
         if existing is not None:
             held = self._origins[existing]
@@ -418,7 +377,7 @@ class PluginRegistry:
             " register it under another name"
         )
 
-    def _collect(self, plugin: object, spec: _KindSpec, origin: _Origin) -> list[_Entry[Any]]:
+    def _collect(self, plugin: object, spec: KindSpec, origin: Origin) -> list[_Entry[Any]]:
         """Call this plugin's own implementation of one hook and validate what it returns."""
         entries: dict[str, _Entry[Any]] = {}
         for impl in getattr(self._manager.hook, spec.hook).get_hookimpls():
@@ -428,7 +387,7 @@ class PluginRegistry:
                 raise PluginError(f"{origin}: {spec.hook} cannot be a hook wrapper")
             # Called per plugin rather than through the hook, so that every class
             # is attributed to its plugin in conflicts and listings.
-            for cls in _validated(_call_hook(impl, spec, origin), spec, origin):
+            for cls in provided_classes(call_hook(impl, spec, origin), spec, origin):
                 entry: _Entry[Any] = _Entry(spec.kind, getattr(cls, spec.attribute), cls, origin)
                 if entries.setdefault(entry.name, entry).cls is not cls:
                     raise PluginConflict(_conflict(entry, origin))
@@ -455,7 +414,7 @@ class PluginRegistry:
 
     def _other_kinds(self, kind: Kind, name: str) -> str:
         """A hint when ``name`` is a plugin of another kind: ``ubjson`` is a codec, say."""
-        others = [spec for spec in _KINDS if spec.kind != kind and name in self._tables[spec.kind]]
+        others = [spec for spec in KINDS if spec.kind != kind and name in self._tables[spec.kind]]
         return "".join(f"; {name!r} is a {spec.kind} ([{spec.table}.{name}])" for spec in others)
 
     def _describe(self, cls: type) -> str:
@@ -463,7 +422,7 @@ class PluginRegistry:
             for entry in table.values():
                 if entry.cls is cls:
                     return str(entry)
-        return _qualified(cls)
+        return qualified_name(cls)
 
 
 def _located(text: str, table: str, source: str | None) -> str:
@@ -472,104 +431,19 @@ def _located(text: str, table: str, source: str | None) -> str:
     return f"{source}: {located}" if source else located
 
 
-def _claimed(kind: str, name: str, origins: Sequence[_Origin]) -> str:
+def _claimed(kind: str, name: str, origins: Sequence[Origin]) -> str:
     claimants = " and by ".join(str(origin) for origin in origins)
     return (f"{kind} {name!r} is claimed by {claimants}; only one of them can be installed"
             " (uninstall the others)")
 
 
-def _unknown_hooks(origin: _Origin, unknown: Sequence[str]) -> str:
-    names = ", ".join(repr(name) for name in unknown) or "a hook net-relay does not define"
-    close = [match for name in unknown for match in difflib.get_close_matches(name, _HOOK_NAMES, 1)]
-    hint = f"; did you mean {', '.join(repr(name) for name in close)}?" if close else ""
-    return (f"{origin} implements an unknown hook {names}{hint} (net-relay's hooks:"
-            f" {', '.join(_HOOK_NAMES)})")
-
-
-def _conflict(entry: _Entry[Any], other: _Origin) -> str:
+def _conflict(entry: _Entry[Any], other: Origin) -> str:
     if other == entry.origin:
         return f"{other} provides two different {entry.kind} classes named {entry.name!r}"
     return (
         f"{entry.kind} {entry.name!r} is claimed twice, by {other} and by {entry.origin};"
         " only one of them can be installed"
     )
-
-
-def _call_hook(impl: pluggy.HookImpl, spec: _KindSpec, origin: _Origin) -> object:
-    try:
-        return impl.function()
-    except Exception as exc:
-        raise PluginError(f"{origin}: {spec.hook}() raised {type(exc).__name__}: {exc}") from exc
-
-
-def _validated(result: object, spec: _KindSpec, origin: _Origin) -> list[type]:
-    """Return the classes a hook returned, or raise PluginError saying what is wrong."""
-    what = f"{spec.interface.__name__} subclasses"
-    if not isinstance(result, list | tuple):
-        raise PluginError(f"{origin}: {spec.hook}() returned {result!r}, not a list of {what}")
-    for item in result:
-        if isinstance(item, spec.interface):
-            cls = type(item).__name__
-            raise PluginError(f"{origin}: {spec.hook}() returned an instance of {cls}; return"
-                              f" the class itself ([{cls}]): the node makes the instances")
-        if not (isinstance(item, type) and issubclass(item, spec.interface)):
-            raise PluginError(f"{origin}: {spec.hook}() returned {item!r}, not one of the {what}")
-        _check_class(item, spec, origin)
-    return list(result)
-
-
-def _check_class(cls: type, spec: _KindSpec, origin: _Origin) -> None:
-    value = getattr(cls, spec.attribute, None)
-    if not (isinstance(value, str) and _NAME_PATTERN.fullmatch(value)):
-        raise PluginError(
-            f"{origin}: {_qualified(cls)}.{spec.attribute} is {value!r}; a {spec.kind}"
-            f" {spec.attribute} must be a str of {_NAME_RULE}"
-        )
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
-        raise PluginError(f"{origin}: {_qualified(cls)} is abstract; it must implement {missing}")
-    if spec.kind == "transport" and not isinstance(getattr(cls, "reliable", None), bool):
-        raise PluginError(f"{origin}: {_qualified(cls)}.reliable must be True or False")
-    for attribute in ("options", "peer_options") if spec.kind == "transport" else ("options",):
-        _check_declarations(cls, attribute, origin)
-    paths: object = getattr(cls, "path_options", frozenset())
-    if not (isinstance(paths, frozenset | set) and all(isinstance(key, str) for key in paths)):
-        raise PluginError(f"{origin}: {_qualified(cls)}.path_options is {paths!r}; it must be a "
-                          "frozenset of option names")
-
-
-def _check_declarations(cls: type, attribute: str, origin: _Origin) -> None:
-    declared: object = getattr(cls, attribute, None)
-    if declared is None and attribute == "options":
-        return
-    if not (isinstance(declared, tuple) and all(isinstance(o, PluginOption) for o in declared)):
-        raise PluginError(f"{origin}: {_qualified(cls)}.{attribute} is {declared!r}; it must be"
-                          " a tuple of relay_core.PluginOption")
-    names = [option.name for option in declared]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise PluginError(f"{origin}: {_qualified(cls)}.{attribute} declares"
-                          f" {', '.join(repeated)} more than once")
-
-
-def _option_parameters(cls: type, described: str) -> list[inspect.Parameter]:
-    """The parameters of ``cls(...)`` that a config table can fill by keyword."""
-    try:
-        parameters = list(inspect.signature(cls).parameters.values())
-    except (TypeError, ValueError) as exc:
-        raise PluginError(f"cannot read the options of {described}: {exc}") from None
-    if issubclass(cls, Transport) and parameters and _is_positional(parameters[0]):
-        parameters = parameters[1:]  # the TransportEvents the node passes
-    return [p for p in parameters if p.kind is not p.POSITIONAL_ONLY]
-
-
-def _is_positional(parameter: inspect.Parameter) -> bool:
-    return parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-
-
-def _is_required(parameter: inspect.Parameter) -> bool:
-    variadic = (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-    return parameter.default is parameter.empty and parameter.kind not in variadic
 
 
 def _distribution_of(entry_point: importlib.metadata.EntryPoint) -> tuple[str, str]:
@@ -584,7 +458,5 @@ def _module_of(plugin: object) -> str:
     return module if isinstance(module, str) else type(plugin).__module__
 
 
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 

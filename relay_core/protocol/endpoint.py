@@ -76,14 +76,10 @@ from .seal import (
     sealed_key_id,
 )
 from .window import DuplicateFilter, Verdict
-from .wire import (
-    NO_FRAME,
-    Frame,
-    FrameKind,
-    PacketWriter,
+from .wire import NO_FRAME, Frame, FrameKind, PacketWriter, is_sealed
+from .wire_read import (
     decode_frames_compact,
     decode_packet_compact,
-    is_sealed,
     messages_in_frames,
     with_payload,
 )

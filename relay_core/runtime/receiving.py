@@ -43,14 +43,8 @@ from ..protocol.events import (
 )
 from ..protocol.replycache import call_key
 from ..protocol.seal import is_handshake
-from ..protocol.wire import (
-    Frame,
-    FrameKind,
-    decode_frames_compact,
-    decode_packet_compact,
-    is_sealed,
-    messages_in_frames,
-)
+from ..protocol.wire import Frame, FrameKind, is_sealed
+from ..protocol.wire_read import decode_frames_compact, decode_packet_compact, messages_in_frames
 from .backlog import Backlog, Stall, Stalled
 from .calls import PendingCalls
 from .linking import Links

@@ -15,7 +15,8 @@ import msgpack
 
 from nodes import RawUdp, udp_config, wait_for
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, Rpc, RpcTimeout
-from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire_read import decode_packet
 
 ATTACKER_INCARNATION = 0xBAD
 sequences = itertools.count(1)

@@ -14,7 +14,8 @@ import pytest
 
 from nodes import LossyRelay, RawUdp, udp_config, wait_for
 from relay_core import ActorContext, ListenConfig, Node, NodeConfig, PeerConfig, RemoteError, Rpc
-from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire_read import decode_packet
 
 ATTACKER_INCARNATION = 0x5EED
 BIG_REPLY = "x" * 60_000

@@ -18,7 +18,8 @@ from markdown_blocks import ROOT
 
 from relay_core import Transport
 from relay_core.config import node_config, security
-from relay_core.plugins.registry import PluginRegistry, _option_parameters
+from relay_core.plugins.checks import option_parameters
+from relay_core.plugins.registry import PluginRegistry
 from relay_transports import _quic_options, _tcp_options
 
 CONFIG_DOC = ROOT / "docs" / "config.md"
@@ -64,7 +65,7 @@ def built_ins(kind: str) -> list[str]:
 
 def option_names(cls: type) -> set[str]:
     """What the registry fills from a config table: the keyword parameters of ``cls(...)``."""
-    return {parameter.name for parameter in _option_parameters(cls, cls.__name__)}
+    return {parameter.name for parameter in option_parameters(cls, cls.__name__)}
 
 
 def accepted_tables() -> Iterator[tuple[str, set[str]]]:

@@ -14,7 +14,7 @@ import pytest
 
 from nodes import RawUdp, udp_config, wait_for
 from relay_core import ActorContext, Node, PeerConfig
-from relay_core.protocol.wire import decode_packet
+from relay_core.protocol.wire_read import decode_packet
 
 
 def order(rng: random.Random) -> dict[str, object]:

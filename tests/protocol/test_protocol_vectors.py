@@ -25,10 +25,10 @@ from relay_core.protocol.wire import (
     Frame,
     FrameKind,
     Packet,
-    decode_packet,
     encode_frame,
     encode_packet,
 )
+from relay_core.protocol.wire_read import decode_packet
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 BLOCK = re.compile(r"^```text\n(vector:.*?)^```", re.DOTALL | re.MULTILINE)

@@ -39,7 +39,8 @@ from relay_core.protocol.seal import (
     parse_key,
 )
 from relay_core.protocol.window import DuplicateFilter, Verdict
-from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire_read import decode_packet
 
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U64 = 2**64 - 1

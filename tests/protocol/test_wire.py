@@ -25,12 +25,11 @@ from relay_core.protocol.wire import (
     Frame,
     FrameKind,
     Packet,
-    decode_packet,
     encode_frame,
     encode_lone_packet,
     encode_packet,
-    peek_header,
 )
+from relay_core.protocol.wire_read import decode_packet, peek_header
 
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 U64 = 2**64 - 1

@@ -13,12 +13,10 @@ from relay_core.protocol.wire import (
     MessageFrameEncoder,
     ReplyFrameEncoder,
     RequestFrameEncoder,
-    decode_packet,
-    decode_packet_compact,
     encode_frame,
     encode_packet,
-    expand_repeats,
 )
+from relay_core.protocol.wire_read import decode_packet, decode_packet_compact, expand_repeats
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=32)
 targets = st.text(min_size=1, max_size=40).filter(lambda t: len(t.encode()) <= 255)

@@ -22,7 +22,8 @@ from relay_core import (
     UnknownActor,
     message,
 )
-from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire_read import decode_packet
 from relay_core.tools.demo import counter, echo
 
 

@@ -20,7 +20,8 @@ from relay_core import (
     RpcTimeout,
     current_request_id,
 )
-from relay_core.protocol.wire import Frame, FrameKind, decode_packet, encode_frame, encode_packet
+from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
+from relay_core.protocol.wire_read import decode_packet
 from relay_core.runtime.rpc import new_request_id
 
 
