@@ -54,7 +54,8 @@ def site_links(markdown: str, page_in_repo: str) -> str:
 
 def on_files(files: Any, config: Any) -> Any:
     """Add the README as the site's home page."""
-    from mkdocs.structure.files import File  # noqa: PLC0415  (only mkdocs runs the hooks)
+    # Imported here: only mkdocs runs the hooks, and the tests load this file without it.
+    from mkdocs.structure.files import File
 
     files.append(File.generated(config, HOME_PAGE, abs_src_path=str(ROOT / "README.md")))
     return files

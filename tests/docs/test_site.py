@@ -66,7 +66,7 @@ def test_the_site_lists_every_guide_in_docs() -> None:
 
 def test_the_site_has_an_api_reference_page_for_every_public_module() -> None:
     pages = nav_pages(site_config()["nav"])
-    referenced = set()
+    referenced: set[str] = set()
     for page in pages:
         text = (ROOT / "docs" / page).read_text() if (ROOT / "docs" / page).exists() else ""
         referenced.update(line.removeprefix(":::").split()[0]
