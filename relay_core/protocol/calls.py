@@ -62,12 +62,13 @@ class CallDeadlines:
         return deadline
 
     def disarm(self, call_id: int, timeout: float) -> None:
-        """Call ``call_id``, armed with ``timeout``, no longer gives up: it is over."""
+        """Call ``call_id``, armed with ``timeout``, no longer gives up: it is over.
+
+        A lane left empty stays until :meth:`expire` finds it so: calls made one
+        after another with one timeout then reuse it.
+        """
         lane = self._lanes.get(timeout)
-        if lane is not None and lane.pop(call_id, None) is not None:
-            if not lane:
-                del self._lanes[timeout]
-        elif self._in_heap:
+        if (lane is None or lane.pop(call_id, None) is None) and self._in_heap:
             self._in_heap.discard(call_id)
 
     def next_deadline(self) -> float:

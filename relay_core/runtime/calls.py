@@ -33,6 +33,7 @@ class PendingCalls:
     def __init__(self) -> None:
         self._deadlines = CallDeadlines()
         self._futures: dict[int, asyncio.Future[object]] = {}
+        self._pop_future = self._futures.pop
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = NO_DEADLINE
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -86,7 +87,7 @@ class PendingCalls:
         """Forget ``call_id``; True if its reply had not come (the caller gave up)."""
         if timeout is not None:
             self._deadlines.disarm(call_id, timeout)
-        future = self._futures.pop(call_id, None)
+        future = self._pop_future(call_id, None)
         # A caller cancelled while awaiting the future cancels the future with it.
         return future is not None and (not future.done() or future.cancelled())
 
@@ -99,7 +100,7 @@ class PendingCalls:
         result then raises ``asyncio.InvalidStateError``, which the receiver
         takes for a late reply. Not asking first saves a method call per reply.
         """
-        return self._futures.pop(call_id, None)
+        return self._pop_future(call_id, None)
 
     def fail(self, call_ids: Iterable[int], error: Callable[[], BaseException]) -> int:
         """Fail those of ``call_ids`` still waiting, each with its own ``error()``; return
