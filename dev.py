@@ -4,6 +4,8 @@
     python3 dev.py demo              two nodes exchange messages on loopback
     python3 dev.py test [ARGS...]    the test suite (ARGS go to pytest)
     python3 dev.py lint              mypy (strict) and ruff over the packages
+    python3 dev.py docs              the documentation site (mkdocs build --strict), into
+                                     build/site; adds the docs extra to the environment
     python3 dev.py net-relay ARGS    any net-relay command
 
 Needs only python3 with venv and pip. The environment (.venv) is created on
@@ -29,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import venv
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +45,7 @@ COMPILED = load_module_list()
 EXAMPLE_PLUGINS = sorted(p.parent for p in (ROOT / "examples").glob("*/pyproject.toml"))
 PYTEST_NO_TESTS = 5
 LINTED_PACKAGES = ["relay_core", "relay_codecs", "relay_transports", "net_relay"]
+SITE = ROOT / "build" / "site"
 STOP_GRACE_SECONDS = 10.0
 SIGINT_NUDGE_SECONDS = 1.0  # the child most likely got the terminal's SIGINT too
 TICK_SECONDS = 0.25
@@ -66,6 +70,7 @@ def chosen_interpreter() -> tuple[str | None, Path]:
 
 INTERPRETER, VENV = chosen_interpreter()
 STAMP = VENV / ".net-relay-installed"
+DOCS_STAMP = VENV / ".net-relay-docs-installed"
 
 
 def venv_python() -> Path:
@@ -222,6 +227,31 @@ def ensure_environment() -> Path:
     return python
 
 
+def docs_requirements() -> list[str]:
+    """The ``docs`` extra, as pyproject.toml declares it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return list(project["optional-dependencies"]["docs"])
+
+
+def docs(python: Path, args: Sequence[str]) -> int:
+    requirements = docs_requirements()
+    wanted = "\n".join(requirements)
+    if not DOCS_STAMP.exists() or DOCS_STAMP.read_text() != wanted:
+        # The requirements alone: reinstalling net-relay itself would undo a compiled build.
+        run_step("installing the docs extra (mkdocs, Material, mkdocstrings)",
+                 [python, "-m", "pip", "install", "--disable-pip-version-check", *requirements],
+                 VENV / "pip.log")
+        DOCS_STAMP.write_text(wanted)
+    # The API reference reads the sources (mkdocs.yml); pure Python keeps any import of them
+    # off the compiled modules, whose docstrings and signatures may differ in detail.
+    os.environ[COMPILED.PURE_PYTHON_ENV] = "1"
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")  # Material's banner about its successor
+    code = run_child([python, "-m", "mkdocs", "build", "--strict", "--site-dir", SITE, *args])
+    if code == 0:
+        print(f"dev.py: the site is in {SITE} (open {SITE / 'index.html'})", flush=True)
+    return code
+
+
 def lint(python: Path) -> int:
     checks = [
         [python, "-m", "mypy", "--strict", *LINTED_PACKAGES],
@@ -232,7 +262,7 @@ def lint(python: Path) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("test", "lint", "demo", "net-relay"):
+    if not argv or argv[0] not in ("test", "lint", "docs", "demo", "net-relay"):
         print(__doc__, file=sys.stderr)
         return 2
     python = ensure_environment()
@@ -245,6 +275,8 @@ def main(argv: list[str]) -> int:
         return code
     if command == "lint":
         return lint(python)
+    if command == "docs":
+        return docs(python, rest)
     cli = [python, "-m", "relay_core.tools.cli"]
     args = ["demo", *rest] if command == "demo" else rest
     # From where it was called: `net-relay run app:setup` imports ./app.py, and paths such

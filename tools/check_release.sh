@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
-# Check what tools/build_wheels.sh made, as a user would meet it: each wheel installed into a
-# fresh virtual environment runs `net-relay demo` (small counts) outside the source tree, and
-# part of the test suite runs from the unpacked sdist against the sdist installed (pure Python).
-# Run by .ci/run once, on Python 3.11. `--no-build` checks what dist/ already holds. Needs PyPI, as build_wheels.sh does, for the
+# Check what tools/build_wheels.sh made, as a user would meet it: for each interpreter in
+# PYTHONS (space-separated; default PYTHON, default python3), its compiled manylinux wheel and
+# the pure wheel, each installed into a fresh virtual environment of that interpreter, run
+# `net-relay demo` (small counts) outside the source tree; then part of the test suite runs
+# from the unpacked sdist against the sdist installed (pure Python), on the first interpreter
+# only. Run by .ci/run on 3.11 with every newer supported interpreter the machine has.
+# `--no-build` checks what dist/ already holds. Needs PyPI, as build_wheels.sh does, for the
 # dependencies of each fresh environment (offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=a wheelhouse).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-python=${PYTHON:-python3}
+read -r -a pythons <<<"${PYTHONS:-${PYTHON:-python3}}"
+python=${pythons[0]}
 work=$root/build/release-check
 say() { printf '%s [%4ds] %s\n' "check_release:" "$SECONDS" "$*"; }
 
 if [[ ${1:-} == --no-build ]]; then
     say "checking dist/ as it is"
 else
-    bash tools/build_wheels.sh
+    PYTHONS="${pythons[*]}" bash tools/build_wheels.sh
 fi
 version=$("$python" -c 'import runpy; print(runpy.run_path("relay_core/_version.py")["__version__"])')
 rm -rf "$work"
 mkdir -p "$work/elsewhere"
 
-check_wheel() {  # check_wheel NAME WHEEL EXPECTED-BUILD
-    local name=$1 wheel=$2 build=$3 venv=$work/$1
+check_wheel() {  # check_wheel PYTHON NAME WHEEL EXPECTED-BUILD
+    local python=$1 name=$2 wheel=$3 build=$4 venv=$work/$2
     say "$name wheel: $(basename "$wheel")"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
@@ -37,8 +41,17 @@ assert net_relay.Node is relay_core.Node and net_relay.__version__ == relay_core
         env -u NET_RELAY_PURE_PYTHON "$venv/bin/net-relay" demo --messages 50 --rpcs 10
     )
 }
-check_wheel compiled "$(ls dist/net_relay-*manylinux*.whl)" "compiled with mypyc"
-check_wheel pure "$(ls dist/net_relay-*-py3-none-any.whl)" "pure Python"
+for interpreter in "${pythons[@]}"; do
+    read -r py_version tag < <("$interpreter" -c 'import sys
+print("%d.%d cp%d%d" % (sys.version_info[:2] * 2))')
+    compiled=(dist/net_relay-*-"$tag"-"$tag"-*manylinux*.whl)
+    [[ -f ${compiled[0]} ]] || {
+        echo "check_release: dist/ has no compiled wheel for Python $py_version ($tag)" >&2; exit 1; }
+    say "Python $py_version ($interpreter)"
+    check_wheel "$interpreter" "compiled-$py_version" "${compiled[0]}" "compiled with mypyc"
+    check_wheel "$interpreter" "pure-$py_version" "$(ls dist/net_relay-*-py3-none-any.whl)" \
+        "pure Python"
+done
 
 say "tests from the unpacked sdist"
 tar -xzf dist/net_relay-"$version".tar.gz -C "$work"
