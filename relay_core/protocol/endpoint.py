@@ -71,7 +71,7 @@ from .seal import (
     answer_body,
     answered_sequence,
     hello_body,
-    is_handshake,
+    messages_in_packet,
     sealed_header,
     sealed_key_id,
 )
@@ -80,7 +80,6 @@ from .wire import NO_FRAME, Frame, FrameKind, PacketWriter, is_sealed
 from .wire_read import (
     decode_frames_compact,
     decode_packet_compact,
-    messages_in_frames,
     with_payload,
 )
 
@@ -283,18 +282,7 @@ class Endpoint:
 
     def messages_in(self, data: bytes) -> int:
         """How many messages a received packet holds, to count them when it is dropped."""
-        try:
-            if not is_sealed(data):
-                return messages_in_frames(decode_packet_compact(data)[2])
-            if is_handshake(data):
-                return 0
-            opener = self._opener
-            if opener is not None:
-                body = opener.open(data, self.incarnation)[2]
-                return messages_in_frames(decode_frames_compact(body))
-        except MalformedFrame:
-            pass
-        return 1  # unreadable (or a heph-json datagram): one message, as far as can be told
+        return messages_in_packet(data, self._opener, self.incarnation)
 
     def count_bad_packet(self, error: MalformedFrame, arrival: Arrival) -> None:
         counters = arrival.counters

@@ -53,6 +53,7 @@ from ..errors import (
     UnsupportedVersion,
 )
 from .wire import MAGIC, MAX_SEQUENCE, PACKET_HEADER_SIZE, SEALED, WIRE_VERSION, is_sealed
+from .wire_read import decode_frames_compact, decode_packet_compact, messages_in_frames
 
 __all__ = [
     "ANSWER",
@@ -175,6 +176,23 @@ def sealed_header(packet: bytes) -> tuple[int, int, int, int]:
 def is_handshake(packet: bytes) -> bool:
     """Whether a sealed packet claims to be a hello or an answer (no crypto)."""
     return len(packet) > 3 and bool(packet[3] & (HELLO | ANSWER))
+
+
+def messages_in_packet(packet: bytes, sealer: Sealer | None, receiver: int) -> int:
+    """How many messages (requests and replies included) ``packet`` holds, to count them
+    when it is dropped: a sealed one is read only with ``sealer`` (opened as sealed for
+    incarnation ``receiver``), a handshake holds none, and one that cannot be read
+    counts as the one message it was at least sent for."""
+    try:
+        if not is_sealed(packet):
+            return messages_in_frames(decode_packet_compact(packet)[2])
+        if is_handshake(packet):
+            return 0
+        if sealer is not None:
+            return messages_in_frames(decode_frames_compact(sealer.open(packet, receiver)[2]))
+    except MalformedFrame:
+        pass
+    return 1
 
 
 def hello_body() -> bytes:

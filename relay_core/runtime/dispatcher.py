@@ -78,7 +78,7 @@ class Dispatcher:
         self._calls = PendingCalls()
         self._links = Links(config, self._plugins, self._endpoint, self._calls, self.stats,
                             self._log, security=security, faults=self._faults, heph=heph)
-        self._outbox = Outbox(self._endpoint, self._links, config.max_message_size, self._log)
+        self._outbox = Outbox(self._links, self._log)
         self._links.on_prepared = self._outbox.mark_dirty
         self._server = RequestServer(self._outbox, self._plugins, actors, config, self.stats,
                                      self._log)

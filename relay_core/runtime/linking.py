@@ -32,6 +32,7 @@ from ..observe.stats import Counters, StatsTable
 from ..protocol.endpoint import Endpoint
 from ..protocol.events import Arrival
 from ..protocol.handshake import HELLO_WAITS
+from ..protocol.outgoing import SealedPackets, outgoing_for
 from ..protocol.seal import Sealer
 from .calls import PendingCalls
 from .links import LinkKey, LinkTable, PeerLink
@@ -94,7 +95,7 @@ class Links:
             for name, peer in config.peers.items()
         }
         self._source_counters: dict[LinkKey, Counters] = {}
-        self._handshakes: dict[int, tuple[PeerLink, HostPort, asyncio.Future[int]]] = {}
+        self._handshakes: dict[int, tuple[SealedPackets, HostPort, asyncio.Future[int]]] = {}
         """Links waiting for their peer's incarnation, by the sequence of their hello."""
         self.tasks: set[asyncio.Task[None]] = set()
         """The tasks preparing links' destinations."""
@@ -114,9 +115,9 @@ class Links:
         link = self._table.get(key)
         if link is None or link.error is not None:
             peer = peer or self._peer_names.get(key)
-            link = self._new_link(key, address.node_url(), peer, pinned=True)
+            link = self._new_link(key, address.node_url(), peer, pinned=True,
+                                  heph=self._heph.speaks_heph(peer))
             link.fallback = self._fallback_of(peer)
-            link.heph = self._heph.speaks_heph(peer)
             options = resolve_paths(
                 transport_options(self._config.peers[peer].options, NODE_PEER_KEYS)
                 if peer else {},
@@ -143,8 +144,9 @@ class Links:
             link = self._new_link(key, endpoint_url(scheme, source), None, pinned=False,
                                   sealer=sealer)
             link.destination = source
-            # A request names its caller: no handshake.
-            link.peer_incarnation = arrival.incarnation
+            if isinstance(link.out, SealedPackets):
+                # A request names its caller: no handshake.
+                link.out.peer_incarnation = arrival.incarnation
             self._fit_link(link)
             link.counters = arrival.counters
         return link
@@ -231,17 +233,17 @@ class Links:
         """
         waiting = self._handshakes.get(answered)
         if waiting is not None:
-            link, destination, future = waiting
-            if source == destination and answered > link.answered and not future.done():
-                link.answered = answered
+            sealed, destination, future = waiting
+            if source == destination and not future.done() and sealed.accept_answer(answered):
                 future.set_result(sender)
             return
         for link in self.links_to(scheme, source):
-            if link.sealer is None or link.destination is None or answered <= link.answered:
+            out = link.out
+            if (not isinstance(out, SealedPackets) or link.destination is None
+                    or not out.accept_answer(answered)):
                 continue
-            link.answered = answered
-            if link.peer_incarnation != sender:
-                link.peer_incarnation = sender
+            if out.peer_incarnation != sender:
+                out.peer_incarnation = sender
                 self._log.warning("peer_restarted", "%s has a new incarnation; what was sealed "
                                   "for the old one is lost", link.label)
 
@@ -255,22 +257,21 @@ class Links:
         return parse_address(fallback, forbid_actor=True), peer
 
     def _new_link(self, key: LinkKey, url: str, peer: str | None, *, pinned: bool,
-                  sealer: Sealer | None = None) -> PeerLink:
+                  sealer: Sealer | None = None, heph: bool = False) -> PeerLink:
         if peer is None:
             peer = self._peer_names.get(key)
         config = self._config
         plugins = self._plugins
         codec = config.peer_codec(peer) if peer else config.codec
         compressor = config.peer_compressor(peer) if peer else config.compressor
-        link = PeerLink(
-            transport=plugins.transport(key[0]),
-            label=peer or url,
-            codec=plugins.codec(codec),
-            compressor=plugins.compressor(compressor),
-            counters=self._stats.peer(peer or url),
-            pinned=pinned,
-            sealer=sealer or self._security.sealer_for(peer),
-        )
+        transport = plugins.transport(key[0])
+        out = outgoing_for(self._endpoint, plugins.codec(codec), plugins.compressor(compressor),
+                           config.max_message_size, transport.batch_size,
+                           transport.max_packet_size,
+                           sealer=sealer or self._security.sealer_for(peer),
+                           heph=heph)
+        link = PeerLink(transport=transport, label=peer or url, out=out,
+                        counters=self._stats.peer(peer or url), pinned=pinned)
         self._table.discard(key)
         self._table.add(key, link)
         return link
@@ -280,8 +281,8 @@ class Links:
         try:
             destination = await link.transport.prepare(address.host, address.port, options)
             self._faults.destination_prepared(link.transport, destination, peer)
-            if link.sealer is not None:
-                await self._handshake(link, address.scheme, destination)
+            if isinstance(link.out, SealedPackets):
+                await self._handshake(link, link.out, address.scheme, destination)
             link.destination = destination
             resolved = (address.scheme, destination[0], destination[1])
             if resolved != (address.scheme, address.host, address.port):
@@ -289,7 +290,7 @@ class Links:
             self._fit_link(link)
         except RelayError as exc:
             link.error = exc
-            dropped = sum(len(group) for group in link.coalescer.drain())
+            dropped = link.out.drop_queued()
             if isinstance(exc, PeerUnreachable):
                 link.counters.peer_unreachable += dropped
                 if link.calls:
@@ -302,28 +303,26 @@ class Links:
             return
         finally:
             link.preparing = None
-        if link.coalescer:
+        if link.out:
             self.on_prepared(link)
 
-    async def _handshake(self, link: PeerLink, scheme: str, destination: HostPort) -> None:
+    async def _handshake(self, link: PeerLink, out: SealedPackets, scheme: str,
+                         destination: HostPort) -> None:
         """Learn the incarnation of a sealed link's peer before anything is sealed for it.
 
         A hello goes out, and again while it is unanswered, after each of
         ``HELLO_WAITS``; raise PeerUnreachable when none is answered (or when the
         transport finds the peer unreachable meanwhile).
         """
-        sealer = link.sealer
-        assert sealer is not None
-        sequence, hello = self._endpoint.hello(sealer)
+        sequence, hello = out.hello()
         answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._handshakes[sequence] = (link, destination, answered)
-        link.answered = sequence - 1  # answers to what was sent before are not this link's
+        self._handshakes[sequence] = (out, destination, answered)
         try:
             for wait in HELLO_WAITS:
                 self.send_handshake(link.transport, destination, hello, link.counters)
                 await asyncio.wait({answered}, timeout=wait)
                 if answered.done():
-                    link.peer_incarnation = answered.result()
+                    out.peer_incarnation = answered.result()
                     return
                 if link.unreachable is not None:
                     raise link.unreachable.again()
@@ -338,7 +337,7 @@ class Links:
         assert link.destination is not None
         limits = link.transport.packet_limits(link.destination)
         if limits != (link.transport.batch_size, link.transport.max_packet_size):
-            dropped = link.resize(*limits)
+            dropped = link.out.resize(*limits)
             link.counters.oversize += dropped
 
     def _start_task(self, coroutine: Coroutine[object, object, None]) -> asyncio.Task[None]:

@@ -1,10 +1,12 @@
-"""Frames to packets on their way: when each link's frames leave, and what a send failure does.
+"""Packets on their way: when each link's frames leave, and what a send failure does.
 
-The first frame of a turn of the event loop, with nothing waiting on its link
-(a request, a reply), leaves at once as a packet of its own. Frames queued
-after it in the same turn are coalesced (``protocol/coalesce.py``) into as few
-packets as the destination takes; a packet leaves as soon as it is full, the
-rest when the turn ends (one ``call_soon`` per turn, not per frame). A turn
+A link's :class:`~relay_core.protocol.outgoing.Outgoing` turns frames into
+packets; the outbox decides when. The first frame of a turn of the event loop,
+with nothing waiting on its link (a request, a reply), leaves at once as a
+packet of its own, if its link allows (a sealed link seals once per turn).
+Frames queued after it in the same turn are coalesced into as few packets as
+the destination takes; a packet leaves as soon as it is full, the rest when the
+turn ends (one ``call_soon`` per turn, not per frame). A turn
 begins with a received packet or a flush; a lone send schedules nothing, which
 spares the loop a pass per request or reply. A frame too large for its link
 goes over the link's fallback (a stream transport), if the config gives one.
@@ -13,12 +15,9 @@ goes over the link's fallback (a stream transport), if the config gives one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from ..errors import MessageTooLarge, RelayError
-from ..interfaces import Compressor
 from ..observe.ratelog import RateLimitedLog
-from ..protocol.endpoint import Endpoint
 from ..protocol.wire import Frame, FrameKind, encode_frame
 from .linking import Links, as_unreachable
 from .links import PeerLink
@@ -27,11 +26,8 @@ __all__ = ["Outbox"]
 
 
 class Outbox:
-    def __init__(self, endpoint: Endpoint, links: Links, max_message_size: int,
-                 log: RateLimitedLog) -> None:
-        self._endpoint = endpoint
+    def __init__(self, links: Links, log: RateLimitedLog) -> None:
         self._links = links
-        self._max_message_size = max_message_size
         self._log = log
         self._dirty: list[PeerLink] = []
         self._flush_handle: asyncio.Handle | None = None
@@ -43,23 +39,6 @@ class Outbox:
         self.closed = False
         """Set when the node has closed: nothing more is sent (a late cancel, a reply)."""
 
-    def encode(
-        self, encode_value: Callable[[object], bytes], compressor: Compressor | None,
-        value: object
-    ) -> tuple[bytes, str, int]:
-        """``value`` as a frame's payload (by a codec's bound ``encode``), the name of
-        the compressor it went through ("" for none), and what a compressed payload
-        expands to (0 for one not compressed): see :meth:`queue`."""
-        payload = encode_value(value)
-        limit = self._max_message_size
-        if len(payload) > limit:
-            raise MessageTooLarge(len(payload), limit, "raise [node] max_message_size to allow it")
-        if compressor is not None:
-            packed = compressor.compress(payload)
-            if packed is not None:
-                return packed, compressor.name, len(payload)
-        return payload, "", 0
-
     def queue(self, link: PeerLink, frame: bytes, expanded: int = 0) -> None:
         """Queue an encoded frame on ``link``; raise MessageTooLarge if it cannot go.
 
@@ -67,16 +46,18 @@ class Outbox:
         compressed), so that no packet's frames expand past the receiver's budget
         (``UNKNOWN_EXPANSION``: a compressed frame that then travels alone).
         """
-        if (not self.sent_this_turn and link.sealer is None and not link.heph
-                and link.destination is not None and link.coalescer.takes_alone(frame)):
+        out = link.out
+        if not self.sent_this_turn and link.destination is not None:
             # The first frame of a turn, nothing waiting: its packet leaves now, as
             # mark_dirty would send it, without being grouped.
-            self.sent_this_turn = True
-            link.counters.frames_sent += 1
-            self._send_packet(link, self._endpoint.lone_packet(frame))
-            return
+            packet = out.lone(frame)
+            if packet is not None:
+                self.sent_this_turn = True
+                link.counters.frames_sent += 1
+                self._send_packet(link, packet)
+                return
         try:
-            full = link.coalescer.add(frame, expanded)
+            full = out.add(frame, expanded)
         except MessageTooLarge as exc:
             if link.fallback is not None:
                 fallback = self._links.link(*link.fallback)
@@ -93,7 +74,7 @@ class Outbox:
             raise MessageTooLarge(exc.size, exc.limit, hint) from None
         link.counters.frames_sent += 1
         if full and link.destination is not None:
-            self._send_groups(link, link.coalescer.take_full())  # a packet is full: no waiting
+            self._send_packets(link, out.full_packets())  # a packet is full: no waiting
         self.mark_dirty(link)
 
     def send_cancel(self, link: PeerLink, call_id: int) -> None:
@@ -108,7 +89,7 @@ class Outbox:
             return
         if not self.sent_this_turn:
             self.sent_this_turn = True
-            self._send_groups(link, link.coalescer.drain())
+            self._send_packets(link, link.out.packets())
             return
         link.dirty = True
         self._dirty.append(link)
@@ -125,23 +106,11 @@ class Outbox:
         dirty, self._dirty = self._dirty, []
         for link in dirty:
             link.dirty = False
-            self._send_groups(link, link.coalescer.drain())
+            self._send_packets(link, link.out.packets())
 
-    def _send_groups(self, link: PeerLink, groups: list[list[bytes]]) -> None:
-        if link.heph:  # each "frame" is a whole Heph datagram
-            for group in groups:
-                for datagram in group:
-                    self._send_packet(link, datagram)
-            return
-        sealer = link.sealer
-        endpoint = self._endpoint
-        if sealer is None:
-            for group in groups:
-                self._send_packet(link, endpoint.packet(group))
-        else:
-            for group in groups:
-                self._send_packet(link, endpoint.sealed_packet(group, sealer,
-                                                               link.peer_incarnation))
+    def _send_packets(self, link: PeerLink, packets: list[bytes]) -> None:
+        for packet in packets:
+            self._send_packet(link, packet)
 
     def _send_packet(self, link: PeerLink, packet: bytes) -> None:
         destination = link.destination

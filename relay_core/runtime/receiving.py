@@ -41,10 +41,10 @@ from ..protocol.events import (
     RequestReceived,
     SealedPacketAccepted,
 )
+from ..protocol.outgoing import SealedPackets
 from ..protocol.replycache import call_key
-from ..protocol.seal import is_handshake
-from ..protocol.wire import Frame, FrameKind, is_sealed
-from ..protocol.wire_read import decode_frames_compact, decode_packet_compact, messages_in_frames
+from ..protocol.seal import messages_in_packet
+from ..protocol.wire import Frame, FrameKind
 from .backlog import Backlog, Stall, Stalled
 from .calls import PendingCalls
 from .linking import Links
@@ -137,8 +137,8 @@ class Receiver:
                     self._on_cancel(event.call_id, arrival, link)
                 elif kind is SealedPacketAccepted:
                     assert isinstance(event, SealedPacketAccepted)
-                    if link is not None and link.sealer is not None:
-                        link.peer_incarnation = event.incarnation
+                    if link is not None and isinstance(link.out, SealedPackets):
+                        link.out.peer_incarnation = event.incarnation
                 elif kind is AnswerToSend:
                     assert isinstance(event, AnswerToSend)
                     self._links.send_handshake(self._plugins.transport(arrival.scheme),
@@ -301,7 +301,10 @@ class Receiver:
         link = self._links.get((scheme, destination[0], destination[1]))
         counters = (link.counters if link is not None
                     else self._stats.peer(endpoint_url(scheme, destination)))
-        lost = sum(_messages_in_sent(link, packet) for packet in packets)
+        if link is not None:
+            lost = sum(link.out.messages_in(packet) for packet in packets)
+        else:
+            lost = sum(messages_in_packet(packet, None, 0) for packet in packets)
         if reason == "link_full":
             counters.link_full += lost
         elif reason == "closed_unsent":
@@ -364,23 +367,6 @@ class Receiver:
         link = self._links.get((scheme, source[0], source[1]))
         return (link.counters if link is not None
                 else self._stats.peer(endpoint_url(scheme, source)))
-
-
-def _messages_in_sent(link: PeerLink | None, packet: bytes) -> int:
-    """How many messages (requests and replies included) a packet this node sent holds."""
-    if link is not None and link.heph:
-        return 1
-    try:
-        if not is_sealed(packet):
-            return messages_in_frames(decode_packet_compact(packet)[2])
-        if is_handshake(packet):
-            return 0
-        if link is not None and link.sealer is not None:
-            body = link.sealer.open(packet, link.peer_incarnation)[2]
-            return messages_in_frames(decode_frames_compact(body))
-    except MalformedFrame:
-        pass
-    return 1  # cannot be read back here: at least the one message it was sent for
 
 
 class SchemeEvents:

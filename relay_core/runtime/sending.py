@@ -21,7 +21,6 @@ from typing import Final
 from ..config.address import Address
 from ..errors import ConfigError, LinkBusy, RpcTimeout, TransportError
 from ..observe.tracing import outgoing_traceparent
-from ..protocol.heph import encode_datagram
 from ..protocol.wire import NO_DEADLINE
 from .calls import PendingCalls
 from .linking import Links, cannot_reach
@@ -77,15 +76,8 @@ class Sender:
             raise cannot_reach(link)
         if link.unreachable is not None:
             self._refuse_while_unreachable(link)
-        if link.heph:
-            self._outbox.queue(link, encode_datagram(message))  # Heph names no actor: the peer routes
-            link.counters.messages_sent += 1
-            return
-        payload, compressor, expanded = self._outbox.encode(link.encode_value, link.compressor, message)
-        encoder = link.frame_encoders.get((target, compressor))
-        if encoder is None:
-            encoder = link.frame_encoder(target, compressor)
-        self._outbox.queue(link, encoder.encode(payload), expanded)
+        frame, expanded = link.out.message(target, message)
+        self._outbox.queue(link, frame, expanded)
         link.counters.messages_sent += 1
 
     async def send_when_awaited(self, link: PeerLink, target: str, message: object) -> None:
@@ -107,7 +99,7 @@ class Sender:
                 raise LinkBusy(f"the queue to {link.label} is full (its transport holds as much "
                                "as its queue_limit allows); await send() to wait for room")
             link.full = None
-        if link.preparing is not None and link.coalescer.queued_bytes >= self._backlog_limit:
+        if link.preparing is not None and link.out.queued_bytes >= self._backlog_limit:
             raise LinkBusy(f"{link.label} is not ready yet (its address is being resolved, or "
                            "its sealed handshake waits for an answer) and as much waits for "
                            "it as a backlog holds; await send() to wait for room")
@@ -137,11 +129,12 @@ class Sender:
             raise cannot_reach(link)
         if link.unreachable is not None:
             self._refuse_while_unreachable(link)
-        if link.heph:
+        out = link.out
+        if not out.takes_requests:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
-        payload, compressor, expanded = self._outbox.encode(link.encode_value, link.compressor, request)
-        encoder = link.request_encoder(target, compressor)
+        payload, compressor, expanded = out.encode(request)
+        encoder = out.request_encoder(target, compressor)
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
         call_id, future = self._calls.reserve(link.next_call_id)
@@ -216,6 +209,6 @@ class Sender:
         if link.unreachable is not None:
             raise link.unreachable.again()
         destination = link.destination
-        return (destination is not None and not link.coalescer
+        return (destination is not None and not link.out
                 and link.transport.waiting(destination) == 0)
 

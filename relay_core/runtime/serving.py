@@ -31,6 +31,7 @@ from ..protocol.decoding import count_internal_error
 from ..protocol.endpoint import RESEND_FACTOR
 from ..protocol.error_payload import ErrorCode, error_payload
 from ..protocol.events import Arrival
+from ..protocol.outgoing import encode_payload
 from ..protocol.replycache import ReplyCache
 from ..protocol.wire import (
     PACKET_HEADER_SIZE,
@@ -213,7 +214,8 @@ class RequestServer:
         if plan is None:
             plan = self._plan_replies(request.codec, request.compressor)
         encode_value, compressor, encoders = plan
-        payload, used, expanded = self._outbox.encode(encode_value, compressor, value)
+        payload, used, expanded = encode_payload(encode_value, compressor, value,
+                                                 self._config.max_message_size)
         return encoders[used].encode(payload, request.call_id, request.request_id), expanded
 
     def _plan_replies(self, codec_name: str, compressor_name: str) -> _ReplyPlan:

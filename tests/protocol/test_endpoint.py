@@ -6,18 +6,14 @@ Each test feeds bytes and reads events; time is a variable the test moves.
 from __future__ import annotations
 
 import json
-import logging
 import zlib
-from typing import ClassVar
 
+from endpoints import KEY, ME, PEER, Clock, make_endpoint
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core.errors import CodecError, DecompressionLimitExceeded
-from relay_core.interfaces import Codec, Compressor
-from relay_core.observe.ratelog import RateLimitedLog
 from relay_core.observe.stats import Counters
-from relay_core.protocol.decoding import FAILED, PayloadDecoder
+from relay_core.protocol.decoding import FAILED
 from relay_core.protocol.endpoint import RESEND_FACTOR, Endpoint, PacketEvents
 from relay_core.protocol.events import (
     AnswerReceived,
@@ -43,60 +39,6 @@ from relay_core.protocol.seal import (
 from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_packet
 
 SOURCE = ("127.0.0.1", 9001)
-ME = 0x1111
-PEER = 0x2222
-KEY = bytes(range(32))
-
-
-class JsonCodec(Codec):
-    name: ClassVar[str] = "json"
-
-    def encode(self, obj: object) -> bytes:
-        return json.dumps(obj).encode()
-
-    def decode(self, data: bytes) -> object:
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise CodecError(f"not json: {exc}") from None
-
-
-class Zlib(Compressor):
-    name: ClassVar[str] = "zlib"
-
-    def compress(self, data: bytes) -> bytes | None:
-        return zlib.compress(data)
-
-    def decompress(self, data: bytes, max_size: int) -> bytes:
-        inflater = zlib.decompressobj()
-        out = inflater.decompress(data, max_size + 1)
-        if len(out) > max_size:
-            raise DecompressionLimitExceeded(f"more than {max_size} bytes")
-        return out
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_endpoint(clock: Clock | None = None, *, sealed: bool = False,
-                  rate: int = 1 << 30, heph_target: str | None = None,
-                  max_message_size: int = 65536) -> Endpoint:
-    clock = clock or Clock()
-    log = RateLimitedLog(logging.getLogger("relay_core.test"))
-    sealer = Sealer(KeyRing({1: KEY}, 1)) if sealed else None
-    decoder = PayloadDecoder(lambda name: JsonCodec(), lambda name: Zlib(), max_message_size,
-                             rate, clock, log)
-    return Endpoint(ME, decoder, duplicate_window=64, max_senders=16,
-                    max_message_size=max_message_size, opener=sealer,
-                    reply_sealer=lambda key_id: Sealer(KeyRing({1: KEY}, key_id)),
-                    sealed_schemes=frozenset({"udp"}) if sealed else frozenset(),
-                    heph_targets={"udp": heph_target} if heph_target else {},
-                    clock=clock, log=log)
 
 
 def message_frame(target: str, value: object) -> bytes:

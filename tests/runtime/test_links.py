@@ -6,16 +6,19 @@ tests hold it to the answers of a plain dict through any mix of changes.
 
 from __future__ import annotations
 
+from endpoints import make_endpoint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from relay_codecs import MsgpackCodec
 from relay_core.observe.stats import Counters
+from relay_core.protocol.outgoing import Outgoing
 from relay_core.runtime.links import LinkKey, LinkTable, PeerLink
 from relay_transports import UdpTransport
 
 KEYS = st.sampled_from([("udp", "127.0.0.1", 7000), ("udp", "127.0.0.1", 7001),
                         ("udp", "127.0.0.2", 7000), ("tcp", "127.0.0.1", 7000)])
+ENDPOINT = make_endpoint()
 STEPS = st.lists(st.tuples(st.sampled_from(["add", "add pinned", "discard", "find"]), KEYS),
                  max_size=40)
 
@@ -35,8 +38,9 @@ class _NoEvents:
 
 
 def new_link(transport: UdpTransport, label: str, *, pinned: bool) -> PeerLink:
-    return PeerLink(transport=transport, label=label, codec=MsgpackCodec(), compressor=None,
-                    counters=Counters(), pinned=pinned)
+    out = Outgoing(ENDPOINT, MsgpackCodec(), None, 65536, 1400, 1400)
+    return PeerLink(transport=transport, label=label, out=out, counters=Counters(),
+                    pinned=pinned)
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -70,17 +74,3 @@ def test_a_replaced_link_is_found_not_its_predecessor() -> None:
     assert table.find("udp", "127.0.0.1", 7000) is None
     table.add(("udp", "127.0.0.1", 7000), second)
     assert table.find("udp", "127.0.0.1", 7000) is second
-
-
-@given(st.lists(st.tuples(st.sampled_from(["echo", "store", "echo2"]),
-                          st.sampled_from(["", "zstd"])), min_size=1, max_size=12))
-def test_a_links_request_encoder_is_the_one_for_that_target_and_compressor(
-    calls: list[tuple[str, str]],
-) -> None:
-    transport = UdpTransport(_NoEvents())  # type: ignore[arg-type]
-    link = new_link(transport, "peer", pinned=True)
-    for target, compressor in calls:
-        encoder = link.request_encoder(target, compressor)
-        assert (encoder.target, encoder.compressor) == (target, compressor)
-        # Equal strings made anew (as a caller's may be) find the same encoder.
-        assert link.request_encoder(target.encode().decode(), compressor) is encoder
