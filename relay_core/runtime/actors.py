@@ -32,7 +32,8 @@ from ..errors import ActorStopped, MailboxFull, RemoteError, RpcTimeout, Unexpec
 from ..observe.tracing import outgoing_traceparent
 from .links import PeerLink
 from .mailbox import Mailbox
-from .rpc import Rpc, current_request_id, new_request_id
+from .request_ids import request_id_for_call
+from .rpc import Rpc
 from .sending import Sender
 
 __all__ = ["ActorRef", "LocalRef", "RemoteRef", "RestartPolicy", "Supervisor"]
@@ -163,7 +164,7 @@ class LocalRef(ActorRef):
     async def _call(self, request: object, timeout: float, request_id: str | None) -> object:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[object] = loop.create_future()
-        request_id = request_id or current_request_id() or new_request_id()
+        request_id = request_id_for_call(request_id)
 
         def answer(value: object, error: BaseException | None) -> None:
             if reply.done():
@@ -237,7 +238,7 @@ class RemoteRef(ActorRef):
             _check_call(timeout, retries)
         if expect is not None:
             _check_expect(expect)
-        request_id = request_id or current_request_id() or new_request_id()
+        request_id = request_id_for_call(request_id)
         link = self._link if self._link.error is None else self._current_link()
         call = self._sender.call(link, self._target.actor, request, timeout, request_id,
                                  retries)

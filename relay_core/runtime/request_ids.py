@@ -12,7 +12,7 @@ import os
 import random
 from typing import Final
 
-__all__ = ["CURRENT_REQUEST_ID", "new_request_id", "set_current_request_id"]
+__all__ = ["CURRENT_REQUEST_ID", "new_request_id", "request_id_for_call", "set_current_request_id"]
 
 CURRENT_REQUEST_ID: Final[contextvars.ContextVar[str | None]] = contextvars.ContextVar(
     "net_relay_request_id", default=None
@@ -42,6 +42,12 @@ def new_request_id() -> str:
         digits = _random_bits(64 * _IDS_PER_DRAW).to_bytes(8 * _IDS_PER_DRAW, "big").hex()
         _spare_request_ids.extend(digits[start : start + 16] for start in range(0, len(digits), 16))
     return _spare_request_ids.pop()
+
+
+def request_id_for_call(request_id: str | None) -> str:
+    """The id a new request goes with: the one given, else the id of the request being
+    handled in this context (a call made on its behalf), else a fresh one."""
+    return request_id or _get_current_request_id() or new_request_id()
 
 
 def set_current_request_id(request_id: str | None) -> None:
