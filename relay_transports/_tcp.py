@@ -94,6 +94,7 @@ from ._tcp_options import (
 )
 from ._tcp_route import Sender, _Outbound, _Route
 from ._tcp_stream import _Stream
+from ._tls import TLS_FILE_OPTIONS
 
 __all__ = ["TcpTransport"]
 
@@ -156,8 +157,7 @@ class TcpTransport(Transport):
     reliable = True
     options = LISTEN_OPTIONS
     peer_options = PEER_OPTIONS
-    path_options = frozenset(
-        {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
+    path_options = TLS_FILE_OPTIONS
 
     def __init__(
         self,
