@@ -98,6 +98,7 @@ from ._quic_options import (
     _trust_the_system_store,
 )
 from ._quic_peer import _Peer
+from ._tls import TLS_FILE_OPTIONS
 
 __all__ = ["ALPN", "DEFAULT_MAX_PACKET_SIZE", "ListenerLoad", "QuicTransport"]
 
@@ -125,8 +126,7 @@ class QuicTransport(Transport):
     reliable = True  # true of the default stream mode; a datagram-mode peer is like UDP
     options = LISTEN_OPTIONS
     peer_options = PEER_OPTIONS
-    path_options = frozenset(
-        {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
+    path_options = TLS_FILE_OPTIONS
 
     def __init__(
         self,

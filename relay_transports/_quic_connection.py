@@ -43,6 +43,7 @@ from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 
 from ._addresses import display
 from ._budget import InputBudget
+from ._held_senders import HeldSenders
 from ._quic_internals import (
     _acknowledge_now,
     _acknowledged_offset,
@@ -120,8 +121,8 @@ class _Connection(QuicConnectionProtocol):
         """(stream offset where it ends, packet) for every packet the peer has not
         acknowledged whole, oldest first: what is reported unsent if the connection ends."""
         self._acknowledged = 0
-        self._full: asyncio.Future[None] | None = None
-        """Handed to senders while unacknowledged bytes reach ``queue_limit``."""
+        self._held = HeldSenders()
+        """What senders wait on while unacknowledged bytes reach ``queue_limit``."""
 
     @property
     def is_client(self) -> bool:
@@ -160,7 +161,7 @@ class _Connection(QuicConnectionProtocol):
             # Only sends that cannot wait (replies) get here: the others wait for room.
             if self.remote is not None:
                 self.events.packets_unsent(self.remote, [packet], "link_full")
-            return self._full
+            return self._held.future
         try:
             self._quic.send_stream_data(self._stream_id, framed)
         except (ValueError, RuntimeError) as exc:  # the peer stopped or reset our stream
@@ -170,9 +171,7 @@ class _Connection(QuicConnectionProtocol):
         self._unacknowledged.append((self._written, packet))
         if self.pending() < self._queue_limit:
             return None
-        if self._full is None:
-            self._full = self._loop.create_future()
-        return self._full
+        return self._held.hold()
 
     def pending(self) -> int:
         """Bytes written to our stream that the peer has not acknowledged yet."""
@@ -186,13 +185,8 @@ class _Connection(QuicConnectionProtocol):
         unacknowledged = self._unacknowledged
         while unacknowledged and unacknowledged[0][0] <= self._acknowledged:
             unacknowledged.popleft()
-        if self._full is not None and self.pending() < self._queue_limit:
-            self._release_senders()
-
-    def _release_senders(self) -> None:
-        full, self._full = self._full, None
-        if full is not None and not full.done():
-            full.set_result(None)
+        if self.pending() < self._queue_limit:
+            self._held.release()
 
     def report_unacknowledged(self, reason: UnsentReason) -> None:
         """Report the packets the peer has not acknowledged whole as unsent (some of the
@@ -204,7 +198,7 @@ class _Connection(QuicConnectionProtocol):
         self._acknowledged = self._written
         if packets and self.remote is not None:
             self.events.packets_unsent(self.remote, packets, reason)
-        self._release_senders()
+        self._held.release()
 
     def _transmit_now(self) -> None:
         self._transmit_handle = None

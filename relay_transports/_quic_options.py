@@ -16,6 +16,7 @@ from aioquic.quic.configuration import QuicConfiguration
 from relay_core import ConfigError, PluginOption
 
 from ._certs import CertificateChain, load_certificate_chain, load_trust_anchors
+from ._tls import client_file_options, peer_file_options, server_file_options
 
 ALPN = "net-relay/1"
 """The TLS application protocol both ends must offer."""
@@ -132,11 +133,7 @@ def _trust_the_system_store(configuration: QuicConfiguration) -> None:
 # What [listen.quic] and a quic peer's table may hold: read by the node at start and by
 # `net-relay plugins --options`; the constructor and _peer_tls check the values.
 LISTEN_OPTIONS: tuple[PluginOption, ...] = (
-    PluginOption("certificate", "path", None,
-                 "PEM certificate chain; with private_key, required to listen."),
-    PluginOption("private_key", "path", None, "PEM private key of certificate."),
-    PluginOption("client_ca", "path", None,
-                 "PEM CA certificates: require client certificates they signed."),
+    *server_file_options("; with private_key, required to listen."),
     PluginOption("max_packet_size", "integer", DEFAULT_MAX_PACKET_SIZE,
                  "The largest packet sent or accepted, in bytes; 1024..4294967295."),
     PluginOption("batch_size", "integer", None,
@@ -160,20 +157,14 @@ LISTEN_OPTIONS: tuple[PluginOption, ...] = (
                  "minimum: max_packet_size)."),
     PluginOption("retry", "boolean", True,
                  "Every new client proves its address with a Retry round trip first."),
-    PluginOption("ca", "path", None, "Default CA for peers (else the system trust store)."),
-    PluginOption("client_certificate", "path", None, "Default client certificate for peers."),
-    PluginOption("client_key", "path", None, "Private key of client_certificate."),
+    *client_file_options("peers"),
 )
+_PEER_FILES = peer_file_options()
 PEER_OPTIONS: tuple[PluginOption, ...] = (
     PluginOption("mode", "string", "stream",
                  "One reliable stream per connection, or unreliable QUIC datagrams.",
                  choices=("stream", "datagram")),
-    PluginOption("ca", "path", None, "PEM CA certificates the server must chain to."),
-    PluginOption("server_name", "string", None,
-                 "The name the server's certificate must carry (default: the address host)."),
-    PluginOption("client_certificate", "path", None,
-                 "PEM client certificate to present (with client_key)."),
-    PluginOption("client_key", "path", None, "Private key of client_certificate."),
+    *(_PEER_FILES[name] for name in ("ca", "server_name", "client_certificate", "client_key")),
     PluginOption("insecure_skip_verify", "boolean", False,
                  "Do not verify the server's certificate (tests only)."),
 )

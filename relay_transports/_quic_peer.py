@@ -28,6 +28,7 @@ from relay_core import (
 )
 
 from ._addresses import display
+from ._held_senders import HeldSenders
 from ._quic_connection import _DATAGRAM_HINT, _Connection
 from ._quic_net import logger
 from ._quic_options import _Mode, _PeerTls
@@ -66,8 +67,8 @@ class _Peer:
         self.connecting: asyncio.Task[None] | None = None
         self._backlog: list[bytes] = []
         self._backlog_bytes = 0
-        self._full: asyncio.Future[None] | None = None
-        """Handed to senders while the backlog is at ``queue_limit`` bytes."""
+        self._held = HeldSenders()
+        """What senders wait on while the backlog is at ``queue_limit`` bytes."""
         self._failures = 0
         self._not_before = 0.0
 
@@ -100,14 +101,7 @@ class _Peer:
             self._backlog_bytes += len(packet)
         if self._backlog_bytes < limit or self.tls.mode is _Mode.DATAGRAM:
             return None
-        if self._full is None:
-            self._full = asyncio.get_running_loop().create_future()
-        return self._full
-
-    def _release_senders(self) -> None:
-        full, self._full = self._full, None
-        if full is not None and not full.done():
-            full.set_result(None)
+        return self._held.hold()
 
     async def reconnect(self) -> None:
         try:
@@ -138,7 +132,7 @@ class _Peer:
             except (MessageTooLarge, TransportError) as exc:
                 self.transport.events.send_failed(self.destination, exc)
         # Senders go on; the connection's own future holds them back if it is full now.
-        self._release_senders()
+        self._held.release()
 
     def connection_ended(self, connection: _Connection, reason: str) -> None:
         if connection is not self.connection:
@@ -175,7 +169,7 @@ class _Peer:
         backlog, self._backlog, self._backlog_bytes = self._backlog, [], 0
         if backlog:
             self.transport.events.packets_unsent(self.destination, backlog, reason)
-        self._release_senders()
+        self._held.release()
 
     @property
     def waiting(self) -> int:

@@ -34,37 +34,31 @@ Rules this module keeps:
   dropping (and reporting unsent) beyond. A reader holds at most one partial
   packet (or heph-json object) of at most ``max_packet_size`` bytes, and all
   readers together at most ``max_buffered_input`` (``InputBudget``).
-- Bounded clients: a listener accepts connections itself (``_tcp_tls_listener``)
-  and holds at most ``max_connections`` of them; each must finish its TLS
-  handshake, then its first packet, within ``handshake_timeout``, and speak
-  within ``idle_timeout``. What exceeds is closed and reported to
-  ``events.connection_dropped`` with the counter it goes to.
+- Bounded clients: at most ``max_connections`` accepted connections, each with
+  ``handshake_timeout`` for its TLS handshake and then its first packet
+  (``_tcp_inbound``).
 - Closing delivers: :meth:`TcpTransport.flush` waits for queued packets to be
   written, a connection still being made included; :meth:`TcpTransport.close`
   reports what is still queued as unsent, then closes each connection after
-  its write buffer drains (for at most a second; then it aborts).
+  its write buffer drains (for at most a second; then it aborts:
+  ``_tcp_connections``).
 - Nothing raises out of an event-loop callback. Failures after ``send``
   returned go to ``events.send_failed``, packets dropped unsent to
   ``events.packets_unsent``; bad input from a client (a length above
   ``max_packet_size``, bytes that are not heph-json) is reported to
-  ``events.input_malformed`` and closes only that connection; that and a
-  failed TLS handshake are logged at WARNING, rate-limited.
+  ``events.input_malformed`` and closes only that connection; that is logged at
+  WARNING, rate-limited.
 
 Reading uses protocol callbacks rather than stream coroutines, and a packet is
 one write of its length prefix and itself (the node already coalesces frames
 up to ``batch_size``): a connection's :class:`~relay_transports._tcp_stream.PacketIO`
 does both, and :class:`~relay_transports._tcp_route.Sender` checks each packet
-sent and hands it to its route. A TLS listener accepts connections itself and runs each
-handshake before the connection's stream exists (``_tcp_tls_listener``):
-``create_server(ssl=...)`` would drop handshake failures without a word, and
-``start_tls`` after an ordinary accept cannot hold back the client's first
-bytes on uvloop.
+sent and hands it to its route.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import socket
 from collections.abc import Coroutine, Mapping
 from typing import Any
@@ -83,7 +77,9 @@ from relay_core.interfaces import check_declared
 
 from ._addresses import check_port, display, resolve
 from ._budget import InputBudget
-from ._tcp_net import _error, _reason, logger
+from ._tcp_connections import Connections
+from ._tcp_inbound import Inbound
+from ._tcp_net import logger
 from ._tcp_options import (
     _KIB,
     _MIB,
@@ -98,21 +94,9 @@ from ._tcp_options import (
 )
 from ._tcp_route import Sender, _Outbound, _Route
 from ._tcp_stream import _Stream
-from ._tcp_tls_listener import Listener, bind
+from ._tls import TLS_FILE_OPTIONS
 
 __all__ = ["TcpTransport"]
-
-_CLOSE_GRACE = 1.0  # seconds close() gives connections to flush their write buffers
-_DROP_WORDS: Mapping[ConnectionDropReason, str] = {
-    "connections_refused": "refused: max_connections = {settings.max_connections} are open",
-    "connections_timed_out": "closed: no TLS handshake or no whole packet within "
-                             "handshake_timeout = {settings.handshake_timeout:g} s, or idle "
-                             "past idle_timeout",
-    "connections_over_budget": "closed: its unfinished packet would take the unfinished packets "
-                               "of all connections past max_buffered_input = "
-                               "{settings.max_buffered_input} bytes",
-}
-
 
 class TcpTransport(Transport):
     """Packets over TCP (optionally TLS): ordered, and lost only with their connection.
@@ -173,8 +157,7 @@ class TcpTransport(Transport):
     reliable = True
     options = LISTEN_OPTIONS
     peer_options = PEER_OPTIONS
-    path_options = frozenset(
-        {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
+    path_options = TLS_FILE_OPTIONS
 
     def __init__(
         self,
@@ -215,26 +198,18 @@ class TcpTransport(Transport):
         )
         self.max_packet_size = self.settings.max_packet_size
         self.batch_size = self.settings.batch_size
-        self._server_tls = _server_tls(certificate, private_key, client_ca)
+        server_tls = _server_tls(certificate, private_key, client_ca)
         self._client_tls = _ClientTls(ca, client_certificate, client_key)
         self._routes: dict[HostPort, _Route] = {}
         self.input_budget = InputBudget(self.settings.max_buffered_input)
-        self._inbound = 0
-        """Accepted connections open, handshaking ones included: at most max_connections."""
-        self._unproven: dict[_Stream, None] = {}
-        """Accepted connections that may not have sent a whole packet yet, oldest first
-        (those that did leave it when a newcomer looks for room)."""
+        self._log = RateLimitedLog(logger)
+        self._inbound = Inbound(self, server_tls, self._log)
         self._sender = Sender(self._routes, self.max_packet_size, self._cannot_send)
         self.send = self._sender.send  # type: ignore[method-assign]
-        self._servers: list[Listener] = []
-        self._unclaimed: set[socket.socket] = set()
-        """Accepted TLS connections whose handshake task has not started yet."""
-        self._streams: set[_Stream] = set()
+        self._connections = Connections(events)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._drained = asyncio.Event()
         self._progress = asyncio.Event()
         """Set whenever a queue drains or a route goes: what flush() waits on."""
-        self._log = RateLimitedLog(logger)
         self.closed = False
 
     @classmethod
@@ -251,14 +226,7 @@ class TcpTransport(Transport):
         self._check_open(f"cannot listen on tcp {where}")
         check_port("tcp", host, port, 0)
         numeric = (await resolve("tcp", host, port, socket.SOCK_STREAM))[0][1][0]
-        try:
-            server = Listener(bind(numeric, port), self._accepted, self._out_of_resources,
-                              self._log)
-        except OSError as exc:
-            raise _error(exc.errno, f"cannot listen on tcp {where}: {_reason(exc)}") from None
-        self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
-        return (str(sockname[0]), int(sockname[1]))
+        return self._inbound.listen(numeric, port, where)
 
     async def prepare(
         self, host: str, port: int, options: Mapping[str, object] | None = None
@@ -304,7 +272,7 @@ class TcpTransport(Transport):
     @property
     def accepted_connections(self) -> int:
         """Accepted connections open now, TLS handshakes included (at most ``max_connections``)."""
-        return self._inbound
+        return self._inbound.count
 
     def pending(self, destination: HostPort) -> int:
         """Bytes held for ``destination``: queued, and in its connection's write buffer."""
@@ -317,10 +285,7 @@ class TcpTransport(Transport):
         while any(route.queue for route in self._routes.values()):
             self._progress.clear()
             await self._progress.wait()
-        # The socket transports tell no one when a buffer drains below its mark.
-        while any(stream.handle is not None and stream.handle.get_write_buffer_size()
-                  for stream in self._streams if not stream.dead):
-            await asyncio.sleep(0.01)
+        await self._connections.drain()
 
     def waiting(self, destination: HostPort) -> int:
         """Packets queued for ``destination``: not connected yet, or its buffer is full."""
@@ -332,20 +297,15 @@ class TcpTransport(Transport):
         if self.closed:
             return
         self.closed = True
-        for server in self._servers:
-            server.close()
+        self._inbound.stop_listening()
         for task in self._tasks:
             task.cancel()
         for route in self._routes.values():
             route.drop_queue("closed_unsent")
         self._routes.clear()
-        await self._close_streams()
+        await self._connections.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for connection in self._unclaimed:  # its handshake task was cancelled unstarted
-            connection.close()
-        self._unclaimed.clear()
-        for server in self._servers:
-            await server.wait_closed()
+        await self._inbound.wait_closed()
 
     # -- for routes and streams ------------------------------------------
 
@@ -355,7 +315,7 @@ class TcpTransport(Transport):
         task.add_done_callback(self._tasks.discard)
 
     def stream_opened(self, stream: _Stream) -> None:
-        self._streams.add(stream)
+        self._connections.add(stream)
         handle = stream.handle
         assert handle is not None
         if stream.route is not None:
@@ -370,15 +330,11 @@ class TcpTransport(Transport):
         self._routes.setdefault(stream.source, route)
         stream.ready(handle)  # a TLS listener's streams open once their handshake is done
         route.attach(stream)
-        self._unproven[stream] = None
+        self._inbound.opened(stream)
 
     def stream_closed(self, stream: _Stream) -> None:
-        if stream in self._streams and stream.accepted:
-            self._inbound -= 1
-        self._unproven.pop(stream, None)
-        self._streams.discard(stream)
-        if self.closed and not self._streams:
-            self._drained.set()
+        if self._connections.remove(stream):
+            self._inbound.closed(stream)
 
     def stream_malformed(self, stream: _Stream, error: MalformedFrame) -> None:
         self._log.warning(
@@ -388,7 +344,7 @@ class TcpTransport(Transport):
 
     def stream_dropped(self, stream: _Stream, reason: ConnectionDropReason) -> None:
         """A connection is being closed for a limit (``reason`` names its counter)."""
-        self._dropped(stream.source, reason)
+        self._inbound.dropped(stream.source, reason)
 
     def forget(self, route: _Route) -> None:
         if self._routes.get(route.destination) is route:
@@ -399,100 +355,6 @@ class TcpTransport(Transport):
         self._progress.set()
 
     # -- internals -------------------------------------------------------
-
-    def _accepted(self, connection: socket.socket, peer: HostPort) -> None:
-        if self.closed:
-            connection.close()
-            return
-        if self._inbound >= self.settings.max_connections and not self._make_room():
-            connection.close()
-            self._dropped(peer, "connections_refused")
-            return
-        self._inbound += 1
-        self._unclaimed.add(connection)
-        self.spawn(self._open_accepted(connection, peer))
-
-    def _make_room(self) -> bool:
-        """Close the oldest accepted connection that has sent no whole packet yet, if any.
-
-        Honest clients send their first packet at once; connections that only hold a
-        place (a flood of idle or trickling ones) are the ones to give it up, so a
-        newcomer is not refused while they wait for ``handshake_timeout``.
-        """
-        unproven = self._unproven
-        while unproven:
-            stream = next(iter(unproven))
-            del unproven[stream]
-            if not stream.dead and not stream.io.delivered:
-                self._dropped(stream.source, "connections_refused")
-                stream.abort()
-                return True
-        return False
-
-    def _out_of_resources(self, listener: HostPort) -> None:
-        self.events.connection_dropped(listener, "connections_refused")
-
-    async def _open_accepted(self, connection: socket.socket, peer: HostPort) -> None:
-        """Open an accepted connection, running the server side of TLS first where configured;
-        its stream opens when that is done (and from then on counts itself)."""
-        self._unclaimed.discard(connection)
-        framing = self.settings.framing
-        timeout = self.settings.handshake_timeout
-        tls: dict[str, Any] = {}
-        if self._server_tls is not None:
-            # Our own timeout fires first, so that a slow handshake is told from a failed one.
-            tls = {"ssl": self._server_tls, "ssl_handshake_timeout": 2 * timeout}
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.get_running_loop().connect_accepted_socket(
-                    lambda: _Stream(self, None, peer, framing), connection, **tls)
-        except TimeoutError:
-            self._inbound -= 1
-            connection.close()
-            self._dropped(peer, "connections_timed_out")
-        except OSError as exc:  # ssl.SSLError, a reset
-            self._inbound -= 1
-            connection.close()
-            self._log.warning(
-                "tls_handshake",
-                "tls handshake with tcp client %s failed: %s",
-                display(*peer),
-                _reason(exc),
-            )
-
-    def _dropped(self, source: HostPort, reason: ConnectionDropReason) -> None:
-        self._log.warning(
-            reason,
-            "tcp connection with %s %s",
-            display(*source),
-            _DROP_WORDS[reason].format(settings=self.settings),
-        )
-        self.events.connection_dropped(source, reason)
-
-    async def _close_streams(self) -> None:
-        """Close every connection, flushing for up to ``_CLOSE_GRACE`` seconds, then abort."""
-        if not self._streams:
-            return
-        for stream in list(self._streams):
-            stream.close()
-        try:
-            async with asyncio.timeout(_CLOSE_GRACE):
-                await self._drained.wait()
-        except TimeoutError:
-            for stream in list(self._streams):
-                self._report_unwritten(stream)
-                stream.abort()
-            await asyncio.sleep(0)  # aborted transports report connection_lost on the next turn
-
-    def _report_unwritten(self, stream: _Stream) -> None:
-        """A connection aborted with bytes still in its write buffer (its peer stopped
-        reading): they are lost with it, reported as one failure (they are bytes now,
-        no longer packets whose messages could be counted)."""
-        unwritten = stream.handle.get_write_buffer_size() if stream.handle is not None else 0
-        if unwritten:
-            text = (f"tcp connection to {display(*stream.source)} aborted at close with "
-                    f"{unwritten} bytes unwritten: its peer stopped reading")
-            self.events.send_failed(stream.source, TransportError(errno.ESHUTDOWN, text))
 
     def _check_open(self, what: str) -> None:
         if self.closed:

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 from relay_core import ConfigError, PluginOption
 
-from ._tls import check_pem_path, client_context, server_context
+from ._tls import (
+    check_pem_path,
+    client_context,
+    client_file_options,
+    peer_file_options,
+    server_context,
+    server_file_options,
+)
 
 _KIB = 1024
 _MIB = 1024 * _KIB
@@ -273,29 +280,16 @@ LISTEN_OPTIONS: tuple[PluginOption, ...] = (
     PluginOption("max_object_size", "integer", None,
                   "The largest heph-json object a connection reads, in bytes (default "
                   "max_packet_size; a node sets its max_message_size)."),
-    PluginOption("certificate", "path", None,
-                  "PEM certificate chain: with private_key, listen with TLS."),
-    PluginOption("private_key", "path", None, "PEM private key of certificate."),
-    PluginOption("client_ca", "path", None,
-                  "PEM CA certificates: require client certificates they signed."),
-    PluginOption("ca", "path", None,
-                  "Default CA for peers with tls = true (else the system trust store)."),
-    PluginOption("client_certificate", "path", None,
-                  "Default client certificate for peers with tls = true."),
-    PluginOption("client_key", "path", None, "Private key of client_certificate."),
+    *server_file_options(": with private_key, listen with TLS."),
+    *client_file_options("peers with tls = true"),
     PluginOption("framing", "string", "net-relay",
                   "How accepted connections cut packets out of their stream.",
                   choices=("net-relay", "heph-json")),
 )
+_PEER_FILES = peer_file_options("tls = true")
 PEER_OPTIONS: tuple[PluginOption, ...] = (
     PluginOption("tls", "boolean", False, "Connect with TLS."),
-    PluginOption("ca", "path", None,
-                 "PEM CA certificates the server must chain to (with tls = true)."),
-    PluginOption("client_certificate", "path", None,
-                 "PEM client certificate to present (with tls = true and client_key)."),
-    PluginOption("client_key", "path", None, "Private key of client_certificate."),
-    PluginOption("server_name", "string", None,
-                 "The name the server's certificate must carry (default: the address host)."),
+    *(_PEER_FILES[name] for name in ("ca", "client_certificate", "client_key", "server_name")),
     PluginOption("framing", "string", "net-relay",
                  "How packets are written to this peer's stream.",
                  choices=("net-relay", "heph-json")),

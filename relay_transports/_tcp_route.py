@@ -41,6 +41,7 @@ from relay_core.protocol.framing import LENGTH_PREFIX_SIZE
 from relay_core.protocol.heph import is_heph_json
 
 from ._addresses import display
+from ._held_senders import HeldSenders
 from ._tcp_net import _error, _reason
 from ._tcp_options import HEPH_JSON, NET_RELAY
 from ._tcp_stream import PacketIO, StreamHost, _Stream
@@ -72,8 +73,8 @@ class _Route:
         """The stream's packet I/O while nothing waits in the queue, else None."""
         self.queue: deque[bytes] = deque()
         self.queued = 0  # bytes the queued packets take on the stream
-        self.full: asyncio.Future[None] | None = None
-        """Handed to senders while the queue is full; completed once it is not."""
+        self.held = HeldSenders()
+        """What senders wait on while the queue is full."""
         self._prefix_size = LENGTH_PREFIX_SIZE if framing == NET_RELAY else 0
 
     def hold(self, packet: bytes) -> asyncio.Future[None] | None:
@@ -88,9 +89,7 @@ class _Route:
             self.writer = None  # later packets wait behind this one
         if self.queued < settings.queue_limit:
             return None
-        if self.full is None:
-            self.full = asyncio.get_running_loop().create_future()
-        return self.full
+        return self.held.hold()
 
     def pending(self) -> int:
         """Bytes held for this destination: queued, and in the connection's write buffer."""
@@ -99,11 +98,8 @@ class _Route:
 
     def release(self) -> None:
         """Wake the senders held back, if the queue is no longer full (or is gone)."""
-        full = self.full
-        if full is not None and self.queued < self.owner.settings.queue_limit:
-            self.full = None
-            if not full.done():
-                full.set_result(None)
+        if self.queued < self.owner.settings.queue_limit:
+            self.held.release()
 
     def attach(self, stream: _Stream) -> None:
         self.stream = stream

@@ -14,6 +14,9 @@ Rules this module keeps:
   certificate by naming it as the ``ca``.
 - An encrypted private key is refused instead of making OpenSSL prompt for a
   passphrase on the terminal.
+- The PEM file options are declared here once for every transport that takes
+  them (tcp, quic), so their names, types and words cannot drift apart; a
+  transport passes only the words that say how its own use differs.
 """
 
 from __future__ import annotations
@@ -22,11 +25,68 @@ import os
 import ssl
 from pathlib import Path
 
-from relay_core import ConfigError
+from relay_core import ConfigError, PluginOption
 
-__all__ = ["check_pem_path", "client_context", "describe_tls_error", "server_context"]
+__all__ = [
+    "TLS_FILE_OPTIONS",
+    "check_pem_path",
+    "client_context",
+    "client_file_options",
+    "describe_tls_error",
+    "peer_file_options",
+    "server_context",
+    "server_file_options",
+]
 
 _PEM_PATH = "a path (string) to a readable PEM file"
+
+
+TLS_FILE_OPTIONS = frozenset(
+    {"certificate", "private_key", "client_ca", "ca", "client_certificate", "client_key"})
+"""The options that name PEM files, in ``[listen.SCHEME]`` and in peer tables: a TLS
+transport's ``path_options``, which the node resolves against the config file's folder."""
+
+
+def server_file_options(certificate_use: str) -> tuple[PluginOption, ...]:
+    """``certificate``, ``private_key`` and ``client_ca`` of ``[listen.SCHEME]``: what the
+    listener presents and whom it asks for client certificates. ``certificate_use`` ends
+    the certificate's sentence: what a certificate with its key does for this transport."""
+    return (
+        PluginOption("certificate", "path", None, f"PEM certificate chain{certificate_use}"),
+        PluginOption("private_key", "path", None, "PEM private key of certificate."),
+        PluginOption("client_ca", "path", None,
+                     "PEM CA certificates: require client certificates they signed."),
+    )
+
+
+def client_file_options(peers: str) -> tuple[PluginOption, ...]:
+    """``ca``, ``client_certificate`` and ``client_key`` of ``[listen.SCHEME]``: the defaults
+    for the peers that ``peers`` names, which a peer's own table overrides."""
+    return (
+        PluginOption("ca", "path", None, f"Default CA for {peers} (else the system trust store)."),
+        PluginOption("client_certificate", "path", None, f"Default client certificate for {peers}."),
+        PluginOption("client_key", "path", None, "Private key of client_certificate."),
+    )
+
+
+def peer_file_options(condition: str = "") -> dict[str, PluginOption]:
+    """A peer table's ``ca``, ``client_certificate``, ``client_key`` and ``server_name``, by
+    name (each transport lists them in its own order); ``condition`` is what else they
+    need in that table (``"tls = true"``), if anything."""
+    needs = f"{condition} and " if condition else ""
+    return {
+        "ca": PluginOption(
+            "ca", "path", None, "PEM CA certificates the server must chain to"
+            + (f" (with {condition})." if condition else ".")),
+        "client_certificate": PluginOption(
+            "client_certificate", "path", None,
+            f"PEM client certificate to present (with {needs}client_key)."),
+        "client_key": PluginOption("client_key", "path", None,
+                                   "Private key of client_certificate."),
+        "server_name": PluginOption(
+            "server_name", "string", None,
+            "The name the server's certificate must carry (default: the address host)."),
+    }
 
 
 def check_pem_path(where: str, name: str, value: object) -> str:

@@ -1,17 +1,23 @@
 """Helpers for tests that run nodes: configs, waiting, an actor that keeps what it gets,
-and raw loopback sockets."""
+raw loopback sockets, and the ``net-relay`` command in a child process."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import socket
-from collections.abc import Awaitable, Callable, Collection
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Self
 
 from relay_core import ActorContext, ListenConfig, NodeConfig, PeerConfig
 
 WAIT_LIMIT = 20.0
+INSTALLED_COMMAND = Path(sys.executable).parent / "net-relay"
 
 
 def udp_config(name: str, **settings: object) -> NodeConfig:
@@ -35,6 +41,49 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
     async with asyncio.timeout(WAIT_LIMIT):
         while not condition():
             await asyncio.sleep(0.005)
+
+
+def net_relay_command() -> list[str]:
+    """The console script when installed beside this interpreter (whose sys.path does not
+    start with the current directory, as a user's would not), else the module."""
+    if INSTALLED_COMMAND.exists():
+        return [str(INSTALLED_COMMAND)]
+    return [sys.executable, "-m", "relay_core"]
+
+
+@asynccontextmanager
+async def net_relay_node(*args: str, cwd: Path | None = None,
+                         stop: signal.Signals = signal.SIGTERM) -> AsyncIterator[str]:
+    """Run ``net-relay ARGS`` (a command that serves a node, such as ``node`` or ``run``) in
+    a child process; yield the udp URL it prints once it listens; then stop it with
+    ``stop`` and check that it exits cleanly, without a traceback."""
+    process = await asyncio.create_subprocess_exec(
+        *net_relay_command(), *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(WAIT_LIMIT):
+            line = (await process.stdout.readline()).decode()
+        assert "listening on udp://" in line, line
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        if process.returncode is None:
+            process.send_signal(stop)
+        async with asyncio.timeout(WAIT_LIMIT):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
+    assert "Traceback" not in stderr.decode()
+
+
+async def run_net_relay(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``net-relay ARGS`` in a child process to its end; what it printed, and its status."""
+    process = await asyncio.create_subprocess_exec(
+        *net_relay_command(), *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(WAIT_LIMIT):
+        stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(args, process.returncode, stdout.decode(), stderr.decode())
 
 
 class RawUdp:

@@ -4,49 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from nodes import WAIT_LIMIT, RawUdp, udp_config, wait_for
+from nodes import WAIT_LIMIT, RawUdp, net_relay_node, run_net_relay, udp_config, wait_for
 from relay_core import Node
 
-CLI = [sys.executable, "-m", "relay_core.tools.cli"]
 
-
-@asynccontextmanager
-async def node_process(tmp_path: Path, *, codec: str = "msgpack") -> AsyncIterator[str]:
+def node_process(tmp_path: Path, *, codec: str = "msgpack") -> AbstractAsyncContextManager[str]:
     """Run `net-relay node` in a child process; yield its UDP URL; stop it with SIGTERM."""
     config = tmp_path / "beta.toml"
     config.write_text(f'[node]\nname = "beta"\ncodec = "{codec}"\n\n'
                       '[listen.udp]\nhost = "127.0.0.1"\nport = 0\n')
-    process = await asyncio.create_subprocess_exec(
-        *CLI, "node", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(WAIT_LIMIT):
-            line = (await process.stdout.readline()).decode()
-        assert "listening on udp://" in line, line
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(WAIT_LIMIT):
-            _, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-
-
-async def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        *CLI, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    async with asyncio.timeout(WAIT_LIMIT):
-        stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(args, process.returncode, stdout.decode(), stderr.decode())
+    return net_relay_node("node", "--config", str(config))
 
 
 async def test_a_node_in_another_process_answers_sends_and_rpcs(tmp_path: Path) -> None:
@@ -64,18 +34,18 @@ async def test_a_node_in_another_process_answers_sends_and_rpcs(tmp_path: Path) 
 
 async def test_the_cli_sends_and_calls_and_prints_json(tmp_path: Path) -> None:
     async with node_process(tmp_path) as beta:
-        sent = await run_cli("send", f"{beta}/counter", '{"hello": "world"}')
+        sent = await run_net_relay("send", f"{beta}/counter", '{"hello": "world"}')
         assert sent.returncode == 0, sent.stderr
-        reply = await run_cli("rpc", f"{beta}/echo", '{"name": "ada", "n": [1, 2]}')
+        reply = await run_net_relay("rpc", f"{beta}/echo", '{"name": "ada", "n": [1, 2]}')
         assert reply.returncode == 0, reply.stderr
         assert json.loads(reply.stdout) == {"name": "ada", "n": [1, 2]}
-        counted = await run_cli("rpc", f"{beta}/counter", "null")
+        counted = await run_net_relay("rpc", f"{beta}/counter", "null")
         assert json.loads(counted.stdout) == 1
 
 
 async def test_a_cli_rpc_to_an_unknown_actor_prints_one_line_and_fails(tmp_path: Path) -> None:
     async with node_process(tmp_path) as beta:
-        result = await run_cli("rpc", f"{beta}/nobody", "{}")
+        result = await run_net_relay("rpc", f"{beta}/nobody", "{}")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().count("\n") == 0
@@ -85,7 +55,7 @@ async def test_a_cli_rpc_to_an_unknown_actor_prints_one_line_and_fails(tmp_path:
 async def test_a_cli_rpc_that_gets_no_reply_times_out_cleanly(tmp_path: Path) -> None:
     silent = RawUdp()  # takes the request and never answers (a closed port would refuse it)
     try:
-        result = await run_cli("rpc", f"{silent.url}/echo", "{}", "--timeout", "0.2")
+        result = await run_net_relay("rpc", f"{silent.url}/echo", "{}", "--timeout", "0.2")
     finally:
         silent.close()
     assert result.returncode == 1
@@ -94,8 +64,8 @@ async def test_a_cli_rpc_that_gets_no_reply_times_out_cleanly(tmp_path: Path) ->
 
 
 async def test_the_cli_rejects_bad_json_and_bad_addresses_in_one_line() -> None:
-    bad_json = await run_cli("send", "udp://127.0.0.1:9/echo", "{nope")
-    bad_address = await run_cli("send", "udp://127.0.0.1/echo", "{}")
+    bad_json = await run_net_relay("send", "udp://127.0.0.1:9/echo", "{nope")
+    bad_address = await run_net_relay("send", "udp://127.0.0.1/echo", "{}")
     for result in (bad_json, bad_address):
         assert result.returncode == 1
         assert "Traceback" not in result.stderr
@@ -105,7 +75,7 @@ async def test_the_cli_rejects_bad_json_and_bad_addresses_in_one_line() -> None:
 
 
 async def test_plugins_lists_every_built_in_with_its_distribution() -> None:
-    result = await run_cli("plugins")
+    result = await run_net_relay("plugins")
     assert result.returncode == 0, result.stderr
     rows = {tuple(line.split()[:3]) for line in result.stdout.splitlines()[1:]}
     for kind, name in [("codec", "msgpack"), ("codec", "cbor"), ("codec", "json"),
@@ -117,7 +87,7 @@ async def test_plugins_lists_every_built_in_with_its_distribution() -> None:
 
 
 async def test_demo_runs_over_every_transport_and_codec() -> None:
-    result = await run_cli("demo", "--messages", "50", "--rpcs", "10")
+    result = await run_net_relay("demo", "--messages", "50", "--rpcs", "10")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for transport in ("udp", "tcp", "quic"):
@@ -128,8 +98,8 @@ async def test_demo_runs_over_every_transport_and_codec() -> None:
 
 async def test_gen_cert_writes_a_pair_and_refuses_to_overwrite_it(tmp_path: Path) -> None:
     cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
-    made = await run_cli("gen-cert", "--cert", cert, "--key", key, "--host", "127.0.0.1")
-    again = await run_cli("gen-cert", "--cert", cert, "--key", key)
+    made = await run_net_relay("gen-cert", "--cert", cert, "--key", key, "--host", "127.0.0.1")
+    again = await run_net_relay("gen-cert", "--cert", cert, "--key", key)
     assert made.returncode == 0, made.stderr
     assert "fingerprint" in made.stdout
     assert (tmp_path / "c.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
@@ -139,8 +109,8 @@ async def test_gen_cert_writes_a_pair_and_refuses_to_overwrite_it(tmp_path: Path
 
 async def test_stats_asks_a_running_node_for_its_counters(tmp_path: Path) -> None:
     async with node_process(tmp_path) as beta:
-        await run_cli("send", f"{beta}/counter", "1")
-        result = await run_cli("stats", beta)
+        await run_net_relay("send", f"{beta}/counter", "1")
+        result = await run_net_relay("stats", beta)
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     assert stats["node"] == "beta"

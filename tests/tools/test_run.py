@@ -10,27 +10,16 @@ import asyncio
 import shutil
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
 
-from nodes import WAIT_LIMIT, udp_config
+from nodes import WAIT_LIMIT, net_relay_node, run_net_relay, udp_config
 from relay_core import Node, UnknownActor
 
 EXAMPLE = Path(__file__).resolve().parent.parent.parent / "examples" / "run_your_actors"
-INSTALLED_COMMAND = Path(sys.executable).parent / "net-relay"
 EXIT_USAGE = 2
-
-
-def net_relay_command() -> list[str]:
-    """The console script when installed beside this interpreter (whose sys.path does not
-    start with the current directory), else the module."""
-    if INSTALLED_COMMAND.exists():
-        return [str(INSTALLED_COMMAND)]
-    return [sys.executable, "-m", "relay_core"]
 
 
 def write_config(folder: Path) -> Path:
@@ -39,37 +28,15 @@ def write_config(folder: Path) -> Path:
     return config
 
 
-@asynccontextmanager
-async def running(app: str, folder: Path, config: Path,
-                  stop: signal.Signals = signal.SIGTERM) -> AsyncIterator[str]:
+def running(app: str, folder: Path, config: Path,
+            stop: signal.Signals = signal.SIGTERM) -> AbstractAsyncContextManager[str]:
     """Run ``net-relay run APP`` in ``folder``; yield its udp URL; stop it with ``stop`` and
     check that it exits cleanly."""
-    process = await asyncio.create_subprocess_exec(
-        *net_relay_command(), "run", app, "--config", str(config), cwd=folder,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(WAIT_LIMIT):
-            line = (await process.stdout.readline()).decode()
-        assert "listening on udp://" in line, line
-        yield line.rsplit(" ", 1)[1].strip()
-    finally:
-        if process.returncode is None:
-            process.send_signal(stop)
-        async with asyncio.timeout(WAIT_LIMIT):
-            _, stderr = await process.communicate()
-    assert process.returncode == 0, stderr.decode()
-    assert "Traceback" not in stderr.decode()
+    return net_relay_node("run", app, "--config", str(config), cwd=folder, stop=stop)
 
 
 async def run_to_the_end(app: str, folder: Path) -> subprocess.CompletedProcess[str]:
-    process = await asyncio.create_subprocess_exec(
-        *net_relay_command(), "run", app, "--config", str(write_config(folder)), cwd=folder,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    async with asyncio.timeout(WAIT_LIMIT):
-        stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(app, process.returncode, stdout.decode(), stderr.decode())
+    return await run_net_relay("run", app, "--config", str(write_config(folder)), cwd=folder)
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)

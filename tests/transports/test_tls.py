@@ -153,7 +153,8 @@ async def test_a_listener_out_of_descriptors_rests_logs_it_and_then_accepts_agai
     server_events = Recorder()
     async with tcp(server_events, **serving(pki)) as server, tcp(Recorder()) as client:
         host, port = await server.listen("127.0.0.1", 0)
-        (listener,) = [s for s in server._servers if isinstance(s, _tcp_tls_listener.Listener)]
+        (listener,) = [s for s in server._inbound.listeners
+                       if isinstance(s, _tcp_tls_listener.Listener)]
         exhausted = _ExhaustedOnce(listener.sock)
         listener.sock = exhausted  # type: ignore[assignment]
         with caplog.at_level(logging.WARNING, logger="relay_transports._tcp"):
@@ -191,7 +192,7 @@ async def test_closing_with_handshakes_under_way_leaves_no_connection_open(pki: 
             with _either_closed():
                 assert await reader.read() == b""
         writer.close()
-    assert not server._unclaimed and not server._tasks
+    assert not server._inbound.unclaimed and not server._tasks
 
 
 # -- mutual TLS ---------------------------------------------------------------------
