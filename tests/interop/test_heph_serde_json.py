@@ -94,7 +94,7 @@ async def from_heph(start_peer: StartPeer, cases: list[str]) -> list[object]:
         node.spawn(collector(received), name="inbox")
         for count, case in enumerate(cases, 1):
             await ask(peer, op="send", case=case, to=host_port(node.address("udp")))
-            await wait_for(lambda: len(received) == count, f"the {case} message")
+            await wait_for(lambda count=count: len(received) == count, f"the {case} message")
     return received
 
 
@@ -123,7 +123,7 @@ async def test_heph_messages_nested_deeper_than_serde_json_reads_still_arrive(
         node.spawn(collector(received), name="inbox")
         for count, levels in enumerate((SERDE_JSON_DEPTH, SERDE_JSON_DEPTH + 1, 256), 1):
             await ask(peer, op="send_deep", levels=levels, to=host_port(node.address("udp")))
-            await wait_for(lambda: len(received) == count, f"{levels} levels")
+            await wait_for(lambda count=count: len(received) == count, f"{levels} levels")
     assert received == [nested(SERDE_JSON_DEPTH), nested(SERDE_JSON_DEPTH + 1), nested(256)]
 
 
