@@ -26,6 +26,13 @@ pytestmark = pytest.mark.rust_peer
 
 StartPeer = Callable[..., RustPeer]
 
+def nested(levels: int) -> object:
+    value: object = 0
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 SHAPES = ["Empty", {"Circle": {"r": 1.5}}, {"Square": 2.0}, {"Pair": [1, -2]}]
 LARGE = "x" * 65_000
 TEXT = 'Zoë \U0001f600 "quoted" {braces}'
@@ -41,9 +48,12 @@ FROM_HEPH_IN_RANGE = {
     "unit": None,
     "u64_max": 2**64 - 1,
     "i64_min": -(2**63),
+    "f64": 2.5,
     "large": LARGE,
     "text": TEXT,
 }
+# serde_json writes any depth (it reads 126 levels in an envelope); net-relay reads 256.
+FROM_HEPH_DEEP = {"deep_126": nested(126), "deep_127": nested(127), "deep_256": nested(256)}
 # Integers beyond 64 bits arrive as the nearest float, as serde_json's own Value reads them.
 FROM_HEPH_BEYOND_64_BITS = {
     "u128_big": float(2**64 + 1),
@@ -57,13 +67,6 @@ FROM_HEPH_BEYOND_64_BITS = {
 class Greeting:
     name: str
     lang: str
-
-
-def nested(levels: int) -> object:
-    value: object = 0
-    for _ in range(levels):
-        value = [value]
-    return value
 
 
 def listening(*schemes: str) -> NodeConfig:
@@ -116,15 +119,8 @@ async def test_integers_heph_sends_beyond_64_bits_arrive_as_floats(
 
 async def test_heph_messages_nested_deeper_than_serde_json_reads_still_arrive(
         start_peer: StartPeer) -> None:
-    # serde_json writes any depth; net-relay reads up to 256 levels.
-    received: list[object] = []
-    peer = start_peer()
-    async with Node(listening("udp")) as node:
-        node.spawn(collector(received), name="inbox")
-        for count, levels in enumerate((SERDE_JSON_DEPTH, SERDE_JSON_DEPTH + 1, 256), 1):
-            await ask(peer, op="send_deep", levels=levels, to=host_port(node.address("udp")))
-            await wait_for(lambda count=count: len(received) == count, f"{levels} levels")
-    assert received == [nested(SERDE_JSON_DEPTH), nested(SERDE_JSON_DEPTH + 1), nested(256)]
+    received = await from_heph(start_peer, list(FROM_HEPH_DEEP))
+    assert received == list(FROM_HEPH_DEEP.values())
 
 
 async def test_two_heph_nodes_on_the_constant_fallback_seed_are_both_heard(
@@ -150,7 +146,7 @@ async def test_two_heph_nodes_on_the_constant_fallback_seed_are_both_heard(
 
 async def test_what_heph_writes_back_to_back_on_tcp_arrives_in_order(
         start_peer: StartPeer) -> None:
-    cases = {**FROM_HEPH_IN_RANGE, **FROM_HEPH_BEYOND_64_BITS}
+    cases = {**FROM_HEPH_IN_RANGE, **FROM_HEPH_BEYOND_64_BITS, **FROM_HEPH_DEEP}
     received: list[object] = []
     peer = start_peer()
     async with Node(listening("tcp")) as node:

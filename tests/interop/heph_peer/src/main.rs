@@ -14,7 +14,6 @@
 //!   {"op":"recv","case":C}                      -> the next datagram read as case C's type:
 //!                                                  {"ok":true,"uuid":U,"value":V} or {"ok":false,"error":E}
 //!   {"op":"send","case":C,"to":"IP:PORT"}       -> one datagram of case C's sample: {"sent":TEXT}
-//!   {"op":"send_deep","levels":N,"to":"IP:PORT"} -> a message of N nested arrays: {"sent":TEXT}
 //!   {"op":"resend","to":"IP:PORT"}              -> the last datagram again, as a network
 //!                                                  that duplicates would: {"sent":TEXT}
 //!   {"op":"tcp_send","cases":[C..],"to":"IP:PORT"} -> connects, writes the envelopes back to
@@ -240,6 +239,11 @@ fn sample(name: &str, uuids: &mut UuidGenerator) -> Option<Vec<u8>> {
         "i128_min" => envelope(uuids, i128::MIN),
         "large" => envelope(uuids, "x".repeat(65_000)),
         "text" => envelope(uuids, "Zoë \u{1F600} \"quoted\" {braces}"),
+        "f64" => envelope(uuids, 2.5f64),
+        // serde_json writes any depth, though it reads at most 127 levels, envelope included.
+        "deep_126" => envelope(uuids, nested(126)),
+        "deep_127" => envelope(uuids, nested(127)),
+        "deep_256" => envelope(uuids, nested(256)),
         _ => return None,
     })
 }
@@ -295,13 +299,8 @@ fn main() {
                     Err(error) => json!({"ok": false, "error": format!("no datagram: {error}")}),
                 }
             }
-            "send" | "send_deep" => {
-                let datagram = if text("op") == "send" {
-                    sample(&text("case"), &mut uuids)
-                } else {
-                    command["levels"].as_u64().map(|n| envelope(&mut uuids, nested(n as usize)))
-                };
-                match datagram {
+            "send" => {
+                match sample(&text("case"), &mut uuids) {
                     Some(datagram) => {
                         socket.send_to(&datagram, text("to")).expect("send a datagram");
                         last = datagram;
