@@ -376,8 +376,8 @@ class UuidWindow:
     Kept in a dict and a deque rather than an ``OrderedDict``, whose per-entry
     links cost about as much again: the deque lists sightings, oldest first;
     the dict maps each key (the sender's hash and the uuid in one int) to the
-    one int object the window keeps for it; ``_repeats`` counts, for uuids seen again, the earlier sightings the
-    deque still holds. Only a uuid's last sighting makes it recent, so an
+    one int object the window keeps for it; ``_repeats`` counts, for keys seen
+    again, the earlier sightings the deque still holds. Only a uuid's last sighting makes it recent, so an
     earlier one at the front is skipped rather than evicting it, and a deque
     grown by repeats to a quarter more than ``max_entries`` is cut back to last
     sightings. Measured at 65,536 uuids from one source: about 6.3 MiB filled
@@ -404,6 +404,8 @@ class UuidWindow:
         source address, which on a stream names its connection): only the same uuid
         from the same sender is a repeat. Heph nodes whose uuid generator fell back to
         its constant seed send the very same uuids, and must not drop each other's.
+        Two senders whose hashes agree would share one scope; str hashes are salted
+        per process, so no peer can arrange that.
         """
         # Keyed by one int of the sender's hash and the uuid: one object per entry.
         key = (hash(sender) & _SENDER_BITS) << 128 | message_uuid.int
