@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import math
 import random
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +36,18 @@ def nested(levels: int) -> object:
     return value
 
 
+def floats_from_bits(count: int) -> list[float]:
+    """The peer's "f64_bits" case: finite floats of every magnitude, from the bit patterns
+    of a 64-bit LCG (Knuth's MMIX constants, starting at 1)."""
+    state, floats = 1, []
+    while len(floats) < count:
+        state = (state * 6364136223846793005 + 1442695040888963407) % 2**64
+        value = struct.unpack("<d", state.to_bytes(8, "little"))[0]
+        if math.isfinite(value):
+            floats.append(value)
+    return floats
+
+
 SHAPES = ["Empty", {"Circle": {"r": 1.5}}, {"Square": 2.0}, {"Pair": [1, -2]}]
 LARGE = "x" * 65_000
 TEXT = 'Zoë \U0001f600 "quoted" {braces}'
@@ -51,6 +64,7 @@ FROM_HEPH_IN_RANGE = {
     "u64_max": 2**64 - 1,
     "i64_min": -(2**63),
     "f64": 2.5,
+    "f64_bits": floats_from_bits(1000),  # exact: ryu writes, Python reads, both exactly
     "large": LARGE,
     "text": TEXT,
 }

@@ -218,6 +218,19 @@ fn envelope<M: Serialize>(uuids: &mut UuidGenerator, msg: M) -> Vec<u8> {
     buf
 }
 
+/// `count` finite floats of every magnitude: bit patterns from a 64-bit LCG (Knuth's
+/// MMIX constants, starting at 1), NaNs and infinities skipped.
+fn floats_from_bits(count: usize) -> Vec<f64> {
+    let mut state = 1u64;
+    std::iter::from_fn(|| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        Some(f64::from_bits(state))
+    })
+    .filter(|f| f.is_finite())
+    .take(count)
+    .collect()
+}
+
 fn nested(levels: usize) -> Value {
     (0..levels).fold(json!(0), |inner, _| Value::Array(vec![inner]))
 }
@@ -240,6 +253,7 @@ fn sample(name: &str, uuids: &mut UuidGenerator) -> Option<Vec<u8>> {
         "large" => envelope(uuids, "x".repeat(65_000)),
         "text" => envelope(uuids, "Zoë \u{1F600} \"quoted\" {braces}"),
         "f64" => envelope(uuids, 2.5f64),
+        "f64_bits" => envelope(uuids, floats_from_bits(1000)),
         // serde_json writes any depth, though it reads at most 127 levels, envelope included.
         "deep_126" => envelope(uuids, nested(126)),
         "deep_127" => envelope(uuids, nested(127)),
