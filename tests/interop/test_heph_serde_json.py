@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import math
 import random
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from relay_core import EncodeError, ListenConfig, Node, NodeConfig, PeerConfig, 
 pytestmark = pytest.mark.rust_peer
 
 StartPeer = Callable[..., RustPeer]
+
 
 def nested(levels: int) -> object:
     value: object = 0
@@ -215,7 +217,8 @@ async def test_floats_net_relay_sends_reach_heph_within_two_units_in_the_last_pl
         answer = await ask(peer, op="recv", case="value")
     read = answer["value"]
     assert isinstance(read, list) and len(read) == len(floats)
-    assert all(abs(got - sent) <= 2 * math.ulp(sent) for got, sent in zip(read, floats, strict=True))
+    assert all(abs(got - sent) <= 2 * math.ulp(sent)
+               for got, sent in zip(read, floats, strict=True))
 
 
 async def test_net_relay_sends_the_deepest_message_serde_json_reads(
@@ -233,19 +236,14 @@ async def test_one_level_more_is_refused_at_send_as_serde_json_would_refuse_it(
     async with Node(sending_to(peer)) as node:
         with pytest.raises(EncodeError, match=f"{SERDE_JSON_DEPTH} levels.*serde_json"):
             await node.ref("heph/router").send(nested(SERDE_JSON_DEPTH + 1))
-        # and indeed serde_json refuses that depth, written by any other tool
-        node_free = await asyncio.to_thread(
-            _send_raw, peer, f'{{"uuid":"{"0" * 32}","message":{_json(SERDE_JSON_DEPTH + 1)}}}')
-    assert node_free["ok"] is False and "recursion limit exceeded" in str(node_free["error"])
-
-
-def _json(levels: int) -> str:
-    return "[" * levels + "0" + "]" * levels
+    # and serde_json does refuse that depth, whatever wrote it
+    deep = "[" * (SERDE_JSON_DEPTH + 1) + "0" + "]" * (SERDE_JSON_DEPTH + 1)
+    read = await asyncio.to_thread(_send_raw, peer, f'{{"uuid":"{"0" * 32}","message":{deep}}}')
+    assert read["ok"] is False and "recursion limit exceeded" in str(read["error"])
 
 
 def _send_raw(peer: RustPeer, datagram: str) -> dict[str, object]:
-    import socket
-
+    """What the peer reads of ``datagram``, sent from a plain socket."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(datagram.encode(), ("127.0.0.1", peer.port))
     return peer.command({"op": "recv", "case": "value"})
