@@ -64,6 +64,8 @@ _HELP = {
     "bytes_sent": "Bytes of packets handed to the transport",
     "bytes_received": "Bytes of packets the transport delivered",
     "duplicates": "Packets dropped by the duplicate window as already seen",
+    "heph_duplicates": "heph-json messages dropped because their uuid came before from the "
+                       "same source (address; on tcp, connection)",
     "too_old": "Packets dropped by the duplicate window as older than it remembers",
     "corrupt": "Packets dropped because their checksum did not match (damaged in transit)",
     "unauthenticated": "Packets dropped because they were not sealed where required, "

@@ -32,6 +32,7 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
     "frames_sent",
     "handshakes_dropped",
     "handshake_answers_limited",
+    "heph_duplicates",
     "internal_errors",
     "late_replies",
     "link_full",
@@ -60,6 +61,9 @@ COUNTER_NAMES: Final[tuple[str, ...]] = (
 - messages: frames that carry a user payload (message, request, response)
 - frames / packets / bytes: everything, as it crosses the transport
 - duplicates / too_old: packets the duplicate window rejected
+- heph_duplicates: heph-json messages dropped because their uuid came before from the
+  same source (address and scheme; over tcp, the same connection) within the last
+  65,536 uuids: a datagram the network duplicated, or one a tool sent twice
 - corrupt: packets whose checksum did not match (damaged in transit)
 - unauthenticated: packets that were not sealed where sealing is required, or did not verify
   (forged, damaged, under a key not held here, or sealed for another node or for this
@@ -174,6 +178,7 @@ class Counters:
     connections_over_budget: int
     handshakes_dropped: int
     handshake_answers_limited: int
+    heph_duplicates: int
 
     def __init__(self) -> None:
         for name in COUNTER_NAMES:

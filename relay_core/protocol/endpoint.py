@@ -16,7 +16,7 @@ frame (see :mod:`relay_core.protocol.events`), through a :class:`PacketEvents`
 cursor, after these checks, in order:
 
 1. a Heph datagram on a listener that takes them is decoded and deduplicated by
-   its uuid (docs/heph.md);
+   its uuid, per source (docs/heph.md);
 2. a sealed packet is verified and opened before anything in it is read; a
    hello, or a packet sealed for an incarnation of this node that is gone, is
    answered (an :class:`AnswerToSend`, within the answer budget), an answer to
@@ -210,8 +210,8 @@ class Endpoint:
         except MalformedFrame as exc:
             self.count_bad_packet(exc, arrival)
             return None
-        if not self._heph_window.first_time(heph.uuid):
-            counters.duplicates += 1
+        if not self._heph_window.first_time(heph.uuid, (arrival.scheme, arrival.source)):
+            counters.heph_duplicates += 1
             return None
         counters.frames_received += 1
         counters.messages_received += 1

@@ -9,13 +9,17 @@ rules this module keeps:
 - decoding is as strict as Heph's own reader: exactly the keys ``uuid`` and
   ``message`` (Heph refuses unknown and repeated fields), a uuid of 32 hex
   digits, hyphenated 8-4-4-4-12 or not, and RFC 8259 JSON only (no NaN or
-  Infinity literals, no number beyond a 64-bit float or integer, no lone
+  Infinity literals, no number beyond the range of a 64-bit float, no lone
   surrogate); on any input it raises nothing but :class:`MalformedFrame`;
 - decoded messages stay inside net-relay's data model (ints in -2**63 ..
   2**64-1, at most 256 levels of nesting, no repeated key in any object), so a
-  node can forward them with any codec; what :func:`encode_datagram` writes,
+  node can forward them with any codec. An integer beyond that range (Heph
+  writes u128 and i128 as plain numbers) becomes the nearest float, as
+  serde_json's own ``Value`` reads it; what :func:`encode_datagram` writes,
   :func:`decode_datagram` returns equal as JSON (a tuple comes back as a list,
   a message as the dict of its fields);
+- encoding writes only what serde_json reads back: at most
+  :data:`SERDE_JSON_DEPTH` levels of nesting, where receiving takes 256;
 - memory is bounded: a datagram over its limit is refused before it is parsed,
   and :class:`UuidWindow` remembers a fixed number of uuids.
 
@@ -37,6 +41,7 @@ from ..errors import ConfigError, EncodeError, MalformedFrame
 from .messages import message_types
 
 __all__ = [
+    "SERDE_JSON_DEPTH",
     "HephMessage",
     "UuidWindow",
     "decode_datagram",
@@ -48,6 +53,12 @@ __all__ = [
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
 _MAX_DEPTH: Final = 256
+SERDE_JSON_DEPTH: Final = 126
+"""The deepest message :func:`encode_datagram` writes: serde_json, which Heph reads
+with, stops at its recursion limit of 128 levels, so it reads 127 nested arrays and
+objects, and Heph's envelope object is one of them."""
+# Where a uuid came from shares the uuid window's keys: its hash, above the uuid's 128 bits.
+_SENDER_BITS: Final = (1 << 64) - 1
 _KEYS: Final = frozenset({"uuid", "message"})
 _SHAPE: Final = 'one JSON object {"uuid": "<UUID>", "message": <JSON value>}'
 _UUID_TEXT: Final = re.compile(
@@ -136,8 +147,7 @@ def decode_datagram(datagram: bytes, max_size: int) -> HephMessage:
         raise MalformedFrame(f"heph-json must be {_SHAPE}, got {_json_type(envelope)}")
     if envelope.keys() != _KEYS:
         raise MalformedFrame(_key_problem(envelope))
-    message = envelope["message"]
-    _check_model(message)
+    message = _in_model(envelope["message"])
     if _SURROGATE_ESCAPE.search(datagram):
         _check_text(message)
     return HephMessage(_read_uuid(envelope["uuid"]), message)
@@ -155,7 +165,7 @@ def _parse(datagram: bytes) -> object:
     except json.JSONDecodeError as exc:
         raise MalformedFrame(f"heph-json is not valid JSON: {exc}") from None
     except ValueError:  # int() refused a number of thousands of digits
-        raise MalformedFrame(_int_range_rule("an integer of thousands of digits")) from None
+        raise MalformedFrame(_BEYOND_FLOAT) from None
     except RecursionError:
         raise MalformedFrame(_too_deep("heph-json message")) from None
 
@@ -176,14 +186,19 @@ def _read_uuid(value: object) -> uuid.UUID:
     return uuid.UUID(value)
 
 
-def _check_model(message: object) -> None:
-    """Raise :class:`MalformedFrame` unless ``message`` fits net-relay's data model.
+def _in_model(message: object) -> object:
+    """``message`` inside net-relay's data model, or :class:`MalformedFrame`.
 
-    JSON numbers are unbounded and Python's parser turns 1e400 into infinity;
-    Heph's reader refuses both, and so does this walk (it keeps its own stack,
-    so a deep message never meets the recursion limit).
+    JSON numbers are unbounded. serde_json reads a number beyond the range of a
+    64-bit float (1e400, which Python's parser makes infinity) as an error, and
+    an integer beyond 64 bits as the nearest float where the type is its
+    ``Value`` or f64 (or exactly into a u128 or i128); this walk does the same,
+    turning such integers into floats in place, since the data model's ints end
+    at 64 bits. It keeps its own stack, so a deep message never meets the
+    recursion limit.
     """
-    pending: list[tuple[Any, int]] = [([message], 0)]
+    root: list[object] = [message]
+    pending: list[tuple[Any, int]] = [(root, 0)]
     while pending:
         container, level = pending.pop()
         if level > _MAX_DEPTH:
@@ -193,9 +208,21 @@ def _check_model(message: object) -> None:
             if kind is dict or kind is list:
                 pending.append((item, level + 1))
             elif kind is int and not _INT_MIN <= item <= _INT_MAX:
-                raise MalformedFrame(_int_range_rule(f"the integer {item}"))
+                _ints_to_floats(container)
             elif kind is float and not math.isfinite(item):
-                raise MalformedFrame("heph-json holds a number beyond the range of a 64-bit float")
+                raise MalformedFrame(_BEYOND_FLOAT)
+    return root[0]
+
+
+def _ints_to_floats(container: Any) -> None:
+    """Replace every int of ``container`` beyond the data model by the nearest float."""
+    for slot in list(container.keys() if type(container) is dict else range(len(container))):
+        value = container[slot]
+        if type(value) is int and not _INT_MIN <= value <= _INT_MAX:
+            try:
+                container[slot] = float(value)
+            except OverflowError:
+                raise MalformedFrame(_BEYOND_FLOAT) from None
 
 
 def _check_text(message: object) -> None:
@@ -212,8 +239,7 @@ def _json_type(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), "null")
 
 
-def _int_range_rule(what: str) -> str:
-    return f"heph-json holds {what}; integers must lie in -2**63 .. 2**64-1"
+_BEYOND_FLOAT: Final = "heph-json holds a number beyond the range of a 64-bit float"
 
 
 def _too_deep(what: str) -> str:
@@ -232,7 +258,8 @@ def encode_datagram(message: object, message_uuid: uuid.UUID | None = None) -> b
     the JSON object of its fields, which is how serde writes a Rust struct: a
     Heph peer knows nothing of net-relay's type names. Raise :class:`EncodeError`
     for what JSON cannot carry: bytes, NaN and infinities, non-str keys, ints
-    outside -2**63 .. 2**64-1, text that is not Unicode, more than 256 levels.
+    outside -2**63 .. 2**64-1, text that is not Unicode, more than
+    :data:`SERDE_JSON_DEPTH` levels (a Heph node could not read it).
     """
     identity = uuid.uuid4() if message_uuid is None else message_uuid
     if not isinstance(identity, uuid.UUID):
@@ -278,8 +305,11 @@ def _to_json(message: object) -> object:
 
 def _push(container: Any, level: int, tasks: list[_Task]) -> Any:
     """Queue every entry of a new list or dict, to be converted in place."""
-    if level > _MAX_DEPTH:
-        raise EncodeError(_too_deep("the message") + ", or contains itself")
+    if level > SERDE_JSON_DEPTH:
+        raise EncodeError(
+            f"the message nests deeper than {SERDE_JSON_DEPTH} levels (each array or object"
+            " counts one), or contains itself: a Heph node reads it with serde_json, whose"
+            f" recursion limit of 128 leaves {SERDE_JSON_DEPTH} levels inside Heph's envelope")
     slots = container.keys() if type(container) is dict else range(len(container))
     tasks.extend((container[slot], level + 1, container, slot) for slot in slots)
     return container
@@ -336,21 +366,23 @@ def _plain(value: object) -> object:
 
 
 class UuidWindow:
-    """The uuids of the last ``max_entries`` distinct messages, to drop repeats.
+    """The uuids of the last ``max_entries`` distinct messages, each with its sender, to
+    drop repeats.
 
-    A uuid seen again becomes the most recent; when the window is full, the
-    least recently seen is forgotten, and a repeat of it would be taken as new:
-    the price of bounded memory, visible through :attr:`evictions`.
+    A uuid seen again from its sender becomes the most recent; when the window is
+    full, the least recently seen is forgotten, and a repeat of it would be taken
+    as new: the price of bounded memory, visible through :attr:`evictions`.
 
     Kept in a dict and a deque rather than an ``OrderedDict``, whose per-entry
     links cost about as much again: the deque lists sightings, oldest first;
-    the dict maps each uuid's int to the one int object the window keeps for
-    it; ``_repeats`` counts, for uuids seen again, the earlier sightings the
-    deque still holds. Only a uuid's last sighting makes it recent, so an
+    the dict maps each key (the sender's hash and the uuid in one int) to the
+    one int object the window keeps for it; ``_repeats`` counts, for keys seen
+    again, the earlier sightings the deque still holds. Only a uuid's last sighting makes it recent, so an
     earlier one at the front is skipped rather than evicting it, and a deque
     grown by repeats to a quarter more than ``max_entries`` is cut back to last
-    sightings. Measured at 65,536 uuids: about 6 MiB filled once, about 8.5 MiB
-    under a steady stream of new ones (the dict's table grows with the churn).
+    sightings. Measured at 65,536 uuids from one source: about 6.3 MiB filled
+    once, about 8.8 MiB under a steady stream of new ones (the dict's table
+    grows with the churn).
     """
 
     __slots__ = ("_evictions", "_keys", "_max_entries", "_order", "_repeats")
@@ -359,15 +391,24 @@ class UuidWindow:
         if max_entries < 1:
             raise ConfigError(f"max_entries is {max_entries}; it must be at least 1")
         self._max_entries = max_entries
-        # Keyed by the uuid's int, which the UUID object already holds: no new object.
         self._keys: dict[int, int] = {}
         self._order: deque[int] = deque()
         self._repeats: dict[int, int] = {}
         self._evictions = 0
 
-    def first_time(self, message_uuid: uuid.UUID) -> bool:
-        """True if ``message_uuid`` is not remembered (deliver the message), else False."""
-        key = message_uuid.int
+    def first_time(self, message_uuid: uuid.UUID, sender: object = None) -> bool:
+        """True if ``message_uuid`` is not remembered from ``sender`` (deliver the message),
+        else False.
+
+        ``sender`` is hashable and says where the message came from (the scheme and
+        source address, which on a stream names its connection): only the same uuid
+        from the same sender is a repeat. Heph nodes whose uuid generator fell back to
+        its constant seed send the very same uuids, and must not drop each other's.
+        Two senders whose hashes agree would share one scope; str hashes are salted
+        per process, so no peer can arrange that.
+        """
+        # Keyed by one int of the sender's hash and the uuid: one object per entry.
+        key = (hash(sender) & _SENDER_BITS) << 128 | message_uuid.int
         kept = self._keys.get(key)
         if kept is not None:
             self._repeats[kept] = self._repeats.get(kept, 0) + 1

@@ -181,13 +181,31 @@ def test_the_decompression_rate_refills_from_the_clock_only_as_time_passes() -> 
     assert send_one().decompression_limited == 0
 
 
+def arrive_from(endpoint: Endpoint, packet: bytes, source: tuple[str, int],
+                scheme: str = "udp") -> tuple[list[Event], Arrival]:
+    arrival = Arrival(scheme, source, Counters())
+    return all_of(endpoint.receive(packet, arrival)), arrival
+
+
 def test_a_heph_datagram_on_a_heph_listener_is_a_message_for_its_actor_once() -> None:
     endpoint = make_endpoint(heph_target="greeter")
     datagram = encode_datagram({"name": "Heph"})
     events, _ = arrive(endpoint, datagram)
     assert messages(events) == [("greeter", {"name": "Heph"})]
     events, arrival = arrive(endpoint, datagram)
-    assert events == [] and arrival.counters.duplicates == 1
+    assert events == [] and arrival.counters.heph_duplicates == 1
+    assert arrival.counters.duplicates == 0  # that counter is the sequence window's
+
+
+def test_a_heph_uuid_is_a_duplicate_only_from_the_source_that_sent_it() -> None:
+    # Heph nodes whose uuid generator fell back to its constant seed send the same uuids.
+    endpoint = make_endpoint(heph_target="greeter")
+    datagram = encode_datagram("same uuid")
+    for source in (("127.0.0.1", 9001), ("127.0.0.1", 9002), ("::1", 9001)):
+        events, _ = arrive_from(endpoint, datagram, source)
+        assert messages(events) == [("greeter", "same uuid")]
+    events, arrival = arrive_from(endpoint, datagram, ("127.0.0.1", 9002))
+    assert events == [] and arrival.counters.heph_duplicates == 1
 
 
 def sealed_for_me(sequence: int, frames: list[bytes], receiver: int = ME) -> bytes:

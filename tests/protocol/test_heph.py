@@ -37,6 +37,7 @@ from relay_core.protocol.wire import Frame, FrameKind, encode_frame, encode_pack
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 LIMIT = 1 << 16
 SAMPLE_UUID = uuid.UUID("67e55044-10b1-426f-9247-bb680e5fe0c8")
+SENDER = ("udp", ("127.0.0.1", 9001))
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -158,7 +159,7 @@ def test_an_unknown_message_travels_as_its_fields_too() -> None:
         (1j, "cannot encode complex"),
         ("\ud800", "lone surrogate"),
         ({"\udc00": 1}, "lone surrogate"),
-        (nested(257), "deeper than 256 levels"),
+        (nested(127), "deeper than 126 levels.*serde_json"),
     ],
     ids=repr,
 )
@@ -173,8 +174,18 @@ def test_a_uuid_given_as_anything_but_a_uuid_object_is_refused() -> None:
         encode_datagram(1, str(SAMPLE_UUID))  # type: ignore[arg-type]
 
 
-def test_nesting_of_256_levels_travels_both_ways() -> None:
-    datagram = encode_datagram(nested(256))
+def test_sending_nests_at_most_126_levels_the_depth_serde_json_reads() -> None:
+    # serde_json's recursion limit of 128 leaves 127 nested arrays and objects, and
+    # Heph's envelope object is one of them.
+    datagram = encode_datagram(nested(126))
+    assert decode_datagram(datagram, LIMIT).message == nested(126)
+    with pytest.raises(EncodeError, match="recursion limit") as refused:
+        encode_datagram({"deep": nested(126)})
+    assert "deeper than 126 levels" in str(refused.value)
+
+
+def test_receiving_takes_up_to_256_levels_which_serde_json_writes_too() -> None:
+    datagram = heph(nested(256))
     assert decode_datagram(datagram, LIMIT).message == nested(256)
 
 
@@ -243,9 +254,9 @@ UUID = b'"uuid":"67e55044-10b1-426f-9247-bb680e5fe0c8"'
         (b"{" + UUID + b',"message":[Infinity]}', "Infinity is not JSON"),
         (b"{" + UUID + b',"message":-Infinity}', "-Infinity is not JSON"),
         (b"{" + UUID + b',"message":1e400}', "beyond the range of a 64-bit float"),
-        (b"{" + UUID + b',"message":18446744073709551616}', "integers must lie in"),
-        (b"{" + UUID + b',"message":[-9223372036854775809]}', "integers must lie in"),
-        (b"{" + UUID + b',"message":' + b"9" * 5000 + b"}", "integers must lie in"),
+        (b"{" + UUID + b',"message":1' + b"0" * 309 + b"}", "beyond the range of a 64-bit"),
+        (b"{" + UUID + b',"message":[-1' + b"0" * 309 + b"]}", "beyond the range of a 64-bit"),
+        (b"{" + UUID + b',"message":' + b"9" * 5000 + b"}", "beyond the range of a 64-bit"),
         (b"{" + UUID + b',"message":"\\ud800"}', "lone surrogate"),
         (b"{" + UUID + b',"message":{"\\udfff":1}}', "lone surrogate"),
         (b"{" + UUID + b',"message":' + b"[" * 257 + b"]" * 257 + b"}", "deeper than 256"),
@@ -257,6 +268,56 @@ def test_decoding_refuses_anything_else_saying_what_is_wrong(
         datagram: bytes, complaint: str) -> None:
     with pytest.raises(MalformedFrame, match=complaint):
         decode_datagram(datagram, 1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("number", "received"),
+    [
+        (b"18446744073709551615", 2**64 - 1),
+        (b"-9223372036854775808", -(2**63)),
+        (b"18446744073709551616", 2.0**64),
+        (b"-9223372036854775809", -(2.0**63)),
+        (b"340282366920938463463374607431768211455", 2.0**128),  # u128::MAX
+        (b"-170141183460469231731687303715884105728", -(2.0**127)),  # i128::MIN
+        (b"1" + b"0" * 308, 1e308),
+    ],
+    ids=["u64::MAX", "i64::MIN", "2**64", "-2**63-1", "u128::MAX", "i128::MIN", "10**308"],
+)
+def test_integers_beyond_64_bits_arrive_as_the_nearest_float_as_serde_json_reads_them(
+        number: bytes, received: object) -> None:
+    datagram = b"{" + UUID + b',"message":{"n":[' + number + b"]}}"
+    message = decode_datagram(datagram, LIMIT).message
+    assert message == {"n": [received]}
+    assert isinstance(message, dict) and type(message["n"][0]) is type(received)
+
+
+def test_an_integer_beyond_64_bits_as_the_whole_message_arrives_as_a_float() -> None:
+    assert decode_datagram(heph(2**64), LIMIT).message == 2.0**64
+
+
+@RELAXED
+@given(st.integers(-(10**330), 10**330), st.integers(0, 2))
+def test_any_integer_is_received_as_int_in_the_data_model_else_as_float_or_refused(
+        number: int, depth: int) -> None:
+    datagram = heph(_wrapped(number, depth))
+    if INT_MIN <= number <= INT_MAX:
+        expected: object = number
+    else:
+        try:
+            expected = float(number)
+        except OverflowError:
+            with pytest.raises(MalformedFrame, match="beyond the range of a 64-bit float"):
+                decode_datagram(datagram, LIMIT)
+            return
+    received = decode_datagram(datagram, LIMIT).message
+    assert received == _wrapped(expected, depth)
+    encode_datagram(received)  # and it can be sent on
+
+
+def _wrapped(value: object, depth: int) -> object:
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value, "other": 1}
+    return value
 
 
 def test_a_datagram_over_the_size_limit_is_refused_before_it_is_read() -> None:
@@ -497,6 +558,16 @@ def test_a_repeated_uuid_is_dropped_until_enough_other_uuids_push_it_out(
         assert len(window) <= max_entries
 
 
+def test_a_uuid_is_remembered_per_sender() -> None:
+    window = UuidWindow()
+    here, there = ("udp", ("127.0.0.1", 9001)), ("udp", ("127.0.0.1", 9002))
+    assert window.first_time(SAMPLE_UUID, here)
+    assert window.first_time(SAMPLE_UUID, there)
+    assert not window.first_time(SAMPLE_UUID, here)
+    assert not window.first_time(SAMPLE_UUID, there)
+    assert window.first_time(SAMPLE_UUID, ("tcp", ("127.0.0.1", 9001)))
+
+
 def test_seeing_a_uuid_again_keeps_it_remembered() -> None:
     window = UuidWindow(max_entries=2)
     a, b, c = (uuid.UUID(int=n) for n in range(3))
@@ -517,8 +588,8 @@ def test_the_window_holds_65536_uuids_by_default_and_no_more() -> None:
 
 
 def _traced_bytes_of_full_window(repeats: int, distinct: int = 65536) -> int:
-    """Bytes a default window holds after ``distinct`` random uuids, each seen ``repeats``
-    times (each sighting a new UUID object, as decoding makes them)."""
+    """Bytes a default window holds after ``distinct`` random uuids from one source, each
+    seen ``repeats`` times (each sighting a new UUID object, as decoding makes them)."""
     gc.collect()
     tracemalloc.start()
     try:
@@ -527,7 +598,7 @@ def _traced_bytes_of_full_window(repeats: int, distinct: int = 65536) -> int:
         for _ in range(repeats):
             numbers = random.Random(7)
             for _ in range(distinct):
-                window.first_time(uuid.UUID(int=numbers.getrandbits(128)))
+                window.first_time(uuid.UUID(int=numbers.getrandbits(128)), SENDER)
         gc.collect()
         assert len(window) == 65536
         return tracemalloc.get_traced_memory()[0] - before
@@ -535,17 +606,17 @@ def _traced_bytes_of_full_window(repeats: int, distinct: int = 65536) -> int:
         tracemalloc.stop()
 
 
-# docs/heph.md: about 6 MiB filled once, about 8.5 MiB under a stream of new uuids.
+# docs/heph.md: about 6.3 MiB filled once, about 8.8 MiB under a stream of new uuids.
 def test_a_full_uuid_window_takes_about_6_mib() -> None:
     assert _traced_bytes_of_full_window(1) < 7 * 1024 * 1024
 
 
-def test_uuids_seen_again_and_again_do_not_grow_the_window() -> None:
-    assert _traced_bytes_of_full_window(5) < 7 * 1024 * 1024
+def test_uuids_seen_again_and_again_do_not_grow_the_window_much() -> None:
+    assert _traced_bytes_of_full_window(5) < 7.5 * 1024 * 1024
 
 
-def test_a_window_under_a_stream_of_new_uuids_stays_under_9_mib() -> None:
-    assert _traced_bytes_of_full_window(1, distinct=4 * 65536) < 9 * 1024 * 1024
+def test_a_window_under_a_stream_of_new_uuids_stays_under_9_5_mib() -> None:
+    assert _traced_bytes_of_full_window(1, distinct=4 * 65536) < 9.5 * 1024 * 1024
 
 
 def test_a_window_needs_room_for_a_uuid() -> None:

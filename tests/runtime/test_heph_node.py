@@ -30,13 +30,32 @@ async def test_a_heph_datagram_from_a_plain_socket_reaches_the_actor_once() -> N
             node.spawn(echo, name="echo")
             sender.send_to(datagram, node.address("udp"))
             sender.send_to(datagram, node.address("udp"))  # a duplicate, by uuid
-            await wait_for(lambda: node.stats().total["duplicates"] == 1, "the duplicate")
+            await wait_for(lambda: node.stats().total["heph_duplicates"] == 1, "the duplicate")
             # the same listener still speaks the net-relay format
             reply = await friend.ref(f"{node.address('udp')}/echo").rpc("ours", timeout=5.0)
     finally:
         sender.close()
     assert received == [{"hello": "heph"}]
     assert reply == "ours"
+
+
+async def test_the_same_uuid_from_two_sources_reaches_the_actor_from_each() -> None:
+    # Two Heph nodes whose uuid generators fell back to the same constant seed.
+    received: list[object] = []
+    senders = [RawUdp(), RawUdp()]
+    datagram = json.dumps({"uuid": str(uuid.uuid4()), "message": "same uuid"}).encode()
+    try:
+        async with heph_listener("python") as node:
+            node.spawn(collector(received), name="inbox")
+            for sender in senders:
+                sender.send_to(datagram, node.address("udp"))
+            await wait_for(lambda: len(received) == 2, "both messages")
+            senders[1].send_to(datagram, node.address("udp"))
+            await wait_for(lambda: node.stats().total["heph_duplicates"] == 1, "the duplicate")
+    finally:
+        for sender in senders:
+            sender.close()
+    assert received == ["same uuid", "same uuid"]
 
 
 async def test_a_malformed_heph_datagram_is_counted_and_dropped() -> None:
