@@ -11,9 +11,9 @@ Outbound, the endpoint numbers and seals what the driver has framed and coalesce
 (:meth:`Endpoint.packet`, :meth:`Endpoint.sealed_packet`, :meth:`Endpoint.hello`).
 
 Inbound, :meth:`Endpoint.receive` takes a packet and the :class:`Arrival` that
-says where it came from, and yields what the node must act on, one event per
-frame (see :mod:`relay_core.protocol.events`), through a :class:`PacketEvents`
-cursor, after these checks, in order:
+says where it came from, and hands the arrival back holding what the node must
+act on, one event per frame (see :mod:`relay_core.protocol.events`), taken with
+:meth:`Arrival.next`, after these checks, in order:
 
 1. a Heph datagram on a listener that takes them is decoded and deduplicated by
    its uuid, per source (docs/heph.md);
@@ -33,7 +33,7 @@ cursor, after these checks, in order:
 
 What is dropped is counted in the arrival's counters and logged, rate-limited;
 nothing a peer sends raises out of the endpoint. A driver that cannot take an
-event now (a full mailbox on a reliable transport) keeps the packet's cursor:
+event now (a full mailbox on a reliable transport) keeps the packet's arrival:
 the rest of the packet waits, in order, with its budgets, until the driver
 goes on.
 
@@ -48,16 +48,13 @@ from collections.abc import Callable, Mapping, Sequence
 from ..errors import ChecksumMismatch, MalformedFrame, Unauthenticated
 from ..interfaces import endpoint_url
 from ..observe.ratelog import RateLimitedLog
-from .decoding import FAILED, PayloadDecoder
+from .decoding import PayloadDecoder
 from .events import (
     AnswerReceived,
     AnswerToSend,
     Arrival,
-    CancelReceived,
     Event,
     MessageReceived,
-    ReplyReceived,
-    RequestReceived,
     SealedPacketAccepted,
 )
 from .handshake import AnswerBudget
@@ -76,23 +73,15 @@ from .seal import (
     sealed_key_id,
 )
 from .window import DuplicateFilter, Verdict
-from .wire import NO_FRAME, Frame, FrameKind, PacketWriter, is_sealed
-from .wire_read import (
-    decode_frames_compact,
-    decode_packet_compact,
-    with_payload,
-)
+from .wire import Frame, PacketWriter, is_sealed
+from .wire_read import decode_frames_compact, decode_packet_compact
 
-__all__ = ["RESEND_FACTOR", "Endpoint", "PacketEvents"]
+__all__ = ["RESEND_FACTOR", "Endpoint"]
 
 RESEND_FACTOR = 3
 """To a plain datagram, a cached reply is sent again only while it is at most this many
 times the bytes of the packet that asked for it again (QUIC's bound for an unvalidated
 address)."""
-
-_MESSAGE = FrameKind.MESSAGE
-_REQUEST = FrameKind.REQUEST
-_CANCEL = FrameKind.CANCEL
 
 
 class Endpoint:
@@ -157,9 +146,10 @@ class Endpoint:
         """A request's or reply's payload as an object, or :data:`FAILED` (counted, logged)."""
         return self._decoder.decode(frame, frame.payload, arrival)
 
-    def receive(self, data: bytes, arrival: Arrival) -> PacketEvents | None:
-        """The events in packet ``data``, which came as ``arrival`` says, in frame order;
-        None for a packet that has none (dropped and counted, or a hello not answered)."""
+    def receive(self, data: bytes, arrival: Arrival) -> Arrival | None:
+        """``arrival``, filled in for packet ``data``, which came as it says: its events
+        come from :meth:`Arrival.next`, in frame order. None for a packet that has none
+        (dropped and counted, or a hello not answered)."""
         scheme = arrival.scheme
         counters = arrival.counters
         if self._heph_targets:
@@ -172,7 +162,7 @@ class Endpoint:
                 if opened is None:
                     return None
                 if not isinstance(opened, tuple):
-                    return PacketEvents((), arrival, self._decoder, opened)
+                    return arrival.load((), self._decoder, opened)
                 incarnation, sequence, frames = opened
                 window = incarnation
             elif scheme in self._sealed_schemes:
@@ -199,10 +189,10 @@ class Endpoint:
         counters.frames_received += len(frames)
         arrival.resend_left = RESEND_FACTOR * len(data)
         arrival.expansion_left = self._decoder.packet_expansion
-        return PacketEvents(frames, arrival, self._decoder,
+        return arrival.load(frames, self._decoder,
                             None if arrival.key_id is None else SealedPacketAccepted(incarnation))
 
-    def _receive_heph(self, data: bytes, target: str, arrival: Arrival) -> PacketEvents | None:
+    def _receive_heph(self, data: bytes, target: str, arrival: Arrival) -> Arrival | None:
         """A Heph JSON datagram: checked, deduplicated by uuid, a message for ``target``."""
         counters = arrival.counters
         try:
@@ -215,8 +205,7 @@ class Endpoint:
             return None
         counters.frames_received += 1
         counters.messages_received += 1
-        return PacketEvents((), arrival, self._decoder,
-                            MessageReceived(target, heph.message, len(data)))
+        return arrival.load((), self._decoder, MessageReceived(target, heph.message, len(data)))
 
     # -- sealed packets ------------------------------------------------------
 
@@ -305,62 +294,3 @@ class Endpoint:
 
 def _where(arrival: Arrival) -> str:
     return endpoint_url(arrival.scheme, arrival.source)
-
-
-class PacketEvents:
-    """The events of one received packet, taken one at a time with :meth:`next`.
-
-    A cursor rather than a list: a message is decoded only when its turn comes,
-    within what the packet's budgets have left then, and a driver that cannot
-    take an event now (a full mailbox on a reliable transport) keeps the cursor
-    and goes on later where it stopped.
-    """
-
-    __slots__ = ("_arrival", "_decode", "_first", "_frame", "_frames", "_index")
-
-    def __init__(self, frames: tuple[Frame | bytes, ...], arrival: Arrival,
-                 decoder: PayloadDecoder, first: Event | None) -> None:
-        self._frames = frames
-        self._arrival = arrival
-        self._decode = decoder.decode
-        self._first = first
-        """An event that comes before the frames' (or instead of them)."""
-        self._index = 0
-        self._frame = NO_FRAME  # a packet's first item is a frame, never a repeat
-
-    def next(self) -> Event | None:
-        """The packet's next event; None once there is none left."""
-        first = self._first
-        if first is not None:
-            self._first = None
-            return first
-        frames = self._frames
-        arrival = self._arrival
-        while self._index < len(frames):
-            item = frames[self._index]
-            self._index += 1
-            frame = self._frame
-            # A payload alone repeats the frame before it (see decode_packet_compact).
-            if isinstance(item, bytes):
-                if frame.kind is _MESSAGE:  # a burst to one actor: no frame is made
-                    message = self._decode(frame, item, arrival)
-                    if message is FAILED:
-                        continue
-                    arrival.counters.messages_received += 1
-                    return MessageReceived(frame.target, message, arrival.decoded_size)
-                frame = self._frame = with_payload(frame, item)
-            else:
-                frame = self._frame = item
-            kind = frame.kind
-            if kind is _MESSAGE:
-                message = self._decode(frame, frame.payload, arrival)
-                if message is FAILED:
-                    continue
-                arrival.counters.messages_received += 1
-                return MessageReceived(frame.target, message, arrival.decoded_size)
-            if kind is _REQUEST:
-                return RequestReceived(frame, arrival)
-            if kind is _CANCEL:
-                return CancelReceived(frame.call_id, arrival)
-            return ReplyReceived(frame, arrival)
-        return None

@@ -23,7 +23,6 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
-from ..protocol.endpoint import PacketEvents
 from ..protocol.events import Arrival
 from .mailbox import ByteBudget, Mailbox
 
@@ -52,10 +51,9 @@ class Stall:
     """A message waiting for room, and the rest of the packet it came in."""
 
     stalled: Stalled
-    rest: PacketEvents
-    """The events of the packet after the stalled message, not yet handled."""
     arrival: Arrival
-    """How that packet came, and what it may still draw."""
+    """The packet it came in: how, what it may still draw, and its events after the
+    stalled message, not yet handled."""
 
 
 class Backlog:

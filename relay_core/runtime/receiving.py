@@ -29,7 +29,7 @@ from ..interfaces import ConnectionDropReason, HostPort, UnsentReason
 from ..observe.ratelog import RateLimitedLog
 from ..observe.stats import Counters, StatsTable
 from ..protocol.decoding import FAILED, count_internal_error
-from ..protocol.endpoint import Endpoint, PacketEvents
+from ..protocol.endpoint import Endpoint
 from ..protocol.error_payload import error_from_payload
 from ..protocol.events import (
     AnswerReceived,
@@ -108,20 +108,18 @@ class Receiver:
             self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
                               endpoint_url(scheme, source))
             return None
-        arrival = Arrival(scheme, source, counters)
-        events = self._endpoint.receive(data, arrival)
-        if events is None:
+        arrival = self._endpoint.receive(data, Arrival(scheme, source, counters))
+        if arrival is None:
             return None
-        return self._handle(events, arrival, link)
+        return self._handle(arrival, link)
 
-    def _handle(self, events: PacketEvents, arrival: Arrival,
-                link: PeerLink | None) -> asyncio.Future[None] | None:
+    def _handle(self, arrival: Arrival, link: PeerLink | None) -> asyncio.Future[None] | None:
         """Act on a packet's events; park its source at a message a full mailbox cannot take.
 
         ``link``: the link to the packet's source, if there is one.
         """
         try:
-            while (event := events.next()) is not None:
+            while (event := arrival.next()) is not None:
                 kind = type(event)
                 if kind is MessageReceived:
                     assert isinstance(event, MessageReceived)
@@ -148,9 +146,9 @@ class Receiver:
                     self._links.on_answer(event.sender, event.answered, arrival.scheme,
                                           arrival.source)
         except Stalled as stalled:
-            # ``events`` has stopped just past the stalled message: the rest of the
+            # ``arrival`` has stopped just past the stalled message: the rest of the
             # packet waits behind it.
-            return self._park(arrival.scheme, arrival.source, Stall(stalled, events, arrival))
+            return self._park(arrival.scheme, arrival.source, Stall(stalled, arrival))
         return None
 
     def _deliver(self, message: object, size: int, target: str, arrival: Arrival) -> None:
@@ -287,7 +285,7 @@ class Receiver:
         backlog.draining = True
         try:
             stall.arrival.resend_left = 0  # its packet's budget went with that packet's turn
-            self._handle(stall.rest, stall.arrival, self._links.find(scheme, source[0], source[1]))
+            self._handle(stall.arrival, self._links.find(scheme, source[0], source[1]))
             while backlog.stall is None and (packet := backlog.take()) is not None:
                 self.packet_received(scheme, packet, source)
         finally:

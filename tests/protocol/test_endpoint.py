@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from relay_core.observe.stats import Counters
 from relay_core.protocol.decoding import FAILED
-from relay_core.protocol.endpoint import RESEND_FACTOR, Endpoint, PacketEvents
+from relay_core.protocol.endpoint import RESEND_FACTOR, Endpoint
 from relay_core.protocol.events import (
     AnswerReceived,
     AnswerToSend,
@@ -46,7 +46,7 @@ def message_frame(target: str, value: object) -> bytes:
                               target=target))
 
 
-def all_of(events: PacketEvents | None) -> list[Event]:
+def all_of(events: Arrival | None) -> list[Event]:
     taken: list[Event] = []
     while events is not None and (event := events.next()) is not None:
         taken.append(event)
