@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from ..protocol.calls import LARGEST_CALL_ID, NO_DEADLINE, CallDeadlines, next_call_id
 from ..protocol.replycache import CallKey, ReplyCache
-from .rpc import Rpc
+from .rpc_state import RpcState
 
 __all__ = ["ActiveRequests", "CallKey", "PendingCalls"]
 
@@ -147,7 +147,8 @@ class PendingCalls:
 
 
 class ActiveRequests:
-    """Requests being handled. No timer per request: ``Rpc.cancelled`` compares its
+    """Requests being handled, each by its Rpc's compiled state. No timer per
+    request: ``Rpc.cancelled`` compares its
     deadline with the clock, ``Rpc.handle`` times its own work, and a sweep once a
     second retires requests nobody answered. Every request's deadline is capped by
     the node (``max_request_deadline``), and the table holds at most ``max_entries``:
@@ -156,7 +157,7 @@ class ActiveRequests:
     SWEEP_INTERVAL: ClassVar[float] = 1.0
 
     def __init__(self, replies: ReplyCache, max_entries: int = 4096) -> None:
-        self._active: dict[CallKey, Rpc[object]] = {}
+        self._active: dict[CallKey, RpcState] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._max_entries = max_entries
         self.replies = replies
@@ -167,9 +168,10 @@ class ActiveRequests:
     def __len__(self) -> int:
         return len(self._active)
 
-    def start(self, key: CallKey, rpc: Rpc[object]) -> bool:
-        """Track ``rpc`` until it is answered, cancelled or past its deadline; True if the
-        oldest request had to be cancelled to make room for it.
+    def start(self, key: CallKey, state: RpcState) -> bool:
+        """Track the request whose Rpc's state is ``state`` until it is answered,
+        cancelled or past its deadline; True if the oldest request had to be cancelled
+        to make room for it.
 
         The oldest goes, rather than the newest being refused: a flood of requests
         nobody answers then ages out of the table instead of shutting honest callers
@@ -183,7 +185,7 @@ class ActiveRequests:
             oldest = active.pop(next(iter(active)))
             oldest.cancel()
             evicted = True
-        active[key] = rpc
+        active[key] = state
         if self._sweep is None:
             loop = asyncio.get_running_loop()
             self._sweep = loop.call_later(self.SWEEP_INTERVAL, self._retire_expired)
@@ -191,20 +193,20 @@ class ActiveRequests:
 
     def cancel(self, key: CallKey) -> None:
         """Cancel the request ``key`` (refused before it reached a handler)."""
-        rpc = self._active.pop(key, None)
-        if rpc is not None:
-            rpc.cancel()
+        state = self._active.pop(key, None)
+        if state is not None:
+            state.cancel()
 
     def cancel_from(self, key: CallKey, origin: object) -> bool:
         """The caller gave up (a cancel frame from ``origin``, the link it came over):
         cancel the request if it came from there too; False if it came from elsewhere."""
-        rpc = self._active.get(key)
-        if rpc is None:
+        state = self._active.get(key)
+        if state is None:
             return True  # answered already, or never seen: nothing to cancel
-        if not rpc.came_from(origin):
+        if not state.came_from(origin):
             return False
         del self._active[key]
-        rpc.cancel()
+        state.cancel()
         return True
 
     def finish(self, key: CallKey, reply_frame: bytes, sent_to: object) -> None:
@@ -221,7 +223,7 @@ class ActiveRequests:
 
     def _retire_expired(self) -> None:
         self._sweep = None
-        expired = [key for key, rpc in self._active.items() if rpc.cancelled]
+        expired = [key for key, state in self._active.items() if state.given_up()]
         for key in expired:
             self.cancel(key)
         if self._active:

@@ -257,10 +257,11 @@ async def next_message(inbox: Inbox) -> object:
             except ActorStopped:
                 raise StopAsyncIteration from None
         if isinstance(message, Rpc):
-            if message.cancelled:
+            state = message._state
+            if state.given_up():
                 continue
-            set_current_request_id(message.request_id)
-            enter_traceparent(message.traceparent)
+            set_current_request_id(state.request_id)
+            enter_traceparent(state.traceparent)
         else:
             set_current_request_id(None)
             enter_traceparent("")

@@ -2,8 +2,12 @@
 
 An :class:`Rpc` is what an actor receives for ``ref.rpc(...)``: the request,
 its id, its deadline, and ``respond``/``fail`` to answer exactly once. Where
-the answer goes (a local future or a reply frame) is the ``_answer`` callback
+the answer goes (a local future or a reply frame) is the ``answer`` callback
 given by whoever created it, so local and remote requests look the same.
+
+``Rpc`` is interpreted in every build, so that ``help()`` shows it as written;
+what the node's compiled code reads and changes per request lives in the
+:class:`~relay_core.runtime.rpc_state.RpcState` it fronts.
 
 The request id of the request being handled lives in a context variable
 (relay_core.runtime.request_ids): :func:`current_request_id` reads it, and
@@ -17,17 +21,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from ..errors import RpcCancelled, RpcError
+from ..errors import RpcCancelled
 from .request_ids import CURRENT_REQUEST_ID, new_request_id
+from .rpc_state import Answer, RpcState
 
 __all__ = ["RequestIdFilter", "Rpc", "current_request_id", "new_request_id"]
 
 Request = TypeVar("Request")
 """The type of an Rpc's request: ``object`` as it arrives; narrowed by ``isinstance``."""
-
-Answer = Callable[[object, BaseException | None], None]
-"""Delivers ``(value, None)`` for a reply or ``(None, error)`` for a failure."""
-
 
 def current_request_id() -> str | None:
     """The id of the request being handled in this context, if any."""
@@ -62,74 +63,60 @@ class Rpc(Generic[Request]):
     without it the running loop's is used.
     """
 
-    __slots__ = (
-        "_answer",
-        "_answered",
-        "_cancel_callbacks",
-        "_cancelled",
-        "_clock",
-        "_origin",
-        "deadline",
-        "request",
-        "request_id",
-        "traceparent",
-    )
+    __slots__ = ("_state", "request")
 
     def __init__(self, request: Request, request_id: str, deadline: float, answer: Answer,
                  traceparent: str = "", clock: Callable[[], float] | None = None,
                  origin: object = None) -> None:
         self.request = request
-        self.request_id = request_id
-        self.traceparent = traceparent
+        # The request server makes its Rpcs without this method (see serving.py):
+        # whatever is set here, it sets too.
+        self._state = RpcState(request_id, deadline, answer, traceparent, clock, origin)
+
+    @property
+    def request_id(self) -> str:
+        """The request's id, for tracing and logs (the caller's, or made up on arrival)."""
+        return self._state.request_id
+
+    @property
+    def traceparent(self) -> str:
         """The W3C traceparent the request came with ("" for none)."""
-        self.deadline = deadline
-        self._answer = answer
-        self._answered = False
-        self._cancelled = False
-        # The running loop's time(), handed in by whoever has the loop at hand:
-        # asyncio.get_running_loop() makes a getpid system call each time.
-        self._clock = clock
-        # Made on first use: most requests never get a callback, and one list
-        # per request showed in profiles.
-        self._cancel_callbacks: list[Callable[[], object]] | None = None
-        # Where the request came from (the node's link to the caller): only a cancel
-        # from there cancels it.
-        self._origin = origin
+        return self._state.traceparent
+
+    @property
+    def deadline(self) -> float:
+        """The event-loop time after which the caller no longer waits."""
+        return self._state.deadline
 
     def came_from(self, origin: object) -> bool:
         """Whether the request came over ``origin`` (the node's link it arrived on)."""
-        return self._origin is origin
+        return self._state.came_from(origin)
 
     def __repr__(self) -> str:
-        return f"<Rpc request_id={self.request_id} request={self.request!r}>"
+        return f"<Rpc request_id={self._state.request_id} request={self.request!r}>"
 
     @property
     def answered(self) -> bool:
-        return self._answered
+        return self._state.answered
 
     @property
     def cancelled(self) -> bool:
         """True once the caller gave up: its deadline passed, or it cancelled."""
-        if (not self._cancelled
-                and (self._clock or asyncio.get_running_loop().time)() >= self.deadline):
-            self.cancel()
-        return self._cancelled
+        return self._state.given_up()
 
     @property
     def time_left(self) -> float:
         """Seconds until the deadline (negative once it has passed)."""
-        return self.deadline - self._now()
-
-    def _now(self) -> float:
-        return (self._clock or asyncio.get_running_loop().time)()
+        state = self._state
+        return state.deadline - state.now()
 
     def respond(self, value: object) -> None:
         """Send ``value`` as the reply."""
-        self._settle(value, None)
+        self._state.settle(value, None)
 
     def fail(self, error: BaseException) -> None:
         """Answer with an error: the caller gets ``RemoteError`` (remote) or ``error`` (local)."""
-        self._settle(None, error)
+        self._state.settle(None, error)
 
     async def handle(self, work: Callable[[Request], Awaitable[object]]) -> None:
         """Run ``work(request)`` in its own task and answer with what it returns or raises.
@@ -140,9 +127,10 @@ class Rpc(Generic[Request]):
         way, so the actor's own loop carries on. If the actor is cancelled
         while waiting, the work is cancelled too.
         """
+        state = self._state
         task = asyncio.ensure_future(work(self.request))
-        self.add_cancel_callback(task.cancel)
-        expiry = asyncio.get_running_loop().call_at(self.deadline, self.cancel)
+        state.add_cancel_callback(task.cancel)
+        expiry = asyncio.get_running_loop().call_at(state.deadline, state.cancel)
         task.add_done_callback(lambda _: expiry.cancel())
         try:
             value = await asyncio.shield(task)
@@ -150,38 +138,20 @@ class Rpc(Generic[Request]):
             if not task.done():  # the actor itself is being cancelled
                 task.cancel()
                 raise
-            if not self._cancelled:
-                self.fail(RpcCancelled("the handler's work was cancelled"))
+            if not state.cancelled:
+                state.settle(None, RpcCancelled("the handler's work was cancelled"))
             return
         except Exception as error:  # noqa: BLE001 - any failure of the work is the answer
-            if not self._answered:
-                self.fail(error)
+            if not state.answered:
+                state.settle(None, error)
             return
-        if not self._answered:
-            self.respond(value)
+        if not state.answered:
+            state.settle(value, None)
 
     def add_cancel_callback(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` when the request is cancelled (at once if it already is)."""
-        if self._cancelled:
-            callback()
-        elif self._cancel_callbacks is None:
-            self._cancel_callbacks = [callback]
-        else:
-            self._cancel_callbacks.append(callback)
+        self._state.add_cancel_callback(callback)
 
     def cancel(self) -> None:
         """Mark the request given up by its caller (deadline passed or cancel received)."""
-        if self._cancelled or self._answered:
-            return
-        self._cancelled = True
-        callbacks, self._cancel_callbacks = self._cancel_callbacks, None
-        for callback in callbacks or ():
-            callback()
-
-    def _settle(self, value: object, error: BaseException | None) -> None:
-        if self._answered:
-            raise RpcError(f"request {self.request_id} was already answered")
-        self._answered = True
-        self._cancel_callbacks = None
-        if not self._cancelled:
-            self._answer(value, error)
+        self._state.cancel()

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Final, Protocol
 
 from ..config.address import endpoint_url
 from ..config.node_config import NodeConfig
@@ -47,10 +47,13 @@ from .mailbox import Mailbox, mailbox_of
 from .outbox import Outbox
 from .plugin_set import PluginSet
 from .rpc import Rpc, new_request_id
+from .rpc_state import RpcState
 
 __all__ = ["LocalActors", "RequestServer"]
 
 logger = logging.getLogger("relay_core.node")
+
+_bare: Final = object.__new__
 
 _ReplyPlan = tuple[Callable[[object], bytes], "Compressor | None", dict[str, ReplyFrameEncoder]]
 """A request's codec's bound ``encode``, its compressor, and the reply encoder for each
@@ -142,10 +145,15 @@ class RequestServer:
         wanted = frame.deadline_ms
         deadline = clock() + (
             longest if wanted is None or wanted / 1000 > longest else wanted / 1000)
-        rpc = Rpc(request, frame.request_id or new_request_id(), deadline,
-                  lambda value, error: self._answer(link, frame, key, value, error),
-                  frame.traceparent, clock, link)
-        if self.active.start(key, rpc):
+        state = RpcState(frame.request_id or new_request_id(), deadline,
+                         lambda value, error: self._answer(link, frame, key, value, error),
+                         frame.traceparent, clock, link)
+        # Rpc.__init__ would be an interpreted call per request: the handler's Rpc is
+        # made bare and given what that method sets.
+        rpc: Rpc[object] = _bare(Rpc)
+        rpc.request = request
+        rpc._state = state
+        if self.active.start(key, state):
             self._stats.local.requests_evicted += 1
         mailbox = mailbox_of(self._mailboxes, frame.target)
         if mailbox is None or mailbox.closed:

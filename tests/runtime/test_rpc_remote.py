@@ -341,3 +341,25 @@ async def test_a_handler_whose_work_is_cancelled_by_itself_answers_rpc_cancelled
         with pytest.raises(RemoteError) as caught:
             await alpha.ref(f"{beta.address('udp')}/quitter").rpc("x", timeout=5.0)
     assert caught.value.remote_type == RpcCancelled.__name__
+
+
+async def test_a_request_from_another_node_reaches_its_handler_as_a_whole_rpc() -> None:
+    # The server makes these Rpcs without Rpc.__init__: each attribute that sets must be set.
+    held: list[Rpc] = []
+
+    async def keeper(ctx: ActorContext) -> None:
+        async for message in ctx:
+            assert isinstance(message, Rpc)
+            held.append(message)
+            message.respond(message.request)
+
+    async with Node(udp_config("beta")) as beta, Node(udp_config("alpha")) as alpha:
+        beta.spawn(keeper, name="keeper")
+        ref = alpha.ref(f"{beta.address('udp')}/keeper")
+        assert await ref.rpc("hello", timeout=30.0, request_id="0123456789abcdef") == "hello"
+    [rpc] = held
+    assert [slot for slot in Rpc.__slots__ if not hasattr(rpc, slot)] == []
+    assert (rpc.request, rpc.request_id, rpc.answered, rpc.cancelled) \
+        == ("hello", "0123456789abcdef", True, False)
+    assert rpc.deadline > 0 and rpc.traceparent == ""
+    assert repr(rpc) == "<Rpc request_id=0123456789abcdef request='hello'>"
