@@ -32,10 +32,12 @@ class RpcState:
     ``clock`` the loop's ``time`` where the creator has it at hand (asking
     asyncio for the running loop costs a system call), else None; ``origin``
     where the request came from (the node's link to the caller), since only a
-    cancel from there cancels it.
+    cancel from there cancels it. The answer goes to the ``answer`` callback, or,
+    where that is None, to a subclass's own :meth:`deliver` (the request server's,
+    which saves a closure per request).
     """
 
-    def __init__(self, request_id: str, deadline: float, answer: Answer, traceparent: str,
+    def __init__(self, request_id: str, deadline: float, answer: Answer | None, traceparent: str,
                  clock: Callable[[], float] | None, origin: object) -> None:
         self.request_id = request_id
         self.deadline = deadline
@@ -91,4 +93,10 @@ class RpcState:
         self.answered = True
         self._cancel_callbacks = None
         if not self.cancelled:
-            self._answer(value, error)
+            self.deliver(value, error)
+
+    def deliver(self, value: object, error: BaseException | None) -> None:
+        """Send the answer where it goes: to the ``answer`` callback given at creation."""
+        answer = self._answer
+        if answer is not None:
+            answer(value, error)

@@ -49,7 +49,7 @@ from .plugin_set import PluginSet
 from .rpc import Rpc, new_request_id
 from .rpc_state import RpcState
 
-__all__ = ["LocalActors", "RequestServer"]
+__all__ = ["LocalActors", "RequestServer", "ServedRequest"]
 
 logger = logging.getLogger("relay_core.node")
 
@@ -145,9 +145,7 @@ class RequestServer:
         wanted = frame.deadline_ms
         deadline = clock() + (
             longest if wanted is None or wanted / 1000 > longest else wanted / 1000)
-        state = RpcState(frame.request_id or new_request_id(), deadline,
-                         lambda value, error: self._answer(link, frame, key, value, error),
-                         frame.traceparent, clock, link)
+        state = ServedRequest(self, link, frame, key, deadline, clock)
         # Rpc.__init__ would be an interpreted call per request: the handler's Rpc is
         # made bare and given what that method sets.
         rpc: Rpc[object] = _bare(Rpc)
@@ -180,8 +178,8 @@ class RequestServer:
             self._refuse(link, frame, ErrorCode.UNDECODABLE, "DecodeError",
                          "the request payload could not be decoded")
 
-    def _answer(self, link: PeerLink, request: Frame, key: CallKey, value: object,
-                error: BaseException | None) -> None:
+    def answer(self, link: PeerLink, request: Frame, key: CallKey, value: object,
+               error: BaseException | None) -> None:
         """Send the handler's answer, and remember it for retries."""
         if self._outbox.closed:
             return
@@ -253,3 +251,20 @@ class RequestServer:
     def _refuse(self, link: PeerLink, request: Frame, code: str, error_type: str, message: str,
                 codec: str | None = None) -> None:
         self._outbox.queue(link, self._error_frame(request, code, error_type, message, codec=codec))
+
+
+class ServedRequest(RpcState):
+    """The state of a request from another node: its answer goes back as a RESPONSE or
+    ERROR frame over ``link``, the link it came on, and is cached for retries."""
+
+    def __init__(self, server: RequestServer, link: PeerLink, frame: Frame, key: CallKey,
+                 deadline: float, clock: Callable[[], float]) -> None:
+        super().__init__(frame.request_id or new_request_id(), deadline, None,
+                         frame.traceparent, clock, link)
+        self._server = server
+        self._link = link
+        self._frame = frame
+        self._key = key
+
+    def deliver(self, value: object, error: BaseException | None) -> None:
+        self._server.answer(self._link, self._frame, self._key, value, error)
