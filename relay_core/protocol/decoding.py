@@ -20,17 +20,15 @@ raises out of :meth:`PayloadDecoder.decode`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from ..errors import CodecError, CompressionError, DecompressionLimitExceeded, UnknownPlugin
 from ..interfaces import Codec, Compressor, endpoint_url
 from ..observe.ratelog import RateLimitedLog
 from ..observe.stats import Counters
 from .coalesce import MAX_GROUPED_EXPANSION
+from .events import Arrival
 from .wire import Frame
-
-if TYPE_CHECKING:  # events.py imports this module: an Arrival decodes its frames here
-    from .events import Arrival
 
 __all__ = ["FAILED", "PayloadDecoder"]
 

@@ -13,7 +13,7 @@ Outbound, the endpoint numbers and seals what the driver has framed and coalesce
 Inbound, :meth:`Endpoint.receive` takes a packet and the :class:`Arrival` that
 says where it came from, and hands the arrival back holding what the node must
 act on, one event per frame (see :mod:`relay_core.protocol.events`), taken with
-:meth:`Arrival.next`, after these checks, in order:
+:meth:`PacketEvents.next` (the driver's arrival is one), after these checks, in order:
 
 1. a Heph datagram on a listener that takes them is decoded and deduplicated by
    its uuid, per source (docs/heph.md);
@@ -46,15 +46,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import ChecksumMismatch, MalformedFrame, Unauthenticated
-from ..interfaces import endpoint_url
+from ..interfaces import HostPort, endpoint_url
 from ..observe.ratelog import RateLimitedLog
-from .decoding import PayloadDecoder
+from ..observe.stats import Counters
+from .decoding import FAILED, PayloadDecoder
 from .events import (
     AnswerReceived,
     AnswerToSend,
     Arrival,
+    CancelReceived,
     Event,
     MessageReceived,
+    ReplyReceived,
+    RequestReceived,
     SealedPacketAccepted,
 )
 from .handshake import AnswerBudget
@@ -73,10 +77,14 @@ from .seal import (
     sealed_key_id,
 )
 from .window import DuplicateFilter, Verdict
-from .wire import Frame, PacketWriter, is_sealed
-from .wire_read import decode_frames_compact, decode_packet_compact
+from .wire import NO_FRAME, Frame, FrameKind, PacketWriter, is_sealed
+from .wire_read import decode_frames_compact, decode_packet_compact, with_payload
 
-__all__ = ["RESEND_FACTOR", "Endpoint"]
+__all__ = ["RESEND_FACTOR", "Endpoint", "PacketEvents"]
+
+_MESSAGE = FrameKind.MESSAGE
+_REQUEST = FrameKind.REQUEST
+_CANCEL = FrameKind.CANCEL
 
 RESEND_FACTOR = 3
 """To a plain datagram, a cached reply is sent again only while it is at most this many
@@ -146,9 +154,9 @@ class Endpoint:
         """A request's or reply's payload as an object, or :data:`FAILED` (counted, logged)."""
         return self._decoder.decode(frame, frame.payload, arrival)
 
-    def receive(self, data: bytes, arrival: Arrival) -> Arrival | None:
+    def receive(self, data: bytes, arrival: PacketEvents) -> PacketEvents | None:
         """``arrival``, filled in for packet ``data``, which came as it says: its events
-        come from :meth:`Arrival.next`, in frame order. None for a packet that has none
+        come from :meth:`PacketEvents.next`, in frame order. None for a packet that has none
         (dropped and counted, or a hello not answered)."""
         scheme = arrival.scheme
         counters = arrival.counters
@@ -192,7 +200,8 @@ class Endpoint:
         return arrival.load(frames, self._decoder,
                             None if arrival.key_id is None else SealedPacketAccepted(incarnation))
 
-    def _receive_heph(self, data: bytes, target: str, arrival: Arrival) -> Arrival | None:
+    def _receive_heph(self, data: bytes, target: str,
+                      arrival: PacketEvents) -> PacketEvents | None:
         """A Heph JSON datagram: checked, deduplicated by uuid, a message for ``target``."""
         counters = arrival.counters
         try:
@@ -209,7 +218,7 @@ class Endpoint:
 
     # -- sealed packets ------------------------------------------------------
 
-    def _open(self, data: bytes, arrival: Arrival,
+    def _open(self, data: bytes, arrival: PacketEvents,
               ) -> tuple[int, int, tuple[Frame | bytes, ...]] | Event | None:
         """Verify and decrypt a sealed packet (nothing is decoded before the tag verifies):
         its incarnation, sequence and frames; or the handshake event it is; or None for
@@ -294,3 +303,77 @@ class Endpoint:
 
 def _where(arrival: Arrival) -> str:
     return endpoint_url(arrival.scheme, arrival.source)
+
+
+class PacketEvents(Arrival):
+    """A received packet's :class:`Arrival` that is also the cursor over its events,
+    taken one at a time with :meth:`next`: made by the driver, handed back loaded by
+    :meth:`Endpoint.receive`. One object per packet, so a request, a reply or a cancel
+    refers to it as its arrival.
+
+    A cursor rather than a list: a message is decoded only when its turn comes,
+    within what the packet's budgets have left then, and a driver that cannot take an
+    event now (a full mailbox on a reliable transport) keeps it and goes on later
+    where it stopped.
+    """
+
+    __slots__ = ("_decoder", "_first", "_frame", "_frames", "_index")
+
+    def __init__(self, scheme: str, source: HostPort, counters: Counters) -> None:
+        super().__init__(scheme, source, counters)
+        self._frames: tuple[Frame | bytes, ...] = ()
+        self._decoder: PayloadDecoder | None = None
+        self._first: Event | None = None
+        """An event that comes before the frames' (or instead of them)."""
+        self._index = 0
+        self._frame = NO_FRAME  # a packet's first item is a frame, never a repeat
+
+    def load(self, frames: tuple[Frame | bytes, ...], decoder: PayloadDecoder,
+             first: Event | None) -> PacketEvents:
+        """Take the packet's ``frames`` (decoded by ``decoder`` as their turn comes), after
+        ``first`` if that is not None; return itself, ready for :meth:`next`."""
+        self._frames = frames
+        self._decoder = decoder
+        self._first = first
+        return self
+
+    def next(self) -> Event | None:
+        """The packet's next event; None once there is none left."""
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        frames = self._frames
+        while self._index < len(frames):
+            item = frames[self._index]
+            self._index += 1
+            frame = self._frame
+            # A payload alone repeats the frame before it (see decode_packet_compact).
+            if isinstance(item, bytes):
+                if frame.kind is _MESSAGE:  # a burst to one actor: no frame is made
+                    message = self._decode(frame, item)
+                    if message is FAILED:
+                        continue
+                    self.counters.messages_received += 1
+                    return MessageReceived(frame.target, message, self.decoded_size)
+                frame = self._frame = with_payload(frame, item)
+            else:
+                frame = self._frame = item
+            kind = frame.kind
+            if kind is _MESSAGE:
+                message = self._decode(frame, frame.payload)
+                if message is FAILED:
+                    continue
+                self.counters.messages_received += 1
+                return MessageReceived(frame.target, message, self.decoded_size)
+            if kind is _REQUEST:
+                return RequestReceived(frame, self)
+            if kind is _CANCEL:
+                return CancelReceived(frame.call_id, self)
+            return ReplyReceived(frame, self)
+        return None
+
+    def _decode(self, frame: Frame, payload: bytes) -> object:
+        decoder = self._decoder
+        assert decoder is not None  # frames come only with their decoder (load)
+        return decoder.decode(frame, payload, self)

@@ -23,7 +23,7 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass
 
-from ..protocol.events import Arrival
+from ..protocol.endpoint import PacketEvents
 from .mailbox import ByteBudget, Mailbox
 
 __all__ = ["Backlog", "Stall", "Stalled"]
@@ -51,7 +51,7 @@ class Stall:
     """A message waiting for room, and the rest of the packet it came in."""
 
     stalled: Stalled
-    arrival: Arrival
+    arrival: PacketEvents
     """The packet it came in: how, what it may still draw, and its events after the
     stalled message, not yet handled."""
 

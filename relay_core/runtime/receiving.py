@@ -29,7 +29,7 @@ from ..interfaces import ConnectionDropReason, HostPort, UnsentReason
 from ..observe.ratelog import RateLimitedLog
 from ..observe.stats import Counters, StatsTable
 from ..protocol.decoding import FAILED, count_internal_error
-from ..protocol.endpoint import Endpoint
+from ..protocol.endpoint import Endpoint, PacketEvents
 from ..protocol.error_payload import error_from_payload
 from ..protocol.events import (
     AnswerReceived,
@@ -108,12 +108,13 @@ class Receiver:
             self._log.warning("not_allowed", "dropped a packet from %s: source not allowed",
                               endpoint_url(scheme, source))
             return None
-        arrival = self._endpoint.receive(data, Arrival(scheme, source, counters))
+        arrival = self._endpoint.receive(data, PacketEvents(scheme, source, counters))
         if arrival is None:
             return None
         return self._handle(arrival, link)
 
-    def _handle(self, arrival: Arrival, link: PeerLink | None) -> asyncio.Future[None] | None:
+    def _handle(self, arrival: PacketEvents,
+                link: PeerLink | None) -> asyncio.Future[None] | None:
         """Act on a packet's events; park its source at a message a full mailbox cannot take.
 
         ``link``: the link to the packet's source, if there is one.

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from relay_core.observe.stats import Counters
 from relay_core.protocol.decoding import FAILED
-from relay_core.protocol.endpoint import RESEND_FACTOR, Endpoint
+from relay_core.protocol.endpoint import RESEND_FACTOR, Endpoint, PacketEvents
 from relay_core.protocol.events import (
     AnswerReceived,
     AnswerToSend,
@@ -46,7 +46,7 @@ def message_frame(target: str, value: object) -> bytes:
                               target=target))
 
 
-def all_of(events: Arrival | None) -> list[Event]:
+def all_of(events: PacketEvents | None) -> list[Event]:
     taken: list[Event] = []
     while events is not None and (event := events.next()) is not None:
         taken.append(event)
@@ -55,7 +55,7 @@ def all_of(events: Arrival | None) -> list[Event]:
 
 def arrive(endpoint: Endpoint, packet: bytes,
            counters: Counters | None = None) -> tuple[list[Event], Arrival]:
-    arrival = Arrival("udp", SOURCE, counters or Counters())
+    arrival = PacketEvents("udp", SOURCE, counters or Counters())
     return all_of(endpoint.receive(packet, arrival)), arrival
 
 
@@ -183,7 +183,7 @@ def test_the_decompression_rate_refills_from_the_clock_only_as_time_passes() -> 
 
 def arrive_from(endpoint: Endpoint, packet: bytes, source: tuple[str, int],
                 scheme: str = "udp") -> tuple[list[Event], Arrival]:
-    arrival = Arrival(scheme, source, Counters())
+    arrival = PacketEvents(scheme, source, Counters())
     return all_of(endpoint.receive(packet, arrival)), arrival
 
 
@@ -268,7 +268,7 @@ def test_a_packet_sealed_for_a_gone_incarnation_is_answered_and_dropped() -> Non
 def test_a_packet_whose_events_stop_mid_way_goes_on_with_the_rest_in_order() -> None:
     endpoint = make_endpoint()
     frames = [message_frame("a", n) for n in range(5)]
-    arrival = Arrival("udp", SOURCE, Counters())
+    arrival = PacketEvents("udp", SOURCE, Counters())
     events = endpoint.receive(encode_packet(PEER, 1, frames), arrival)
     assert events is not None
     taken = [events.next(), events.next()]
