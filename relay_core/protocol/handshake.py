@@ -18,12 +18,50 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ANSWERS_PER_SOURCE", "HELLO_WAITS", "MAX_ANSWERED_SOURCES", "AnswerBudget"]
+__all__ = ["ANSWERS_PER_SOURCE", "HELLO_WAITS", "MAX_ANSWERED_SOURCES", "AnswerBudget",
+           "HelloSchedule"]
 
 HELLO_WAITS: Final = (0.1, 0.2, 0.4, 0.8, 1.6)
 """Seconds a sender waits for an answer after each hello it sends: five hellos, 3.1 s."""
 ANSWERS_PER_SOURCE: Final = 8
 MAX_ANSWERED_SOURCES: Final = 1024
+
+
+class HelloSchedule:
+    """When a sealed sender's hellos go, until one is answered or it gives up.
+
+    The first hello is due at once; each next one when the wait after the one
+    before has passed, counted from when that one actually went (a driver that
+    wakes late sends one hello, not the ones it missed). Once the wait after the
+    last hello has passed, the sender has given up. The driver asks :meth:`due`
+    whenever it wakes and sleeps until :meth:`next_deadline` or the answer.
+    """
+
+    __slots__ = ("_next", "_waits", "packet", "sent")
+
+    def __init__(self, packet: bytes, now: float,
+                 waits: tuple[float, ...] = HELLO_WAITS) -> None:
+        self.packet = packet
+        self.sent = 0
+        """How many hellos went."""
+        self._waits = waits
+        self._next = now
+
+    def due(self, now: float) -> bytes | None:
+        """The hello to send at ``now``, if one is due (then it counts as sent)."""
+        if self.sent >= len(self._waits) or now < self._next:
+            return None
+        self._next = now + self._waits[self.sent]
+        self.sent += 1
+        return self.packet
+
+    def next_deadline(self) -> float:
+        """When the next hello is due, or, after the last one, when the sender gives up."""
+        return self._next
+
+    def gave_up(self, now: float) -> bool:
+        """Whether every hello went and the wait after the last one has passed."""
+        return self.sent >= len(self._waits) and now >= self._next
 
 
 class AnswerBudget:

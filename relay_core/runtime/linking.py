@@ -31,7 +31,7 @@ from ..observe.ratelog import RateLimitedLog
 from ..observe.stats import Counters, StatsTable
 from ..protocol.endpoint import Endpoint
 from ..protocol.events import Arrival
-from ..protocol.handshake import HELLO_WAITS
+from ..protocol.handshake import HELLO_WAITS, HelloSchedule
 from ..protocol.outgoing import SealedPackets, outgoing_for
 from ..protocol.seal import Sealer
 from .calls import PendingCalls
@@ -310,26 +310,31 @@ class Links:
                          destination: HostPort) -> None:
         """Learn the incarnation of a sealed link's peer before anything is sealed for it.
 
-        A hello goes out, and again while it is unanswered, after each of
-        ``HELLO_WAITS``; raise PeerUnreachable when none is answered (or when the
-        transport finds the peer unreachable meanwhile).
+        Hellos go when the link's :class:`HelloSchedule` says; raise PeerUnreachable
+        when it gives up (or when the transport finds the peer unreachable meanwhile).
         """
         sequence, hello = out.hello()
-        answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        hellos = HelloSchedule(hello, loop.time())
+        answered: asyncio.Future[int] = loop.create_future()
         self._handshakes[sequence] = (out, destination, answered)
         try:
-            for wait in HELLO_WAITS:
-                self.send_handshake(link.transport, destination, hello, link.counters)
-                await asyncio.wait({answered}, timeout=wait)
+            now = loop.time()
+            while not hellos.gave_up(now):
+                packet = hellos.due(now)
+                if packet is not None:
+                    self.send_handshake(link.transport, destination, packet, link.counters)
+                await asyncio.wait({answered}, timeout=max(0.0, hellos.next_deadline() - now))
                 if answered.done():
                     out.peer_incarnation = answered.result()
                     return
                 if link.unreachable is not None:
                     raise link.unreachable.again()
+                now = loop.time()
         finally:
             del self._handshakes[sequence]
         raise PeerUnreachable(endpoint_url(scheme, destination),
-                              f"no answer to {len(HELLO_WAITS)} sealed handshakes in "
+                              f"no answer to {hellos.sent} sealed handshakes in "
                               f"{sum(HELLO_WAITS):g} s (is it running, and does it hold the key?)")
 
     def _fit_link(self, link: PeerLink) -> None:

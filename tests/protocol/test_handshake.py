@@ -1,13 +1,20 @@
-"""The sealed handshake's answer budget: what any source, forged or not, can draw."""
+"""The sealed handshake without a clock: when a sender's hellos go, and the answer budget
+that bounds what any source, forged or not, can draw."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core.protocol.handshake import ANSWERS_PER_SOURCE, HELLO_WAITS, AnswerBudget
+from relay_core.protocol.handshake import (
+    ANSWERS_PER_SOURCE,
+    HELLO_WAITS,
+    AnswerBudget,
+    HelloSchedule,
+)
 
 draws = st.lists(st.tuples(st.integers(0, 5), st.floats(0, 0.999)), max_size=400)
 
@@ -47,3 +54,42 @@ def test_a_sender_gives_up_on_a_silent_peer_within_a_few_seconds() -> None:
     assert len(HELLO_WAITS) >= 3
     assert list(HELLO_WAITS) == sorted(HELLO_WAITS)
     assert sum(HELLO_WAITS) < 5.0
+
+
+def test_the_first_hello_goes_at_once_and_the_next_only_when_its_wait_has_passed() -> None:
+    hellos = HelloSchedule(b"hello", now=100.0, waits=(0.1, 0.2))
+    assert hellos.due(100.0) == b"hello"
+    assert hellos.due(100.0) is None
+    assert hellos.next_deadline() == pytest.approx(100.1)
+    assert hellos.due(100.05) is None
+    assert hellos.due(100.1) == b"hello"
+    assert hellos.next_deadline() == pytest.approx(100.3)
+
+
+def test_a_sender_gives_up_only_when_the_wait_after_its_last_hello_has_passed() -> None:
+    hellos = HelloSchedule(b"hello", now=0.0, waits=(0.1, 0.2, 0.4))
+    sent_at = []
+    now = 0.0
+    while not hellos.gave_up(now):
+        if hellos.due(now) is not None:
+            sent_at.append(now)
+        assert hellos.due(now) is None
+        now = hellos.next_deadline()
+    assert sent_at == pytest.approx([0.0, 0.1, 0.3])
+    assert now == pytest.approx(0.7)
+    assert hellos.sent == 3
+
+
+@given(early=st.lists(st.floats(0, 5), max_size=30))
+def test_a_driver_waking_early_or_often_sends_each_hello_once_then_gives_up(
+        early: list[float]) -> None:
+    hellos = HelloSchedule(b"hello", now=0.0)
+    wakes = sorted(early)
+    sent = 0
+    now = 0.0
+    while not hellos.gave_up(now):
+        sent += hellos.due(now) is not None
+        assert not hellos.gave_up(now) or sent == len(HELLO_WAITS)
+        # Woken by anything (another packet, a spurious wake-up) or by its deadline.
+        now = max(now, wakes.pop(0)) if wakes else hellos.next_deadline()
+    assert sent == hellos.sent == len(HELLO_WAITS)
