@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..interfaces import HostPort
 from ..observe.stats import Counters
-from .wire import Frame
+from .wire import PACKET_HEADER_SIZE, Frame
 
 __all__ = [
     "AnswerReceived",
@@ -61,6 +61,15 @@ class Arrival:
     def sealed(self) -> bool:
         """Whether the packet was sealed, and so authenticated."""
         return self.key_id is not None
+
+    def draw_resend(self, frame_size: int) -> bool:
+        """Take a packet of one ``frame_size``-byte frame from what may still be sent in
+        answer to this packet; False, and nothing taken, if it does not fit."""
+        cost = frame_size + PACKET_HEADER_SIZE
+        if cost > self.resend_left:
+            return False
+        self.resend_left -= cost
+        return True
 
 
 class MessageReceived:

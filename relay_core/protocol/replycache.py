@@ -1,4 +1,5 @@
-"""Recently sent replies, so a retried request is answered without running twice.
+"""Recently sent replies, so a retried request is answered without running twice, and
+what a retry gets (:func:`check_retry`).
 
 Keyed by caller incarnation and call id (:func:`call_key`); each reply is kept with
 where it was sent (an opaque token: the node's link), because it may be sent again
@@ -11,8 +12,11 @@ retries holds within the cache's reach (docs/protocol.md says how far).
 from __future__ import annotations
 
 from collections import deque
+from enum import Enum
 
-__all__ = ["CallKey", "ReplyCache", "call_key"]
+from .events import Arrival
+
+__all__ = ["CallKey", "ReplyCache", "Retry", "call_key", "check_retry"]
 
 CallKey = int
 """A request's caller incarnation and call id in one int: unique for every
@@ -74,3 +78,44 @@ class ReplyCache:
             total -= len(self._pop_entry(oldest))
             del self._sent_to[oldest]
         self._bytes = total
+
+
+class Retry(Enum):
+    """What a request whose reply this node may have sent already gets."""
+
+    FIRST = "first"
+    """Not answered (or its reply is forgotten): the handler runs."""
+    RESEND = "resend"
+    """Answered: the cached reply goes again, to where it went."""
+    NOT_RESENT = "not resent"
+    """Answered, but the retry came from elsewhere than the reply went: nothing goes."""
+    REFUSE = "refuse"
+    """Answered, but the reply is larger than the retry may draw: a short error goes
+    instead, if it fits (:meth:`Arrival.draw_resend`)."""
+
+
+def check_retry(replies: ReplyCache, key: CallKey, origin: object, arrival: Arrival,
+                free: bool) -> tuple[Retry, bytes]:
+    """What the request ``key``, which came over ``origin`` in ``arrival``, gets if it was
+    answered: the verdict, and the cached reply (for :attr:`Retry.RESEND` and
+    :attr:`Retry.REFUSE`; empty otherwise).
+
+    A reply goes again only to where it went. To a plain datagram it goes only within
+    the packet's resend budget, as the source of one can be forged and the retry
+    would then amplify an attack; ``free`` says the retry cannot be forged (a stream's
+    peer answered its handshake from its address; a sealed packet is authenticated,
+    and a replay of it is a duplicate). A retry is counted as a duplicate; one that
+    gets nothing or a refusal as ``replies_not_resent`` too.
+    """
+    reply = replies.get(key)
+    if reply is None:
+        return Retry.FIRST, b""
+    counters = arrival.counters
+    counters.duplicates += 1
+    if replies.sent_to(key) is not origin:
+        counters.replies_not_resent += 1
+        return Retry.NOT_RESENT, b""
+    if free or arrival.draw_resend(len(reply)):
+        return Retry.RESEND, reply
+    counters.replies_not_resent += 1
+    return Retry.REFUSE, reply

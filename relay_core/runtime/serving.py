@@ -32,9 +32,8 @@ from ..protocol.endpoint import RESEND_FACTOR
 from ..protocol.error_payload import ErrorCode, error_payload
 from ..protocol.events import Arrival
 from ..protocol.outgoing import encode_payload
-from ..protocol.replycache import ReplyCache
+from ..protocol.replycache import ReplyCache, Retry, check_retry
 from ..protocol.wire import (
-    PACKET_HEADER_SIZE,
     Frame,
     FrameKind,
     ReplyFrameEncoder,
@@ -90,43 +89,25 @@ class RequestServer:
     def is_retry(self, key: CallKey, frame: Frame, link: PeerLink, arrival: Arrival) -> bool:
         """True for a request already running or answered: it must not run again.
 
-        An answered one gets its cached reply again if it came from where that reply
-        went, within the packet's resend budget (``arrival.resend_left``); from
-        elsewhere nothing, and over the budget a short error where that fits, both
-        counted as replies_not_resent.
+        What an answered one gets is the protocol's rule (:func:`check_retry`); this
+        sends it.
         """
-        counters = arrival.counters
         if key in self.active:
-            counters.duplicates += 1
+            arrival.counters.duplicates += 1
             return True
-        replies = self.active.replies
-        reply = replies.get(key)
-        if reply is None:
+        verdict, reply = check_retry(self.active.replies, key, link, arrival,
+                                     link.transport.reliable or arrival.sealed)
+        if verdict is Retry.FIRST:
             return False
-        counters.duplicates += 1
-        if replies.sent_to(key) is not link:
-            counters.replies_not_resent += 1
-            return True
-        if link.transport.reliable or arrival.sealed:
-            # Amplification needs a source that can be forged: a plain datagram's. A
-            # stream's peer answered its handshake from its address, and a sealed retry
-            # is authenticated (a replay of it is a duplicate).
+        if verdict is Retry.RESEND:
             self._resend(link, reply)
-            return True
-        cost = len(reply) + PACKET_HEADER_SIZE
-        if cost <= arrival.resend_left:
-            arrival.resend_left -= cost
-            self._resend(link, reply)
-            return True
-        counters.replies_not_resent += 1
-        refusal = self._error_frame(
-            frame, ErrorCode.REPLY_NOT_RESENT, "ReplyNotResent",
-            f"reply of {len(reply)} bytes already sent; resent only to retries of "
-            f"at least 1/{RESEND_FACTOR} its size", codec="json")
-        cost = len(refusal) + PACKET_HEADER_SIZE
-        if cost <= arrival.resend_left:
-            arrival.resend_left -= cost
-            self._outbox.queue(link, refusal)
+        elif verdict is Retry.REFUSE:
+            refusal = self._error_frame(
+                frame, ErrorCode.REPLY_NOT_RESENT, "ReplyNotResent",
+                f"reply of {len(reply)} bytes already sent; resent only to retries of "
+                f"at least 1/{RESEND_FACTOR} its size", codec="json")
+            if arrival.draw_resend(len(refusal)):
+                self._outbox.queue(link, refusal)
         return True
 
     def _resend(self, link: PeerLink, reply: bytes) -> None:

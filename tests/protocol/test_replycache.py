@@ -1,11 +1,15 @@
-"""The reply cache stays within its bounds and forgets the oldest reply first."""
+"""The reply cache stays within its bounds and forgets the oldest reply first; a retried
+request gets its cached reply again only where, and as much as, the protocol allows."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay_core.protocol.replycache import ReplyCache, call_key
+from relay_core.observe.stats import Counters
+from relay_core.protocol.events import Arrival
+from relay_core.protocol.replycache import ReplyCache, Retry, call_key, check_retry
+from relay_core.protocol.wire import PACKET_HEADER_SIZE
 
 _U64 = st.integers(0, 2**64 - 1)
 
@@ -71,3 +75,62 @@ def test_a_reply_is_kept_with_where_it_was_sent_until_it_is_forgotten() -> None:
     cache.put(call_key(1, 2), b"two", second_link)
     assert cache.sent_to(call_key(1, 1)) is None
     assert cache.sent_to(call_key(1, 2)) is second_link
+
+
+# -- what a retried request gets (docs/protocol.md, section 6) ------------------
+
+HERE, ELSEWHERE = object(), object()
+KEY = call_key(9, 1)
+
+
+def retried(resend_left: int) -> Arrival:
+    arrival = Arrival("udp", ("127.0.0.1", 9000), Counters())
+    arrival.resend_left = resend_left
+    return arrival
+
+
+def answered(reply: bytes = b"r" * 100) -> ReplyCache:
+    cache = ReplyCache()
+    cache.put(KEY, reply, HERE)
+    return cache
+
+
+def test_a_request_never_answered_is_no_retry() -> None:
+    arrival = retried(1000)
+    assert check_retry(ReplyCache(), KEY, HERE, arrival, free=False) == (Retry.FIRST, b"")
+    assert arrival.counters.duplicates == 0
+
+
+def test_an_answered_retry_from_where_the_reply_went_gets_it_again_within_its_budget() -> None:
+    arrival = retried(1000)
+    assert check_retry(answered(), KEY, HERE, arrival, free=False) == (Retry.RESEND, b"r" * 100)
+    assert arrival.resend_left == 1000 - 100 - PACKET_HEADER_SIZE
+    assert arrival.counters.duplicates == 1
+
+
+def test_an_answered_retry_from_elsewhere_gets_nothing_and_is_counted() -> None:
+    arrival = retried(1000)
+    assert check_retry(answered(), KEY, ELSEWHERE, arrival, free=False) == (Retry.NOT_RESENT, b"")
+    assert arrival.counters.replies_not_resent == 1
+    assert arrival.resend_left == 1000
+
+
+def test_a_reply_larger_than_the_retrys_budget_is_refused_not_resent() -> None:
+    arrival = retried(50)
+    assert check_retry(answered(), KEY, HERE, arrival, free=False) == (Retry.REFUSE, b"r" * 100)
+    assert arrival.counters.replies_not_resent == 1
+    assert arrival.resend_left == 50
+
+
+def test_a_retry_that_cannot_be_forged_gets_its_reply_whatever_its_size() -> None:
+    arrival = retried(0)
+    assert check_retry(answered(), KEY, HERE, arrival, free=True) == (Retry.RESEND, b"r" * 100)
+    assert arrival.resend_left == 0
+
+
+@given(st.integers(0, 400), st.lists(st.integers(0, 200), max_size=10))
+def test_a_packet_never_draws_more_than_its_resend_budget(budget: int, sizes: list[int]) -> None:
+    arrival = retried(budget)
+    drawn = sum(size + PACKET_HEADER_SIZE for size in sizes if arrival.draw_resend(size))
+    assert drawn <= budget
+    assert arrival.resend_left == budget - drawn
