@@ -319,14 +319,14 @@ class PacketEvents(Arrival):
 
     __slots__ = ("_decoder", "_first", "_frame", "_frames", "_index")
 
-    def __init__(self, scheme: str, source: HostPort, counters: Counters) -> None:
-        super().__init__(scheme, source, counters)
-        self._frames: tuple[Frame | bytes, ...] = ()
-        self._decoder: PayloadDecoder | None = None
-        self._first: Event | None = None
-        """An event that comes before the frames' (or instead of them)."""
-        self._index = 0
-        self._frame = NO_FRAME  # a packet's first item is a frame, never a repeat
+    # Set by load(), which the endpoint calls before anyone reads them: the driver
+    # makes the object with Arrival's constructor alone.
+    _frames: tuple[Frame | bytes, ...]
+    _decoder: PayloadDecoder
+    _first: Event | None
+    """An event that comes before the frames' (or instead of them)."""
+    _index: int
+    _frame: Frame
 
     def load(self, frames: tuple[Frame | bytes, ...], decoder: PayloadDecoder,
              first: Event | None) -> PacketEvents:
@@ -335,6 +335,8 @@ class PacketEvents(Arrival):
         self._frames = frames
         self._decoder = decoder
         self._first = first
+        self._index = 0
+        self._frame = NO_FRAME  # a packet's first item is a frame, never a repeat
         return self
 
     def next(self) -> Event | None:
@@ -351,7 +353,7 @@ class PacketEvents(Arrival):
             # A payload alone repeats the frame before it (see decode_packet_compact).
             if isinstance(item, bytes):
                 if frame.kind is _MESSAGE:  # a burst to one actor: no frame is made
-                    message = self._decode(frame, item)
+                    message = self._decoder.decode(frame, item, self)
                     if message is FAILED:
                         continue
                     self.counters.messages_received += 1
@@ -361,7 +363,7 @@ class PacketEvents(Arrival):
                 frame = self._frame = item
             kind = frame.kind
             if kind is _MESSAGE:
-                message = self._decode(frame, frame.payload)
+                message = self._decoder.decode(frame, frame.payload, self)
                 if message is FAILED:
                     continue
                 self.counters.messages_received += 1
@@ -372,8 +374,3 @@ class PacketEvents(Arrival):
                 return CancelReceived(frame.call_id, self)
             return ReplyReceived(frame, self)
         return None
-
-    def _decode(self, frame: Frame, payload: bytes) -> object:
-        decoder = self._decoder
-        assert decoder is not None  # frames come only with their decoder (load)
-        return decoder.decode(frame, payload, self)

@@ -97,7 +97,8 @@ class Outgoing:
     def message(self, target: str, message: object) -> tuple[bytes, int]:
         """``message`` for ``target`` as a frame, and what its payload expands to (see
         :meth:`Coalescer.add <relay_core.protocol.coalesce.Coalescer.add>`)."""
-        payload, compressor, expanded = self.encode(message)
+        payload, compressor, expanded = encode_payload(
+            self.encode_value, self.compressor, message, self._max_message_size)
         encoder = self.frame_encoders.get((target, compressor))
         if encoder is None:
             encoder = self._frame_encoder(target, compressor)

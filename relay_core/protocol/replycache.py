@@ -95,16 +95,17 @@ class Retry(Enum):
 
 
 def check_retry(replies: ReplyCache, key: CallKey, origin: object, arrival: Arrival,
-                free: bool) -> tuple[Retry, bytes]:
+                reliable: bool) -> tuple[Retry, bytes]:
     """What the request ``key``, which came over ``origin`` in ``arrival``, gets if it was
     answered: the verdict, and the cached reply (for :attr:`Retry.RESEND` and
     :attr:`Retry.REFUSE`; empty otherwise).
 
     A reply goes again only to where it went. To a plain datagram it goes only within
     the packet's resend budget, as the source of one can be forged and the retry
-    would then amplify an attack; ``free`` says the retry cannot be forged (a stream's
-    peer answered its handshake from its address; a sealed packet is authenticated,
-    and a replay of it is a duplicate). A retry is counted as a duplicate; one that
+    would then amplify an attack. A retry that came over a ``reliable`` transport (a
+    stream's peer answered its handshake from its address) or sealed (authenticated;
+    a replay of it is a duplicate) cannot be forged, and gets the reply whatever its
+    size. A retry is counted as a duplicate; one that
     gets nothing or a refusal as ``replies_not_resent`` too.
     """
     reply = replies.get(key)
@@ -115,7 +116,7 @@ def check_retry(replies: ReplyCache, key: CallKey, origin: object, arrival: Arri
     if replies.sent_to(key) is not origin:
         counters.replies_not_resent += 1
         return Retry.NOT_RESENT, b""
-    if free or arrival.draw_resend(len(reply)):
+    if reliable or arrival.key_id is not None or arrival.draw_resend(len(reply)):
         return Retry.RESEND, reply
     counters.replies_not_resent += 1
     return Retry.REFUSE, reply

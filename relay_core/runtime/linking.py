@@ -85,7 +85,8 @@ class Links:
         self._security = security
         self._faults = faults
         self._heph = heph
-        self._table = LinkTable(MAX_TRANSIENT_LINKS)
+        self.table = LinkTable(MAX_TRANSIENT_LINKS)
+        """Every link this node has, by the address it was made for."""
         self._aliases: dict[LinkKey, list[PeerLink]] = {}
         """Links whose destination is not the key they were made under (a host name, or a
         peer's name), by (scheme, *destination): a failure reported for a destination
@@ -102,17 +103,13 @@ class Links:
         self.on_prepared: Callable[[PeerLink], None] = _nothing
         """Called with a link made ready that has frames waiting (they leave then)."""
 
-    def find(self, scheme: str, host: str, port: int) -> PeerLink | None:
-        """The link to (scheme, host, port), if one goes there."""
-        return self._table.find(scheme, host, port)
-
     def get(self, key: LinkKey) -> PeerLink | None:
-        return self._table.get(key)
+        return self.table.get(key)
 
     def link(self, address: Address, peer: str | None = None) -> PeerLink:
         """The link to ``address``, made (and its destination prepared) on first use."""
         key = (address.scheme, address.host, address.port)
-        link = self._table.get(key)
+        link = self.table.get(key)
         if link is None or link.error is not None:
             peer = peer or self._peer_names.get(key)
             link = self._new_link(key, address.node_url(), peer, pinned=True,
@@ -126,7 +123,7 @@ class Links:
             options.update(self._heph.prepare_options(peer))
             link.preparing = self._start_task(self._prepare(link, address, options, peer))
         else:
-            self._table.pin(link)
+            self.table.pin(link)
         return link
 
     def reply_link(self, arrival: Arrival, link: PeerLink | None) -> PeerLink:
@@ -137,7 +134,7 @@ class Links:
             return link
         scheme, source = arrival.scheme, arrival.source
         key = (scheme, source[0], source[1])
-        link = self._table.get(key)
+        link = self.table.get(key)
         if link is None:
             key_id = arrival.key_id
             sealer = None if key_id is None else self._security.reply_sealer(key_id)
@@ -153,7 +150,7 @@ class Links:
 
     def counters_for(self, scheme: str, source: HostPort) -> Counters:
         """The counters of what comes from (or goes to) ``source``: its link's, if it has one."""
-        link = self._table.find(scheme, source[0], source[1])
+        link = self.table.find(scheme, source[0], source[1])
         return link.counters if link is not None else self.counters_of(scheme, source)
 
     def counters_of(self, scheme: str, source: HostPort) -> Counters:
@@ -172,7 +169,7 @@ class Links:
         the fallback address a link sends its large requests to)."""
         key = (arrival.scheme, arrival.source[0], arrival.source[1])
         if link is None or link.counters is not arrival.counters:
-            link = self._table.get(key)
+            link = self.table.get(key)
         if link is not None and link.calls is not None and call_id in link.calls:
             return True
         reached = [link] if link is not None else []
@@ -186,7 +183,7 @@ class Links:
         """Every link whose packets go to ``destination``: the one made under that
         address, and those made under a name that resolved to it."""
         key = (scheme, destination[0], destination[1])
-        named = self._table.get(key)
+        named = self.table.get(key)
         aliases = self._aliases.get(key, [])
         return [named, *aliases] if named is not None else aliases
 
@@ -272,8 +269,8 @@ class Links:
                            heph=heph)
         link = PeerLink(transport=transport, label=peer or url, out=out,
                         counters=self._stats.peer(peer or url), pinned=pinned)
-        self._table.discard(key)
-        self._table.add(key, link)
+        self.table.discard(key)
+        self.table.add(key, link)
         return link
 
     async def _prepare(self, link: PeerLink, address: Address, options: Mapping[str, object],

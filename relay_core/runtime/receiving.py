@@ -99,7 +99,7 @@ class Receiver:
             if backlog is not None and not backlog.draining:
                 return self._hold(backlog, scheme, data, source)
         self._outbox.sent_this_turn = False
-        link = self._links.find(scheme, source[0], source[1])
+        link = self._links.table.find(scheme, source[0], source[1])
         counters = link.counters if link is not None else self._links.counters_of(scheme, source)
         counters.packets_received += 1
         counters.bytes_received += len(data)
@@ -121,25 +121,18 @@ class Receiver:
         """
         try:
             while (event := arrival.next()) is not None:
-                kind = type(event)
-                if kind is MessageReceived:
-                    assert isinstance(event, MessageReceived)
+                if type(event) is MessageReceived:
                     self._deliver(event.message, event.size, event.target, arrival)
-                elif kind is RequestReceived:
-                    assert isinstance(event, RequestReceived)
+                elif type(event) is RequestReceived:
                     self._on_request(event.frame, arrival, link)
-                elif kind is ReplyReceived:
-                    assert isinstance(event, ReplyReceived)
+                elif type(event) is ReplyReceived:
                     self._on_reply(event.frame, arrival, link)
-                elif kind is CancelReceived:
-                    assert isinstance(event, CancelReceived)
+                elif type(event) is CancelReceived:
                     self._on_cancel(event.call_id, arrival, link)
-                elif kind is SealedPacketAccepted:
-                    assert isinstance(event, SealedPacketAccepted)
+                elif type(event) is SealedPacketAccepted:
                     if link is not None and isinstance(link.out, SealedPackets):
                         link.out.peer_incarnation = event.incarnation
-                elif kind is AnswerToSend:
-                    assert isinstance(event, AnswerToSend)
+                elif type(event) is AnswerToSend:
                     self._links.send_handshake(self._plugins.transport(arrival.scheme),
                                                arrival.source, event.packet, arrival.counters)
                 else:
@@ -286,7 +279,7 @@ class Receiver:
         backlog.draining = True
         try:
             stall.arrival.resend_left = 0  # its packet's budget went with that packet's turn
-            self._handle(stall.arrival, self._links.find(scheme, source[0], source[1]))
+            self._handle(stall.arrival, self._links.table.find(scheme, source[0], source[1]))
             while backlog.stall is None and (packet := backlog.take()) is not None:
                 self.packet_received(scheme, packet, source)
         finally:

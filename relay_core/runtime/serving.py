@@ -96,7 +96,7 @@ class RequestServer:
             arrival.counters.duplicates += 1
             return True
         verdict, reply = check_retry(self.active.replies, key, link, arrival,
-                                     link.transport.reliable or arrival.sealed)
+                                     link.transport.reliable)
         if verdict is Retry.FIRST:
             return False
         if verdict is Retry.RESEND:

@@ -97,35 +97,41 @@ def answered(reply: bytes = b"r" * 100) -> ReplyCache:
 
 def test_a_request_never_answered_is_no_retry() -> None:
     arrival = retried(1000)
-    assert check_retry(ReplyCache(), KEY, HERE, arrival, free=False) == (Retry.FIRST, b"")
+    assert check_retry(ReplyCache(), KEY, HERE, arrival, reliable=False) == (Retry.FIRST, b"")
     assert arrival.counters.duplicates == 0
 
 
 def test_an_answered_retry_from_where_the_reply_went_gets_it_again_within_its_budget() -> None:
     arrival = retried(1000)
-    assert check_retry(answered(), KEY, HERE, arrival, free=False) == (Retry.RESEND, b"r" * 100)
+    assert check_retry(answered(), KEY, HERE, arrival, reliable=False) == (Retry.RESEND, b"r" * 100)
     assert arrival.resend_left == 1000 - 100 - PACKET_HEADER_SIZE
     assert arrival.counters.duplicates == 1
 
 
 def test_an_answered_retry_from_elsewhere_gets_nothing_and_is_counted() -> None:
     arrival = retried(1000)
-    assert check_retry(answered(), KEY, ELSEWHERE, arrival, free=False) == (Retry.NOT_RESENT, b"")
+    assert check_retry(answered(), KEY, ELSEWHERE, arrival, reliable=False) == (Retry.NOT_RESENT, b"")
     assert arrival.counters.replies_not_resent == 1
     assert arrival.resend_left == 1000
 
 
 def test_a_reply_larger_than_the_retrys_budget_is_refused_not_resent() -> None:
     arrival = retried(50)
-    assert check_retry(answered(), KEY, HERE, arrival, free=False) == (Retry.REFUSE, b"r" * 100)
+    assert check_retry(answered(), KEY, HERE, arrival, reliable=False) == (Retry.REFUSE, b"r" * 100)
     assert arrival.counters.replies_not_resent == 1
     assert arrival.resend_left == 50
 
 
-def test_a_retry_that_cannot_be_forged_gets_its_reply_whatever_its_size() -> None:
+def test_a_retry_over_a_stream_gets_its_reply_whatever_its_size() -> None:
     arrival = retried(0)
-    assert check_retry(answered(), KEY, HERE, arrival, free=True) == (Retry.RESEND, b"r" * 100)
+    assert check_retry(answered(), KEY, HERE, arrival, reliable=True) == (Retry.RESEND, b"r" * 100)
     assert arrival.resend_left == 0
+
+
+def test_a_sealed_retry_gets_its_reply_whatever_its_size() -> None:
+    arrival = retried(0)
+    arrival.key_id = 7
+    assert check_retry(answered(), KEY, HERE, arrival, reliable=False) == (Retry.RESEND, b"r" * 100)
 
 
 @given(st.integers(0, 400), st.lists(st.integers(0, 200), max_size=10))
