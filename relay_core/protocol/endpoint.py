@@ -46,9 +46,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import ChecksumMismatch, MalformedFrame, Unauthenticated
-from ..interfaces import HostPort, endpoint_url
+from ..interfaces import endpoint_url
 from ..observe.ratelog import RateLimitedLog
-from ..observe.stats import Counters
 from .decoding import FAILED, PayloadDecoder
 from .events import (
     AnswerReceived,
