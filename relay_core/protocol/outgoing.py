@@ -66,13 +66,13 @@ class Outgoing:
 
     __slots__ = (
         "_endpoint",
-        "_max_message_size",
         "coalescer",
         "codec",
         "compressor",
         "encode_value",
         "frame_encoders",
         "last_request_encoder",
+        "max_message_size",
     )
 
     takes_requests: bool = True
@@ -81,7 +81,8 @@ class Outgoing:
     def __init__(self, endpoint: Endpoint, codec: Codec, compressor: Compressor | None,
                  max_message_size: int, batch_size: int, max_packet_size: int) -> None:
         self._endpoint = endpoint
-        self._max_message_size = max_message_size
+        self.max_message_size = max_message_size
+        """The largest payload this link encodes, before compression."""
         self.codec = codec
         self.encode_value: Callable[[object], bytes] = codec.encode
         """The codec's ``encode``."""
@@ -98,15 +99,11 @@ class Outgoing:
         """``message`` for ``target`` as a frame, and what its payload expands to (see
         :meth:`Coalescer.add <relay_core.protocol.coalesce.Coalescer.add>`)."""
         payload, compressor, expanded = encode_payload(
-            self.encode_value, self.compressor, message, self._max_message_size)
+            self.encode_value, self.compressor, message, self.max_message_size)
         encoder = self.frame_encoders.get((target, compressor))
         if encoder is None:
             encoder = self._frame_encoder(target, compressor)
         return encoder.encode(payload), expanded
-
-    def encode(self, value: object) -> tuple[bytes, str, int]:
-        """:func:`encode_payload` with this link's codec, compressor and size limit."""
-        return encode_payload(self.encode_value, self.compressor, value, self._max_message_size)
 
     def _frame_encoder(self, target: str, compressor: str) -> MessageFrameEncoder:
         encoder = MessageFrameEncoder(self.codec.name, compressor, target)

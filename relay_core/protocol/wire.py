@@ -259,9 +259,10 @@ def _printable_field(value: str, what: str) -> bytes:
         return b""
     # A request id (ASCII letters and digits) passes on two checks the compiled
     # build makes without a method call; str.isalnum alone would admit any script.
-    if value.isalnum():
+    # One byte per character then, so its length is known before it is encoded.
+    if value.isalnum() and len(value) <= _MAX_NAME:
         try:
-            return _checked_length(value.encode("ascii"), what)
+            return value.encode("ascii")
         except UnicodeEncodeError:
             pass
     # Together these admit exactly 0x20 to 0x7e, and cost half the table check.
@@ -419,7 +420,7 @@ class RequestFrameEncoder:
                traceparent: str) -> bytes:
         """``(payload, call_id, deadline_ms, request_id, traceparent) -> frame``"""
         rid = _printable_field(request_id, "request id")
-        parent = _printable_field(traceparent, "trace parent")
+        parent = _printable_field(traceparent, "trace parent") if traceparent else b""
         id_lengths = len(rid) << 8 | len(parent)
         if id_lengths != self._id_lengths:
             self._head = self._start + bytes((len(rid), len(parent), 0))

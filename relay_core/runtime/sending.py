@@ -21,6 +21,7 @@ from typing import Final
 from ..config.address import Address
 from ..errors import ConfigError, LinkBusy, RpcTimeout, TransportError
 from ..observe.tracing import outgoing_traceparent
+from ..protocol.outgoing import encode_payload
 from ..protocol.wire import NO_DEADLINE
 from .calls import PendingCalls
 from .linking import Links, cannot_reach
@@ -133,7 +134,8 @@ class Sender:
         if not out.takes_requests:
             raise ConfigError(f"{link.label} speaks heph-json, which has no requests: use send, "
                               "or the net-relay format for RPC")
-        payload, compressor, expanded = out.encode(request)
+        payload, compressor, expanded = encode_payload(out.encode_value, out.compressor, request,
+                                                       out.max_message_size)
         encoder = out.request_encoder(target, compressor)
         # Retried calls keep time themselves; the others expire in their timeout's lane.
         lane = None if retries else timeout
