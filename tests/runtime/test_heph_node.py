@@ -367,3 +367,49 @@ def test_heph_routing_keys_are_read_from_toml(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"to_one"', '"to_none"'))
     with pytest.raises(ConfigError, match=f"{path}.*heph_delivery"):
         Node(NodeConfig.from_file(path))
+
+
+async def test_a_group_to_all_on_tcp_waits_for_a_full_mailbox_and_loses_nothing() -> None:
+    # Over tcp a full mailbox holds the connection back; the copies for the other actors
+    # of the group follow once there is room, in order.
+    inboxes: dict[str, list[object]] = {"slow": [], "quick": []}
+    release = asyncio.Event()
+
+    async def slow(ctx: ActorContext) -> None:
+        await release.wait()
+        async for message in ctx:
+            inboxes["slow"].append(message)
+
+    async with Node(heph_listeners(heph_json=["slow", "quick"],
+                                   heph_delivery="to_all")) as node:
+        node.spawn(slow, name="slow", mailbox_size=1)
+        node.spawn(collector(inboxes["quick"]), name="quick")
+        port = int(node.address("tcp").rpartition(":")[2])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(envelope(n) for n in range(5)))
+        await writer.drain()
+        await wait_for(lambda: len(inboxes["quick"]) >= 1, "the first copy")
+        release.set()
+        await wait_for(lambda: all(len(i) == 5 for i in inboxes.values()), "every copy")
+        writer.close()
+        await writer.wait_closed()
+        assert node.stats().total["mailbox_full"] == 0
+    assert inboxes == {"slow": [0, 1, 2, 3, 4], "quick": [0, 1, 2, 3, 4]}
+
+
+async def test_an_answer_after_heph_closed_its_tcp_connection_is_counted_not_raised() -> None:
+    got: list[HephMessage] = []
+    async with Node(heph_listeners(heph_json="inbox", heph_with_source=True)) as node:
+        node.spawn(collector(got), name="inbox")  # type: ignore[arg-type]
+        port = int(node.address("tcp").rpartition(":")[2])
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(envelope("bye"))
+        await writer.drain()
+        await wait_for(lambda: len(got) == 1, "the message")
+        writer.close()
+        await writer.wait_closed()
+        # Until the node has read the connection's end, an answer may still be written.
+        async with asyncio.timeout(20):
+            while node.stats().total["send_errors"] == 0:
+                await got[0].reply.send("too late")
+                await asyncio.sleep(0.01)
