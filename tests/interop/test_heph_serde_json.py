@@ -17,6 +17,7 @@ import math
 import random
 import socket
 import struct
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,11 +30,13 @@ from relay_core import (
     EncodeError,
     HephMessage,
     ListenConfig,
+    MalformedFrame,
     Node,
     NodeConfig,
     PeerConfig,
     message,
 )
+from relay_core.protocol.heph import decode_datagram
 from relay_core.runtime.node import ActorFunction
 
 pytestmark = pytest.mark.rust_peer
@@ -327,3 +330,28 @@ async def test_an_answer_deeper_than_serde_json_reads_is_refused_at_send(
                            to=host_port(node.address("tcp")))
     assert answer["read"] == [{"ok": True, "value": "after"}]
     assert "127 levels" in str(refused[0])
+
+
+# --- what serde_json takes and net-relay refuses ------------------------------------------
+
+
+async def test_serde_json_keeps_the_last_of_repeated_keys_where_net_relay_refuses(
+        start_peer: StartPeer) -> None:
+    # Heph reads a repeated key inside `message` into a Value or HashMap, the last one
+    # winning; a derived struct refuses it. net-relay refuses it everywhere (docs/heph.md).
+    peer = start_peer()
+    inner = '{"name":"ada","lang":"en","name":"bob"}'
+    datagram = f'{{"uuid":"{"0" * 32}","message":{inner}}}'
+    as_value = await asyncio.to_thread(_send_raw, peer, datagram)
+    as_struct = await asyncio.to_thread(_send_raw_as, peer, datagram, "struct")
+    assert as_value == {"ok": True, "uuid": str(uuid.UUID(int=0)),
+                        "value": {"name": "bob", "lang": "en"}}
+    assert as_struct["ok"] is False and "duplicate field `name`" in str(as_struct["error"])
+    with pytest.raises(MalformedFrame, match="repeats the key 'name'"):
+        decode_datagram(datagram.encode(), 1 << 16)
+
+
+def _send_raw_as(peer: RustPeer, datagram: str, case: str) -> dict[str, object]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(datagram.encode(), ("127.0.0.1", peer.port))
+    return peer.command({"op": "recv", "case": case})
