@@ -171,6 +171,7 @@ class Links:
             link = self._make_link(key, url, None, pinned=False, heph=True,
                                    bare=self._plugins.transport(scheme).reliable)
             link.destination = source
+            self._fit_link(link)
             self._heph_replies[key] = link
         return link
 

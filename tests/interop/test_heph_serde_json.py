@@ -3,10 +3,12 @@
 The peer (heph_peer/src/main.rs) reads and writes ``Message<M>`` exactly as
 Heph's net relay does, through Debian's serde_json, so what these tests show is
 what a Heph node does with net-relay's bytes and what net-relay does with
-Heph's. Each direction and transport that works today is exercised with the
-edge cases: structs, externally tagged enums, ``Vec<u8>``, unit, the ends of
-the 64-bit ranges, integers beyond 64 bits, nesting at and past serde_json's
-limit, 65 KB messages. docs/heph.md's interop table states the same, cell by cell.
+Heph's. Each direction and transport is exercised with the edge cases:
+structs, externally tagged enums, ``Vec<u8>``, unit, the ends of the 64-bit
+ranges, integers beyond 64 bits, nesting at and past serde_json's limit, 65 KB
+messages. net-relay -> Heph over tcp goes as Heph's tcp relay allows: answers
+on the connection Heph opened, read as bare messages. docs/heph.md's interop
+table states the same, cell by cell.
 """
 
 from __future__ import annotations
