@@ -413,3 +413,36 @@ async def test_an_answer_after_heph_closed_its_tcp_connection_is_counted_not_rai
             while node.stats().total["send_errors"] == 0:
                 await got[0].reply.send("too late")
                 await asyncio.sleep(0.01)
+
+
+async def test_to_one_keeps_its_turns_when_an_actor_of_the_group_is_not_there() -> None:
+    received: list[object] = []
+    sender = RawUdp()
+    try:
+        async with Node(heph_listeners(heph_json=["a", "absent"],
+                                       heph_delivery="to_one")) as node:
+            node.spawn(collector(received), name="a")
+            for n in range(4):
+                sender.send_to(envelope(n), node.address("udp"))
+            await wait_for(lambda: node.stats().total["unknown_actor"] == 2, "two unroutable")
+            await wait_for(lambda: len(received) == 2, "two delivered")
+    finally:
+        sender.close()
+    assert received == [0, 2]
+
+
+async def test_a_router_gets_the_heph_message_with_its_source_for_a_missing_actor() -> None:
+    routed: list[tuple[object, str]] = []
+    heph = RawUdp()
+    try:
+        async with Node(heph_listeners(heph_json="nobody", heph_with_source=True)) as node:
+            node.route(lambda message, source: routed.append((message, source)))
+            heph.send_to(envelope("lost?"), node.address("udp"))
+            await wait_for(lambda: len(routed) == 1, "the routed message")
+            [(message, source)] = routed
+            assert isinstance(message, HephMessage) and message.source == heph.url == source
+            await message.reply.send("found")
+            answer, _ = await heph.receive()
+    finally:
+        heph.close()
+    assert json.loads(answer)["message"] == "found"
