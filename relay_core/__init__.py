@@ -66,6 +66,7 @@ from .observe.snapshot import NodeStats
 from .plugins.registry import PluginFailure, PluginInfo, PluginRegistry
 from .protocol.messages import MessageTypes, UnknownMessage, message, message_types
 from .runtime.actors import ActorRef
+from .runtime.heph_reply import HephMessage
 from .runtime.loop import run
 from .runtime.node import ActorContext, Node, Router
 from .runtime.rpc import RequestIdFilter, Rpc, current_request_id
@@ -90,6 +91,7 @@ __all__ = [
     "EncodeError",
     "FaultProfile",
     "FaultyTransport",
+    "HephMessage",
     "HostPort",
     "InvalidAddress",
     "LinkBusy",

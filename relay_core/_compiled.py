@@ -94,9 +94,10 @@ INTERPRETED: Mapping[str, str] = {
     "relay_core/protocol/handshake.py": ("compiled by mypyc 2.4, the dispatcher finds its Final"
                                          " HELLO_WAITS unset (NameError) when it first dials"),
     "relay_core/protocol/heph.py": ("compiled by mypyc 2.4, importing it raises KeyError: 'object'"
-                                    " (building its frozen, slotted HephMessage dataclass)"),
+                                    " (building its frozen, slotted HephEnvelope dataclass)"),
     "relay_core/runtime/actors.py": f"{_PUBLIC}; checks what users pass to refs and contexts",
     "relay_core/runtime/node.py": _PUBLIC,
+    "relay_core/runtime/heph_reply.py": f"{_PUBLIC}; a frozen, slotted dataclass, as heph.py's",
     "relay_core/runtime/rpc.py": _PUBLIC,
     "relay_core/runtime/loop.py": f"{_PUBLIC}; imports uvloop",
     "relay_core/observe/metrics.py": f"{_PUBLIC}; imports prometheus_client",

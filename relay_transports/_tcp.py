@@ -149,8 +149,10 @@ class TcpTransport(Transport):
     - ``framing`` (``"net-relay"``): how accepted connections cut packets out
       of their stream. ``"heph-json"`` takes JSON objects back to back, as Heph
       writes them, and hands each object's bytes to ``packet_received`` as one
-      packet; anything else on such a connection closes it. Outbound
-      destinations choose their own framing (see :meth:`prepare`).
+      packet; anything else on such a connection closes it. Packets sent back
+      on such a connection are written as they are, and may be any JSON value
+      (Heph reads bare messages there). Outbound destinations choose their own
+      framing (see :meth:`prepare`).
     """
 
     scheme = "tcp"

@@ -38,7 +38,7 @@ from typing import Any, Protocol, cast
 
 from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError, UnsentReason
 from relay_core.protocol.framing import LENGTH_PREFIX_SIZE
-from relay_core.protocol.heph import is_heph_json
+from relay_core.protocol.heph import is_heph_json, is_json_value
 
 from ._addresses import display
 from ._held_senders import HeldSenders
@@ -300,13 +300,26 @@ class Sender:
             raise self._cannot_send(destination)
         if not packet:
             raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
-        if route.framing == HEPH_JSON and not is_heph_json(packet):
+        if route.framing == HEPH_JSON and not _fits_heph(route, packet):
             raise TransportError(
                 f"cannot send to tcp {display(*destination)}: it speaks heph-json, so a packet"
-                f" must be one JSON object, starting with b'{{'; this one starts {packet[:8]!r}"
+                f" must be {_heph_shape(route)}; this one starts {packet[:8]!r}"
             )
         writer = route.writer
         if writer is not None and not writer.paused:
             writer.write(packet)  # which frames it
             return None
         return route.hold(packet)
+
+
+def _fits_heph(route: _Route, packet: bytes) -> bool:
+    """Whether ``packet`` is what a heph-json route carries: envelopes (JSON objects) to a
+    destination, and bare JSON values back on an accepted connection, which is what Heph's
+    tcp relay reads on the connection it opened."""
+    return is_heph_json(packet) if isinstance(route, _Outbound) else is_json_value(packet)
+
+
+def _heph_shape(route: _Route) -> str:
+    if isinstance(route, _Outbound):
+        return "one JSON object, starting with b'{'"
+    return "one JSON value (a bare message, answering the connection's Heph node)"

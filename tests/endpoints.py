@@ -12,6 +12,7 @@ from relay_core.interfaces import Codec, Compressor
 from relay_core.observe.ratelog import RateLimitedLog
 from relay_core.protocol.decoding import PayloadDecoder
 from relay_core.protocol.endpoint import Endpoint
+from relay_core.protocol.heph_route import HephRoute
 from relay_core.protocol.seal import KeyRing, Sealer
 
 ME = 0x1111
@@ -56,6 +57,7 @@ class Clock:
 
 def make_endpoint(clock: Clock | None = None, *, sealed: bool = False,
                   rate: int = 1 << 30, heph_target: str | None = None,
+                  heph_route: HephRoute | None = None,
                   max_message_size: int = 65536) -> Endpoint:
     clock = clock or Clock()
     log = RateLimitedLog(logging.getLogger("relay_core.test"))
@@ -66,5 +68,11 @@ def make_endpoint(clock: Clock | None = None, *, sealed: bool = False,
                     max_message_size=max_message_size, opener=sealer,
                     reply_sealer=lambda key_id: Sealer(KeyRing({1: KEY}, key_id)),
                     sealed_schemes=frozenset({"udp"}) if sealed else frozenset(),
-                    heph_targets={"udp": heph_target} if heph_target else {},
+                    heph_routes=_heph_routes(heph_target, heph_route),
                     clock=clock, log=log)
+
+
+def _heph_routes(target: str | None, route: HephRoute | None) -> dict[str, HephRoute]:
+    if route is None and target is not None:
+        route = HephRoute((target,))
+    return {"udp": route} if route is not None else {}

@@ -16,7 +16,7 @@ EXPECTED_PUBLIC_NAMES = {
     "CodecError", "CompressionError", "Compressor", "ConfigError", "ConnectionDropReason",
     "DecodeError",
     "DecompressionError", "DecompressionLimitExceeded", "EncodeError", "FaultProfile",
-    "FaultyTransport", "HostPort",
+    "FaultyTransport", "HephMessage", "HostPort",
     "InvalidAddress", "LinkBusy", "ListenConfig", "MailboxFull", "MalformedFrame", "MessageTooLarge",
     "MessageTypes", "MetricsExporter", "Node", "NodeConfig", "NodeStats", "Overloaded", "PeerConfig",
     "PeerUnreachable",

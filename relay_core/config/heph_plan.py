@@ -4,6 +4,12 @@
 datagrams (told apart from ours by their first byte) and delivers their
 messages to ACTOR. ``[listen.tcp] heph_json = "ACTOR"``: that listener takes
 Heph JSON streams only (the TCP transport's ``heph-json`` framing).
+``heph_json = ["A", "B"]`` with ``heph_delivery = "to_all"`` or ``"to_one"``: a
+group, as Heph's ``RelayGroup`` (a copy to each, or each message to one in
+turn); a group of more than one must say which, as Heph's does.
+``heph_with_source = true``: the actors get a ``HephMessage`` (the message, its
+source and a reply ref) rather than the bare message. Together these make the
+listener's :class:`~relay_core.protocol.heph_route.HephRoute`.
 ``[peers.NAME] format = "heph-json"``: messages to that peer go in Heph's
 format (datagrams on udp://, a stream of objects on tcp://). Heph's format has
 no authentication, so it cannot share a listener with keys. The transport's
@@ -12,7 +18,10 @@ no authentication, so it cannot share a listener with keys. The transport's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..errors import ConfigError
+from ..protocol.heph_route import HephRoute
 from .node_config import NodeConfig
 
 __all__ = ["HephPlan"]
@@ -20,6 +29,51 @@ __all__ = ["HephPlan"]
 HEPH_FORMAT = "heph-json"
 HEPH_SCHEMES = ("udp", "tcp")
 _STREAM_FRAMING = {"framing": HEPH_FORMAT}
+_DELIVERIES = ("to_all", "to_one")
+_ROUTE_KEYS = ("heph_delivery", "heph_with_source")
+
+
+def _route(scheme: str, options: Mapping[str, object]) -> HephRoute | None:
+    """The listener's Heph route, or None if it takes no Heph messages; ConfigError for a
+    bad value."""
+    where = f"[listen.{scheme}]"
+    target = options.get("heph_json")
+    if target is None:
+        for key in _ROUTE_KEYS:
+            if key in options:
+                raise ConfigError(f"{where} {key} needs heph_json, which names the actor (or "
+                                  "actors) that receive Heph messages")
+        return None
+    actors = _actors(where, scheme, target)
+    if "keys" in options:
+        raise ConfigError(f"{where} heph_json cannot be combined with keys: "
+                          "Heph's format is not authenticated")
+    delivery = options.get("heph_delivery")
+    if delivery is None and len(actors) > 1:
+        raise ConfigError(f"{where} heph_json names {len(actors)} actors: set heph_delivery = "
+                          "\"to_all\" (a copy to each) or \"to_one\" (each message to one, in "
+                          "turn), as Heph's RelayGroup asks")
+    if delivery is not None and delivery not in _DELIVERIES:
+        raise ConfigError(f"{where} heph_delivery = {delivery!r}: must be \"to_all\" (a copy to "
+                          "each actor) or \"to_one\" (each message to one, in turn)")
+    with_source = options.get("heph_with_source", False)
+    if not isinstance(with_source, bool):
+        raise ConfigError(f"{where} heph_with_source = {with_source!r}: must be true (actors get "
+                          "a HephMessage with the source and a reply ref) or false (the message)")
+    return HephRoute(actors, to_one=delivery == "to_one", with_source=with_source)
+
+
+def _actors(where: str, scheme: str, target: object) -> tuple[str, ...]:
+    listed = list(target) if isinstance(target, (list, tuple)) else [target]
+    names = [name for name in listed if isinstance(name, str) and name]
+    if scheme not in HEPH_SCHEMES or not names or len(names) != len(listed):
+        raise ConfigError(f"{where} heph_json = {target!r}: name the actor that receives Heph "
+                          "messages (or a non-empty list of actors), on a udp or tcp listener")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{where} heph_json names {', '.join(map(repr, repeated))} more than "
+                          "once; list each actor once")
+    return tuple(names)
 
 
 def _refuse_framing(config: NodeConfig) -> None:
@@ -33,18 +87,11 @@ def _refuse_framing(config: NodeConfig) -> None:
 
 class HephPlan:
     def __init__(self, config: NodeConfig) -> None:
-        self._targets: dict[str, str] = {}
+        self._routes: dict[str, HephRoute] = {}
         for scheme, listen in config.listen.items():
-            target = listen.options.get("heph_json")
-            if target is None:
-                continue
-            if scheme not in HEPH_SCHEMES or not isinstance(target, str) or not target:
-                raise ConfigError(f"[listen.{scheme}] heph_json = {target!r}: name the actor that "
-                                  "receives Heph messages, on a udp or tcp listener")
-            if "keys" in listen.options:
-                raise ConfigError(f"[listen.{scheme}] heph_json cannot be combined with keys: "
-                                  "Heph's format is not authenticated")
-            self._targets[scheme] = target
+            route = _route(scheme, listen.options)
+            if route is not None:
+                self._routes[scheme] = route
         self._heph_peers: set[str] = set()
         self._tcp_peers: set[str] = set()
         _refuse_framing(config)
@@ -61,21 +108,21 @@ class HephPlan:
         self._max_object_size = config.max_message_size
 
     @property
-    def targets(self) -> dict[str, str]:
-        """The actor Heph datagrams go to, by the scheme of the listener that takes them."""
-        return dict(self._targets)
+    def routes(self) -> dict[str, HephRoute]:
+        """Where Heph messages go, by the scheme of the listener that takes them."""
+        return dict(self._routes)
 
     def speaks_heph(self, peer: str | None) -> bool:
         return peer in self._heph_peers
 
     def transport_options(self, scheme: str) -> dict[str, object]:
         """Constructor options a transport needs: a TCP Heph listener frames Heph's way."""
-        if scheme != "tcp" or (scheme not in self._targets and not self._tcp_peers):
+        if scheme != "tcp" or (scheme not in self._routes and not self._tcp_peers):
             return {}
         # An object over the node's message limit closes its connection as it arrives,
         # rather than being read whole (up to max_packet_size) and refused afterwards.
         options: dict[str, object] = {"max_object_size": self._max_object_size}
-        if scheme in self._targets:
+        if scheme in self._routes:
             options.update(_STREAM_FRAMING)
         return options
 

@@ -25,7 +25,8 @@ from .node_config import NodeConfig
 
 __all__ = ["NODE_LISTEN_KEYS", "NODE_PEER_KEYS", "SecurityPolicy", "transport_options"]
 
-NODE_LISTEN_KEYS = frozenset({"keys", "allow", "fault", "heph_json", "framing"})
+NODE_LISTEN_KEYS = frozenset({"keys", "allow", "fault", "heph_json", "heph_delivery",
+                              "heph_with_source", "framing"})
 NODE_PEER_KEYS = frozenset({"keys", "send_key_id", "fault", "fallback", "format", "framing"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_CACHED_SOURCES = 4096

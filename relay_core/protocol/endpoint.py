@@ -16,7 +16,8 @@ act on, one event per frame (see :mod:`relay_core.protocol.events`), taken with
 :meth:`PacketEvents.next` (the driver's arrival is one), after these checks, in order:
 
 1. a Heph datagram on a listener that takes them is decoded and deduplicated by
-   its uuid, per source (docs/heph.md);
+   its uuid, per source (docs/heph.md), and becomes one event per actor its
+   listener's :class:`~relay_core.protocol.heph_route.HephRoute` sends it to;
 2. a sealed packet is verified and opened before anything in it is read; a
    hello, or a packet sealed for an incarnation of this node that is gone, is
    answered (an :class:`AnswerToSend`, within the answer budget), an answer to
@@ -62,6 +63,7 @@ from .events import (
 )
 from .handshake import AnswerBudget
 from .heph import UuidWindow, decode_datagram, is_heph_json
+from .heph_route import HephRoute
 from .seal import (
     ANSWER,
     HANDSHAKE_PACKET_SIZE,
@@ -95,7 +97,7 @@ class Endpoint:
     def __init__(self, incarnation: int, decoder: PayloadDecoder, *,
                  duplicate_window: int, max_senders: int, max_message_size: int,
                  opener: Sealer | None, reply_sealer: Callable[[int], Sealer],
-                 sealed_schemes: frozenset[str], heph_targets: Mapping[str, str],
+                 sealed_schemes: frozenset[str], heph_routes: Mapping[str, HephRoute],
                  clock: Callable[[], float], log: RateLimitedLog) -> None:
         self.incarnation = incarnation
         """This node's incarnation: random, never 0, new at each start."""
@@ -108,7 +110,7 @@ class Endpoint:
         self._opener = opener
         self._reply_sealer = reply_sealer
         self._sealed_schemes = sealed_schemes
-        self._heph_targets = dict(heph_targets)
+        self._heph_routes = dict(heph_routes)
         self._heph_window = UuidWindow()
         self._answer_budget = AnswerBudget()
         self._clock = clock
@@ -159,10 +161,10 @@ class Endpoint:
         (dropped and counted, or a hello not answered)."""
         scheme = arrival.scheme
         counters = arrival.counters
-        if self._heph_targets:
-            heph_target = self._heph_targets.get(scheme)
-            if heph_target is not None and is_heph_json(data):
-                return self._receive_heph(data, heph_target, arrival)
+        if self._heph_routes:
+            heph_route = self._heph_routes.get(scheme)
+            if heph_route is not None and is_heph_json(data):
+                return self._receive_heph(data, heph_route, arrival)
         try:
             if is_sealed(data):
                 opened = self._open(data, arrival)
@@ -199,9 +201,10 @@ class Endpoint:
         return arrival.load(frames, self._decoder,
                             None if arrival.key_id is None else SealedPacketAccepted(incarnation))
 
-    def _receive_heph(self, data: bytes, target: str,
+    def _receive_heph(self, data: bytes, route: HephRoute,
                       arrival: PacketEvents) -> PacketEvents | None:
-        """A Heph JSON datagram: checked, deduplicated by uuid, a message for ``target``."""
+        """A Heph JSON datagram: checked, deduplicated by uuid, a message for each actor
+        ``route`` sends it to."""
         counters = arrival.counters
         try:
             heph = decode_datagram(data, self._max_message_size)
@@ -213,7 +216,7 @@ class Endpoint:
             return None
         counters.frames_received += 1
         counters.messages_received += 1
-        return arrival.load((), self._decoder, MessageReceived(target, heph.message, len(data)))
+        return arrival.load_events(self._decoder, route.events(heph.message, len(data)))
 
     # -- sealed packets ------------------------------------------------------
 
@@ -316,7 +319,7 @@ class PacketEvents(Arrival):
     where it stopped.
     """
 
-    __slots__ = ("_decoder", "_first", "_frame", "_frames", "_index")
+    __slots__ = ("_decoder", "_first", "_frame", "_frames", "_index", "_then")
 
     # Set by load(), which the endpoint calls before anyone reads them: the driver
     # makes the object with Arrival's constructor alone.
@@ -324,6 +327,8 @@ class PacketEvents(Arrival):
     _decoder: PayloadDecoder
     _first: Event | None
     """An event that comes before the frames' (or instead of them)."""
+    _then: list[Event] | None
+    """Events that follow ``_first`` before the frames', last one first."""
     _index: int
     _frame: Frame
 
@@ -334,15 +339,25 @@ class PacketEvents(Arrival):
         self._frames = frames
         self._decoder = decoder
         self._first = first
+        self._then = None
         self._index = 0
         self._frame = NO_FRAME  # a packet's first item is a frame, never a repeat
+        return self
+
+    def load_events(self, decoder: PayloadDecoder, events: list[Event]) -> PacketEvents:
+        """Take ``events`` (at least one), a packet's events in order, instead of frames;
+        return itself, ready for :meth:`next`."""
+        self.load((), decoder, events[0])
+        if len(events) > 1:
+            self._then = events[:0:-1]
         return self
 
     def next(self) -> Event | None:
         """The packet's next event; None once there is none left."""
         first = self._first
         if first is not None:
-            self._first = None
+            then = self._then
+            self._first = then.pop() if then else None
             return first
         frames = self._frames
         while self._index < len(frames):

@@ -25,6 +25,7 @@ __all__ = [
     "Arrival",
     "CancelReceived",
     "Event",
+    "HephMessageReceived",
     "MessageReceived",
     "ReplyReceived",
     "RequestReceived",
@@ -82,6 +83,19 @@ class MessageReceived:
         self.message = message
         self.size = size
         """What the message weighs in a mailbox: its decoded payload's size."""
+
+
+class HephMessageReceived:
+    """A Heph message, decoded, for the local actor ``target``, to be delivered with its
+    source and a way to answer it (a listener's ``heph_with_source``)."""
+
+    __slots__ = ("message", "size", "target")
+
+    def __init__(self, target: str, message: object, size: int) -> None:
+        self.target = target
+        self.message = message
+        self.size = size
+        """What the message weighs in a mailbox: the size of its heph-json object."""
 
 
 class RequestReceived:
@@ -144,5 +158,5 @@ class SealedPacketAccepted:
         self.incarnation = incarnation
 
 
-Event = (MessageReceived | RequestReceived | ReplyReceived | CancelReceived | AnswerReceived
+Event = (MessageReceived | HephMessageReceived | RequestReceived | ReplyReceived | CancelReceived | AnswerReceived
          | AnswerToSend | SealedPacketAccepted)

@@ -19,7 +19,9 @@ rules this module keeps:
   :func:`decode_datagram` returns equal as JSON (a tuple comes back as a list,
   a message as the dict of its fields);
 - encoding writes only what serde_json reads back: at most
-  :data:`SERDE_JSON_DEPTH` levels of nesting, where receiving takes 256;
+  :data:`SERDE_JSON_DEPTH` levels of nesting in an envelope, one more in a bare
+  message (:func:`encode_bare`, what Heph's tcp relay reads on the connection it
+  opened), where receiving takes 256;
 - memory is bounded: a datagram over its limit is refused before it is parsed,
   and :class:`UuidWindow` remembers a fixed number of uuids.
 
@@ -42,11 +44,13 @@ from .messages import message_types
 
 __all__ = [
     "SERDE_JSON_DEPTH",
-    "HephMessage",
+    "HephEnvelope",
     "UuidWindow",
     "decode_datagram",
+    "encode_bare",
     "encode_datagram",
     "is_heph_json",
+    "is_json_value",
 ]
 
 # The bounds of net-relay's data model (relay_codecs keeps the same ones).
@@ -69,6 +73,7 @@ _UUID_RULE: Final = (
     " like 67e55044-10b1-426f-9247-bb680e5fe0c8"
 )
 _STARTS_AS_OBJECT: Final = re.compile(rb"[ \t\n\r]*\{")
+_STARTS_AS_VALUE: Final = re.compile(rb'[ \t\n\r]*[{\["\-0-9tfn]')
 # A \uD800-\uDFFF escape may be a lone surrogate, which is not Unicode text. Only
 # texts holding one are checked in full (an escaped backslash before "u" is a
 # harmless false alarm: it only costs that check).
@@ -84,8 +89,8 @@ _ENCODER: Final = json.JSONEncoder(
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class HephMessage:
-    """One message as Heph sends it."""
+class HephEnvelope:
+    """One message as Heph sends it: its envelope's two members."""
 
     uuid: uuid.UUID
     """Names the message, so that its duplicates can be dropped."""
@@ -99,6 +104,12 @@ def is_heph_json(datagram: bytes) -> bool:
     net-relay packets start with ``NR``, so one listener can take both formats.
     """
     return _STARTS_AS_OBJECT.match(datagram) is not None
+
+
+def is_json_value(data: bytes) -> bool:
+    """True when ``data`` may be a bare JSON value: its first byte after whitespace is one
+    a value starts with (never the ``N`` of a net-relay packet)."""
+    return _STARTS_AS_VALUE.match(data) is not None
 
 
 # --- decoding ---------------------------------------------------------------------------
@@ -131,7 +142,7 @@ _DECODER: Final = json.JSONDecoder(
 )
 
 
-def decode_datagram(datagram: bytes, max_size: int) -> HephMessage:
+def decode_datagram(datagram: bytes, max_size: int) -> HephEnvelope:
     """Return the message a heph-json datagram (or stream object) holds.
 
     Raise :class:`MalformedFrame`, saying what is wrong, for anything but
@@ -150,7 +161,7 @@ def decode_datagram(datagram: bytes, max_size: int) -> HephMessage:
     message = _in_model(envelope["message"])
     if _SURROGATE_ESCAPE.search(datagram):
         _check_text(message)
-    return HephMessage(_read_uuid(envelope["uuid"]), message)
+    return HephEnvelope(_read_uuid(envelope["uuid"]), message)
 
 
 def _parse(datagram: bytes) -> object:
@@ -249,6 +260,8 @@ def _too_deep(what: str) -> str:
 # --- encoding ---------------------------------------------------------------------------
 
 _Task = tuple[Any, int, Any, Any]  # value, level, container, slot in the container
+_IN_ENVELOPE: Final = "inside Heph's envelope"
+_BARE: Final = "for a bare message"
 
 
 def encode_datagram(message: object, message_uuid: uuid.UUID | None = None) -> bytes:
@@ -264,9 +277,26 @@ def encode_datagram(message: object, message_uuid: uuid.UUID | None = None) -> b
     identity = uuid.uuid4() if message_uuid is None else message_uuid
     if not isinstance(identity, uuid.UUID):
         raise EncodeError(f"message_uuid must be a uuid.UUID, got {type(identity).__qualname__}")
-    text = _ENCODER.encode(_to_json(message))
+    text = _ENCODER.encode(_to_json(message, SERDE_JSON_DEPTH, _IN_ENVELOPE))
+    return _utf8(f'{{"uuid":"{identity}","message":{text}}}')
+
+
+def encode_bare(message: object) -> bytes:
+    """Return ``message`` as compact UTF-8 JSON without an envelope, and a newline.
+
+    Heph's tcp relay reads what comes back on the connection it opened as bare
+    messages (serde_json's ``StreamDeserializer`` of its message type), not as
+    envelopes. The newline ends a number, which the next value would otherwise
+    run into; serde_json skips it as whitespace. Without the envelope, one more
+    level of nesting fits serde_json's recursion limit. Refused as by
+    :func:`encode_datagram`.
+    """
+    return _utf8(_ENCODER.encode(_to_json(message, SERDE_JSON_DEPTH + 1, _BARE)) + "\n")
+
+
+def _utf8(text: str) -> bytes:
     try:
-        return f'{{"uuid":"{identity}","message":{text}}}'.encode()
+        return text.encode()
     except UnicodeEncodeError as exc:
         bad = exc.object[exc.start:exc.end]
         raise EncodeError(
@@ -275,7 +305,7 @@ def encode_datagram(message: object, message_uuid: uuid.UUID | None = None) -> b
         ) from None
 
 
-def _to_json(message: object) -> object:
+def _to_json(message: object, max_depth: int, where: str) -> object:
     """A copy of ``message`` made only of what ``json`` writes faithfully.
 
     The json module would write an int key as a string, NaN as a non-JSON
@@ -295,21 +325,21 @@ def _to_json(message: object) -> object:
         elif kind is float:
             parent[slot] = _checked_float(value)
         elif kind is list or kind is tuple:
-            parent[slot] = _push(list(value), level, tasks)
+            parent[slot] = _push(list(value), level, tasks, max_depth, where)
         elif kind is dict:
-            parent[slot] = _push(_str_keys(value), level, tasks)
+            parent[slot] = _push(_str_keys(value), level, tasks, max_depth, where)
         else:  # converted to one of the exact types above, at the same level
             tasks.append((_plain(value), level, parent, slot))
     return root[0]
 
 
-def _push(container: Any, level: int, tasks: list[_Task]) -> Any:
+def _push(container: Any, level: int, tasks: list[_Task], max_depth: int, where: str) -> Any:
     """Queue every entry of a new list or dict, to be converted in place."""
-    if level > SERDE_JSON_DEPTH:
+    if level > max_depth:
         raise EncodeError(
-            f"the message nests deeper than {SERDE_JSON_DEPTH} levels (each array or object"
+            f"the message nests deeper than {max_depth} levels (each array or object"
             " counts one), or contains itself: a Heph node reads it with serde_json, whose"
-            f" recursion limit of 128 leaves {SERDE_JSON_DEPTH} levels inside Heph's envelope")
+            f" recursion limit of 128 leaves {max_depth} levels {where}")
     slots = container.keys() if type(container) is dict else range(len(container))
     tasks.extend((container[slot], level + 1, container, slot) for slot in slots)
     return container

@@ -15,7 +15,7 @@ import re
 from typing import Final
 
 from ..errors import ConfigError, MalformedFrame
-from .heph import HephMessage, decode_datagram
+from .heph import HephEnvelope, decode_datagram
 
 __all__ = ["HephObjectSplitter", "HephStreamSplitter"]
 
@@ -201,7 +201,7 @@ class HephStreamSplitter:
         self._objects = HephObjectSplitter(max_object_size)
         self._max_object_size = max_object_size
 
-    def feed(self, chunk: bytes) -> list[HephMessage]:
+    def feed(self, chunk: bytes) -> list[HephEnvelope]:
         """Add ``chunk``; return every message now complete, in order.
 
         Raise :class:`MalformedFrame` for bytes that are not heph-json or an
@@ -209,7 +209,7 @@ class HephStreamSplitter:
         same chunk are returned first, and the fault is raised by the next call
         to :meth:`feed` or :meth:`end`.
         """
-        messages: list[HephMessage] = []
+        messages: list[HephEnvelope] = []
         for offset, data in self._objects._split(chunk):
             try:
                 messages.append(decode_datagram(data, self._max_object_size))

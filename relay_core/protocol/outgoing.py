@@ -13,7 +13,10 @@ link is made (:func:`outgoing_for`):
 - :class:`SealedPackets`: net-relay packets sealed per direction; the peer's
   incarnation is learned by the handshake (``hello``) before anything is sealed;
 - :class:`HephDatagrams`: Heph's JSON datagrams (docs/heph.md), one message
-  each, naming no actor; Heph has no requests.
+  each, naming no actor; Heph has no requests;
+- :class:`HephBareMessages`: bare JSON messages, no envelope, each its own
+  packet: what Heph's tcp relay reads on the connection it opened, so the
+  answers to a Heph node go back that way.
 
 When packets leave (now, or when the event loop's turn ends) and what a send
 failure does is the runtime's (``runtime/outbox.py``).
@@ -28,11 +31,12 @@ from ..errors import MessageTooLarge
 from ..interfaces import Codec, Compressor
 from .coalesce import UNKNOWN_EXPANSION, Coalescer
 from .endpoint import Endpoint
-from .heph import encode_datagram
+from .heph import encode_bare, encode_datagram
 from .seal import TAG_SIZE, Sealer, messages_in_packet
 from .wire import MessageFrameEncoder, RequestFrameEncoder, frame_is_compressed
 
 __all__ = [
+    "HephBareMessages",
     "HephDatagrams",
     "Outgoing",
     "SealedPackets",
@@ -259,13 +263,26 @@ class HephDatagrams(Outgoing):
         return 1
 
 
+class HephBareMessages(HephDatagrams):
+    """Bare JSON messages, no envelope (Heph's tcp relay reads its answers so), each a
+    packet of its own, ended by a newline."""
+
+    __slots__ = ()
+
+    def message(self, target: str, message: object) -> tuple[bytes, int]:
+        return encode_bare(message), 0
+
+
 def outgoing_for(endpoint: Endpoint, codec: Codec, compressor: Compressor | None,
                  max_message_size: int, batch_size: int, max_packet_size: int, *,
-                 sealer: Sealer | None = None, heph: bool = False) -> Outgoing:
-    """The outbound door for a link that speaks Heph's datagrams (``heph``), seals with
-    ``sealer``, or sends plain packets."""
+                 sealer: Sealer | None = None, heph: bool = False,
+                 bare: bool = False) -> Outgoing:
+    """The outbound door for a link that speaks Heph's datagrams (``heph``), Heph's bare
+    messages (``heph`` and ``bare``), seals with ``sealer``, or sends plain packets."""
     limits = (max_message_size, batch_size, max_packet_size)
     if heph:
+        if bare:
+            return HephBareMessages(endpoint, codec, compressor, *limits)
         return HephDatagrams(endpoint, codec, compressor, *limits)
     if sealer is not None:
         return SealedPackets(endpoint, codec, compressor, *limits, sealer)

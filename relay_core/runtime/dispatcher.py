@@ -41,6 +41,7 @@ from ..protocol.decoding import PayloadDecoder
 from ..protocol.endpoint import Endpoint
 from ..protocol.wire import NO_DEADLINE
 from .calls import PendingCalls
+from .heph_reply import HephReplies
 from .linking import Links
 from .mailbox import ByteBudget
 from .outbox import Outbox
@@ -74,7 +75,7 @@ class Dispatcher:
             duplicate_window=config.duplicate_window, max_senders=config.max_senders,
             max_message_size=config.max_message_size, opener=security.opener,
             reply_sealer=security.reply_sealer, sealed_schemes=security.sealed_schemes,
-            heph_targets=heph.targets, clock=time.monotonic, log=self._log)
+            heph_routes=heph.routes, clock=time.monotonic, log=self._log)
         self._calls = PendingCalls()
         self._links = Links(config, self._plugins, self._endpoint, self._calls, self.stats,
                             self._log, security=security, faults=self._faults, heph=heph)
@@ -89,7 +90,8 @@ class Dispatcher:
         """What refs send and call through."""
         self._receiver = Receiver(self._endpoint, self._links, self._outbox, self._plugins,
                                   self._server, self._calls, actors, security, self.buffered,
-                                  self._backlog_limit, self.stats, self._log)
+                                  self._backlog_limit, self.stats, self._log,
+                                  HephReplies(self.sender, self._links))
         self._bound: dict[str, list[HostPort]] = {}
         self._closed = False
 

@@ -96,6 +96,9 @@ class Links:
             for name, peer in config.peers.items()
         }
         self._source_counters: dict[LinkKey, Counters] = {}
+        self._heph_replies: dict[LinkKey, PeerLink] = {}
+        """Links that answer Heph sources, apart from the table: a source's key may name a
+        net-relay link as well, which must not be replaced."""
         self._handshakes: dict[int, tuple[SealedPackets, HostPort, asyncio.Future[int]]] = {}
         """Links waiting for their peer's incarnation, by the sequence of their hello."""
         self.tasks: set[asyncio.Task[None]] = set()
@@ -146,6 +149,27 @@ class Links:
                 link.out.peer_incarnation = arrival.incarnation
             self._fit_link(link)
             link.counters = arrival.counters
+        return link
+
+    def heph_reply_link(self, scheme: str, source: HostPort) -> PeerLink:
+        """The link to answer the Heph node at ``source`` over: envelope datagrams over
+        udp, bare messages on its connection over a stream (Heph's tcp relay reads so).
+
+        Made on first use and kept (oldest forgotten first past ``MAX_TRANSIENT_LINKS``,
+        since anyone can forge a datagram's source); a link forgotten keeps working for
+        the refs that hold it.
+        """
+        key = (scheme, source[0], source[1])
+        link = self._heph_replies.get(key)
+        if link is None:
+            if len(self._heph_replies) >= MAX_TRANSIENT_LINKS:
+                del self._heph_replies[next(iter(self._heph_replies))]
+            url = endpoint_url(scheme, source)
+            link = self._make_link(key, url, None, pinned=False, heph=True,
+                                   bare=self._plugins.transport(scheme).reliable)
+            link.destination = source
+            self._fit_link(link)
+            self._heph_replies[key] = link
         return link
 
     def counters_for(self, scheme: str, source: HostPort) -> Counters:
@@ -255,6 +279,14 @@ class Links:
 
     def _new_link(self, key: LinkKey, url: str, peer: str | None, *, pinned: bool,
                   sealer: Sealer | None = None, heph: bool = False) -> PeerLink:
+        link = self._make_link(key, url, peer, pinned=pinned, sealer=sealer, heph=heph)
+        self.table.discard(key)
+        self.table.add(key, link)
+        return link
+
+    def _make_link(self, key: LinkKey, url: str, peer: str | None, *, pinned: bool,
+                   sealer: Sealer | None = None, heph: bool = False,
+                   bare: bool = False) -> PeerLink:
         if peer is None:
             peer = self._peer_names.get(key)
         config = self._config
@@ -266,12 +298,9 @@ class Links:
                            config.max_message_size, transport.batch_size,
                            transport.max_packet_size,
                            sealer=sealer or self._security.sealer_for(peer),
-                           heph=heph)
-        link = PeerLink(transport=transport, label=peer or url, out=out,
+                           heph=heph, bare=bare)
+        return PeerLink(transport=transport, label=peer or url, out=out,
                         counters=self._stats.peer(peer or url), pinned=pinned)
-        self.table.discard(key)
-        self.table.add(key, link)
-        return link
 
     async def _prepare(self, link: PeerLink, address: Address, options: Mapping[str, object],
                        peer: str | None) -> None:

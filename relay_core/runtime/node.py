@@ -104,7 +104,12 @@ class Node:
         self._actors: dict[str, Supervisor[ActorContext]] = {}
         self._mailboxes: dict[str, Mailbox] = {}
         self._mailbox_view = MappingProxyType(self._mailboxes)
-        self._dispatcher = Dispatcher(self.config, self.registry, self)
+        try:
+            self._dispatcher = Dispatcher(self.config, self.registry, self)
+        except ConfigError as exc:  # a listener's heph_json keys, read there, name their table
+            if self.config.source is None or str(exc).startswith(self.config.source):
+                raise
+            raise type(exc)(f"{self.config.source}: {exc}") from None
         # Every configured plugin is made now, so that a bad option stops the node here.
         self._dispatcher.make_configured_plugins()
         try:

@@ -36,6 +36,7 @@ from ..protocol.events import (
     AnswerToSend,
     Arrival,
     CancelReceived,
+    HephMessageReceived,
     MessageReceived,
     ReplyReceived,
     RequestReceived,
@@ -47,6 +48,7 @@ from ..protocol.seal import messages_in_packet
 from ..protocol.wire import Frame, FrameKind
 from .backlog import Backlog, Stall, Stalled
 from .calls import PendingCalls
+from .heph_reply import HephReplies
 from .linking import Links
 from .links import LinkKey, PeerLink
 from .mailbox import ByteBudget, mailbox_of
@@ -68,7 +70,7 @@ class Receiver:
     def __init__(self, endpoint: Endpoint, links: Links, outbox: Outbox, plugins: PluginSet,
                  server: RequestServer, calls: PendingCalls, actors: LocalActors,
                  security: SecurityPolicy, buffered: ByteBudget, backlog_limit: int,
-                 stats: StatsTable, log: RateLimitedLog) -> None:
+                 stats: StatsTable, log: RateLimitedLog, heph_replies: HephReplies) -> None:
         self._endpoint = endpoint
         self._links = links
         self._outbox = outbox
@@ -84,6 +86,7 @@ class Receiver:
         self._backlog_limit = backlog_limit
         self._stats = stats
         self._log = log
+        self._heph_replies = heph_replies
         self._parked: dict[LinkKey, Backlog] = {}
         self.drains: set[asyncio.Task[None]] = set()
         """One task per parked source; cancelled at close rather than waited for (each
@@ -125,6 +128,10 @@ class Receiver:
                     self._deliver(event.message, event.size, event.target, arrival)
                 elif type(event) is RequestReceived:
                     self._on_request(event.frame, arrival, link)
+                elif type(event) is HephMessageReceived:
+                    with_source = self._heph_replies.message(event.message, arrival.scheme,
+                                                             arrival.source)
+                    self._deliver(with_source, event.size, event.target, arrival)
                 elif type(event) is ReplyReceived:
                     self._on_reply(event.frame, arrival, link)
                 elif type(event) is CancelReceived:

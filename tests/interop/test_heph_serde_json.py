@@ -3,10 +3,12 @@
 The peer (heph_peer/src/main.rs) reads and writes ``Message<M>`` exactly as
 Heph's net relay does, through Debian's serde_json, so what these tests show is
 what a Heph node does with net-relay's bytes and what net-relay does with
-Heph's. Each direction and transport that works today is exercised with the
-edge cases: structs, externally tagged enums, ``Vec<u8>``, unit, the ends of
-the 64-bit ranges, integers beyond 64 bits, nesting at and past serde_json's
-limit, 65 KB messages. docs/heph.md's interop table states the same, cell by cell.
+Heph's. Each direction and transport is exercised with the edge cases:
+structs, externally tagged enums, ``Vec<u8>``, unit, the ends of the 64-bit
+ranges, integers beyond 64 bits, nesting at and past serde_json's limit, 65 KB
+messages. net-relay -> Heph over tcp goes as Heph's tcp relay allows: answers
+on the connection Heph opened, read as bare messages. docs/heph.md's interop
+table states the same, cell by cell.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import random
 import socket
 import struct
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +27,19 @@ import pytest
 from rust_peer import RustPeer
 
 from nodes import collector, udp_config, wait_for
-from relay_core import EncodeError, ListenConfig, Node, NodeConfig, PeerConfig, message
+from relay_core import (
+    ActorContext,
+    EncodeError,
+    HephMessage,
+    ListenConfig,
+    MalformedFrame,
+    Node,
+    NodeConfig,
+    PeerConfig,
+    message,
+)
+from relay_core.protocol.heph import decode_datagram
+from relay_core.runtime.node import ActorFunction
 
 pytestmark = pytest.mark.rust_peer
 
@@ -91,6 +106,24 @@ def listening(*schemes: str) -> NodeConfig:
     """A node whose listeners take Heph's format for the actor "inbox"."""
     return dataclasses.replace(udp_config("python"), listen={
         scheme: ListenConfig("127.0.0.1", 0, {"heph_json": "inbox"}) for scheme in schemes})
+
+
+def answering(**options: object) -> NodeConfig:
+    """A node whose listeners give "inbox" each Heph message with its source (HephMessage)."""
+    return dataclasses.replace(udp_config("python"), listen={
+        scheme: ListenConfig("127.0.0.1", 0, {"heph_json": "inbox", "heph_with_source": True,
+                                             **options})
+        for scheme in ("udp", "tcp")})
+
+
+def answer_with(values: list[object]) -> ActorFunction:
+    """An actor that answers each Heph message's sender with ``values``, in order."""
+    async def actor(ctx: ActorContext) -> None:
+        async for received in ctx:
+            assert isinstance(received, HephMessage)
+            for value in values:
+                await received.reply.send(value)
+    return actor
 
 
 def sending_to(peer: RustPeer) -> NodeConfig:
@@ -247,3 +280,80 @@ def _send_raw(peer: RustPeer, datagram: str) -> dict[str, object]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(datagram.encode(), ("127.0.0.1", peer.port))
     return peer.command({"op": "recv", "case": "value"})
+
+
+# --- Heph -> net-relay -> an answer back to Heph -------------------------------------------
+
+
+async def test_an_answer_reaches_the_heph_node_that_wrote_over_udp(
+        start_peer: StartPeer) -> None:
+    # Heph routes (message, source); a net-relay actor answers the source, in an envelope.
+    peer = start_peer()
+    answers = []
+    async with Node(answering()) as node:
+        node.spawn(answer_with([value for value, _, _ in TO_HEPH]), name="inbox")
+        await ask(peer, op="send", case="struct", to=host_port(node.address("udp")))
+        for _, case, _ in TO_HEPH:
+            answers.append(await ask(peer, op="recv", case=case))
+    assert answers == [{"ok": True, "uuid": answer["uuid"], "value": expected}
+                       for answer, (_, _, expected) in zip(answers, TO_HEPH, strict=True)]
+
+
+async def test_answers_reach_heph_on_the_tcp_connection_it_opened_as_bare_messages(
+        start_peer: StartPeer) -> None:
+    # Heph's tcp relay connects out, writes envelopes and reads bare messages (a
+    # StreamDeserializer of M) on that same connection.
+    rows = [*TO_HEPH, (nested(SERDE_JSON_DEPTH + 1), "value", nested(SERDE_JSON_DEPTH + 1))]
+    peer = start_peer()
+    async with Node(answering()) as node:
+        node.spawn(answer_with([value for value, _, _ in rows]), name="inbox")
+        answer = await ask(peer, op="tcp_talk", cases=["struct"],
+                           read=[case for _, case, _ in rows], to=host_port(node.address("tcp")))
+    assert answer["read"] == [{"ok": True, "value": expected} for _, _, expected in rows]
+
+
+async def test_an_answer_deeper_than_serde_json_reads_is_refused_at_send(
+        start_peer: StartPeer) -> None:
+    refused: list[EncodeError] = []
+
+    async def actor(ctx: ActorContext) -> None:
+        async for received in ctx:
+            assert isinstance(received, HephMessage)
+            try:
+                await received.reply.send(nested(SERDE_JSON_DEPTH + 2))
+            except EncodeError as exc:
+                refused.append(exc)
+            await received.reply.send("after")
+
+    peer = start_peer()
+    async with Node(answering()) as node:
+        node.spawn(actor, name="inbox")
+        answer = await ask(peer, op="tcp_talk", cases=["unit"], read=["string"],
+                           to=host_port(node.address("tcp")))
+    assert answer["read"] == [{"ok": True, "value": "after"}]
+    assert "127 levels" in str(refused[0])
+
+
+# --- what serde_json takes and net-relay refuses ------------------------------------------
+
+
+async def test_serde_json_keeps_the_last_of_repeated_keys_where_net_relay_refuses(
+        start_peer: StartPeer) -> None:
+    # Heph reads a repeated key inside `message` into a Value or HashMap, the last one
+    # winning; a derived struct refuses it. net-relay refuses it everywhere (docs/heph.md).
+    peer = start_peer()
+    inner = '{"name":"ada","lang":"en","name":"bob"}'
+    datagram = f'{{"uuid":"{"0" * 32}","message":{inner}}}'
+    as_value = await asyncio.to_thread(_send_raw, peer, datagram)
+    as_struct = await asyncio.to_thread(_send_raw_as, peer, datagram, "struct")
+    assert as_value == {"ok": True, "uuid": str(uuid.UUID(int=0)),
+                        "value": {"name": "bob", "lang": "en"}}
+    assert as_struct["ok"] is False and "duplicate field `name`" in str(as_struct["error"])
+    with pytest.raises(MalformedFrame, match="repeats the key 'name'"):
+        decode_datagram(datagram.encode(), 1 << 16)
+
+
+def _send_raw_as(peer: RustPeer, datagram: str, case: str) -> dict[str, object]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(datagram.encode(), ("127.0.0.1", peer.port))
+    return peer.command({"op": "recv", "case": case})

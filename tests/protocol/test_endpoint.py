@@ -5,6 +5,7 @@ Each test feeds bytes and reads events; time is a variable the test moves.
 
 from __future__ import annotations
 
+import itertools
 import json
 import zlib
 
@@ -21,12 +22,14 @@ from relay_core.protocol.events import (
     Arrival,
     CancelReceived,
     Event,
+    HephMessageReceived,
     MessageReceived,
     ReplyReceived,
     RequestReceived,
     SealedPacketAccepted,
 )
 from relay_core.protocol.heph import encode_datagram
+from relay_core.protocol.heph_route import HephRoute
 from relay_core.protocol.seal import (
     ANSWER,
     HELLO,
@@ -206,6 +209,29 @@ def test_a_heph_uuid_is_a_duplicate_only_from_the_source_that_sent_it() -> None:
         assert messages(events) == [("greeter", "same uuid")]
     events, arrival = arrive_from(endpoint, datagram, ("127.0.0.1", 9002))
     assert events == [] and arrival.counters.heph_duplicates == 1
+
+
+def test_a_heph_message_to_a_group_to_all_is_one_event_per_actor_each_with_a_copy() -> None:
+    endpoint = make_endpoint(heph_route=HephRoute(("a", "b", "c")))
+    events, _ = arrive(endpoint, encode_datagram({"n": [1]}))
+    assert messages(events) == [("a", {"n": [1]}), ("b", {"n": [1]}), ("c", {"n": [1]})]
+    shared = [event.message for event in events if isinstance(event, MessageReceived)]
+    assert all(first is not other and first["n"] is not other["n"]  # type: ignore[index]
+               for first, other in itertools.pairwise(shared))
+
+
+def test_a_heph_message_to_a_group_to_one_goes_to_each_actor_in_turn() -> None:
+    endpoint = make_endpoint(heph_route=HephRoute(("a", "b"), to_one=True))
+    taken = [messages(arrive(endpoint, encode_datagram(n))[0]) for n in range(5)]
+    assert taken == [[("a", 0)], [("b", 1)], [("a", 2)], [("b", 3)], [("a", 4)]]
+
+
+def test_a_heph_message_with_the_source_is_an_event_of_its_own_kind() -> None:
+    endpoint = make_endpoint(heph_route=HephRoute(("a", "b"), with_source=True))
+    datagram = encode_datagram("hi")
+    events, _ = arrive(endpoint, datagram)
+    assert [(type(e), e.target, e.message, e.size) for e in events  # type: ignore[union-attr]
+            ] == [(HephMessageReceived, name, "hi", len(datagram)) for name in ("a", "b")]
 
 
 def sealed_for_me(sequence: int, frames: list[bytes], receiver: int = ME) -> bytes:

@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 
 from relay_core import ConfigError, EncodeError, MalformedFrame, UnknownMessage, message
 from relay_core.protocol.heph import (
-    HephMessage,
+    HephEnvelope,
     UuidWindow,
     decode_datagram,
+    encode_bare,
     encode_datagram,
     is_heph_json,
 )
@@ -75,7 +76,7 @@ json_values = st.recursive(
     | st.dictionaries(tricky_text, children, max_size=4),
     max_leaves=15,
 )
-heph_messages = st.builds(HephMessage, st.uuids(), json_values)
+heph_messages = st.builds(HephEnvelope, st.uuids(), json_values)
 
 
 def heph(message: object, uuid_text: str = str(SAMPLE_UUID)) -> bytes:
@@ -97,7 +98,7 @@ def nested(levels: int) -> object:
 @given(json_values, st.uuids())
 def test_any_json_value_round_trips_with_its_uuid(value: object, message_uuid: uuid.UUID) -> None:
     datagram = encode_datagram(value, message_uuid)
-    assert decode_datagram(datagram, len(datagram)) == HephMessage(message_uuid, value)
+    assert decode_datagram(datagram, len(datagram)) == HephEnvelope(message_uuid, value)
 
 
 def test_encoding_is_compact_utf8_with_the_uuid_first() -> None:
@@ -196,13 +197,50 @@ def test_a_value_that_contains_itself_is_refused_with_encode_error() -> None:
         encode_datagram(loop)
 
 
+# --- bare messages: what Heph's tcp relay reads -------------------------------------------
+
+
+@RELAXED
+@given(st.lists(json_values, min_size=1, max_size=5))
+def test_bare_messages_back_to_back_read_as_serde_json_s_stream_would(
+        values: list[object]) -> None:
+    stream = b"".join(encode_bare(value) for value in values).decode()
+    decoder, position, read = json.JSONDecoder(), 0, []
+    while position < len(stream):
+        value, position = decoder.raw_decode(stream, position)
+        assert stream[position] == "\n"  # a number is never run into the next value
+        position += 1
+        read.append(value)
+    assert read == values
+
+
+def test_a_bare_message_is_the_compact_json_of_the_value_and_a_newline() -> None:
+    assert encode_bare(Point(1.5)) == b'{"x":1.5,"y":0.0}\n'
+    assert encode_bare("Zo\u00eb") == "\"Zo\u00eb\"\n".encode()
+    assert encode_bare(7) == b"7\n"
+
+
+def test_a_bare_message_nests_127_levels_one_more_than_an_envelope() -> None:
+    # No envelope around it: serde_json's recursion limit of 128 leaves 127 levels.
+    assert json.loads(encode_bare(nested(127))) == nested(127)
+    with pytest.raises(EncodeError, match="deeper than 127 levels"):
+        encode_bare(nested(128))
+
+
+@pytest.mark.parametrize("value", [b"bytes", math.nan, {1: "int key"}, 2**64, "\ud800"],
+                         ids=repr)
+def test_a_bare_message_refuses_what_json_cannot_carry(value: object) -> None:
+    with pytest.raises(EncodeError):
+        encode_bare(value)
+
+
 # --- decoding ---------------------------------------------------------------------------
 
 
 def test_decoding_reads_what_heph_writes() -> None:
     # serde_json's compact output for Heph's Message { uuid, message: "Hello world!" }.
     datagram = b'{"uuid":"67e55044-10b1-426f-9247-bb680e5fe0c8","message":"Hello world!"}'
-    assert decode_datagram(datagram, LIMIT) == HephMessage(SAMPLE_UUID, "Hello world!")
+    assert decode_datagram(datagram, LIMIT) == HephEnvelope(SAMPLE_UUID, "Hello world!")
 
 
 @pytest.mark.parametrize(
@@ -216,7 +254,7 @@ def test_decoding_reads_what_heph_writes() -> None:
     ids=["json.dumps", "whitespace and key order", "upper case uuid", "uuid without hyphens"],
 )
 def test_decoding_tolerates_what_heph_tolerates(datagram: bytes) -> None:
-    assert decode_datagram(datagram, LIMIT) == HephMessage(SAMPLE_UUID, {"a": 1})
+    assert decode_datagram(datagram, LIMIT) == HephEnvelope(SAMPLE_UUID, {"a": 1})
 
 
 def test_escaped_text_decodes_to_the_text_it_stands_for() -> None:
@@ -339,7 +377,7 @@ def test_arbitrary_bytes_give_a_message_or_malformed_frame_only(data: bytes) -> 
 @RELAXED
 @given(heph_messages, st.data())
 def test_damaged_datagrams_give_a_message_or_malformed_frame_only(
-        sent: HephMessage, data: st.DataObject) -> None:
+        sent: HephEnvelope, data: st.DataObject) -> None:
     damaged = bytearray(encode_datagram(sent.message, sent.uuid))
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(damaged)))
@@ -410,7 +448,7 @@ def feed_in_pieces(splitter: HephStreamSplitter, stream: bytes, cuts: list[int])
 @given(st.lists(st.tuples(heph_messages, whitespace), max_size=8),
        st.lists(st.integers(1, 40), min_size=1, max_size=8))
 def test_any_chunking_of_a_stream_yields_its_messages_in_order(
-        sent: list[tuple[HephMessage, bytes]], cuts: list[int]) -> None:
+        sent: list[tuple[HephEnvelope, bytes]], cuts: list[int]) -> None:
     stream = b"".join(encode_datagram(m.message, m.uuid) + gap for m, gap in sent)
     splitter = HephStreamSplitter(max_object_size=10_000)
     assert feed_in_pieces(splitter, stream, cuts) == [m for m, _ in sent]
@@ -423,7 +461,7 @@ def test_objects_written_by_other_tools_split_byte_by_byte() -> None:
     stream = json.dumps(objects[0], indent=2).encode() + json.dumps(objects[1]).encode()
     splitter = HephStreamSplitter(max_object_size=1000)
     received = feed_in_pieces(splitter, stream, [1])
-    assert received == [HephMessage(SAMPLE_UUID, o["message"]) for o in objects]
+    assert received == [HephEnvelope(SAMPLE_UUID, o["message"]) for o in objects]
     assert splitter.buffered == 0
 
 
@@ -457,10 +495,10 @@ stream_pieces = (
 )
 
 
-def outcome(stream: bytes, cuts: list[int], limit: int) -> tuple[list[HephMessage], bool]:
+def outcome(stream: bytes, cuts: list[int], limit: int) -> tuple[list[HephEnvelope], bool]:
     """The messages a splitter gives for ``stream`` fed in pieces, and whether it failed."""
     splitter = HephStreamSplitter(max_object_size=limit)
-    received: list[HephMessage] = []
+    received: list[HephEnvelope] = []
     position, index = 0, 0
     try:
         while position < len(stream):
@@ -491,7 +529,7 @@ def test_an_object_heph_would_refuse_is_refused_in_a_stream_too() -> None:
 def test_messages_whole_before_a_fault_are_delivered_and_the_fault_follows() -> None:
     splitter = HephStreamSplitter(max_object_size=1000)
     good = encode_datagram("first", SAMPLE_UUID)
-    assert splitter.feed(good + b"\n}" + good) == [HephMessage(SAMPLE_UUID, "first")]
+    assert splitter.feed(good + b"\n}" + good) == [HephEnvelope(SAMPLE_UUID, "first")]
     with pytest.raises(MalformedFrame, match="between objects only whitespace"):
         splitter.feed(good)
 

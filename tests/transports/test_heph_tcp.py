@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from relay_core import ConfigError, HostPort, MalformedFrame, TransportError
 from relay_core.protocol.framing import frame_for_stream
-from relay_core.protocol.heph import HephMessage, decode_datagram, encode_datagram
+from relay_core.protocol.heph import HephEnvelope, decode_datagram, encode_datagram
 from relay_core.protocol.heph_stream import HephObjectSplitter, HephStreamSplitter
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
@@ -200,6 +200,28 @@ async def test_two_heph_json_transports_talk_both_ways_on_one_connection() -> No
     assert client_events.failures == []
 
 
+async def test_a_heph_json_listener_writes_bare_values_back_on_the_connection_as_given(
+        ) -> None:
+    # Heph's tcp relay reads bare messages, not envelopes, on the connection it opened.
+    events = Recorder()
+    bare = [b"7\n", b'"Empty"\n', b"[1,-2]\n", b"null\n", b'{"answer":42}\n']
+    async with tcp(events, framing="heph-json") as server:
+        reader, writer = await asyncio.open_connection(*await server.listen("127.0.0.1", 0))
+        try:
+            writer.write(heph("question"))
+            await events.until(lambda: len(events.packets) == 1)
+            [(_, source)] = events.packets
+            for value in bare:
+                assert server.send(source, value) is None
+            with pytest.raises(TransportError, match="speaks heph-json.*JSON value"):
+                server.send(source, b"NR\x01 a net-relay packet")
+            async with asyncio.timeout(WAIT_LIMIT):
+                written = await reader.readexactly(sum(map(len, bare)))
+        finally:
+            writer.close()
+    assert written == b"".join(bare)
+
+
 async def test_a_packet_that_is_not_a_json_object_is_refused_for_a_heph_json_destination() -> None:
     async with raw_server() as (address, _), tcp(Recorder()) as client:
         destination = await client.prepare(*address, HEPH)
@@ -279,7 +301,7 @@ def test_the_object_splitter_finds_what_the_message_splitter_decodes(
     objects = split_in_pieces(HephObjectSplitter(max_object_size=10_000), stream, cuts)
     messages = HephStreamSplitter(max_object_size=10_000).feed(stream)
     assert [decode_datagram(data, 10_000) for data in objects] == messages
-    assert all(isinstance(message, HephMessage) for message in messages)
+    assert all(isinstance(message, HephEnvelope) for message in messages)
 
 
 def test_a_whole_object_over_the_limit_is_refused() -> None:

@@ -18,6 +18,11 @@
 //!                                                  that duplicates would: {"sent":TEXT}
 //!   {"op":"tcp_send","cases":[C..],"to":"IP:PORT"} -> connects, writes the envelopes back to
 //!                                                  back, closes: {"sent":[TEXT..]}
+//!   {"op":"tcp_talk","cases":[C..],"read":[R..],"to":"IP:PORT"} -> connects, writes the
+//!                                                  envelopes, then reads one bare message of
+//!                                                  each case R's type on that connection, as
+//!                                                  Heph's tcp relay reads its answers:
+//!                                                  {"sent":[TEXT..],"read":[{"ok":..,"value":V}..]}
 //! With `--fallback-seed` the uuids come from the constant seed Heph uses when
 //! getrandom fails, so two such peers send the same uuids.
 
@@ -291,6 +296,72 @@ fn decode(case: &str, datagram: &[u8]) -> Result<(Uuid, Value), String> {
     }
 }
 
+/// The next bare message of `case`'s type at the start of `buf`, read as Heph's tcp relay
+/// reads (a `StreamDeserializer` of `M`, tcp.rs `route_messages`), and the bytes it took;
+/// None while `buf` holds only part of it.
+fn next_bare(case: &str, buf: &[u8]) -> Option<Result<(Value, usize), String>> {
+    fn read<M: DeserializeOwned + Serialize>(buf: &[u8]) -> Option<Result<(Value, usize), String>> {
+        let mut values = serde_json::Deserializer::from_slice(buf).into_iter::<M>();
+        match values.next()? {
+            Ok(message) => Some(
+                serde_json::to_value(&message)
+                    .map(|value| (value, values.byte_offset()))
+                    .map_err(|e| e.to_string()),
+            ),
+            // Only part of a message so far. Heph's relay would stop with an error here (it
+            // counts on whole messages per read); this peer reads on, to test the format.
+            Err(error) if error.is_eof() => None,
+            Err(error) => Some(Err(error.to_string())),
+        }
+    }
+    fn read_exact_text<M: DeserializeOwned + Serialize>(buf: &[u8]) -> Option<Result<(Value, usize), String>> {
+        let mut values = serde_json::Deserializer::from_slice(buf).into_iter::<M>();
+        match values.next()? {
+            Ok(message) => Some(
+                serde_json::to_string(&message)
+                    .map(|text| (Value::String(text), values.byte_offset()))
+                    .map_err(|e| e.to_string()),
+            ),
+            Err(error) if error.is_eof() => None,
+            Err(error) => Some(Err(error.to_string())),
+        }
+    }
+    match case {
+        "struct" => read::<Greeting>(buf),
+        "enums" => read::<Vec<Shape>>(buf),
+        "bytes" => read::<Vec<u8>>(buf),
+        "unit" => read::<()>(buf),
+        "u64_max" => read::<u64>(buf),
+        "i64_min" => read::<i64>(buf),
+        "u128" => read_exact_text::<u128>(buf),
+        "i128" => read_exact_text::<i128>(buf),
+        "f64" => read::<f64>(buf),
+        "string" => read::<String>(buf),
+        _ => read::<Value>(buf),
+    }
+}
+
+/// Read one bare message of `case`'s type from `stream`, keeping what follows it in `buf`.
+fn read_bare(stream: &mut TcpStream, buf: &mut Vec<u8>, case: &str) -> Result<Value, String> {
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        // Whitespace between messages is skipped, as the StreamDeserializer skips it.
+        let start = buf.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(buf.len());
+        if start < buf.len() {
+            if let Some(outcome) = next_bare(case, &buf[start..]) {
+                let (value, used) = outcome?;
+                buf.drain(..start + used);
+                return Ok(value);
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err("the connection closed".into()),
+            Ok(size) => buf.extend_from_slice(&chunk[..size]),
+            Err(error) => return Err(format!("no bare message: {error}")),
+        }
+    }
+}
+
 fn main() {
     let fallback_seed = std::env::args().any(|arg| arg == "--fallback-seed");
     let mut uuids = UuidGenerator::new(fallback_seed);
@@ -337,6 +408,26 @@ fn main() {
                     sent.push(String::from_utf8(object).unwrap());
                 }
                 json!({"sent": sent})
+            }
+            "tcp_talk" => {
+                let mut stream = TcpStream::connect(text("to")).expect("connect");
+                stream.set_nodelay(true).expect("nodelay");
+                stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+                let mut sent = Vec::new();
+                for case in command["cases"].as_array().into_iter().flatten() {
+                    let object = sample(case.as_str().unwrap_or_default(), &mut uuids).expect("a case");
+                    stream.write_all(&object).expect("write");
+                    sent.push(String::from_utf8(object).unwrap());
+                }
+                let mut buf = Vec::new();
+                let mut read = Vec::new();
+                for case in command["read"].as_array().into_iter().flatten() {
+                    read.push(match read_bare(&mut stream, &mut buf, case.as_str().unwrap_or_default()) {
+                        Ok(value) => json!({"ok": true, "value": value}),
+                        Err(error) => json!({"ok": false, "error": error}),
+                    });
+                }
+                json!({"sent": sent, "read": read})
             }
             _ => json!({"error": format!("unknown command {command}")}),
         };
