@@ -81,10 +81,8 @@ class ReplyCache:
 
 
 class Retry(Enum):
-    """What a request whose reply this node may have sent already gets."""
+    """What a request whose reply this node has sent already gets."""
 
-    FIRST = "first"
-    """Not answered (or its reply is forgotten): the handler runs."""
     RESEND = "resend"
     """Answered: the cached reply goes again, to where it went."""
     NOT_RESENT = "not resent"
@@ -95,10 +93,11 @@ class Retry(Enum):
 
 
 def check_retry(replies: ReplyCache, key: CallKey, origin: object, arrival: Arrival,
-                reliable: bool) -> tuple[Retry, bytes]:
+                reliable: bool) -> tuple[Retry, bytes] | None:
     """What the request ``key``, which came over ``origin`` in ``arrival``, gets if it was
     answered: the verdict, and the cached reply (for :attr:`Retry.RESEND` and
-    :attr:`Retry.REFUSE`; empty otherwise).
+    :attr:`Retry.REFUSE`; empty otherwise). None if it was not answered, or its reply is
+    forgotten: the handler runs.
 
     A reply goes again only to where it went. To a plain datagram it goes only within
     the packet's resend budget, as the source of one can be forged and the retry
@@ -110,7 +109,7 @@ def check_retry(replies: ReplyCache, key: CallKey, origin: object, arrival: Arri
     """
     reply = replies.get(key)
     if reply is None:
-        return Retry.FIRST, b""
+        return None
     counters = arrival.counters
     counters.duplicates += 1
     if replies.sent_to(key) is not origin:

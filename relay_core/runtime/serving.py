@@ -95,10 +95,10 @@ class RequestServer:
         if key in self.active:
             arrival.counters.duplicates += 1
             return True
-        verdict, reply = check_retry(self.active.replies, key, link, arrival,
-                                     link.transport.reliable)
-        if verdict is Retry.FIRST:
+        retry = check_retry(self.active.replies, key, link, arrival, link.transport.reliable)
+        if retry is None:
             return False
+        verdict, reply = retry
         if verdict is Retry.RESEND:
             self._resend(link, reply)
         elif verdict is Retry.REFUSE:
