@@ -55,7 +55,9 @@ from .interfaces import (
     Compressor,
     ConnectionDropReason,
     HostPort,
+    PacketSplitter,
     PluginOption,
+    StreamFraming,
     Transport,
     TransportEvents,
     UnsentReason,
@@ -64,6 +66,8 @@ from .observe.metrics import MetricsExporter, metrics_available
 from .observe.ratelog import RateLimitedLog
 from .observe.snapshot import NodeStats
 from .plugins.registry import PluginFailure, PluginInfo, PluginRegistry
+from .protocol.framing import LengthPrefixFraming
+from .protocol.heph_stream import HephJsonFraming
 from .protocol.messages import MessageTypes, UnknownMessage, message, message_types
 from .runtime.actors import ActorRef
 from .runtime.loop import run
@@ -90,8 +94,10 @@ __all__ = [
     "EncodeError",
     "FaultProfile",
     "FaultyTransport",
+    "HephJsonFraming",
     "HostPort",
     "InvalidAddress",
+    "LengthPrefixFraming",
     "LinkBusy",
     "ListenConfig",
     "MailboxFull",
@@ -103,6 +109,7 @@ __all__ = [
     "NodeConfig",
     "NodeStats",
     "Overloaded",
+    "PacketSplitter",
     "PeerConfig",
     "PeerUnreachable",
     "PluginConflict",
@@ -120,6 +127,7 @@ __all__ = [
     "RpcCancelled",
     "RpcError",
     "RpcTimeout",
+    "StreamFraming",
     "Transport",
     "TransportError",
     "TransportEvents",

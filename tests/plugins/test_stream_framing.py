@@ -154,7 +154,7 @@ def test_only_a_packet_a_framing_can_carry_is_let_through() -> None:
     assert HephJsonFraming().refusal(b' {"uuid": "x"}') is None
     assert HephJsonFraming().refusal(b"NR\x01 a net-relay packet") == (
         "it speaks heph-json, so a packet must be one JSON object, starting with b'{';"
-        " this one starts b'NR\\x01 a n'")
+        " this one starts b'NR\\x01 a ne'")
 
 
 # -- a framing of a third party, handed to a stream transport -----------------------------
