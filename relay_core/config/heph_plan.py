@@ -64,7 +64,9 @@ class HephPlan:
                 self._tcp_peers.add(name)
         # An object over the node's message limit closes its connection as it arrives,
         # rather than being read whole (up to max_packet_size) and refused afterwards.
-        self._framing: StreamFraming = HephJsonFraming(max_object_size=config.max_message_size)
+        # (An object takes 2 bytes at least: a smaller limit would take nothing either.)
+        self._framing: StreamFraming = HephJsonFraming(
+            max_object_size=max(2, config.max_message_size))
 
     @property
     def targets(self) -> dict[str, str]:
