@@ -370,7 +370,8 @@ class Transport(abc.ABC):
     A node creates one instance per scheme it uses, calls :meth:`listen` for
     each configured listener, :meth:`prepare` before the first send to a new
     destination, and :meth:`send` for every packet. Received packets go to
-    ``events.packet_received`` on the event loop thread.
+    ``events.packet_received`` on the event loop thread. A stream transport is
+    handed its :class:`StreamFraming` as the value of its ``framing`` option.
     """
 
     scheme: ClassVar[str]
