@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import abc
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -311,9 +311,12 @@ class StreamFraming(Protocol):
     def frame(self, packet: bytes) -> bytes:
         """``packet`` as it is written on the stream: one buffer, so one write."""
 
-    def refusal(self, packet: bytes) -> str | None:
-        """Why this framing cannot carry ``packet``, in words that follow "cannot send to
-        X: "; None when it can. A transport checks each packet before it takes it."""
+    @property
+    def refusal(self) -> Callable[[bytes], str | None] | None:
+        """Says why this framing cannot carry a packet (words that follow "cannot send to
+        X: "), or None when it can; a transport asks it of each packet before taking it.
+        None itself: the framing carries every packet of 1 byte or more, and a transport
+        asks nothing per packet."""
 
     def splitter(self, max_packet_size: int) -> PacketSplitter:
         """A new splitter for one connection, refusing a packet over ``max_packet_size``

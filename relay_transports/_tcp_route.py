@@ -74,7 +74,8 @@ class _Route:
         self.framing = framing
         """How packets travel on every connection of this route."""
         self.refusal = framing.refusal
-        """Why the framing cannot carry a packet, or None: asked of each packet sent."""
+        """Says why the framing cannot carry a packet, asked of each one sent; None when it
+        carries them all."""
         self.stream: _Stream | None = None
         self.writer: PacketIO | None = None
         """The stream's packet I/O while nothing waits in the queue, else None."""
@@ -307,9 +308,9 @@ class Sender:
             raise self._cannot_send(destination)
         if not packet:
             raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
-        refusal = route.refusal(packet)
-        if refusal is not None:
-            raise TransportError(f"cannot send to tcp {display(*destination)}: {refusal}")
+        refusal = route.refusal
+        if refusal is not None and (reason := refusal(packet)) is not None:
+            raise TransportError(f"cannot send to tcp {display(*destination)}: {reason}")
         writer = route.writer
         if writer is not None and not writer.paused:
             writer.write(packet)  # which frames it

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Final
 
 from ..errors import MalformedFrame, MessageTooLarge
@@ -48,23 +49,17 @@ class LengthPrefixFraming:
     after its length, a big-endian u32 (docs/protocol.md). Stateless: one serves any
     number of connections."""
 
-    __slots__ = ("name", "overhead")
+    __slots__ = ("name", "overhead", "refusal")
 
     def __init__(self) -> None:
         self.name = "net-relay"
         self.overhead = LENGTH_PREFIX_SIZE
+        self.refusal: Callable[[bytes], str | None] | None = None
+        """It carries any packet of 1 byte or more (:meth:`frame` refuses one past a u32)."""
 
     def frame(self, packet: bytes) -> bytes:
-        """``packet`` after its length prefix."""
+        """``packet`` after its length prefix; ``MessageTooLarge`` past a u32."""
         return length_prefix(packet) + packet
-
-    def refusal(self, packet: bytes) -> str | None:
-        """Why ``packet`` cannot follow a length prefix (empty, or past a u32), or None."""
-        if not packet:
-            return "a stream packet has 1 byte or more"
-        if len(packet) > _LARGEST:
-            return f"a stream packet's length is a u32: at most {_LARGEST} bytes"
-        return None
 
     def splitter(self, max_packet_size: int) -> PacketSplitter:
         """A :class:`StreamDeframer` refusing a declared length over ``max_packet_size``."""

@@ -13,6 +13,7 @@ datagram, so the same bounds hold. :class:`HephJsonFraming` is that format as a
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 from ..errors import ConfigError, MalformedFrame
@@ -44,6 +45,14 @@ def _check_object_size(max_object_size: int) -> None:
         raise ConfigError(f"max_object_size is {max_object_size}; an object takes at least 2")
 
 
+def _unless_an_object(packet: bytes) -> str | None:
+    """Why ``packet`` is not a JSON object to send as it is, or None."""
+    if is_heph_json(packet):
+        return None
+    return ("it speaks heph-json, so a packet must be one JSON object, starting with"
+            f" b'{{'; this one starts {packet[:8]!r}")
+
+
 class HephJsonFraming:
     """Heph's stream framing (a :class:`~relay_core.StreamFraming`): JSON objects back to
     back, each packet one object written as it is (docs/heph.md).
@@ -52,7 +61,7 @@ class HephJsonFraming:
     ``max_packet_size`` (a node sets its ``max_message_size``); None leaves that bound.
     """
 
-    __slots__ = ("_max_object_size", "name", "overhead")
+    __slots__ = ("_max_object_size", "name", "overhead", "refusal")
 
     def __init__(self, max_object_size: int | None = None) -> None:
         if max_object_size is not None:
@@ -60,6 +69,7 @@ class HephJsonFraming:
         self._max_object_size = max_object_size
         self.name = "heph-json"
         self.overhead = 0
+        self.refusal: Callable[[bytes], str | None] | None = _unless_an_object
 
     @property
     def max_object_size(self) -> int | None:
@@ -69,13 +79,6 @@ class HephJsonFraming:
     def frame(self, packet: bytes) -> bytes:
         """``packet`` itself: an object needs no prefix, its closing brace ends it."""
         return packet
-
-    def refusal(self, packet: bytes) -> str | None:
-        """Why ``packet`` is not a JSON object to send as it is, or None."""
-        if is_heph_json(packet):
-            return None
-        return ("it speaks heph-json, so a packet must be one JSON object, starting with"
-                f" b'{{'; this one starts {packet[:8]!r}")
 
     def splitter(self, max_packet_size: int) -> PacketSplitter:
         """A :class:`HephObjectSplitter` for objects up to the lower of the two bounds."""

@@ -150,9 +150,11 @@ def test_arbitrary_bytes_give_packets_or_malformed_frame_only(data: bytes) -> No
 
 
 def test_only_a_packet_a_framing_can_carry_is_let_through() -> None:
-    assert LengthPrefixFraming().refusal(b"NR\x01 anything") is None
-    assert HephJsonFraming().refusal(b' {"uuid": "x"}') is None
-    assert HephJsonFraming().refusal(b"NR\x01 a net-relay packet") == (
+    assert LengthPrefixFraming().refusal is None  # it carries every packet: nothing to ask
+    refusal = HephJsonFraming().refusal
+    assert refusal is not None
+    assert refusal(b' {"uuid": "x"}') is None
+    assert refusal(b"NR\x01 a net-relay packet") == (
         "it speaks heph-json, so a packet must be one JSON object, starting with b'{';"
         " this one starts b'NR\\x01 a ne'")
 
