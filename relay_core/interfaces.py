@@ -1,4 +1,5 @@
-"""The three things a plugin can provide: a Codec, a Compressor, a Transport (public).
+"""The three things a plugin can provide: a Codec, a Compressor, a Transport; and the
+StreamFraming a stream transport is handed (public).
 
 They are deliberately small, because third parties implement them:
 
@@ -179,7 +180,7 @@ def _type_problem(option: PluginOption, value: object) -> str:
     elif kind == "table":
         fits = isinstance(value, Mapping)
     elif kind == "framing":
-        fits = isinstance(value, StreamFraming)
+        fits = isinstance(value, StreamFraming) and not isinstance(value, type)
     else:
         fits = isinstance(value, list | tuple)
     if not fits:

@@ -88,7 +88,7 @@ def _seconds(name: str, value: object, *, zero: str = "") -> float:
 def _framing(where: str, value: object) -> StreamFraming:
     if value is None:
         return _LENGTH_PREFIX
-    if not isinstance(value, StreamFraming):
+    if not isinstance(value, StreamFraming) or isinstance(value, type):
         raise ConfigError(
             f"[{where}] framing = {value!r} is not allowed: a StreamFraming, which the node"
             " sets (relay_core.LengthPrefixFraming when none is given)"

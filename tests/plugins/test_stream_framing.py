@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,8 +24,10 @@ from relay_core import (
     LengthPrefixFraming,
     MalformedFrame,
     PacketSplitter,
+    PluginOption,
     StreamFraming,
 )
+from relay_core.interfaces import check_declared
 from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
 
@@ -247,11 +250,21 @@ async def test_the_tcp_transport_speaks_the_framing_it_is_handed_both_ways() -> 
     assert client_events.payloads == [b"reply"]
 
 
-@pytest.mark.parametrize("value", ["heph-json", 7])
+@pytest.mark.parametrize("value", ["heph-json", 7, LengthPrefixFraming])
 def test_the_tcp_transport_takes_a_stream_framing_only(value: object) -> None:
-    with pytest.raises(ConfigError, match=rf"\[listen.tcp\] framing = {value!r} is not allowed: "
+    given = re.escape(repr(value))
+    with pytest.raises(ConfigError, match=rf"\[listen.tcp\] framing = {given} is not allowed: "
                                           "a StreamFraming"):
         TcpTransport(PacketRecorder(), framing=value)
-    with pytest.raises(ConfigError, match=rf"\[peers.x\] framing = {value!r} is not allowed: "
+    with pytest.raises(ConfigError, match=rf"\[peers.x\] framing = {given} is not allowed: "
                                           "a StreamFraming"):
         TcpTransport.check_peer_options({"framing": value}, "peers.x")
+
+
+def test_an_option_of_type_framing_takes_a_stream_framing_only() -> None:
+    declared = [PluginOption("framing", "framing", None, "How packets travel.")]
+    check_declared(declared, {"framing": HephJsonFraming()}, "listen.pipe", "pipe")
+    for value in ("heph-json", LengthPrefixFraming):
+        with pytest.raises(ConfigError, match=r"\[listen.pipe\] framing = .*: must be a "
+                                              "StreamFraming, which the node sets"):
+            check_declared(declared, {"framing": value}, "listen.pipe", "pipe")
