@@ -46,12 +46,13 @@ def cut_and_split(splitter: PacketSplitter, stream: bytes, cuts: list[int]) -> l
     return received
 
 
+def json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=3),
-    max_leaves=6,
-)
+    json_containers, max_leaves=6)
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=3).map(
     lambda value: json.dumps(value).encode())
 cuts_strategy = st.lists(st.integers(1, 40), min_size=1, max_size=6)
