@@ -55,7 +55,9 @@ from .interfaces import (
     Compressor,
     ConnectionDropReason,
     HostPort,
+    PacketSplitter,
     PluginOption,
+    StreamFraming,
     Transport,
     TransportEvents,
     UnsentReason,
@@ -64,6 +66,8 @@ from .observe.metrics import MetricsExporter, metrics_available
 from .observe.ratelog import RateLimitedLog
 from .observe.snapshot import NodeStats
 from .plugins.registry import PluginFailure, PluginInfo, PluginRegistry
+from .protocol.framing import LengthPrefixFraming
+from .protocol.heph_stream import HephJsonFraming
 from .protocol.messages import MessageTypes, UnknownMessage, message, message_types
 from .runtime.actors import ActorRef
 from .runtime.heph_reply import HephMessage
@@ -91,9 +95,11 @@ __all__ = [
     "EncodeError",
     "FaultProfile",
     "FaultyTransport",
+    "HephJsonFraming",
     "HephMessage",
     "HostPort",
     "InvalidAddress",
+    "LengthPrefixFraming",
     "LinkBusy",
     "ListenConfig",
     "MailboxFull",
@@ -105,6 +111,7 @@ __all__ = [
     "NodeConfig",
     "NodeStats",
     "Overloaded",
+    "PacketSplitter",
     "PeerConfig",
     "PeerUnreachable",
     "PluginConflict",
@@ -122,6 +129,7 @@ __all__ = [
     "RpcCancelled",
     "RpcError",
     "RpcTimeout",
+    "StreamFraming",
     "Transport",
     "TransportError",
     "TransportEvents",

@@ -1,4 +1,5 @@
-"""The three things a plugin can provide: a Codec, a Compressor, a Transport (public).
+"""The three things a plugin can provide: a Codec, a Compressor, a Transport; and the
+StreamFraming a stream transport is handed (public).
 
 They are deliberately small, because third parties implement them:
 
@@ -9,6 +10,11 @@ They are deliberately small, because third parties implement them:
 - a **Transport** moves opaque packets for one URL scheme. It knows nothing of
   actors, codecs or the wire format; the node hands it whole packets and it
   hands received packets back through :class:`TransportEvents`.
+- a **StreamFraming** is how a stream transport writes packets on a byte stream and
+  cuts them back out (:class:`PacketSplitter`). The node hands a stream transport its
+  framing; the built-in ones are net-relay's length prefix
+  (:class:`~relay_core.LengthPrefixFraming`) and Heph's JSON objects back to back
+  (:class:`~relay_core.HephJsonFraming`).
 
 Every plugin class has a class attribute naming it (``name`` for codecs and
 compressors, ``scheme`` for transports), unique across installed plugins, and a
@@ -35,9 +41,9 @@ from __future__ import annotations
 
 import abc
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
 
 from .errors import ConfigError, MalformedFrame
 
@@ -50,7 +56,9 @@ __all__ = [
     "ConnectionDropReason",
     "HostPort",
     "OptionType",
+    "PacketSplitter",
     "PluginOption",
+    "StreamFraming",
     "Transport",
     "TransportEvents",
     "UnsentReason",
@@ -89,12 +97,13 @@ room for a new one (it held ``max_handshakes``)."""
 
 
 OptionType = Literal["integer", "number", "boolean", "string", "path", "paths", "table",
-                     "array"]
+                     "array", "framing"]
 """The TOML type of a plugin option: ``number`` takes an integer or a float; ``path`` is a
-string naming a file; ``paths`` a string or an array of strings naming files."""
+string naming a file; ``paths`` a string or an array of strings naming files. ``framing``
+is no TOML type: a :class:`StreamFraming` the node sets, never a config."""
 
 OPTION_TYPES: tuple[OptionType, ...] = ("integer", "number", "boolean", "string", "path", "paths",
-                                        "table", "array")
+                                        "table", "array", "framing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +159,8 @@ def check_declared(declared: Sequence[PluginOption], options: Mapping[str, objec
 _TYPE_WORDS: Mapping[str, str] = {
     "integer": "an integer", "number": "a number", "boolean": "true or false",
     "string": "a string", "path": "a file path (a string)",
-    "paths": "a file path or an array of them", "table": "a table", "array": "an array"}
+    "paths": "a file path or an array of them", "table": "a table", "array": "an array",
+    "framing": "a StreamFraming, which the node sets"}
 
 
 def _type_problem(option: PluginOption, value: object) -> str:
@@ -169,6 +179,8 @@ def _type_problem(option: PluginOption, value: object) -> str:
             isinstance(value, list | tuple) and all(isinstance(item, str) for item in value))
     elif kind == "table":
         fits = isinstance(value, Mapping)
+    elif kind == "framing":
+        fits = isinstance(value, StreamFraming) and not isinstance(value, type)
     else:
         fits = isinstance(value, list | tuple)
     if not fits:
@@ -239,6 +251,79 @@ class Compressor(abc.ABC):
         """
 
 
+@runtime_checkable
+class PacketSplitter(Protocol):
+    """Cuts one byte stream back into the packets its :class:`StreamFraming` wrote.
+
+    One per connection, fed every chunk read, in order, whatever the chunking. It
+    holds at most one unfinished packet, of at most the limit it was made with, and
+    refuses a longer one before buffering more of it. After a :class:`MalformedFrame`
+    (garbage, or a packet over the limit) the stream cannot be resynchronised: every
+    later call raises it again, and the transport closes the connection.
+    """
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Add ``chunk``; return every packet now whole, in order.
+
+        Raise :class:`MalformedFrame` for bytes the framing cannot cut, or a packet over
+        the limit. Packets whole before the fault in the same chunk are returned first,
+        and the fault is raised by the next call (:attr:`failed` is True meanwhile).
+        """
+
+    def end(self) -> None:
+        """The stream has ended: raise :class:`MalformedFrame` for a fault not raised yet,
+        or if the framing holds that a stream must not end inside a packet (heph-json
+        does; the length prefix leaves a cut packet to its lost connection)."""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the unfinished packet: what the transport charges to its input
+        budget."""
+
+    @property
+    def failed(self) -> bool:
+        """True once the stream was found malformed: every later call raises."""
+
+    def discard(self) -> None:
+        """Let go of the unfinished packet: its connection is gone, and nothing more is fed."""
+
+
+@runtime_checkable
+class StreamFraming(Protocol):
+    """How packets travel on a byte stream: each written after the one before, and cut
+    back out by a :class:`PacketSplitter`.
+
+    The node hands a stream transport its framing as the value of the ``framing``
+    option: the constructor's, for the connections it accepts, and in the options of
+    :meth:`Transport.prepare`, for that destination's connection; absent, a transport
+    uses :class:`~relay_core.LengthPrefixFraming`. An option value rather than a new
+    parameter of ``listen`` or ``prepare``, so that every transport's signatures stay
+    as third parties implement them, and a transport never maps a name to a format.
+    """
+
+    @property
+    def name(self) -> str:
+        """What the framing is called in messages: ``"net-relay"``, ``"heph-json"``."""
+
+    @property
+    def overhead(self) -> int:
+        """Bytes the framing adds to each packet on the stream, at most (for queue sizes)."""
+
+    def frame(self, packet: bytes) -> bytes:
+        """``packet`` as it is written on the stream: one buffer, so one write."""
+
+    @property
+    def refusal(self) -> Callable[[bytes], str | None] | None:
+        """Says why this framing cannot carry a packet (words that follow "cannot send to
+        X: "), or None when it can; a transport asks it of each packet before taking it.
+        None itself: the framing carries every packet of 1 byte or more, and a transport
+        asks nothing per packet."""
+
+    def splitter(self, max_packet_size: int) -> PacketSplitter:
+        """A new splitter for one connection, refusing a packet over ``max_packet_size``
+        (or over a lower limit of the framing's own)."""
+
+
 class TransportEvents(Protocol):
     """What a transport reports to its node."""
 
@@ -289,7 +374,8 @@ class Transport(abc.ABC):
     A node creates one instance per scheme it uses, calls :meth:`listen` for
     each configured listener, :meth:`prepare` before the first send to a new
     destination, and :meth:`send` for every packet. Received packets go to
-    ``events.packet_received`` on the event loop thread.
+    ``events.packet_received`` on the event loop thread. A stream transport is
+    handed its :class:`StreamFraming` as the value of its ``framing`` option.
     """
 
     scheme: ClassVar[str]

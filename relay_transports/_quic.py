@@ -4,7 +4,7 @@ A peer chooses its mode with ``mode`` in its ``[peers.NAME]`` table:
 
 - ``stream`` (the default): one long-lived bidirectional stream per connection,
   opened by the side that opened the connection and used by both sides; each
-  packet carries a length prefix (:func:`~relay_core.protocol.framing.frame_for_stream`).
+  packet carries a length prefix (:class:`~relay_core.LengthPrefixFraming`).
   Ordered and reliable, hence ``reliable = True`` for the transport.
 - ``datagram`` (RFC 9221): one packet per DATAGRAM frame. Like UDP, a datagram
   may be lost; the node's duplicate window handles the rest. A packet must fit

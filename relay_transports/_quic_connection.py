@@ -33,13 +33,13 @@ from cryptography import x509
 
 from relay_core import (
     HostPort,
+    LengthPrefixFraming,
     MalformedFrame,
     MessageTooLarge,
     TransportError,
     TransportEvents,
     UnsentReason,
 )
-from relay_core.protocol.framing import StreamDeframer, frame_for_stream
 
 from ._addresses import display
 from ._budget import InputBudget
@@ -56,6 +56,8 @@ from ._quic_options import _Mode
 _PATH_ERRORS = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
 _DATAGRAM_HINT = 'use mode = "stream" for this peer to send larger packets'
 _STREAM_ERROR = QuicErrorCode.PROTOCOL_VIOLATION
+_FRAMING = LengthPrefixFraming()
+"""How packets travel on a connection's stream: each after its length (docs/protocol.md)."""
 
 
 def _describe(event: ConnectionTerminated) -> str:
@@ -105,7 +107,7 @@ class _Connection(QuicConnectionProtocol):
         self.datagram_limit = 0
         self._ended = False
         self._stream_id: int | None = None
-        self._deframer = StreamDeframer(max_packet_size)
+        self._deframer = _FRAMING.splitter(max_packet_size)
         self._budget = budget
         self._charged = 0
         """Bytes of unfinished packets this connection holds against ``budget``."""
@@ -155,7 +157,7 @@ class _Connection(QuicConnectionProtocol):
             raise TransportError("a quic stream cannot carry an empty packet")
         if self._stream_id is None:
             self._stream_id = self._quic.get_next_available_stream_id()
-        framed = frame_for_stream(packet)
+        framed = _FRAMING.frame(packet)
         unacknowledged = self.pending()
         if unacknowledged and unacknowledged + len(framed) > self._queue_limit + self._largest:
             # Only sends that cannot wait (replies) get here: the others wait for room.

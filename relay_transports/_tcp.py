@@ -1,10 +1,11 @@
 """The ``tcp`` transport: packets on TCP connections, optionally over TLS.
 
-A packet travels after its u32 length (``framing = "net-relay"``), or, to
-speak with Heph, as itself: each packet is one JSON object and the receiver
-finds where it ends (``"heph-json"``, docs/heph.md). The transport's framing
-applies to the connections it accepts; an outbound destination takes its own
-from its peer options, ``net-relay`` unless they say otherwise.
+How packets travel on a connection is its :class:`~relay_core.StreamFraming`,
+which the node hands over as the ``framing`` option: the transport's applies
+to the connections it accepts; an outbound destination takes its own from its
+prepare options. Without one, a packet travels after its u32 length
+(:class:`~relay_core.LengthPrefixFraming`); the node hands Heph's JSON objects
+(:class:`~relay_core.HephJsonFraming`, docs/heph.md) where the config speaks it.
 
 Rules this module keeps:
 
@@ -32,7 +33,7 @@ Rules this module keeps:
   hands back a future, so the node holds back senders that can wait, and takes
   packets of sends that cannot wait up to ``queue_limit + max_packet_size``,
   dropping (and reporting unsent) beyond. A reader holds at most one partial
-  packet (or heph-json object) of at most ``max_packet_size`` bytes, and all
+  packet of at most ``max_object_size`` bytes (``max_packet_size``), and all
   readers together at most ``max_buffered_input`` (``InputBudget``).
 - Bounded clients: at most ``max_connections`` accepted connections, each with
   ``handshake_timeout`` for its TLS handshake and then its first packet
@@ -44,13 +45,13 @@ Rules this module keeps:
   ``_tcp_connections``).
 - Nothing raises out of an event-loop callback. Failures after ``send``
   returned go to ``events.send_failed``, packets dropped unsent to
-  ``events.packets_unsent``; bad input from a client (a length above
-  ``max_packet_size``, bytes that are not heph-json) is reported to
+  ``events.packets_unsent``; bad input from a client (what the connection's
+  framing cannot cut, or a packet over the limit) is reported to
   ``events.input_malformed`` and closes only that connection; that is logged at
   WARNING, rate-limited.
 
 Reading uses protocol callbacks rather than stream coroutines, and a packet is
-one write of its length prefix and itself (the node already coalesces frames
+one write of its framed bytes (the node already coalesces frames
 up to ``batch_size``): a connection's :class:`~relay_transports._tcp_stream.PacketIO`
 does both, and :class:`~relay_transports._tcp_route.Sender` checks each packet
 sent and hands it to its route.
@@ -69,6 +70,7 @@ from relay_core import (
     HostPort,
     MalformedFrame,
     RateLimitedLog,
+    StreamFraming,
     Transport,
     TransportError,
     TransportEvents,
@@ -84,13 +86,13 @@ from ._tcp_options import (
     _KIB,
     _MIB,
     LISTEN_OPTIONS,
-    NET_RELAY,
     PEER_OPTIONS,
     _check_peer_options,
     _ClientTls,
     _Limits,
     _server_tls,
     _settings,
+    peer_framing,
 )
 from ._tcp_route import Sender, _Outbound, _Route
 from ._tcp_stream import _Stream
@@ -143,16 +145,18 @@ class TcpTransport(Transport):
     - ``ca``, ``client_certificate``, ``client_key``: defaults for peers with
       ``tls = true`` (see :meth:`check_peer_options`); without ``ca``, servers
       are verified against the system trust store.
-    - ``max_object_size`` (``max_packet_size``): the largest heph-json object a
-      connection reads; the node sets it to its ``max_message_size``. A larger
-      object closes its connection as soon as it passes the limit.
-    - ``framing`` (``"net-relay"``): how accepted connections cut packets out
-      of their stream. ``"heph-json"`` takes JSON objects back to back, as Heph
-      writes them, and hands each object's bytes to ``packet_received`` as one
-      packet; anything else on such a connection closes it. Packets sent back
-      on such a connection are written as they are, and may be any JSON value
-      (Heph reads bare messages there). Outbound destinations choose their own
-      framing (see :meth:`prepare`).
+    - ``max_object_size`` (``max_packet_size``, at most that): the largest
+      packet a connection reads. A larger one closes its connection as soon as
+      its framing tells (at once after a length prefix); a framing may bound
+      its packets lower still (the node's Heph framing: ``max_message_size``).
+    - ``framing`` (a :class:`~relay_core.LengthPrefixFraming`): how packets
+      travel on accepted connections, a :class:`~relay_core.StreamFraming`
+      the node hands over (never a config key). Each packet its splitter cuts
+      out goes to ``packet_received``; what it cannot cut closes that
+      connection. What is sent back on an accepted connection passes the
+      framing's ``refusal`` (the node's Heph listener framing takes any JSON
+      value there: Heph reads bare messages). Outbound destinations take their
+      own (see :meth:`prepare`).
     """
 
     scheme = "tcp"
@@ -183,7 +187,7 @@ class TcpTransport(Transport):
         ca: str | None = None,
         client_certificate: str | None = None,
         client_key: str | None = None,
-        framing: str = NET_RELAY,
+        framing: StreamFraming | None = None,
     ) -> None:
         super().__init__(events)
         self.settings = _settings(
@@ -218,7 +222,7 @@ class TcpTransport(Transport):
     def check_peer_options(cls, options: Mapping[str, object], where: str) -> None:
         """Accept ``tls`` (bool), ``ca``, ``client_certificate``, ``client_key`` (PEM
         paths), ``server_name`` (the name to verify; default the address host) and
-        ``framing`` (``"net-relay"``, the default, or ``"heph-json"``)."""
+        ``framing`` (a :class:`~relay_core.StreamFraming`; the node sets it)."""
         _check_peer_options(options, where)
         check_declared(cls.peer_options, options, where, "tcp peers")
 
@@ -237,17 +241,17 @@ class TcpTransport(Transport):
 
         Returns the numeric destination at once; packets sent before the
         connection is up wait in its queue. ``options`` are the peer's (see
-        :meth:`check_peer_options`); with ``framing = "heph-json"`` each packet
-        sent must be one JSON object, and is written as it is. A destination
-        prepared before keeps the TLS settings it was first prepared with, and
-        cannot change its framing.
+        :meth:`check_peer_options`); their ``framing`` (default the length
+        prefix) writes each packet sent, and refuses one it cannot carry. A
+        destination prepared before keeps the TLS settings it was first
+        prepared with, and cannot change its framing.
         """
         where = display(host, port)
         self._check_open(f"cannot connect to tcp {where}")
         check_port("tcp", host, port, 1)
         options = options or {}
         self.check_peer_options(options, f"tcp peer {where}")
-        framing = str(options.get("framing", NET_RELAY))
+        framing = peer_framing(options)
         destination = (await resolve("tcp", host, port, socket.SOCK_STREAM))[0][1]
         self._check_open(f"cannot connect to tcp {where}")
         existing = self._routes.get(destination)
@@ -372,9 +376,9 @@ class TcpTransport(Transport):
         )
 
 
-def _check_same_framing(route: _Route, framing: str, where: str) -> None:
-    if route.framing != framing:
+def _check_same_framing(route: _Route, framing: StreamFraming, where: str) -> None:
+    if route.framing.name != framing.name:
         raise ConfigError(
-            f"tcp peer {where} is already prepared with framing {route.framing!r}, so it cannot"
-            f" take {framing!r} too: one destination speaks one framing"
+            f"tcp peer {where} is already prepared with framing {route.framing.name!r}, so it"
+            f" cannot take {framing.name!r} too: one destination speaks one framing"
         )

@@ -1,8 +1,9 @@
 """The ``tcp`` transport's options: ``[listen.tcp]`` and each peer's, checked once, with clear errors.
 
 Every bad value raises :class:`~relay_core.ConfigError` naming the option and
-what it allows. ``framing`` names how packets are cut out of a stream: the
-transport's applies to accepted connections, a peer's to its own connection.
+what it allows. ``framing`` is how packets travel on a stream, a
+:class:`~relay_core.StreamFraming` that the node hands over: the transport's
+applies to accepted connections, a peer's to its own connection.
 TLS contexts are built here too, from checked PEM paths: one for listening, and
 one per distinct set of client files (peers share them).
 """
@@ -13,7 +14,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from relay_core import ConfigError, PluginOption
+from relay_core import ConfigError, LengthPrefixFraming, PluginOption, StreamFraming
 
 from ._tls import (
     check_pem_path,
@@ -29,9 +30,7 @@ _MIB = 1024 * _KIB
 _MAX_PACKET = 0xFFFFFFFF  # the length prefix is a u32
 _BATCH_SIZE = 256 * _KIB  # the default, unless max_packet_size is smaller
 _MAX_SECONDS = 86400.0
-NET_RELAY = "net-relay"  # each packet after its u32 length
-HEPH_JSON = "heph-json"  # JSON objects back to back, each one packet (docs/heph.md)
-_FRAMINGS = (NET_RELAY, HEPH_JSON)
+_LENGTH_PREFIX = LengthPrefixFraming()  # the framing of a connection no one chose one for
 _PEER_OPTIONS = ("tls", "ca", "client_certificate", "client_key", "server_name", "framing")
 _PEM_OPTIONS = ("ca", "client_certificate", "client_key")
 
@@ -49,8 +48,8 @@ class _Settings:
     keepalive: float
     """Idle seconds before the first keepalive probe; 0 turns keepalive off."""
     idle_timeout: float | None
-    framing: str
-    """How accepted connections cut packets out of their stream: NET_RELAY or HEPH_JSON."""
+    framing: StreamFraming
+    """How packets travel on the connections the transport accepts."""
     max_connections: int
     """Accepted connections open at once (TLS handshakes included); more are refused."""
     handshake_timeout: float
@@ -58,8 +57,8 @@ class _Settings:
     max_buffered_input: int
     """Bytes of unfinished packets all connections may hold together."""
     max_object_size: int
-    """The largest heph-json object a connection reads (the node's max_message_size, at most
-    max_packet_size)."""
+    """The largest packet a connection reads (at most max_packet_size; a framing may bound
+    its packets lower still)."""
 
     @property
     def high_water(self) -> int:
@@ -86,13 +85,20 @@ def _seconds(name: str, value: object, *, zero: str = "") -> float:
     return float(number)
 
 
-def _framing(where: str, value: object) -> str:
-    if value not in _FRAMINGS:
+def _framing(where: str, value: object) -> StreamFraming:
+    if value is None:
+        return _LENGTH_PREFIX
+    if not isinstance(value, StreamFraming) or isinstance(value, type):
         raise ConfigError(
-            f"[{where}] framing = {value!r} is not allowed: {NET_RELAY!r} (length-prefixed"
-            f" packets) or {HEPH_JSON!r} (JSON objects back to back, as Heph writes them)"
+            f"[{where}] framing = {value!r} is not allowed: a StreamFraming, which the node"
+            " sets (relay_core.LengthPrefixFraming when none is given)"
         )
-    return str(value)
+    return value
+
+
+def peer_framing(options: Mapping[str, object]) -> StreamFraming:
+    """The framing of a peer's connection, from its checked options."""
+    return _framing("peer", options.get("framing"))
 
 
 def _both_or_neither(where: str, options: Mapping[str, object], first: str, second: str) -> None:
@@ -278,19 +284,19 @@ LISTEN_OPTIONS: tuple[PluginOption, ...] = (
                   "Bytes of unfinished packets all connections may hold together (default "
                   "and minimum: max_packet_size)."),
     PluginOption("max_object_size", "integer", None,
-                  "The largest heph-json object a connection reads, in bytes (default "
-                  "max_packet_size; a node sets its max_message_size)."),
+                  "The largest packet a connection reads, in bytes (default and at most "
+                  "max_packet_size); a framing may bound its own lower."),
     *server_file_options(": with private_key, listen with TLS."),
     *client_file_options("peers with tls = true"),
-    PluginOption("framing", "string", "net-relay",
-                  "How accepted connections cut packets out of their stream.",
-                  choices=("net-relay", "heph-json")),
+    PluginOption("framing", "framing", None,
+                  "How packets travel on accepted connections: a StreamFraming the node sets "
+                  "(Heph's under heph_json; else the length prefix)."),
 )
 _PEER_FILES = peer_file_options("tls = true")
 PEER_OPTIONS: tuple[PluginOption, ...] = (
     PluginOption("tls", "boolean", False, "Connect with TLS."),
     *(_PEER_FILES[name] for name in ("ca", "client_certificate", "client_key", "server_name")),
-    PluginOption("framing", "string", "net-relay",
-                 "How packets are written to this peer's stream.",
-                 choices=("net-relay", "heph-json")),
+    PluginOption("framing", "framing", None,
+                 "How packets travel on this peer's connection: a StreamFraming the node sets "
+                 "(Heph's under format = \"heph-json\"; else the length prefix)."),
 )

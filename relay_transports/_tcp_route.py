@@ -36,14 +36,18 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol, cast
 
-from relay_core import HostPort, MessageTooLarge, PeerUnreachable, TransportError, UnsentReason
-from relay_core.protocol.framing import LENGTH_PREFIX_SIZE
-from relay_core.protocol.heph import is_heph_json, is_json_value
+from relay_core import (
+    HostPort,
+    MessageTooLarge,
+    PeerUnreachable,
+    StreamFraming,
+    TransportError,
+    UnsentReason,
+)
 
 from ._addresses import display
 from ._held_senders import HeldSenders
 from ._tcp_net import _error, _reason
-from ._tcp_options import HEPH_JSON, NET_RELAY
 from ._tcp_stream import PacketIO, StreamHost, _Stream
 
 _UNREACHABLE = frozenset(
@@ -64,10 +68,14 @@ class RouteHost(StreamHost, Protocol):
 class _Route:
     """Where packets for one destination go: its connection, or a bounded queue."""
 
-    def __init__(self, owner: RouteHost, destination: HostPort, framing: str) -> None:
+    def __init__(self, owner: RouteHost, destination: HostPort, framing: StreamFraming) -> None:
         self.owner = owner
         self.destination = destination
-        self.framing = framing  # NET_RELAY or HEPH_JSON, for every connection of this route
+        self.framing = framing
+        """How packets travel on every connection of this route."""
+        self.refusal = framing.refusal
+        """Says why the framing cannot carry a packet, asked of each one sent; None when it
+        carries them all."""
         self.stream: _Stream | None = None
         self.writer: PacketIO | None = None
         """The stream's packet I/O while nothing waits in the queue, else None."""
@@ -75,12 +83,12 @@ class _Route:
         self.queued = 0  # bytes the queued packets take on the stream
         self.held = HeldSenders()
         """What senders wait on while the queue is full."""
-        self._prefix_size = LENGTH_PREFIX_SIZE if framing == NET_RELAY else 0
+        self._overhead = framing.overhead
 
     def hold(self, packet: bytes) -> asyncio.Future[None] | None:
         """Queue a packet that cannot be written now; a future while the queue is full."""
         settings = self.owner.settings
-        size = len(packet) + self._prefix_size
+        size = len(packet) + self._overhead
         if self.queue and self.queued + size > settings.queue_limit + settings.max_packet_size:
             self.owner.events.packets_unsent(self.destination, [packet], "link_full")
         else:
@@ -113,7 +121,7 @@ class _Route:
             return
         while queue and not stream.io.paused:
             packet = queue.popleft()
-            self.queued -= len(packet) + self._prefix_size
+            self.queued -= len(packet) + self._overhead
             stream.io.write(packet)
         if not queue and self.stream is stream:
             self.writer = stream.io
@@ -153,7 +161,7 @@ class _Outbound(_Route):
         self,
         owner: RouteHost,
         destination: HostPort,
-        framing: str,
+        framing: StreamFraming,
         tls: ssl.SSLContext | None,
         server_name: str | None,
     ) -> None:
@@ -300,26 +308,12 @@ class Sender:
             raise self._cannot_send(destination)
         if not packet:
             raise TransportError("tcp cannot carry an empty packet: a packet has 1 byte or more")
-        if route.framing == HEPH_JSON and not _fits_heph(route, packet):
-            raise TransportError(
-                f"cannot send to tcp {display(*destination)}: it speaks heph-json, so a packet"
-                f" must be {_heph_shape(route)}; this one starts {packet[:8]!r}"
-            )
+        refusal = route.refusal
+        if refusal is not None and (reason := refusal(packet)) is not None:
+            raise TransportError(f"cannot send to tcp {display(*destination)}: {reason}")
         writer = route.writer
         if writer is not None and not writer.paused:
             writer.write(packet)  # which frames it
             return None
         return route.hold(packet)
 
-
-def _fits_heph(route: _Route, packet: bytes) -> bool:
-    """Whether ``packet`` is what a heph-json route carries: envelopes (JSON objects) to a
-    destination, and bare JSON values back on an accepted connection, which is what Heph's
-    tcp relay reads on the connection it opened."""
-    return is_heph_json(packet) if isinstance(route, _Outbound) else is_json_value(packet)
-
-
-def _heph_shape(route: _Route) -> str:
-    if isinstance(route, _Outbound):
-        return "one JSON object, starting with b'{'"
-    return "one JSON value (a bare message, answering the connection's Heph node)"

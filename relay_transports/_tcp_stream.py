@@ -1,9 +1,9 @@
 """One ``tcp`` connection: splits what it reads into packets, writes whole frames.
 
-Its framing is fixed when it opens: length-prefixed packets, or heph-json
-objects, each delivered as one packet with its bytes unchanged. Either way,
-bytes that do not parse close the connection, after the packets whole before them
-are delivered.
+Its framing (a :class:`~relay_core.StreamFraming`, its route's or the
+listener's) is fixed when it opens; its splitter cuts each packet out of what
+is read. Bytes it cannot cut close the connection, after the packets whole
+before them are delivered.
 
 A stream reports to its transport (opened, closed, malformed input) and to its
 route (writable again, lost); it never decides where packets go. Its write
@@ -26,14 +26,18 @@ import asyncio
 from collections.abc import Callable
 from typing import Final, Protocol, cast
 
-from relay_core import ConnectionDropReason, HostPort, MalformedFrame, TransportEvents
-from relay_core.protocol.framing import StreamDeframer, frame_for_stream
-from relay_core.protocol.heph_stream import HephObjectSplitter
+from relay_core import (
+    ConnectionDropReason,
+    HostPort,
+    MalformedFrame,
+    StreamFraming,
+    TransportEvents,
+)
 
 from ._addresses import display
 from ._budget import InputBudget
 from ._tcp_net import _tune, logger
-from ._tcp_options import HEPH_JSON, _Settings
+from ._tcp_options import _Settings
 
 Deliver = Callable[[bytes, HostPort], "asyncio.Future[None] | None"]
 """``events.packet_received``: a future when the node wants reading held back until it is done."""
@@ -62,16 +66,16 @@ class PacketIO:
 
     def __init__(
         self,
-        splitter: StreamDeframer | HephObjectSplitter,
+        framing: StreamFraming,
+        max_packet_size: int,
         deliver: Deliver,
         source: HostPort,
         malformed: Callable[[MalformedFrame], object],
         budget: InputBudget,
         over_budget: Callable[[], object],
     ) -> None:
-        self.splitter = splitter
-        self.prefixed = isinstance(splitter, StreamDeframer)
-        """Whether a packet travels after its length (else it is a heph-json object, as is)."""
+        self.splitter = framing.splitter(max_packet_size)
+        self._frame = framing.frame
         self.source = source
         """Handed to ``deliver`` with every packet."""
         self.transport: asyncio.Transport | None = None
@@ -156,7 +160,7 @@ class PacketIO:
         self._read_if_free()
 
     def write(self, packet: bytes) -> None:
-        """Write ``packet``, after its length unless it is heph-json.
+        """Write ``packet`` as the framing frames it.
 
         Always one ``write`` of the packet joined to its prefix, never
         ``writelines``: CPython 3.12 and 3.13.0's selector transports do not
@@ -167,7 +171,7 @@ class PacketIO:
         transport = self.transport
         assert transport is not None  # routes write only to connected streams
         self.active = True
-        transport.write(frame_for_stream(packet) if self.prefixed else packet)
+        transport.write(self._frame(packet))
 
     def _split(self, data: bytes) -> list[bytes]:
         """The packets ``data`` completes; none, and the fault reported, if it is malformed."""
@@ -249,7 +253,8 @@ class _Stream(asyncio.Protocol):
     """One TCP connection: splits what it reads into packets and writes whole frames."""
 
     def __init__(
-        self, owner: StreamHost, route: StreamRoute | None, source: HostPort, framing: str
+        self, owner: StreamHost, route: StreamRoute | None, source: HostPort,
+        framing: StreamFraming,
     ) -> None:
         self.owner = owner
         self.route = route  # None for an accepted connection until connection_made
@@ -258,11 +263,8 @@ class _Stream(asyncio.Protocol):
         self.idle = False  # closed by the idle timer rather than by a failure
         self.accepted = route is None
         """Whether a listener accepted it: it counts against ``max_connections``."""
-        settings = owner.settings
-        splitter = (HephObjectSplitter(settings.max_object_size) if framing == HEPH_JSON
-                    else StreamDeframer(settings.max_packet_size))
-        self.io = PacketIO(splitter, owner.events.packet_received, source, self._malformed,
-                           owner.input_budget, self._over_budget)
+        self.io = PacketIO(framing, owner.settings.max_object_size, owner.events.packet_received,
+                           source, self._malformed, owner.input_budget, self._over_budget)
         self.data_received = self.io.data_received  # type: ignore[method-assign]
         self._timer: asyncio.TimerHandle | None = None
         self._first_packet: asyncio.TimerHandle | None = None
@@ -346,12 +348,11 @@ class _Stream(asyncio.Protocol):
             self.handle.abort()
 
     def _check_ended(self) -> None:
-        """A heph-json stream cut inside an object lost that object: say so, as for garbage."""
-        splitter = self.io.splitter
-        if (isinstance(splitter, HephObjectSplitter) and not self.io.failed
-                and not self.owner.closed):
+        """A stream whose framing says it ended where it must not (heph-json, inside an
+        object) lost that packet: say so, as for garbage."""
+        if not self.io.failed and not self.owner.closed:
             try:
-                splitter.end()
+                self.io.splitter.end()
             except MalformedFrame as exc:
                 self.owner.stream_malformed(self, exc)
 

@@ -34,14 +34,6 @@ SANS_IO_FORBIDDEN = frozenset({"socket", "asyncio", "time", "threading", "select
 PLUGIN_PACKAGES = ("relay_codecs", "relay_transports")
 PUBLIC_CORE = frozenset({"relay_core", "relay_core.errors", "relay_core.interfaces",
                          "relay_core.hookspecs", "relay_core.testing"})
-NOT_YET_PUBLIC = {
-    # The stream framings (net-relay's length prefix, heph-json's objects) are still
-    # chosen by the tcp and quic transports themselves; once the node hands a transport
-    # its framing, these go.
-    "relay_core.protocol.framing": {"_quic_connection.py", "_tcp_route.py", "_tcp_stream.py"},
-    "relay_core.protocol.heph": {"_tcp_route.py"},
-    "relay_core.protocol.heph_stream": {"_tcp_stream.py"},
-}
 
 
 def module_name(path: Path) -> str:
@@ -81,12 +73,6 @@ def core_sources() -> Iterator[Path]:
             if path.parent != ROOT / "relay_core" or path.name != "__init__.py")
 
 
-def excused(name: str, filename: str) -> bool:
-    """Whether ``filename`` may still import ``name`` (see NOT_YET_PUBLIC)."""
-    return any(filename in users for module, users in NOT_YET_PUBLIC.items()
-               if name == module or name.startswith(module + "."))
-
-
 def is_public(name: str) -> bool:
     """Whether ``name`` is a public core module, or a public name imported from one."""
     module, _, leaf = name.rpartition(".")
@@ -124,7 +110,7 @@ def test_the_protocol_imports_no_io_clock_or_concurrency(path: Path) -> None:
 def test_a_built_in_plugin_imports_only_public_core_modules(path: Path) -> None:
     imports = imported_modules(path.read_text(encoding="utf-8"), module_name(path))
     private = {name for name in imports if name.partition(".")[0] == "relay_core"
-               and not is_public(name) and not excused(name, path.name)}
+               and not is_public(name)}
     assert private == set(), f"{path.name} imports private core modules"
 
 

@@ -13,7 +13,10 @@ listener's :class:`~relay_core.protocol.heph_route.HephRoute`.
 ``[peers.NAME] format = "heph-json"``: messages to that peer go in Heph's
 format (datagrams on udp://, a stream of objects on tcp://). Heph's format has
 no authentication, so it cannot share a listener with keys. The transport's
-``framing`` option is set from these keys only.
+``framing`` option is set from these keys only: the node hands the tcp
+transport a :class:`~relay_core.HephJsonFraming` bounding objects to its
+``max_message_size``, as the value of that option (the listener's or the
+peer's), and the transport writes and cuts packets with it.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..errors import ConfigError
+from ..interfaces import StreamFraming
 from ..protocol.heph_route import HephRoute
+from ..protocol.heph_stream import HephJsonFraming
 from .node_config import NodeConfig
 
 __all__ = ["HephPlan"]
 
 HEPH_FORMAT = "heph-json"
 HEPH_SCHEMES = ("udp", "tcp")
-_STREAM_FRAMING = {"framing": HEPH_FORMAT}
 _DELIVERIES = ("to_all", "to_one")
 _ROUTE_KEYS = ("heph_delivery", "heph_with_source")
 
@@ -105,7 +109,14 @@ class HephPlan:
             self._heph_peers.add(name)
             if peer.parsed.scheme == "tcp":
                 self._tcp_peers.add(name)
-        self._max_object_size = config.max_message_size
+        # An object over the node's message limit closes its connection as it arrives,
+        # rather than being read whole (up to max_packet_size) and refused afterwards.
+        # (An object takes 2 bytes at least: a smaller limit would take nothing either.)
+        object_size = max(2, config.max_message_size)
+        self._framing: StreamFraming = HephJsonFraming(max_object_size=object_size)
+        self._listener_framing: StreamFraming = HephJsonFraming(max_object_size=object_size,
+                                                                answers_bare=True)
+        """An accepted Heph connection is answered with bare messages (docs/heph.md)."""
 
     @property
     def routes(self) -> dict[str, HephRoute]:
@@ -117,15 +128,10 @@ class HephPlan:
 
     def transport_options(self, scheme: str) -> dict[str, object]:
         """Constructor options a transport needs: a TCP Heph listener frames Heph's way."""
-        if scheme != "tcp" or (scheme not in self._routes and not self._tcp_peers):
-            return {}
-        # An object over the node's message limit closes its connection as it arrives,
-        # rather than being read whole (up to max_packet_size) and refused afterwards.
-        options: dict[str, object] = {"max_object_size": self._max_object_size}
-        if scheme in self._routes:
-            options.update(_STREAM_FRAMING)
-        return options
+        if scheme == "tcp" and scheme in self._routes:
+            return {"framing": self._listener_framing}
+        return {}
 
     def prepare_options(self, peer: str | None) -> dict[str, object]:
         """Options to prepare a peer's destination with: Heph framing for a TCP Heph peer."""
-        return dict(_STREAM_FRAMING) if peer in self._tcp_peers else {}
+        return {"framing": self._framing} if peer in self._tcp_peers else {}

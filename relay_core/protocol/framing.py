@@ -16,15 +16,19 @@ Invariants:
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Final
 
 from ..errors import MalformedFrame, MessageTooLarge
+from ..interfaces import PacketSplitter
 
-__all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream", "length_prefix"]
+__all__ = ["LENGTH_PREFIX_SIZE", "LengthPrefixFraming", "StreamDeframer", "frame_for_stream",
+           "length_prefix"]
 
 _LENGTH: Final = struct.Struct("!I")
 _unpack_length_from: Final = _LENGTH.unpack_from
 LENGTH_PREFIX_SIZE: Final = 4
+_LARGEST: Final = 0xFFFFFFFF
 
 
 def frame_for_stream(packet: bytes) -> bytes:
@@ -35,9 +39,31 @@ def frame_for_stream(packet: bytes) -> bytes:
 def length_prefix(packet: bytes) -> bytes:
     """The prefix ``packet`` travels after on a stream (for a writer that sends the two
     as separate buffers rather than joined)."""
-    if len(packet) > 0xFFFFFFFF:
-        raise MessageTooLarge(len(packet), 0xFFFFFFFF, "a stream packet's length is a u32")
+    if len(packet) > _LARGEST:
+        raise MessageTooLarge(len(packet), _LARGEST, "a stream packet's length is a u32")
     return len(packet).to_bytes(4, "big")
+
+
+class LengthPrefixFraming:
+    """net-relay's stream framing (a :class:`~relay_core.StreamFraming`): each packet
+    after its length, a big-endian u32 (docs/protocol.md). Stateless: one serves any
+    number of connections."""
+
+    __slots__ = ("name", "overhead", "refusal")
+
+    def __init__(self) -> None:
+        self.name = "net-relay"
+        self.overhead = LENGTH_PREFIX_SIZE
+        self.refusal: Callable[[bytes], str | None] | None = None
+        """It carries any packet of 1 byte or more (:meth:`frame` refuses one past a u32)."""
+
+    def frame(self, packet: bytes) -> bytes:
+        """``packet`` after its length prefix; ``MessageTooLarge`` past a u32."""
+        return length_prefix(packet) + packet
+
+    def splitter(self, max_packet_size: int) -> PacketSplitter:
+        """A :class:`StreamDeframer` refusing a declared length over ``max_packet_size``."""
+        return StreamDeframer(max_packet_size)
 
 
 class StreamDeframer:
@@ -80,6 +106,13 @@ class StreamDeframer:
         if offset < end:
             self._buffer += memoryview(chunk)[offset:]
         return packets
+
+    def end(self) -> None:
+        """The stream has ended: raise a fault found but not raised yet. A stream cut inside
+        a packet is not malformed: that packet is lost with its connection, which its
+        sender hears of."""
+        if self._failure is not None:
+            raise self._failure
 
     @property
     def failed(self) -> bool:

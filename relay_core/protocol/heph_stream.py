@@ -6,18 +6,23 @@ object ends, scanning each byte at most twice however the stream is chunked (it
 never re-reads its buffer from the start), and refuses an object over its
 limit before buffering more of it; :class:`HephStreamSplitter` also decodes
 each object as :func:`~relay_core.protocol.heph.decode_datagram` does a
-datagram, so the same bounds hold.
+datagram, so the same bounds hold. :class:`HephJsonFraming` is that format as a
+:class:`~relay_core.StreamFraming`, which the node hands the tcp transport.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 from ..errors import ConfigError, MalformedFrame
-from .heph import HephEnvelope, decode_datagram
+from ..interfaces import PacketSplitter
+from .heph import HephEnvelope, decode_datagram, is_heph_json, is_json_value
 
-__all__ = ["HephObjectSplitter", "HephStreamSplitter"]
+__all__ = ["HephJsonFraming", "HephObjectSplitter", "HephStreamSplitter"]
+
+_SMALLEST_OBJECT: Final = 2
 
 _OPEN: Final = ord("{")
 _NOT_WHITESPACE: Final = re.compile(rb"[^ \t\n\r]")
@@ -33,6 +38,65 @@ def _match(pattern: re.Pattern[bytes], buffer: bytearray, position: int) -> re.M
     found = pattern.match(buffer, position)
     assert found is not None  # both patterns match the empty string
     return found
+
+
+def _check_object_size(max_object_size: int) -> None:
+    if max_object_size < _SMALLEST_OBJECT:
+        raise ConfigError(f"max_object_size is {max_object_size}; an object takes at least 2")
+
+
+def _unless_an_object(packet: bytes) -> str | None:
+    """Why ``packet`` is not a JSON object to send as it is, or None."""
+    if is_heph_json(packet):
+        return None
+    return ("it speaks heph-json, so a packet must be one JSON object, starting with"
+            f" b'{{'; this one starts {packet[:8]!r}")
+
+
+def _unless_a_value(packet: bytes) -> str | None:
+    """Why ``packet`` is not a bare JSON value to answer a Heph node with, or None."""
+    if is_json_value(packet):
+        return None
+    return ("it speaks heph-json to the Heph node that connected, so a packet must be one"
+            f" JSON value (a bare message); this one starts {packet[:8]!r}")
+
+
+class HephJsonFraming:
+    """Heph's stream framing (a :class:`~relay_core.StreamFraming`): JSON objects back to
+    back, each packet one object written as it is (docs/heph.md).
+
+    ``max_object_size`` bounds the objects a connection reads below the transport's
+    ``max_packet_size`` (a node sets its ``max_message_size``); None leaves that bound.
+    With ``answers_bare``, what is written may be any JSON value (each ended by a
+    newline, so a number does not run into the next): a listener answers a Heph node
+    so, on the connection it opened, as Heph's tcp relay reads bare messages there.
+    """
+
+    __slots__ = ("_max_object_size", "name", "overhead", "refusal")
+
+    def __init__(self, max_object_size: int | None = None, *, answers_bare: bool = False) -> None:
+        if max_object_size is not None:
+            _check_object_size(max_object_size)
+        self._max_object_size = max_object_size
+        self.name = "heph-json"
+        self.overhead = 0
+        self.refusal: Callable[[bytes], str | None] | None = (
+            _unless_a_value if answers_bare else _unless_an_object)
+
+    @property
+    def max_object_size(self) -> int | None:
+        """The framing's own bound on an object, if any."""
+        return self._max_object_size
+
+    def frame(self, packet: bytes) -> bytes:
+        """``packet`` itself: an object needs no prefix, its closing brace ends it."""
+        return packet
+
+    def splitter(self, max_packet_size: int) -> PacketSplitter:
+        """A :class:`HephObjectSplitter` for objects up to the lower of the two bounds."""
+        limit = self._max_object_size
+        return HephObjectSplitter(max_packet_size if limit is None
+                                  else min(limit, max_packet_size))
 
 
 class HephObjectSplitter:
@@ -54,8 +118,7 @@ class HephObjectSplitter:
                  "_offset", "_position", "_start")
 
     def __init__(self, max_object_size: int) -> None:
-        if max_object_size < 2:
-            raise ConfigError(f"max_object_size is {max_object_size}; an object takes at least 2")
+        _check_object_size(max_object_size)
         self._max_object_size = max_object_size
         self._buffer = bytearray()
         self._position = 0  # the next byte of _buffer to look at

@@ -134,6 +134,34 @@ async def test_heph_objects_on_a_tcp_stream_reach_the_actor() -> None:
     assert received == [0, 1, 2]
 
 
+async def test_a_heph_object_over_max_message_size_closes_its_tcp_connection_as_it_arrives(
+) -> None:
+    import asyncio
+
+    received: list[object] = []
+    config = dataclasses.replace(udp_config("python", max_message_size=1000), listen={
+        "tcp": ListenConfig("127.0.0.1", 0, {"heph_json": "inbox"})})
+    async with Node(config) as node:
+        node.spawn(collector(received), name="inbox")
+        port = int(node.address("tcp").rpartition(":")[2])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        whole = json.dumps({"uuid": str(uuid.uuid4()), "message": "fits"}).encode()
+        # The object never ends: only its size, past the node's limit, closes the connection.
+        writer.write(whole + b'{"uuid": "' + b"x" * 2000)
+        async with asyncio.timeout(20):
+            try:
+                assert await reader.read() == b""
+            except ConnectionResetError:
+                pass
+        await wait_for(lambda: node.stats().total["malformed"] == 1, "the count")
+        writer.close()
+    assert received == ["fits"]
+
+
+def test_a_node_whose_messages_are_tiny_still_starts() -> None:
+    Node(udp_config("python", max_message_size=1))
+
+
 async def test_a_tcp_heph_peer_gets_a_stream_of_heph_objects() -> None:
     import asyncio
 

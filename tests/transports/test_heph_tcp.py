@@ -19,7 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay_core import ConfigError, HostPort, MalformedFrame, TransportError
+from relay_core import (
+    ConfigError,
+    HephJsonFraming,
+    HostPort,
+    LengthPrefixFraming,
+    MalformedFrame,
+    TransportError,
+)
 from relay_core.protocol.framing import frame_for_stream
 from relay_core.protocol.heph import HephEnvelope, decode_datagram, encode_datagram
 from relay_core.protocol.heph_stream import HephObjectSplitter, HephStreamSplitter
@@ -27,7 +34,7 @@ from relay_core.testing import PacketRecorder
 from relay_transports._tcp import TcpTransport
 
 WAIT_LIMIT = 20.0
-HEPH = {"framing": "heph-json"}
+HEPH = {"framing": HephJsonFraming()}
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -90,7 +97,7 @@ def heph(message: object) -> bytes:
 async def test_each_object_on_the_stream_arrives_as_one_packet_of_its_exact_bytes() -> None:
     events = Recorder()
     sent = [heph({"name": "ada"}), encode_datagram([1, "}{", '"']), heph("three")]
-    async with tcp(events, framing="heph-json") as server:
+    async with tcp(events, framing=HephJsonFraming()) as server:
         _, writer = await asyncio.open_connection(*await server.listen("127.0.0.1", 0))
         writer.write(sent[0] + b" \r\n\t" + sent[1][:9])
         await events.until(lambda: len(events.packets) == 1)
@@ -107,7 +114,7 @@ async def test_each_object_on_the_stream_arrives_as_one_packet_of_its_exact_byte
 async def test_garbage_closes_that_connection_only_after_the_objects_before_it() -> None:
     events = Recorder()
     good = heph("before the fault")
-    async with tcp(events, framing="heph-json") as server:
+    async with tcp(events, framing=HephJsonFraming()) as server:
         host, port = await server.listen("127.0.0.1", 0)
         _, bystander = await asyncio.open_connection(host, port)
         reader, writer = await asyncio.open_connection(host, port)
@@ -129,7 +136,7 @@ async def test_a_refused_connection_is_logged_saying_what_was_wrong(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, "relay_transports._tcp")
-    async with tcp(Recorder(), framing="heph-json") as server:
+    async with tcp(Recorder(), framing=HephJsonFraming()) as server:
         reader, writer = await asyncio.open_connection(*await server.listen("127.0.0.1", 0))
         writer.write(b"  [1]")
         assert await closed_by_server(reader)
@@ -139,7 +146,7 @@ async def test_a_refused_connection_is_logged_saying_what_was_wrong(
 
 async def test_an_object_over_max_packet_size_closes_the_connection_before_it_ends() -> None:
     events = Recorder()
-    async with tcp(events, framing="heph-json", max_packet_size=1024) as server:
+    async with tcp(events, framing=HephJsonFraming(), max_packet_size=1024) as server:
         reader, writer = await asyncio.open_connection(*await server.listen("127.0.0.1", 0))
         writer.write(b'{"uuid": "' + b"0" * 2000)
         assert await closed_by_server(reader)
@@ -153,7 +160,7 @@ async def test_a_connection_cut_inside_an_object_delivers_only_whole_ones(
     caplog.set_level(logging.WARNING, "relay_transports._tcp")
     events = Recorder()
     whole = heph("whole")
-    async with tcp(events, framing="heph-json") as server:
+    async with tcp(events, framing=HephJsonFraming()) as server:
         _, writer = await asyncio.open_connection(*await server.listen("127.0.0.1", 0))
         writer.write(whole + b"\n" + heph("cut")[:20])
         await events.until(lambda: len(events.packets) == 1)
@@ -179,7 +186,7 @@ async def test_a_heph_json_destination_receives_exactly_the_json_bytes() -> None
 
 
 async def test_a_destination_without_the_option_keeps_length_prefixes() -> None:
-    async with raw_server() as (address, chunks), tcp(Recorder(), framing="heph-json") as client:
+    async with raw_server() as (address, chunks), tcp(Recorder(), framing=HephJsonFraming()) as client:
         destination = await client.prepare(*address)
         client.send(destination, b"NR packet")
         assert await read_exactly(chunks, 13) == frame_for_stream(b"NR packet")
@@ -188,7 +195,7 @@ async def test_a_destination_without_the_option_keeps_length_prefixes() -> None:
 async def test_two_heph_json_transports_talk_both_ways_on_one_connection() -> None:
     server_events, client_events = Recorder(), Recorder()
     request, reply = encode_datagram("request"), encode_datagram({"reply": None})
-    async with tcp(server_events, framing="heph-json") as server, tcp(client_events) as client:
+    async with tcp(server_events, framing=HephJsonFraming()) as server, tcp(client_events) as client:
         destination = await client.prepare(*await server.listen("127.0.0.1", 0), HEPH)
         client.send(destination, request)
         await server_events.until(lambda: len(server_events.packets) == 1)
@@ -205,7 +212,7 @@ async def test_a_heph_json_listener_writes_bare_values_back_on_the_connection_as
     # Heph's tcp relay reads bare messages, not envelopes, on the connection it opened.
     events = Recorder()
     bare = [b"7\n", b'"Empty"\n', b"[1,-2]\n", b"null\n", b'{"answer":42}\n']
-    async with tcp(events, framing="heph-json") as server:
+    async with tcp(events, framing=HephJsonFraming(answers_bare=True)) as server:
         reader, writer = await asyncio.open_connection(*await server.listen("127.0.0.1", 0))
         try:
             writer.write(heph("question"))
@@ -234,19 +241,13 @@ async def test_a_destination_speaks_one_framing() -> None:
         await client.prepare(*address)
         with pytest.raises(ConfigError, match="already prepared with framing 'net-relay'"):
             await client.prepare(*address, HEPH)
-        await client.prepare(*address, {"framing": "net-relay"})
+        await client.prepare(*address, {"framing": LengthPrefixFraming()})
 
 
 # -- options -------------------------------------------------------------------------
 
 
-def test_an_unknown_framing_names_the_two_allowed() -> None:
-    with pytest.raises(ConfigError, match=r"\[listen.tcp\] framing = 'json' is not allowed: "
-                                          r"'net-relay' .* or 'heph-json'"):
-        TcpTransport(Recorder(), framing="json")
-
-
-@pytest.mark.parametrize("options", [HEPH, {"framing": "net-relay"}, {"tls": True, **HEPH}])
+@pytest.mark.parametrize("options", [HEPH, {"framing": LengthPrefixFraming()}, {"tls": True, **HEPH}])
 def test_peers_may_choose_their_framing_with_or_without_tls(options: dict[str, object]) -> None:
     TcpTransport.check_peer_options(options, "peers.heph")
 

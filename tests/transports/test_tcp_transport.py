@@ -12,6 +12,7 @@ import pytest
 
 from relay_core import (
     ConfigError,
+    LengthPrefixFraming,
     MalformedFrame,
     MessageTooLarge,
     PeerUnreachable,
@@ -403,8 +404,8 @@ class Delivered:
 
 
 def packet_io(delivered: Delivered) -> tuple[PacketIO, ReadSwitch]:
-    io = PacketIO(StreamDeframer(1 << 20), delivered, ("127.0.0.1", 1), delivered.faults.append,
-                  InputBudget(1 << 20), list[object]().clear)
+    io = PacketIO(LengthPrefixFraming(), 1 << 20, delivered, ("127.0.0.1", 1),
+                  delivered.faults.append, InputBudget(1 << 20), list[object]().clear)
     switch = ReadSwitch()
     io.transport = switch  # type: ignore[assignment]
     return io, switch
