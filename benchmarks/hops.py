@@ -78,8 +78,12 @@ def _qualified(frame: FrameType) -> str:
 
 
 async def _follow_one_call(transport: str) -> Call:
-    from relay_core import ListenConfig, Node, NodeConfig
-    from relay_core.tools.demo import echo
+    from relay_core import ActorContext, ListenConfig, Node, NodeConfig, Rpc
+
+    async def echo(context: ActorContext) -> None:
+        async for request in context:
+            if isinstance(request, Rpc):
+                request.respond(request.request)
 
     listen = {transport: ListenConfig("127.0.0.1", 0)}
     async with Node(NodeConfig(name="server", listen=listen)) as server, \
