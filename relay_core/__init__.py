@@ -66,9 +66,8 @@ from .observe.metrics import MetricsExporter, metrics_available
 from .observe.ratelog import RateLimitedLog
 from .observe.snapshot import NodeStats
 from .plugins.registry import PluginFailure, PluginInfo, PluginRegistry
-from .protocol.framing import LengthPrefixFraming
-from .protocol.heph_stream import HephJsonFraming
 from .protocol.messages import MessageTypes, UnknownMessage, message, message_types
+from .protocol.stream_framings import HephJsonFraming, LengthPrefixFraming
 from .runtime.actors import ActorRef
 from .runtime.heph_reply import HephMessage
 from .runtime.loop import run

@@ -91,6 +91,7 @@ INTERPRETED: Mapping[str, str] = {
     "*/_plugin.py": _HOOKS,
     "relay_core/protocol/messages.py": f"{_PUBLIC}; checks the user's message classes",
     "relay_core/protocol/seal.py": "imports cryptography",
+    "relay_core/protocol/stream_framings.py": _PUBLIC,
     "relay_core/protocol/handshake.py": ("compiled by mypyc 2.4, the dispatcher finds its Final"
                                          " HELLO_WAITS unset (NameError) when it first dials"),
     "relay_core/protocol/heph.py": ("compiled by mypyc 2.4, importing it raises KeyError: 'object'"

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from ..errors import ConfigError
 from ..interfaces import StreamFraming
 from ..protocol.heph_route import HephRoute
-from ..protocol.heph_stream import HephJsonFraming
+from ..protocol.stream_framings import HephJsonFraming
 from .node_config import NodeConfig
 
 __all__ = ["HephPlan"]

@@ -16,14 +16,11 @@ Invariants:
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from typing import Final
 
 from ..errors import MalformedFrame, MessageTooLarge
-from ..interfaces import PacketSplitter
 
-__all__ = ["LENGTH_PREFIX_SIZE", "LengthPrefixFraming", "StreamDeframer", "frame_for_stream",
-           "length_prefix"]
+__all__ = ["LENGTH_PREFIX_SIZE", "StreamDeframer", "frame_for_stream", "length_prefix"]
 
 _LENGTH: Final = struct.Struct("!I")
 _unpack_length_from: Final = _LENGTH.unpack_from
@@ -42,28 +39,6 @@ def length_prefix(packet: bytes) -> bytes:
     if len(packet) > _LARGEST:
         raise MessageTooLarge(len(packet), _LARGEST, "a stream packet's length is a u32")
     return len(packet).to_bytes(4, "big")
-
-
-class LengthPrefixFraming:
-    """net-relay's stream framing (a :class:`~relay_core.StreamFraming`): each packet
-    after its length, a big-endian u32 (docs/protocol.md). Stateless: one serves any
-    number of connections."""
-
-    __slots__ = ("name", "overhead", "refusal")
-
-    def __init__(self) -> None:
-        self.name = "net-relay"
-        self.overhead = LENGTH_PREFIX_SIZE
-        self.refusal: Callable[[bytes], str | None] | None = None
-        """It carries any packet of 1 byte or more (:meth:`frame` refuses one past a u32)."""
-
-    def frame(self, packet: bytes) -> bytes:
-        """``packet`` after its length prefix; ``MessageTooLarge`` past a u32."""
-        return length_prefix(packet) + packet
-
-    def splitter(self, max_packet_size: int) -> PacketSplitter:
-        """A :class:`StreamDeframer` refusing a declared length over ``max_packet_size``."""
-        return StreamDeframer(max_packet_size)
 
 
 class StreamDeframer:

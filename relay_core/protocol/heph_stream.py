@@ -6,21 +6,27 @@ object ends, scanning each byte at most twice however the stream is chunked (it
 never re-reads its buffer from the start), and refuses an object over its
 limit before buffering more of it; :class:`HephStreamSplitter` also decodes
 each object as :func:`~relay_core.protocol.heph.decode_datagram` does a
-datagram, so the same bounds hold. :class:`HephJsonFraming` is that format as a
+datagram, so the same bounds hold. :class:`~relay_core.HephJsonFraming` (in
+:mod:`relay_core.protocol.stream_framings`) is that format as a
 :class:`~relay_core.StreamFraming`, which the node hands the tcp transport.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Final
 
 from ..errors import ConfigError, MalformedFrame
-from ..interfaces import PacketSplitter
 from .heph import HephEnvelope, decode_datagram, is_heph_json, is_json_value
 
-__all__ = ["HephJsonFraming", "HephObjectSplitter", "HephStreamSplitter"]
+__all__ = [
+    "HephObjectSplitter",
+    "HephStreamSplitter",
+    "as_written",
+    "check_object_size",
+    "unless_a_value",
+    "unless_an_object",
+]
 
 _SMALLEST_OBJECT: Final = 2
 
@@ -40,12 +46,12 @@ def _match(pattern: re.Pattern[bytes], buffer: bytearray, position: int) -> re.M
     return found
 
 
-def _check_object_size(max_object_size: int) -> None:
+def check_object_size(max_object_size: int) -> None:
     if max_object_size < _SMALLEST_OBJECT:
         raise ConfigError(f"max_object_size is {max_object_size}; an object takes at least 2")
 
 
-def _unless_an_object(packet: bytes) -> str | None:
+def unless_an_object(packet: bytes) -> str | None:
     """Why ``packet`` is not a JSON object to send as it is, or None."""
     if is_heph_json(packet):
         return None
@@ -53,7 +59,7 @@ def _unless_an_object(packet: bytes) -> str | None:
             f" b'{{'; this one starts {packet[:8]!r}")
 
 
-def _unless_a_value(packet: bytes) -> str | None:
+def unless_a_value(packet: bytes) -> str | None:
     """Why ``packet`` is not a bare JSON value to answer a Heph node with, or None."""
     if is_json_value(packet):
         return None
@@ -61,42 +67,10 @@ def _unless_a_value(packet: bytes) -> str | None:
             f" JSON value (a bare message); this one starts {packet[:8]!r}")
 
 
-class HephJsonFraming:
-    """Heph's stream framing (a :class:`~relay_core.StreamFraming`): JSON objects back to
-    back, each packet one object written as it is (docs/heph.md).
-
-    ``max_object_size`` bounds the objects a connection reads below the transport's
-    ``max_packet_size`` (a node sets its ``max_message_size``); None leaves that bound.
-    With ``answers_bare``, what is written may be any JSON value (each ended by a
-    newline, so a number does not run into the next): a listener answers a Heph node
-    so, on the connection it opened, as Heph's tcp relay reads bare messages there.
-    """
-
-    __slots__ = ("_max_object_size", "name", "overhead", "refusal")
-
-    def __init__(self, max_object_size: int | None = None, *, answers_bare: bool = False) -> None:
-        if max_object_size is not None:
-            _check_object_size(max_object_size)
-        self._max_object_size = max_object_size
-        self.name = "heph-json"
-        self.overhead = 0
-        self.refusal: Callable[[bytes], str | None] | None = (
-            _unless_a_value if answers_bare else _unless_an_object)
-
-    @property
-    def max_object_size(self) -> int | None:
-        """The framing's own bound on an object, if any."""
-        return self._max_object_size
-
-    def frame(self, packet: bytes) -> bytes:
-        """``packet`` itself: an object needs no prefix, its closing brace ends it."""
-        return packet
-
-    def splitter(self, max_packet_size: int) -> PacketSplitter:
-        """A :class:`HephObjectSplitter` for objects up to the lower of the two bounds."""
-        limit = self._max_object_size
-        return HephObjectSplitter(max_packet_size if limit is None
-                                  else min(limit, max_packet_size))
+def as_written(packet: bytes) -> bytes:
+    """``packet`` itself: a JSON value needs no prefix on a stream (an object's closing
+    brace ends it; a bare value sent back ends with its newline)."""
+    return packet
 
 
 class HephObjectSplitter:
@@ -118,7 +92,7 @@ class HephObjectSplitter:
                  "_offset", "_position", "_start")
 
     def __init__(self, max_object_size: int) -> None:
-        _check_object_size(max_object_size)
+        check_object_size(max_object_size)
         self._max_object_size = max_object_size
         self._buffer = bytearray()
         self._position = 0  # the next byte of _buffer to look at
